@@ -1,0 +1,718 @@
+//! Every tunable limit of the server, its default, and how it is read from the
+//! command line and the environment.
+//!
+//! One table ([`OPTIONS`]) drives parsing, `--help` and the README's table, so a
+//! limit cannot exist without a flag, an environment variable and a default.
+//! Flags win over `PICOCHAT_*` variables, which win over defaults.
+//! No I/O happens here beyond reading `std::env`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When the durable message log is flushed to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync before each message is broadcast: an acknowledged message survives power loss.
+    Always,
+    /// fsync at most once per second from the loop's timer; a crash of the
+    /// process loses nothing (the page cache has it), a power cut loses up to a second.
+    Interval,
+    /// Leave it to the kernel.
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The server's configuration. Field docs say why a default is what it is.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the chat page and `/ws` are served. All interfaces on 8000, like the
+    /// Go tutorial server picochat replaces.
+    pub listen: String,
+    /// Optional second listener for `/healthz` and `/metrics` only. When set,
+    /// the main listener no longer serves them.
+    pub admin_listen: Option<String>,
+    /// Serve `/healthz` and `/metrics` at all.
+    pub ops_endpoints: bool,
+    /// Largest WebSocket message accepted from a chat client (after reassembly).
+    /// Larger ones are refused with close 1009 before their payload is buffered.
+    pub max_message: usize,
+    /// Longest chat text in bytes. Leaves room for the JSON envelope inside `max_message`.
+    pub max_text: usize,
+    /// Per-client output buffer cap (Redis' client-output-buffer-limit). A client
+    /// whose unsent output passes it is disconnected, so a slow reader costs at most this much.
+    pub max_output: usize,
+    /// Largest HTTP request head; 431 past it.
+    pub max_header: usize,
+    /// A request head must arrive completely within this (slowloris defence).
+    pub header_timeout: Duration,
+    /// An idle keep-alive HTTP connection is closed after this.
+    pub keepalive_timeout: Duration,
+    /// A WebSocket that has sent nothing for this long is pinged.
+    pub ping_interval: Duration,
+    /// ...and closed if it still sends nothing (no pong) this long after the ping.
+    pub pong_timeout: Duration,
+    /// Open connections (HTTP and WebSocket). 0 = the file-descriptor limit minus a reserve.
+    pub max_connections: usize,
+    /// Chat messages per second per client (token bucket, burst 2x). 0 disables.
+    pub msg_rate: u32,
+    /// Messages kept in memory and sent to a joining client.
+    pub history: usize,
+    /// Directory for the durable message log. None = memory only.
+    pub data_dir: Option<PathBuf>,
+    pub fsync: FsyncPolicy,
+    /// Size of one log segment; the log keeps at most two, so this bounds the disk use at 2x.
+    pub log_segment: u64,
+    /// Extra browser origins allowed to open `/ws` (host[:port] or full origin).
+    pub allow_origin: Vec<String>,
+    /// Path of an echo WebSocket endpoint for conformance tests; off when None.
+    pub echo_path: Option<String>,
+    /// Message limit of the echo endpoint (Autobahn sends up to 16 MiB).
+    pub echo_max_message: usize,
+    /// How long a graceful shutdown may take before remaining sockets are dropped.
+    pub shutdown_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8000".into(),
+            admin_listen: None,
+            ops_endpoints: true,
+            max_message: 16 * 1024,
+            max_text: 8 * 1024,
+            max_output: 1024 * 1024,
+            max_header: 8 * 1024,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(20),
+            max_connections: 0,
+            msg_rate: 20,
+            history: 200,
+            data_dir: None,
+            fsync: FsyncPolicy::Interval,
+            log_segment: 8 * 1024 * 1024,
+            allow_origin: Vec::new(),
+            echo_path: None,
+            echo_max_message: 16 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(5),
+            trust_proxy: false,
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// File descriptors kept back from `max_connections`' automatic value: the
+/// listeners, the poll, the log file, stdio and the EMFILE reserve.
+pub const FD_RESERVE: usize = 64;
+
+type Apply = fn(&mut Config, &str) -> Result<(), String>;
+type Show = fn(&Config) -> String;
+
+/// One command-line option: its flag, environment variable, help and codec.
+pub struct OptSpec {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub value: &'static str,
+    pub help: &'static str,
+    apply: Apply,
+    show: Show,
+}
+
+impl OptSpec {
+    pub fn default_text(&self) -> String {
+        (self.show)(&Config::default())
+    }
+}
+
+macro_rules! opt {
+    ($flag:literal, $env:literal, $value:literal, $help:literal, $apply:expr, $show:expr) => {
+        OptSpec {
+            flag: $flag,
+            env: $env,
+            value: $value,
+            help: $help,
+            apply: $apply,
+            show: $show,
+        }
+    };
+}
+
+/// Every option. `--help` and the README table are generated from this.
+pub const OPTIONS: &[OptSpec] = &[
+    opt!(
+        "--listen",
+        "PICOCHAT_LISTEN",
+        "ADDR",
+        "address:port for the page and /ws",
+        |c, v| {
+            c.listen = v.to_string();
+            Ok(())
+        },
+        |c| c.listen.clone()
+    ),
+    opt!(
+        "--admin-listen",
+        "PICOCHAT_ADMIN_LISTEN",
+        "ADDR",
+        "serve /healthz and /metrics only on this address",
+        |c, v| {
+            c.admin_listen = Some(v.to_string());
+            Ok(())
+        },
+        |c| c
+            .admin_listen
+            .clone()
+            .unwrap_or_else(|| "(main listener)".into())
+    ),
+    opt!(
+        "--ops-endpoints",
+        "PICOCHAT_OPS_ENDPOINTS",
+        "on|off",
+        "serve /healthz and /metrics",
+        |c, v| {
+            c.ops_endpoints = parse_bool(v)?;
+            Ok(())
+        },
+        |c| on_off(c.ops_endpoints)
+    ),
+    opt!(
+        "--max-message",
+        "PICOCHAT_MAX_MESSAGE",
+        "SIZE",
+        "largest incoming WebSocket message (close 1009 past it)",
+        |c, v| {
+            c.max_message = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.max_message as u64)
+    ),
+    opt!(
+        "--max-text",
+        "PICOCHAT_MAX_TEXT",
+        "SIZE",
+        "longest chat text in bytes (error frame past it)",
+        |c, v| {
+            c.max_text = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.max_text as u64)
+    ),
+    opt!(
+        "--max-output",
+        "PICOCHAT_MAX_OUTPUT",
+        "SIZE",
+        "per-client unsent output cap; a client past it is dropped",
+        |c, v| {
+            c.max_output = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.max_output as u64)
+    ),
+    opt!(
+        "--max-header",
+        "PICOCHAT_MAX_HEADER",
+        "SIZE",
+        "largest HTTP request head (431 past it)",
+        |c, v| {
+            c.max_header = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.max_header as u64)
+    ),
+    opt!(
+        "--header-timeout",
+        "PICOCHAT_HEADER_TIMEOUT",
+        "DURATION",
+        "time allowed for a whole request head",
+        |c, v| {
+            c.header_timeout = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.header_timeout)
+    ),
+    opt!(
+        "--keepalive-timeout",
+        "PICOCHAT_KEEPALIVE_TIMEOUT",
+        "DURATION",
+        "idle keep-alive HTTP connections are closed after",
+        |c, v| {
+            c.keepalive_timeout = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.keepalive_timeout)
+    ),
+    opt!(
+        "--ping-interval",
+        "PICOCHAT_PING_INTERVAL",
+        "DURATION",
+        "ping a WebSocket client quiet for this long",
+        |c, v| {
+            c.ping_interval = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.ping_interval)
+    ),
+    opt!(
+        "--pong-timeout",
+        "PICOCHAT_PONG_TIMEOUT",
+        "DURATION",
+        "close a pinged client silent for this long (1001)",
+        |c, v| {
+            c.pong_timeout = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.pong_timeout)
+    ),
+    opt!(
+        "--max-connections",
+        "PICOCHAT_MAX_CONNECTIONS",
+        "N",
+        "open connections; more get 503 (0 = fd limit - 64)",
+        |c, v| {
+            c.max_connections = parse_num(v)?;
+            Ok(())
+        },
+        |c| c.max_connections.to_string()
+    ),
+    opt!(
+        "--msg-rate",
+        "PICOCHAT_MSG_RATE",
+        "N",
+        "chat messages/s per client, burst 2N (0 = unlimited)",
+        |c, v| {
+            c.msg_rate = parse_num(v)?;
+            Ok(())
+        },
+        |c| c.msg_rate.to_string()
+    ),
+    opt!(
+        "--history",
+        "PICOCHAT_HISTORY",
+        "N",
+        "messages kept and sent to joining clients",
+        |c, v| {
+            c.history = parse_num(v)?;
+            Ok(())
+        },
+        |c| c.history.to_string()
+    ),
+    opt!(
+        "--data-dir",
+        "PICOCHAT_DATA_DIR",
+        "DIR",
+        "keep a durable message log here (default: memory only)",
+        |c, v| {
+            c.data_dir = if v.is_empty() {
+                None
+            } else {
+                Some(PathBuf::from(v))
+            };
+            Ok(())
+        },
+        |c| c
+            .data_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    ),
+    opt!(
+        "--fsync",
+        "PICOCHAT_FSYNC",
+        "always|interval|never",
+        "when the message log is synced to disk",
+        |c, v| {
+            c.fsync = match v {
+                "always" => FsyncPolicy::Always,
+                "interval" => FsyncPolicy::Interval,
+                "never" => FsyncPolicy::Never,
+                _ => return Err("expected always, interval or never".into()),
+            };
+            Ok(())
+        },
+        |c| match c.fsync {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval => "interval",
+            FsyncPolicy::Never => "never",
+        }
+        .into()
+    ),
+    opt!(
+        "--log-segment",
+        "PICOCHAT_LOG_SEGMENT",
+        "SIZE",
+        "message log segment size; disk use is at most 2x",
+        |c, v| {
+            c.log_segment = parse_size(v)? as u64;
+            Ok(())
+        },
+        |c| show_size(c.log_segment)
+    ),
+    opt!(
+        "--allow-origin",
+        "PICOCHAT_ALLOW_ORIGIN",
+        "ORIGIN",
+        "also accept /ws from this browser origin (repeatable; env: comma list)",
+        |c, v| {
+            c.allow_origin.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
+            Ok(())
+        },
+        |c| if c.allow_origin.is_empty() {
+            "(same host only)".into()
+        } else {
+            c.allow_origin.join(",")
+        }
+    ),
+    opt!(
+        "--echo-path",
+        "PICOCHAT_ECHO_PATH",
+        "PATH",
+        "serve a WebSocket echo endpoint here (conformance tests)",
+        |c, v| {
+            c.echo_path = if v.is_empty() {
+                None
+            } else {
+                Some(v.to_string())
+            };
+            Ok(())
+        },
+        |c| c.echo_path.clone().unwrap_or_else(|| "(off)".into())
+    ),
+    opt!(
+        "--echo-max-message",
+        "PICOCHAT_ECHO_MAX_MESSAGE",
+        "SIZE",
+        "largest message on the echo endpoint",
+        |c, v| {
+            c.echo_max_message = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.echo_max_message as u64)
+    ),
+    opt!(
+        "--shutdown-timeout",
+        "PICOCHAT_SHUTDOWN_TIMEOUT",
+        "DURATION",
+        "graceful shutdown bound on SIGINT/SIGTERM",
+        |c, v| {
+            c.shutdown_timeout = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.shutdown_timeout)
+    ),
+    opt!(
+        "--trust-proxy",
+        "PICOCHAT_TRUST_PROXY",
+        "on|off",
+        "log the client address from X-Forwarded-For",
+        |c, v| {
+            c.trust_proxy = parse_bool(v)?;
+            Ok(())
+        },
+        |c| on_off(c.trust_proxy)
+    ),
+    opt!(
+        "--log-level",
+        "PICOCHAT_LOG_LEVEL",
+        "error|warn|info|debug",
+        "least severe log line written",
+        |c, v| {
+            c.log_level = match v {
+                "error" => LogLevel::Error,
+                "warn" => LogLevel::Warn,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                _ => return Err("expected error, warn, info or debug".into()),
+            };
+            Ok(())
+        },
+        |c| format!("{:?}", c.log_level).to_lowercase()
+    ),
+    opt!(
+        "--log-format",
+        "PICOCHAT_LOG_FORMAT",
+        "text|json",
+        "log line format on stderr",
+        |c, v| {
+            c.log_format = match v {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err("expected text or json".into()),
+            };
+            Ok(())
+        },
+        |c| format!("{:?}", c.log_format).to_lowercase()
+    ),
+];
+
+/// What the command line asked for.
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+impl Config {
+    /// Reads `PICOCHAT_*` from `env`, then the flags in `args` (without argv[0]).
+    pub fn from_args_and_env<I, E>(args: I, env: E) -> Result<Command, String>
+    where
+        I: IntoIterator<Item = String>,
+        E: Fn(&str) -> Option<String>,
+    {
+        let mut config = Config::default();
+        for spec in OPTIONS {
+            if let Some(value) = env(spec.env) {
+                (spec.apply)(&mut config, &value)
+                    .map_err(|e| format!("{}={value}: {e}", spec.env))?;
+            }
+        }
+        let mut from_flags_origins = false;
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                _ => {}
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let spec = OPTIONS
+                .iter()
+                .find(|s| s.flag == flag)
+                .ok_or_else(|| format!("unknown option {arg} (see --help)"))?;
+            let value = match inline {
+                Some(v) => v,
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("{flag} needs a value ({})", spec.value))?,
+            };
+            // Flags replace the environment's origin list instead of adding to it.
+            if spec.flag == "--allow-origin" && !from_flags_origins {
+                config.allow_origin.clear();
+                from_flags_origins = true;
+            }
+            (spec.apply)(&mut config, &value).map_err(|e| format!("{flag} {value}: {e}"))?;
+        }
+        config.validate()?;
+        Ok(Command::Run(Box::new(config)))
+    }
+
+    /// Cross-field checks that a single option cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message < 256 {
+            return Err("--max-message must be at least 256 bytes".into());
+        }
+        if self.max_text == 0 || self.max_text + 256 > self.max_message {
+            return Err("--max-text must be at least 1 and leave 256 bytes of --max-message for the JSON envelope".into());
+        }
+        if self.max_output < self.max_message {
+            return Err("--max-output must be at least --max-message".into());
+        }
+        if self.max_header < 256 {
+            return Err("--max-header must be at least 256 bytes".into());
+        }
+        if self.ping_interval.is_zero() || self.pong_timeout.is_zero() {
+            return Err("--ping-interval and --pong-timeout must be positive".into());
+        }
+        if let Some(p) = &self.echo_path {
+            if !p.starts_with('/') || p == "/ws" {
+                return Err("--echo-path must start with / and differ from /ws".into());
+            }
+        }
+        if self.log_segment < 4096 {
+            return Err("--log-segment must be at least 4KiB".into());
+        }
+        Ok(())
+    }
+}
+
+/// The `--help` text, generated from [`OPTIONS`].
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "picochat: a live browser chat server in one small binary.\n\n\
+         Usage: picochat [OPTIONS]\n\n\
+         Open http://HOST:PORT/ in a browser. Every option can also be set with the\n\
+         environment variable shown; a flag wins over the environment.\n\
+         SIZE: bytes, or with KiB/MiB/GiB (also k/m/g). DURATION: 500ms, 10s, 2m, 1h (plain number = seconds).\n\nOptions:\n",
+    );
+    for spec in OPTIONS {
+        let _ = writeln!(
+            out,
+            "  {} {}\n      {} [env {}] (default: {})",
+            spec.flag,
+            spec.value,
+            spec.help,
+            spec.env,
+            spec.default_text()
+        );
+    }
+    out.push_str("  -h, --help     print this help\n  -V, --version  print the version\n");
+    out
+}
+
+pub fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.into()
+}
+
+pub fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| "expected a whole number".to_string())
+}
+
+/// `16384`, `16k`, `16KiB`, `1MiB`, `1m`, `2GiB`.
+pub fn parse_size(v: &str) -> Result<usize, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("bad size {v:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("bad size unit in {v:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {v:?} too large"))
+}
+
+pub fn show_size(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (mult, name) in UNITS {
+        if n >= mult && n % mult == 0 {
+            return format!("{}{name}", n / mult);
+        }
+    }
+    n.to_string()
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {v:?}"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("bad duration unit in {v:?}")),
+    })
+}
+
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+/// Resolves `listen`-style strings ("0.0.0.0:8000", "localhost:0", "[::1]:8000").
+pub fn resolve_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("bad address {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address {s:?} resolves to nothing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match Config::from_args_and_env(args.iter().map(|s| s.to_string()), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })? {
+            Command::Run(c) => Ok(*c),
+            _ => Err("not run".into()),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_environment_and_defaults_hold() {
+        let c = parse(
+            &["--max-output", "2MiB"],
+            &[("PICOCHAT_MAX_OUTPUT", "4MiB"), ("PICOCHAT_HISTORY", "7")],
+        )
+        .unwrap();
+        assert_eq!(c.max_output, 2 << 20);
+        assert_eq!(c.history, 7);
+        assert_eq!(c.max_message, 16 * 1024);
+        let c = parse(&["--listen=127.0.0.1:9", "--header-timeout", "250ms"], &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9");
+        assert_eq!(c.header_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_and_unknown_flags_are_refused() {
+        assert!(parse(&["--nope"], &[]).is_err());
+        assert!(parse(&["--max-output"], &[]).is_err());
+        assert!(parse(&["--fsync", "sometimes"], &[]).is_err());
+        assert!(
+            parse(&["--max-text", "16KiB"], &[]).is_err(),
+            "text must fit in a message"
+        );
+    }
+
+    #[test]
+    fn every_option_has_env_help_and_a_default_that_parses_back() {
+        for spec in OPTIONS {
+            assert!(spec.env.starts_with("PICOCHAT_") && !spec.help.is_empty());
+            assert!(help_text().contains(spec.flag));
+        }
+        assert_eq!(parse_size("16KiB"), Ok(16384));
+        assert_eq!(show_size(16384), "16KiB");
+        assert_eq!(
+            parse_duration(&show_duration(Duration::from_millis(1500))),
+            Ok(Duration::from_millis(1500))
+        );
+    }
+}

@@ -1,0 +1,803 @@
+//! One client connection: its socket, its state (HTTP, then maybe WebSocket,
+//! then closing), the unparsed remainder of its input, its output queue and
+//! its deadlines.
+//!
+//! Bytes are read into the loop's shared scratch buffer; only a partial HTTP
+//! head or WebSocket frame is copied into the connection's own `inbuf`, so an
+//! idle connection holds no buffers at all. Complete chat messages go to the
+//! hub through [`Ctx`]; what the hub wants done to *other* connections comes
+//! back to the server as actions. A connection never sees another connection.
+//!
+//! Ending is two-step, as in Redis: `begin_close` stops input and lets the
+//! output drain (then a lingering half-close), `kill` marks the connection for
+//! the server to free at a safe point of the loop. Nothing is freed from deep
+//! inside a read or write path.
+
+use crate::chat::{Action, Hub};
+use crate::config::Config;
+use crate::http::{self, Parsed, Request, Route, Routes, Status};
+use crate::metrics::{self, Snapshot, Stats};
+use crate::write_queue::{Chunk, Flushed, WriteQueue};
+use crate::ws::{self, close, Assembler, CloseReason, Message, Parse, Role};
+use crate::{log_debug, log_info, log_warn};
+use mio::net::TcpStream;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+
+/// How long a closing connection waits for its output to drain and for the
+/// peer to close its side, before it is dropped.
+pub const LINGER_MS: u64 = 2000;
+
+/// At most this much is read from one connection per loop turn, so one
+/// flooding peer cannot starve the others; the rest is read next turn.
+const READ_BUDGET: usize = 1 << 20;
+
+/// Every way a connection ends. Each has a counter in `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Clean WebSocket close handshake started by the client.
+    ClientClosed,
+    /// The peer closed the TCP connection (for WebSockets: without a close frame).
+    PeerGone,
+    /// HTTP request/response done, the client asked to close.
+    HttpDone,
+    /// Idle keep-alive, header timeout, or no answer to a ping.
+    Timeout,
+    /// Output queue past `--max-output`.
+    SlowConsumer,
+    /// Kept flooding past the message rate limit.
+    RateLimited,
+    /// WebSocket protocol violation (bad frame, masking, opcode...).
+    ProtocolError,
+    /// Message larger than the limit.
+    TooBig,
+    /// Invalid UTF-8 in a text message.
+    InvalidUtf8,
+    /// Malformed HTTP, refused upgrade or unsupported request.
+    BadRequest,
+    /// Refused at the connection limit.
+    OverCapacity,
+    /// Server shutdown.
+    Shutdown,
+    /// Socket read or write error (reset by peer...).
+    IoError,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 13] = [
+        EndReason::ClientClosed,
+        EndReason::PeerGone,
+        EndReason::HttpDone,
+        EndReason::Timeout,
+        EndReason::SlowConsumer,
+        EndReason::RateLimited,
+        EndReason::ProtocolError,
+        EndReason::TooBig,
+        EndReason::InvalidUtf8,
+        EndReason::BadRequest,
+        EndReason::OverCapacity,
+        EndReason::Shutdown,
+        EndReason::IoError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::ClientClosed => "client_closed",
+            EndReason::PeerGone => "peer_gone",
+            EndReason::HttpDone => "http_done",
+            EndReason::Timeout => "timeout",
+            EndReason::SlowConsumer => "slow_consumer",
+            EndReason::RateLimited => "rate_limited",
+            EndReason::ProtocolError => "protocol_error",
+            EndReason::TooBig => "message_too_big",
+            EndReason::InvalidUtf8 => "invalid_utf8",
+            EndReason::BadRequest => "bad_request",
+            EndReason::OverCapacity => "over_capacity",
+            EndReason::Shutdown => "shutdown",
+            EndReason::IoError => "io_error",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn for_close_code(code: u16) -> EndReason {
+        match code {
+            close::TOO_BIG => EndReason::TooBig,
+            close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
+            close::POLICY => EndReason::RateLimited,
+            _ => EndReason::ProtocolError,
+        }
+    }
+}
+
+/// What a WebSocket connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsKind {
+    /// A chat client: text goes to the hub, broadcasts come out.
+    Chat,
+    /// The conformance echo endpoint: messages come straight back.
+    Echo,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Http {
+        /// When the first byte of a not yet complete request head arrived.
+        head_started: Option<u64>,
+        /// Whether a request was answered; decides header vs keep-alive timeout.
+        served: bool,
+    },
+    Ws {
+        kind: WsKind,
+        assembler: Assembler,
+        /// When we pinged a quiet client; cleared by any byte from it.
+        ping_sent: Option<u64>,
+        /// A close frame is queued: no data frames may follow it.
+        close_sent: bool,
+    },
+}
+
+/// Everything a connection may touch besides itself, lent by the server for one call.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub hub: &'a mut Hub,
+    pub actions: &'a mut Vec<Action>,
+    pub stats: &'a mut Stats,
+    /// Monotonic milliseconds (for deadlines).
+    pub now: u64,
+    /// Wall-clock milliseconds since the Unix epoch (for message times).
+    pub wall_ms: u64,
+    /// The current HTTP `Date` value.
+    pub date: &'a str,
+    pub uptime_secs: u64,
+    pub fd_limit: u64,
+    pub max_connections: usize,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The client as the trusted proxy reported it (`--trust-proxy`), for logs.
+    forwarded: Option<Box<str>>,
+    key: usize,
+    /// Distinguishes this connection from an earlier one with the same slab key,
+    /// so a stale timer entry cannot touch a newcomer.
+    pub gen: u32,
+    /// Accepted on the admin listener: only /healthz and /metrics exist.
+    admin: bool,
+    /// Accepted past `--max-connections`: every request gets a 503.
+    over_limit: bool,
+    phase: Phase,
+    /// Unparsed input: a partial request head or frame. Empty (unallocated) when idle.
+    inbuf: Vec<u8>,
+    out: WriteQueue,
+    last_read: u64,
+    /// When the connection was accepted or its last HTTP response was queued.
+    idle_since: u64,
+    /// Set once input is over: the output drains, then the socket closes.
+    closing: Option<u64>,
+    /// Our write side is shut (output drained); waiting for the peer's EOF.
+    write_shut: bool,
+    peer_eof: bool,
+    /// Why the connection is ending (the first reason wins).
+    reason: Option<EndReason>,
+    /// Free me at the next safe point.
+    pub dead: bool,
+    /// When this connection's timer-wheel entry is due (u64::MAX: none).
+    pub timer_at: u64,
+    /// The last write hit WouldBlock; wait for a writable event.
+    pub write_blocked: bool,
+    /// Already in the server's list of connections to flush this turn.
+    pub in_flush_list: bool,
+    /// Already in the server's list of connections with input left to read.
+    pub in_read_list: bool,
+    pub in_reap_list: bool,
+}
+
+/// Outcome of a read turn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadResult {
+    /// Read until WouldBlock (or the connection is ending).
+    Drained,
+    /// The per-turn budget ran out with input left: read again next turn.
+    More,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        key: usize,
+        gen: u32,
+        admin: bool,
+        over_limit: bool,
+        now: u64,
+    ) -> Conn {
+        Conn {
+            stream,
+            peer,
+            forwarded: None,
+            key,
+            gen,
+            admin,
+            over_limit,
+            phase: Phase::Http {
+                head_started: None,
+                served: false,
+            },
+            inbuf: Vec::new(),
+            out: WriteQueue::default(),
+            last_read: now,
+            idle_since: now,
+            closing: None,
+            write_shut: false,
+            peer_eof: false,
+            reason: None,
+            dead: false,
+            timer_at: u64::MAX,
+            write_blocked: false,
+            in_flush_list: false,
+            in_read_list: false,
+            in_reap_list: false,
+        }
+    }
+
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// A chat WebSocket that should receive broadcasts.
+    pub fn is_chat_client(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Ws {
+                kind: WsKind::Chat,
+                close_sent: false,
+                ..
+            }
+        ) && !self.dead
+    }
+
+    pub fn ws_kind(&self) -> Option<WsKind> {
+        match self.phase {
+            Phase::Ws { kind, .. } => Some(kind),
+            Phase::Http { .. } => None,
+        }
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    pub fn reason(&self) -> Option<EndReason> {
+        self.reason
+    }
+
+    /// Who the peer is, for logs: the proxy-reported client when trusted.
+    pub fn who(&self) -> String {
+        match &self.forwarded {
+            Some(f) => format!("{f} (via {})", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// Reads until WouldBlock (or the turn's budget) and acts on what arrived.
+    pub fn read_ready(&mut self, scratch: &mut [u8], ctx: &mut Ctx) -> ReadResult {
+        let mut budget = READ_BUDGET;
+        while !self.dead {
+            if budget == 0 {
+                return ReadResult::More;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.on_eof();
+                    break;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.last_read = ctx.now;
+                    if let Phase::Ws { ping_sent, .. } = &mut self.phase {
+                        *ping_sent = None;
+                    }
+                    if self.closing.is_none() {
+                        self.on_bytes(&mut scratch[..n], ctx);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log_debug!("{}: read error: {e}", self.who());
+                    self.kill(EndReason::IoError);
+                }
+            }
+        }
+        ReadResult::Drained
+    }
+
+    fn on_eof(&mut self) {
+        self.peer_eof = true;
+        let reason = match (&self.phase, self.closing) {
+            (_, Some(_)) => self.reason.unwrap_or(EndReason::PeerGone),
+            (Phase::Http { served: true, .. }, None) => EndReason::HttpDone,
+            _ => EndReason::PeerGone,
+        };
+        if self.out.is_empty() {
+            self.kill(reason);
+        } else {
+            // Half-closed peer: still deliver what it asked for, then close.
+            self.reason.get_or_insert(reason);
+            self.closing.get_or_insert(self.last_read);
+        }
+    }
+
+    /// Appends fresh bytes to any remainder and parses what is complete.
+    fn on_bytes(&mut self, fresh: &mut [u8], ctx: &mut Ctx) {
+        if self.inbuf.is_empty() {
+            let used = self.process(fresh, ctx);
+            if used < fresh.len() && self.closing.is_none() {
+                self.inbuf.extend_from_slice(&fresh[used..]);
+            }
+        } else {
+            self.inbuf.extend_from_slice(fresh);
+            let mut buf = std::mem::take(&mut self.inbuf);
+            let used = self.process(&mut buf, ctx);
+            if used < buf.len() && self.closing.is_none() {
+                buf.drain(..used);
+                self.inbuf = buf;
+            }
+        }
+        if let Phase::Http { head_started, .. } = &mut self.phase {
+            if self.inbuf.is_empty() {
+                *head_started = None;
+            } else if head_started.is_none() {
+                *head_started = Some(ctx.now);
+            }
+        }
+    }
+
+    /// Parses and handles everything complete in `buf`; returns the bytes used.
+    fn process(&mut self, buf: &mut [u8], ctx: &mut Ctx) -> usize {
+        let mut pos = 0;
+        while pos < buf.len() && self.closing.is_none() && !self.dead {
+            let used = match self.phase {
+                Phase::Http { .. } => self.process_http(&buf[pos..], ctx),
+                Phase::Ws { .. } => self.process_frame(&mut buf[pos..], ctx),
+            };
+            match used {
+                Some(n) => pos += n,
+                None => break,
+            }
+        }
+        if self.closing.is_some() || self.dead {
+            return buf.len();
+        }
+        pos
+    }
+
+    /// One request head, if complete. Returns the bytes it used.
+    fn process_http(&mut self, buf: &[u8], ctx: &mut Ctx) -> Option<usize> {
+        match http::parse(buf, ctx.config.max_header) {
+            Parsed::Partial => None,
+            Parsed::Invalid(status) => {
+                ctx.stats.http_requests_total += 1;
+                log_debug!("{}: malformed request: {}", self.who(), status.code());
+                self.reply(
+                    http::error(status, "malformed request", false, ctx.date),
+                    ctx,
+                );
+                self.begin_close(EndReason::BadRequest, ctx.now);
+                Some(buf.len())
+            }
+            Parsed::Request(req, len) => {
+                ctx.stats.http_requests_total += 1;
+                self.handle_request(&req, ctx);
+                Some(len)
+            }
+        }
+    }
+
+    fn handle_request(&mut self, req: &Request, ctx: &mut Ctx) {
+        if ctx.config.trust_proxy {
+            if let Some(xff) = req.forwarded_for {
+                // The rightmost address is the one our own proxy added.
+                let client = xff.rsplit(',').next().unwrap_or(xff).trim();
+                if !client.is_empty() && client.len() <= 64 {
+                    self.forwarded = Some(client.into());
+                }
+            }
+        }
+        let date = ctx.date;
+        let get_or_head = req.method == "GET" || req.method == "HEAD";
+        let keep_alive = req.keep_alive && !req.has_body;
+        let routes = Routes {
+            chat: !self.admin,
+            ops: ctx.config.ops_endpoints && (self.admin || ctx.config.admin_listen.is_none()),
+            echo_path: ctx.config.echo_path.as_deref(),
+        };
+        if self.over_limit {
+            let reply = http::error(
+                Status::ServiceUnavailable,
+                "server at its connection limit",
+                false,
+                date,
+            );
+            self.reply(reply, ctx);
+            return self.begin_close(EndReason::OverCapacity, ctx.now);
+        }
+        let route = http::route(req.path, routes);
+        if !get_or_head {
+            self.reply(
+                http::error(Status::MethodNotAllowed, "only GET and HEAD", false, date),
+                ctx,
+            );
+            return self.begin_close(EndReason::BadRequest, ctx.now);
+        }
+        let reply = match route {
+            Route::ChatSocket | Route::EchoSocket => {
+                let kind = if route == Route::ChatSocket {
+                    WsKind::Chat
+                } else {
+                    WsKind::Echo
+                };
+                return self.upgrade(req, kind, ctx);
+            }
+            Route::Asset(asset) => http::asset(req, asset, date),
+            Route::Health | Route::Metrics => {
+                let snap = Snapshot {
+                    stats: ctx.stats,
+                    uptime_secs: ctx.uptime_secs,
+                    users_online: ctx.hub.users_online(),
+                    history_len: ctx.hub.history_len(),
+                    last_id: ctx.hub.last_id(),
+                    fd_limit: ctx.fd_limit,
+                    max_connections: ctx.max_connections,
+                };
+                let (ctype, body) = if route == Route::Health {
+                    ("application/json", metrics::health_json(&snap))
+                } else {
+                    (
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        metrics::prometheus_text(&snap),
+                    )
+                };
+                http::simple(
+                    Status::Ok,
+                    ctype,
+                    body.as_bytes(),
+                    "",
+                    req.method == "HEAD",
+                    keep_alive,
+                    date,
+                )
+            }
+            Route::NotFound => http::error(Status::NotFound, "no such page", keep_alive, date),
+        };
+        let keep = reply.keep_alive && keep_alive;
+        self.reply(reply, ctx);
+        if let Phase::Http { served, .. } = &mut self.phase {
+            *served = true;
+        }
+        self.idle_since = ctx.now;
+        if !keep {
+            self.begin_close(EndReason::HttpDone, ctx.now);
+        }
+    }
+
+    fn upgrade(&mut self, req: &Request, kind: WsKind, ctx: &mut Ctx) {
+        match http::upgrade(req, &ctx.config.allow_origin, ctx.date) {
+            Ok(head) => {
+                self.queue(Chunk::from(head), ctx.config.max_output, ctx.now);
+                self.phase = Phase::Ws {
+                    kind,
+                    assembler: Assembler::default(),
+                    ping_sent: None,
+                    close_sent: false,
+                };
+                ctx.stats.ws_upgrades_total += 1;
+                if kind == WsKind::Chat {
+                    ctx.hub.connect(self.key, ctx.wall_ms);
+                    ctx.stats.ws_clients += 1;
+                }
+                log_info!(
+                    "{}: websocket open ({})",
+                    self.who(),
+                    if kind == WsKind::Chat { "chat" } else { "echo" }
+                );
+            }
+            Err(reply) => {
+                log_debug!("{}: upgrade refused: {}", self.who(), reply.status.code());
+                self.reply(reply, ctx);
+                self.begin_close(EndReason::BadRequest, ctx.now);
+            }
+        }
+    }
+
+    fn reply(&mut self, reply: http::Reply, ctx: &Ctx) {
+        for chunk in reply.chunks {
+            self.queue(chunk, ctx.config.max_output, ctx.now);
+        }
+    }
+
+    /// One WebSocket frame, if complete. Returns the bytes it used.
+    fn process_frame(&mut self, buf: &mut [u8], ctx: &mut Ctx) -> Option<usize> {
+        let Phase::Ws {
+            kind, assembler, ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        let kind = *kind;
+        let limit = if kind == WsKind::Chat {
+            ctx.config.max_message
+        } else {
+            ctx.config.echo_max_message
+        };
+        let frame = match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len()) {
+            Ok(Parse::Frame(f)) => f,
+            Ok(Parse::Incomplete { total }) => {
+                if let Some(total) = total {
+                    // Reserve once for a large frame instead of growing read by read.
+                    self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));
+                }
+                return None;
+            }
+            Err(why) => {
+                self.fail(why, ctx.now);
+                return Some(buf.len());
+            }
+        };
+        let used = frame.consumed();
+        let payload = &buf[frame.payload.clone()];
+        let message = match assembler.push(&frame, payload) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Some(used),
+            Err(why) => {
+                self.fail(why, ctx.now);
+                return Some(buf.len());
+            }
+        };
+        self.on_message(message, kind, ctx);
+        Some(used)
+    }
+
+    fn on_message(&mut self, message: Message, kind: WsKind, ctx: &mut Ctx) {
+        match message {
+            Message::Text(text) if kind == WsKind::Chat => {
+                if let Err(kick) = ctx.hub.on_text(self.key, &text, ctx.wall_ms, ctx.actions) {
+                    log_warn!("{}: disconnected: {}", self.who(), kick.reason);
+                    self.fail(kick, ctx.now);
+                }
+            }
+            Message::Binary(_) if kind == WsKind::Chat => {
+                let json = crate::chat::error_json("binary_unsupported", "send JSON text frames");
+                self.queue(
+                    Chunk::from(ws::text(json.as_bytes())),
+                    ctx.config.max_output,
+                    ctx.now,
+                );
+            }
+            Message::Text(text) => {
+                self.queue(Chunk::from(ws::text(&text)), ctx.config.max_output, ctx.now);
+            }
+            Message::Binary(data) => {
+                self.queue(
+                    Chunk::from(ws::binary(&data)),
+                    ctx.config.max_output,
+                    ctx.now,
+                );
+            }
+            Message::Ping(data) => {
+                self.queue(Chunk::from(ws::pong(data)), ctx.config.max_output, ctx.now);
+            }
+            Message::Pong(_) => {}
+            Message::Close(code, _) => {
+                if let Phase::Ws { close_sent, .. } = &mut self.phase {
+                    if !*close_sent {
+                        *close_sent = true;
+                        let echo = match code {
+                            Some(c) => ws::close_frame(c, ""),
+                            None => ws::close_empty(),
+                        };
+                        self.out.push(Chunk::from(echo));
+                    }
+                }
+                self.begin_close(EndReason::ClientClosed, ctx.now);
+            }
+        }
+    }
+
+    /// Sends a close frame with `why` (if none was sent yet) and ends the connection.
+    pub fn fail(&mut self, why: CloseReason, now: u64) {
+        self.send_close(why);
+        self.begin_close(EndReason::for_close_code(why.code), now);
+    }
+
+    /// Starts a server-side close: a close frame for WebSockets, then drain and linger.
+    pub fn close_with(&mut self, code: u16, text: &'static str, reason: EndReason, now: u64) {
+        self.send_close(CloseReason::new(code, text));
+        self.begin_close(reason, now);
+    }
+
+    fn send_close(&mut self, why: CloseReason) {
+        if let Phase::Ws { close_sent, .. } = &mut self.phase {
+            if !*close_sent && self.closing.is_none() {
+                *close_sent = true;
+                self.out
+                    .push(Chunk::from(ws::close_frame(why.code, why.reason)));
+            }
+        }
+    }
+
+    /// Queues output, enforcing the output cap. Past the cap the queue is cut
+    /// back (a partly written frame is finished), a 1013 close is queued and
+    /// the connection starts closing: its memory is released right away.
+    /// Returns whether the chunk was queued.
+    pub fn queue(&mut self, chunk: Chunk, cap: usize, now: u64) -> bool {
+        if self.closing.is_some() || self.dead {
+            return false;
+        }
+        self.out.push(chunk);
+        if self.out.pending() > cap {
+            log_warn!(
+                "{}: output buffer over {} bytes, disconnecting slow client",
+                self.who(),
+                cap
+            );
+            self.out.drop_unstarted();
+            self.send_close(CloseReason::new(
+                close::TRY_AGAIN_LATER,
+                "too slow: output buffer full",
+            ));
+            self.begin_close(EndReason::SlowConsumer, now);
+            return false;
+        }
+        true
+    }
+
+    /// No more input is handled; the connection closes once its output is out.
+    pub fn begin_close(&mut self, reason: EndReason, now: u64) {
+        self.reason.get_or_insert(reason);
+        if self.closing.is_none() {
+            self.closing = Some(now);
+            self.inbuf = Vec::new();
+        }
+        if self.out.is_empty() {
+            self.after_drain();
+        }
+    }
+
+    /// Marks the connection to be freed at the next safe point.
+    pub fn kill(&mut self, reason: EndReason) {
+        self.reason.get_or_insert(reason);
+        self.dead = true;
+    }
+
+    /// Writes queued output until done or WouldBlock. Returns bytes written.
+    pub fn flush(&mut self) -> usize {
+        if self.dead || self.out.is_empty() {
+            return 0;
+        }
+        match self.out.flush_to(&mut self.stream) {
+            Ok((Flushed::All, n)) => {
+                if self.closing.is_some() {
+                    self.after_drain();
+                }
+                n
+            }
+            Ok((Flushed::Blocked, n)) => {
+                self.write_blocked = true;
+                n
+            }
+            Err(e) => {
+                log_debug!("{}: write error: {e}", self.who());
+                self.out.clear();
+                self.kill(EndReason::IoError);
+                0
+            }
+        }
+    }
+
+    /// Output is drained while closing: half-close, then wait for the peer's EOF
+    /// (so our last bytes are not lost to a reset), or free it if the peer is gone.
+    fn after_drain(&mut self) {
+        if self.peer_eof {
+            self.kill(self.reason.unwrap_or(EndReason::PeerGone));
+        } else if !self.write_shut {
+            self.write_shut = true;
+            if self.stream.shutdown(Shutdown::Write).is_err() {
+                self.kill(self.reason.unwrap_or(EndReason::IoError));
+            }
+        }
+    }
+
+    /// When this connection next needs attention from the timer.
+    pub fn deadline(&self, config: &Config) -> u64 {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        if self.dead {
+            return u64::MAX;
+        }
+        if let Some(since) = self.closing {
+            return since + LINGER_MS;
+        }
+        match &self.phase {
+            Phase::Http {
+                head_started: Some(t),
+                ..
+            } => t + ms(config.header_timeout),
+            Phase::Http { served: true, .. } => self.idle_since + ms(config.keepalive_timeout),
+            Phase::Http { served: false, .. } => self.idle_since + ms(config.header_timeout),
+            Phase::Ws {
+                ping_sent: Some(t), ..
+            } => t + ms(config.pong_timeout),
+            Phase::Ws {
+                ping_sent: None, ..
+            } => self.last_read + ms(config.ping_interval),
+        }
+    }
+
+    /// The timer fired: act if a deadline has really passed.
+    pub fn on_timer(&mut self, config: &Config, date: &str, now: u64) {
+        if now < self.deadline(config) {
+            return;
+        }
+        if self.closing.is_some() {
+            return self.kill(self.reason.unwrap_or(EndReason::Timeout));
+        }
+        match &mut self.phase {
+            Phase::Http {
+                head_started: Some(_),
+                ..
+            } => {
+                log_debug!("{}: request head not complete in time", self.who());
+                let reply = http::error(
+                    Status::RequestTimeout,
+                    "request head took too long",
+                    false,
+                    date,
+                );
+                for chunk in reply.chunks {
+                    self.out.push(chunk);
+                }
+                self.begin_close(EndReason::Timeout, now);
+            }
+            Phase::Http { .. } => self.kill(EndReason::Timeout),
+            Phase::Ws {
+                ping_sent: ping @ None,
+                ..
+            } => {
+                *ping = Some(now);
+                self.out.push(Chunk::from(ws::ping(b"picochat")));
+            }
+            Phase::Ws {
+                ping_sent: Some(_), ..
+            } => {
+                log_info!("{}: no answer to ping, closing", self.who());
+                self.send_close(CloseReason::new(close::GOING_AWAY, "ping timeout"));
+                self.flush();
+                self.kill(EndReason::Timeout);
+            }
+        }
+    }
+
+    /// A WebSocket for clean shutdown gets 1001; HTTP connections close after their reply.
+    pub fn on_shutdown(&mut self, now: u64) {
+        match self.phase {
+            Phase::Ws { .. } => self.close_with(
+                close::GOING_AWAY,
+                "server shutting down",
+                EndReason::Shutdown,
+                now,
+            ),
+            Phase::Http { .. } => {
+                if self.out.is_empty() {
+                    self.kill(EndReason::Shutdown);
+                } else {
+                    self.begin_close(EndReason::Shutdown, now);
+                }
+            }
+        }
+    }
+}

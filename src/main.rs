@@ -1,0 +1,73 @@
+//! The `picochat` binary: command line and environment → `Config`, start the
+//! server, map failures to a one-line error and a non-zero exit.
+
+use picochat::config::{help_text, Command, Config};
+use picochat::os::SignalPipe;
+use picochat::server::Server;
+use picochat::{log_info, logging};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let command = Config::from_args_and_env(std::env::args().skip(1), |k| std::env::var(k).ok());
+    let config = match command {
+        Ok(Command::Run(config)) => *config,
+        Ok(Command::Help) => {
+            print!("{}", help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("picochat {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("picochat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_level, config.log_format);
+    let mut server = match Server::bind(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("picochat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match SignalPipe::install() {
+        Ok(pipe) => {
+            if let Err(e) = server.handle_signals(pipe) {
+                eprintln!("picochat: cannot watch signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Err(e) => {
+            eprintln!("picochat: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let addr = server
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let admin = server
+        .admin_addr()
+        .map(|a| format!(", admin on {a}"))
+        .unwrap_or_default();
+    log_info!(
+        "picochat {} listening on {addr}{admin} (max {} connections, history {}, data dir {})",
+        env!("CARGO_PKG_VERSION"),
+        server.max_connections(),
+        config.history,
+        config
+            .data_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "none".into()),
+    );
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picochat: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

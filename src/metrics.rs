@@ -1,0 +1,205 @@
+//! Counters the loop keeps, and the two views of them: `/healthz` (JSON) and
+//! `/metrics` (Prometheus text exposition format 0.0.4).
+//!
+//! Every way a connection can end has its own counter, Redis-style, so a
+//! dashboard can tell slow consumers from timeouts from protocol errors.
+//! Counting is plain integer arithmetic in the loop; nothing here does I/O.
+
+use crate::conn::EndReason;
+use std::fmt::Write as _;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections_total: u64,
+    pub connections_open: usize,
+    pub connections_rejected: u64,
+    pub ws_clients: usize,
+    pub ws_upgrades_total: u64,
+    pub http_requests_total: u64,
+    pub messages_received: u64,
+    pub messages_broadcast: u64,
+    pub frames_queued: u64,
+    pub bytes_written: u64,
+    pub loop_iterations: u64,
+    pub ends: [u64; EndReason::ALL.len()],
+    pub accept_fd_exhausted: u64,
+}
+
+/// What the views need beyond the counters.
+pub struct Snapshot<'a> {
+    pub stats: &'a Stats,
+    pub uptime_secs: u64,
+    pub users_online: usize,
+    pub history_len: usize,
+    pub last_id: u64,
+    pub fd_limit: u64,
+    pub max_connections: usize,
+}
+
+pub fn health_json(s: &Snapshot) -> String {
+    format!(
+        "{{\"status\":\"ok\",\"uptime_seconds\":{},\"clients\":{},\"users_online\":{},\"connections\":{},\"last_message_id\":{}}}\n",
+        s.uptime_secs, s.stats.ws_clients, s.users_online, s.stats.connections_open, s.last_id
+    )
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = write!(
+        out,
+        "# HELP picochat_{name} {help}\n# TYPE picochat_{name} {kind}\npicochat_{name} {value}\n"
+    );
+}
+
+pub fn prometheus_text(s: &Snapshot) -> String {
+    let st = s.stats;
+    let mut out = String::with_capacity(4096);
+    metric(
+        &mut out,
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        s.uptime_secs,
+    );
+    metric(
+        &mut out,
+        "connections_open",
+        "gauge",
+        "Open TCP connections (HTTP and WebSocket).",
+        st.connections_open,
+    );
+    metric(
+        &mut out,
+        "connections_total",
+        "counter",
+        "TCP connections accepted.",
+        st.connections_total,
+    );
+    metric(
+        &mut out,
+        "connections_rejected_total",
+        "counter",
+        "Connections refused at the connection limit.",
+        st.connections_rejected,
+    );
+    metric(
+        &mut out,
+        "connections_max",
+        "gauge",
+        "The connection limit (--max-connections).",
+        s.max_connections,
+    );
+    metric(
+        &mut out,
+        "websocket_clients",
+        "gauge",
+        "Open chat WebSocket connections.",
+        st.ws_clients,
+    );
+    metric(
+        &mut out,
+        "websocket_upgrades_total",
+        "counter",
+        "Successful WebSocket upgrades.",
+        st.ws_upgrades_total,
+    );
+    metric(
+        &mut out,
+        "http_requests_total",
+        "counter",
+        "HTTP requests answered.",
+        st.http_requests_total,
+    );
+    metric(
+        &mut out,
+        "users_online",
+        "gauge",
+        "Distinct joined usernames online.",
+        s.users_online,
+    );
+    metric(
+        &mut out,
+        "messages_received_total",
+        "counter",
+        "Chat messages accepted from clients.",
+        st.messages_received,
+    );
+    metric(
+        &mut out,
+        "messages_broadcast_total",
+        "counter",
+        "Frames delivered into client queues by broadcasts.",
+        st.messages_broadcast,
+    );
+    metric(
+        &mut out,
+        "frames_queued_total",
+        "counter",
+        "WebSocket frames queued for sending.",
+        st.frames_queued,
+    );
+    metric(
+        &mut out,
+        "bytes_written_total",
+        "counter",
+        "Bytes written to sockets.",
+        st.bytes_written,
+    );
+    metric(
+        &mut out,
+        "history_messages",
+        "gauge",
+        "Messages held in the in-memory history.",
+        s.history_len,
+    );
+    metric(
+        &mut out,
+        "last_message_id",
+        "gauge",
+        "Id of the newest chat message.",
+        s.last_id,
+    );
+    metric(
+        &mut out,
+        "event_loop_iterations_total",
+        "counter",
+        "Event loop wake-ups.",
+        st.loop_iterations,
+    );
+    metric(
+        &mut out,
+        "accept_fd_exhausted_total",
+        "counter",
+        "accept() failures for lack of file descriptors.",
+        st.accept_fd_exhausted,
+    );
+    metric(
+        &mut out,
+        "open_fds",
+        "gauge",
+        "File descriptors open in this process.",
+        open_fds(),
+    );
+    metric(
+        &mut out,
+        "max_fds",
+        "gauge",
+        "File descriptor limit (RLIMIT_NOFILE).",
+        s.fd_limit,
+    );
+    out.push_str("# HELP picochat_disconnects_total Connections ended, by reason.\n# TYPE picochat_disconnects_total counter\n");
+    for (reason, n) in EndReason::ALL.iter().zip(st.ends.iter()) {
+        let _ = writeln!(
+            out,
+            "picochat_disconnects_total{{reason=\"{}\"}} {n}",
+            reason.label()
+        );
+    }
+    out
+}
+
+/// Counts `/proc/self/fd` (Linux); 0 elsewhere.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}

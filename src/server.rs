@@ -1,0 +1,607 @@
+//! The event loop: one thread, one `mio::Poll`, edge-triggered. It accepts,
+//! hands readiness to connections, carries out the chat hub's actions, fires
+//! timers, flushes output and frees finished connections at one safe point.
+//!
+//! One turn of the loop:
+//! 1. poll (timeout: the next timer, or zero when work is left over);
+//! 2. for each event: accept until WouldBlock, or let the connection read
+//!    until WouldBlock; writable events just mark the connection flushable;
+//! 3. fire due timers;
+//! 4. free dead connections (their hub `disconnect` may announce a leave);
+//! 5. carry out hub actions: a new message is appended to the journal and
+//!    framed ONCE, and that one `Rc` frame is queued on every client;
+//! 6. commit the journal (fsync if `--fsync always`), then flush every
+//!    connection with new output: frames queued this turn leave together in
+//!    one `writev` per client.
+//!
+//! Chat rules are in `chat.rs`, HTTP in `http.rs`, a connection's own state
+//! machine in `conn.rs`. This file only moves bytes, events and time.
+
+use crate::chat::{Action, Hub, Limits};
+use crate::config::{self, Config, FD_RESERVE};
+use crate::conn::{Conn, Ctx, EndReason, ReadResult, WsKind};
+use crate::journal::Journal;
+use crate::logging;
+use crate::metrics::Stats;
+use crate::os::SignalPipe;
+use crate::timer::{Entry, TimerWheel};
+use crate::write_queue::Chunk;
+use crate::ws::{self, close};
+use crate::{log_debug, log_error, log_info, log_warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const ADMIN: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// The loop-wide read buffer: every connection reads into this, then keeps
+/// only an unparsed remainder. 64 KiB holds many batched frames per read.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Connections accepted past `--max-connections` only to be told 503; beyond
+/// this many extra, new connections are closed at once.
+const OVERFLOW: usize = 64;
+
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    admin: Option<TcpListener>,
+    signals: Option<SignalPipe>,
+    conns: Slab<Conn>,
+    hub: Hub,
+    journal: Option<Journal>,
+    config: Config,
+    wheel: TimerWheel,
+    scratch: Box<[u8]>,
+    actions: Vec<Action>,
+    due: Vec<Entry>,
+    /// Connections with output queued this turn.
+    flush_list: Vec<usize>,
+    /// Connections whose read budget ran out with input left.
+    read_list: Vec<usize>,
+    /// Connections marked dead, to free at the safe point.
+    reap_list: Vec<usize>,
+    stats: Stats,
+    started: Instant,
+    next_gen: u32,
+    date: String,
+    date_secs: u64,
+    /// Kept open to be closed when accept fails with EMFILE: it frees one
+    /// descriptor to accept-and-close the pending connection, so a full fd table
+    /// does not leave the listener spinning on readiness it cannot clear.
+    spare_fd: Option<File>,
+    fd_limit: u64,
+    max_connections: usize,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Server {
+    /// Binds the listeners, opens the message log and builds the hub.
+    pub fn bind(config: Config) -> Result<Server, String> {
+        let fd_limit = crate::os::raise_fd_limit();
+        let max_connections = if config.max_connections == 0 {
+            (fd_limit as usize).saturating_sub(FD_RESERVE).max(16)
+        } else {
+            config.max_connections
+        };
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        let listen_at = |s: &str| -> Result<TcpListener, String> {
+            let addr = config::resolve_addr(s)?;
+            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {s}: {e}"))
+        };
+        let mut listener = listen_at(&config.listen)?;
+        let mut admin = config.admin_listen.as_deref().map(listen_at).transpose()?;
+        let reg = poll.registry();
+        reg.register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        if let Some(a) = admin.as_mut() {
+            reg.register(a, ADMIN, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+        }
+        let wall = logging::unix_millis();
+        let (journal, history, last_id, epoch) = match &config.data_dir {
+            Some(dir) => {
+                let (j, loaded) =
+                    Journal::open(dir, config.log_segment, config.fsync, config.history, wall)
+                        .map_err(|e| {
+                            format!("cannot open the message log in {}: {e}", dir.display())
+                        })?;
+                (Some(j), loaded.history, loaded.last_id, loaded.epoch)
+            }
+            None => (None, Vec::new(), 0, wall),
+        };
+        let limits = Limits {
+            max_text: config.max_text,
+            max_message: config.max_message,
+            msg_rate: config.msg_rate,
+            history: config.history,
+        };
+        let mut hub = Hub::new(limits, epoch, history);
+        hub.continue_after(last_id);
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            admin,
+            signals: None,
+            conns: Slab::new(),
+            hub,
+            journal,
+            wheel: TimerWheel::new(0),
+            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            actions: Vec::new(),
+            due: Vec::new(),
+            flush_list: Vec::new(),
+            read_list: Vec::new(),
+            reap_list: Vec::new(),
+            stats: Stats::default(),
+            started: Instant::now(),
+            next_gen: 0,
+            date: String::new(),
+            date_secs: u64::MAX,
+            spare_fd: File::open("/dev/null").ok(),
+            fd_limit,
+            max_connections,
+            shutdown_deadline: None,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// Watch this pipe for SIGINT/SIGTERM: graceful shutdown when it fires.
+    pub fn handle_signals(&mut self, signals: SignalPipe) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until a graceful shutdown completes.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.stats.loop_iterations += 1;
+            self.refresh_date();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(false),
+                    ADMIN => self.accept(true),
+                    SIGNALS => {
+                        if self.signals.as_ref().is_some_and(|s| s.drain()) {
+                            self.begin_shutdown();
+                        }
+                    }
+                    Token(key) => {
+                        if event.is_writable() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.write_blocked = false;
+                            }
+                            self.mark_flush(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(key);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.read_list) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.in_read_list = false;
+                }
+                self.read(key);
+            }
+            self.fire_timers();
+            self.settle();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    return self.finish_shutdown();
+                }
+            }
+        }
+    }
+
+    /// Frees dead connections, carries out actions and flushes, until nothing changes.
+    fn settle(&mut self) {
+        loop {
+            self.reap();
+            self.apply_actions();
+            if let Some(j) = self.journal.as_mut() {
+                j.commit(self.started.elapsed().as_millis() as u64);
+            }
+            self.flush_all();
+            if self.reap_list.is_empty() && self.actions.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_list.is_empty() || !self.reap_list.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.now_ms();
+        let mut wait = self.wheel.next_wake_in(now);
+        if self.journal.as_ref().is_some_and(Journal::sync_pending) {
+            wait = Some(wait.map_or(1000, |w| w.min(1000)));
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64;
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        wait.map(Duration::from_millis)
+    }
+
+    fn refresh_date(&mut self) {
+        let secs = logging::unix_millis() / 1000;
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = logging::http_date(secs);
+        }
+    }
+
+    fn accept(&mut self, admin: bool) {
+        loop {
+            let listener = if admin {
+                self.admin.as_ref()
+            } else {
+                self.listener.as_ref()
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.add_conn(stream, peer, admin),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    self.stats.accept_fd_exhausted += 1;
+                    if self.stats.accept_fd_exhausted.is_power_of_two() {
+                        log_warn!(
+                            "out of file descriptors ({e}); refusing connections (seen {} times)",
+                            self.stats.accept_fd_exhausted
+                        );
+                    }
+                    // Free the spare descriptor, accept the waiting connection and
+                    // close it at once, then take the spare back.
+                    self.spare_fd = None;
+                    let accepted = listener.accept();
+                    drop(accepted);
+                    self.stats.connections_rejected += 1;
+                    self.spare_fd = File::open("/dev/null").ok();
+                    if self.spare_fd.is_none() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log_error!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, admin: bool) {
+        let open = self.conns.len();
+        if open >= self.max_connections + OVERFLOW {
+            self.stats.connections_rejected += 1;
+            return; // dropped: closed at once
+        }
+        let over_limit = open >= self.max_connections;
+        if over_limit {
+            self.stats.connections_rejected += 1;
+        }
+        // Chat frames are small and latency matters more than packet count.
+        let _ = stream.set_nodelay(true);
+        let now = self.now_ms();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log_error!("cannot watch a new connection: {e}");
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        entry.insert(Conn::new(
+            stream,
+            peer,
+            key,
+            self.next_gen,
+            admin,
+            over_limit,
+            now,
+        ));
+        self.stats.connections_total += 1;
+        self.stats.connections_open = self.conns.len();
+        log_debug!("{peer}: connected");
+        self.schedule(key);
+    }
+
+    fn read(&mut self, key: usize) {
+        let now = self.now_ms();
+        let uptime_secs = self.started.elapsed().as_secs();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        let was_chat = conn.ws_kind() == Some(WsKind::Chat);
+        let mut ctx = Ctx {
+            config: &self.config,
+            hub: &mut self.hub,
+            actions: &mut self.actions,
+            stats: &mut self.stats,
+            now,
+            wall_ms: logging::unix_millis(),
+            date: &self.date,
+            uptime_secs,
+            fd_limit: self.fd_limit,
+            max_connections: self.max_connections,
+        };
+        let more = conn.read_ready(&mut self.scratch, &mut ctx);
+        if more == ReadResult::More && !conn.in_read_list {
+            conn.in_read_list = true;
+            self.read_list.push(key);
+        }
+        if !was_chat && conn.ws_kind() == Some(WsKind::Chat) {
+            // A new chat client: if the server is shutting down, say goodbye at once.
+            if self.shutdown_deadline.is_some() {
+                conn.on_shutdown(now);
+            }
+        }
+        self.after_event(key);
+    }
+
+    /// Bookkeeping after anything touched a connection: flush, reap, timer.
+    fn after_event(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            if !conn.in_reap_list {
+                conn.in_reap_list = true;
+                self.reap_list.push(key);
+            }
+            return;
+        }
+        if conn.has_output() {
+            self.mark_flush(key);
+        }
+        self.schedule(key);
+    }
+
+    fn mark_flush(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
+                conn.in_flush_list = true;
+                self.flush_list.push(key);
+            }
+        }
+    }
+
+    /// Puts the connection's next deadline on the wheel if it is earlier than
+    /// what is already scheduled (later deadlines are found lazily when the
+    /// earlier entry fires).
+    fn schedule(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let at = conn.deadline(&self.config);
+        if at < conn.timer_at {
+            conn.timer_at = at;
+            self.wheel.schedule(Entry {
+                key: key as u32,
+                gen: conn.gen,
+                at,
+            });
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now_ms();
+        self.wheel.advance(now, &mut self.due);
+        for entry in std::mem::take(&mut self.due) {
+            let key = entry.key as usize;
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.gen != entry.gen || conn.timer_at != entry.at {
+                continue; // stale: the connection is gone, or was rescheduled earlier
+            }
+            conn.timer_at = u64::MAX;
+            conn.on_timer(&self.config, &self.date, now);
+            self.after_event(key);
+        }
+    }
+
+    /// The safe point: frees connections marked dead.
+    fn reap(&mut self) {
+        let now_wall = logging::unix_millis();
+        for key in std::mem::take(&mut self.reap_list) {
+            if !self.conns.get(key).is_some_and(|c| c.dead) {
+                continue;
+            }
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            let reason = conn.reason().unwrap_or(EndReason::PeerGone);
+            self.stats.ends[reason.index()] += 1;
+            self.stats.connections_open = self.conns.len();
+            match conn.ws_kind() {
+                Some(WsKind::Chat) => {
+                    self.stats.ws_clients -= 1;
+                    self.hub.disconnect(key, now_wall, &mut self.actions);
+                    log_info!("{}: websocket closed ({})", conn.who(), reason.label());
+                }
+                Some(WsKind::Echo) => {
+                    log_debug!("{}: echo websocket closed ({})", conn.who(), reason.label())
+                }
+                None => log_debug!("{}: closed ({})", conn.who(), reason.label()),
+            }
+        }
+    }
+
+    /// Carries out the hub's actions. A published message is logged, framed
+    /// once, and the same frame is queued on every chat client.
+    fn apply_actions(&mut self) {
+        let now = self.now_ms();
+        let cap = self.config.max_output;
+        for action in std::mem::take(&mut self.actions) {
+            let (json, target) = match &action {
+                Action::Reply(to, json) => (json.as_str(), Target::One(*to)),
+                Action::Publish(json) => {
+                    self.stats.messages_received += 1;
+                    if let Some(j) = self.journal.as_mut() {
+                        j.append(json);
+                    }
+                    (&**json, Target::All)
+                }
+                Action::Notify { json, except } => (json.as_str(), Target::AllBut(*except)),
+            };
+            let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
+            match target {
+                Target::One(key) => {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if conn.is_chat_client() && conn.queue(frame, cap, now) {
+                            self.stats.frames_queued += 1;
+                        }
+                        self.after_event(key);
+                    }
+                }
+                Target::All | Target::AllBut(_) => {
+                    let skip = if let Target::AllBut(k) = target {
+                        Some(k)
+                    } else {
+                        None
+                    };
+                    for (key, conn) in self.conns.iter_mut() {
+                        if Some(key) == skip || !conn.is_chat_client() {
+                            continue;
+                        }
+                        if conn.queue(frame.clone(), cap, now) {
+                            self.stats.frames_queued += 1;
+                            if matches!(target, Target::All) {
+                                self.stats.messages_broadcast += 1;
+                            }
+                        } else {
+                            // Refused (over its cap): it now lingers with a nearer deadline.
+                            let at = conn.deadline(&self.config);
+                            if at < conn.timer_at {
+                                conn.timer_at = at;
+                                self.wheel.schedule(Entry {
+                                    key: key as u32,
+                                    gen: conn.gen,
+                                    at,
+                                });
+                            }
+                        }
+                        if !conn.in_flush_list && !conn.write_blocked {
+                            conn.in_flush_list = true;
+                            self.flush_list.push(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for key in std::mem::take(&mut self.flush_list) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.in_flush_list = false;
+            self.stats.bytes_written += conn.flush() as u64;
+            if conn.dead && !conn.in_reap_list {
+                conn.in_reap_list = true;
+                self.reap_list.push(key);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log_info!(
+            "shutting down: closing {} connections (at most {:?})",
+            self.conns.len(),
+            self.config.shutdown_timeout
+        );
+        self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
+        for listener in [self.listener.take(), self.admin.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut l = listener;
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let now = self.now_ms();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.on_shutdown(now);
+            }
+            self.after_event(key);
+        }
+    }
+
+    fn finish_shutdown(mut self) -> io::Result<()> {
+        let left = self.conns.len();
+        let now = self.now_ms();
+        for (_, conn) in self.conns.iter_mut() {
+            conn.close_with(
+                close::GOING_AWAY,
+                "server shutting down",
+                EndReason::Shutdown,
+                now,
+            );
+            conn.flush();
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.close(now);
+        }
+        log_info!("stopped ({left} connections still open were dropped)");
+        Ok(())
+    }
+}
+
+enum Target {
+    One(usize),
+    All,
+    AllBut(usize),
+}

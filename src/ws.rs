@@ -1,0 +1,470 @@
+//! WebSocket framing (RFC 6455) without sockets: parse and unmask frames found
+//! in a byte buffer, reassemble fragmented messages, validate UTF-8 and close
+//! frames, and encode outgoing frames.
+//!
+//! The frame header codec, opcodes and close codes are tungstenite's
+//! (`FrameHeader::parse/format`); what tungstenite's `WebSocket` would add on
+//! top (a 128 KiB read buffer per connection, blocking-style I/O) is exactly
+//! what picochat avoids, so the message rules live here instead. Used by the
+//! server (client frames must be masked) and by `picochat-load` (server frames
+//! must not be). Chat rules are not here; neither is any I/O.
+
+use std::io::Cursor;
+use std::ops::Range;
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+/// Close codes picochat sends (RFC 6455 section 7.4.1).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED: u16 = 1003;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// Why this end is failing the connection: the code and a short reason for the close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseReason {
+    pub const fn new(code: u16, reason: &'static str) -> Self {
+        CloseReason { code, reason }
+    }
+}
+
+fn protocol(reason: &'static str) -> CloseReason {
+    CloseReason::new(close::PROTOCOL_ERROR, reason)
+}
+
+/// Which side of the connection this end is: it decides which masking is legal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Frames from the peer must be masked (we are the server).
+    Server,
+    /// Frames from the peer must not be masked (we are a client, e.g. the load generator).
+    Client,
+}
+
+/// One frame located in a buffer; its payload has already been unmasked in place.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub is_final: bool,
+    pub opcode: OpCode,
+    /// Payload position, relative to the slice passed to [`parse_frame`].
+    pub payload: Range<usize>,
+}
+
+impl RawFrame {
+    /// Bytes of the buffer this frame used up.
+    pub fn consumed(&self) -> usize {
+        self.payload.end
+    }
+}
+
+/// Outcome of looking for a frame at the start of a buffer.
+#[derive(Debug)]
+pub enum Parse {
+    Frame(RawFrame),
+    /// Not all of the frame is here yet; `total` is its full size when known, so
+    /// the caller can reserve once instead of growing its buffer read by read.
+    Incomplete {
+        total: Option<usize>,
+    },
+}
+
+/// Finds one frame at the start of `buf` and unmasks it in place.
+///
+/// `max_message` bounds a data message: `so_far` bytes of the current
+/// fragmented message are already held, and a frame that would take the total
+/// past the limit is refused with 1009 as soon as its header is seen, before
+/// any of its payload is buffered.
+pub fn parse_frame(
+    buf: &mut [u8],
+    role: Role,
+    max_message: usize,
+    so_far: usize,
+) -> Result<Parse, CloseReason> {
+    let mut cursor = Cursor::new(&*buf);
+    let (header, len) = match FrameHeader::parse(&mut cursor) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(Parse::Incomplete { total: None }),
+        Err(_) => return Err(protocol("reserved opcode")),
+    };
+    let start = cursor.position() as usize;
+    if header.rsv1 || header.rsv2 || header.rsv3 {
+        return Err(protocol("reserved bits set without an extension"));
+    }
+    match (role, header.mask.is_some()) {
+        (Role::Server, false) => return Err(protocol("client frames must be masked")),
+        (Role::Client, true) => return Err(protocol("server frames must not be masked")),
+        _ => {}
+    }
+    match header.opcode {
+        OpCode::Control(_) => {
+            if len > 125 {
+                return Err(protocol("control frame payload over 125 bytes"));
+            }
+            if !header.is_final {
+                return Err(protocol("fragmented control frame"));
+            }
+        }
+        OpCode::Data(_) => {
+            if len > (max_message.saturating_sub(so_far)) as u64 {
+                return Err(CloseReason::new(close::TOO_BIG, "message too big"));
+            }
+        }
+    }
+    let end = start + len as usize; // len <= max_message, so it fits
+    if buf.len() < end {
+        return Ok(Parse::Incomplete { total: Some(end) });
+    }
+    if let Some(mask) = header.mask {
+        apply_mask(&mut buf[start..end], mask);
+    }
+    Ok(Parse::Frame(RawFrame {
+        is_final: header.is_final,
+        opcode: header.opcode,
+        payload: start..end,
+    }))
+}
+
+/// XORs `mask` over `data` (the operation is its own inverse), eight bytes at a time.
+pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+}
+
+/// A complete message or control frame, ready for the layer above.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Valid UTF-8 text. Borrowed from the read buffer when it came in one frame.
+    Text(Payload<'a>),
+    Binary(Payload<'a>),
+    Ping(&'a [u8]),
+    Pong(&'a [u8]),
+    /// The peer's close: its code (None when the frame had no body) and reason.
+    Close(Option<u16>, &'a str),
+}
+
+/// Message bytes: borrowed from the read buffer, or owned after reassembly.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+/// Reassembles fragmented data messages. Holds nothing (a `None`) between
+/// messages, so an idle connection pays one pointer for it.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    partial: Option<Box<Partial>>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    buf: Vec<u8>,
+    /// Bytes of `buf` known to be valid UTF-8, so each fragment is checked once
+    /// and invalid text fails fast instead of at the final fragment.
+    valid_to: usize,
+}
+
+impl Assembler {
+    /// Bytes of the fragmented message in progress, for the size limit.
+    pub fn pending_len(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.buf.len())
+    }
+
+    /// Feeds one parsed frame; returns a message when one is complete.
+    pub fn push<'a>(
+        &mut self,
+        frame: &RawFrame,
+        payload: &'a [u8],
+    ) -> Result<Option<Message<'a>>, CloseReason> {
+        match frame.opcode {
+            OpCode::Control(Control::Ping) => Ok(Some(Message::Ping(payload))),
+            OpCode::Control(Control::Pong) => Ok(Some(Message::Pong(payload))),
+            OpCode::Control(Control::Close) => parse_close(payload).map(Some),
+            OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
+                Err(protocol("reserved opcode"))
+            }
+            OpCode::Data(Data::Continue) => {
+                let Some(partial) = self.partial.as_mut() else {
+                    return Err(protocol("continuation without a message to continue"));
+                };
+                partial.buf.extend_from_slice(payload);
+                if partial.text {
+                    check_utf8_prefix(partial, frame.is_final)?;
+                }
+                if !frame.is_final {
+                    return Ok(None);
+                }
+                let done = self.partial.take().map(|p| (p.text, p.buf));
+                Ok(done.map(|(text, buf)| {
+                    if text {
+                        Message::Text(Payload::Owned(buf))
+                    } else {
+                        Message::Binary(Payload::Owned(buf))
+                    }
+                }))
+            }
+            OpCode::Data(kind) => {
+                if self.partial.is_some() {
+                    return Err(protocol("new message before the fragmented one ended"));
+                }
+                let text = kind == Data::Text;
+                if frame.is_final {
+                    if text {
+                        std::str::from_utf8(payload).map_err(|_| invalid_utf8())?;
+                        return Ok(Some(Message::Text(Payload::Borrowed(payload))));
+                    }
+                    return Ok(Some(Message::Binary(Payload::Borrowed(payload))));
+                }
+                let mut partial = Box::new(Partial {
+                    text,
+                    buf: payload.to_vec(),
+                    valid_to: 0,
+                });
+                if text {
+                    check_utf8_prefix(&mut partial, false)?;
+                }
+                self.partial = Some(partial);
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn invalid_utf8() -> CloseReason {
+    CloseReason::new(close::INVALID_PAYLOAD, "invalid UTF-8 in text")
+}
+
+/// Validates the unchecked tail of a partial text message. A sequence cut at
+/// the end of a non-final fragment is fine; anything else invalid is not.
+fn check_utf8_prefix(p: &mut Partial, is_final: bool) -> Result<(), CloseReason> {
+    match std::str::from_utf8(&p.buf[p.valid_to..]) {
+        Ok(_) => {
+            p.valid_to = p.buf.len();
+            Ok(())
+        }
+        Err(e) if e.error_len().is_none() && !is_final => {
+            p.valid_to += e.valid_up_to();
+            Ok(())
+        }
+        Err(_) => Err(invalid_utf8()),
+    }
+}
+
+fn parse_close(payload: &[u8]) -> Result<Message<'_>, CloseReason> {
+    match payload {
+        [] => Ok(Message::Close(None, "")),
+        [_] => Err(protocol("close frame with a one-byte body")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !CloseCode::from(code).is_allowed() {
+                return Err(protocol("close code not allowed on the wire"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| invalid_utf8())?;
+            Ok(Message::Close(Some(code), reason))
+        }
+    }
+}
+
+/// Encodes one final, unmasked frame (what a server sends).
+pub fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    encode_frame(opcode, payload, None)
+}
+
+/// Encodes one final frame masked with `mask` (what a client sends).
+pub fn encode_masked(opcode: OpCode, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    encode_frame(opcode, payload, Some(mask))
+}
+
+fn encode_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let header = FrameHeader {
+        opcode,
+        mask,
+        ..FrameHeader::default()
+    };
+    let len = payload.len() as u64;
+    let mut out = Vec::with_capacity(header.len(len) + payload.len());
+    // Writing into a Vec cannot fail.
+    let _ = header.format(len, &mut out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(mask) = mask {
+        apply_mask(&mut out[start..], mask);
+    }
+    out
+}
+
+pub fn text(payload: &[u8]) -> Vec<u8> {
+    encode(OpCode::Data(Data::Text), payload)
+}
+
+pub fn binary(payload: &[u8]) -> Vec<u8> {
+    encode(OpCode::Data(Data::Binary), payload)
+}
+
+pub fn pong(payload: &[u8]) -> Vec<u8> {
+    encode(OpCode::Control(Control::Pong), payload)
+}
+
+pub fn ping(payload: &[u8]) -> Vec<u8> {
+    encode(OpCode::Control(Control::Ping), payload)
+}
+
+/// A close frame with a code and a reason (cut to fit the 125-byte control limit).
+pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    let mut cut = reason.len().min(123);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    body.extend_from_slice(&reason.as_bytes()[..cut]);
+    encode(OpCode::Control(Control::Close), &body)
+}
+
+/// A close frame with no body, the echo of a bodiless close.
+pub fn close_empty() -> Vec<u8> {
+    encode(OpCode::Control(Control::Close), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            is_final: fin,
+            opcode,
+            mask: Some([1, 2, 3, 4]),
+            ..FrameHeader::default()
+        };
+        let mut out = Vec::new();
+        header.format(payload.len() as u64, &mut out).unwrap();
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], [1, 2, 3, 4]);
+        out
+    }
+
+    fn feed(asm: &mut Assembler, bytes: &mut [u8]) -> Result<Option<String>, CloseReason> {
+        match parse_frame(bytes, Role::Server, 64, asm.pending_len())? {
+            Parse::Incomplete { .. } => Ok(None),
+            Parse::Frame(f) => {
+                let payload = bytes[f.payload.clone()].to_vec();
+                Ok(asm.push(&f, &payload)?.map(|m| format!("{m:?}")))
+            }
+        }
+    }
+
+    #[test]
+    fn fragments_reassemble_into_one_text_message() {
+        let mut asm = Assembler::default();
+        let text = OpCode::Data(Data::Text);
+        let cont = OpCode::Data(Data::Continue);
+        assert_eq!(
+            feed(
+                &mut asm,
+                &mut client_frame(text, false, "h\u{e9}".as_bytes()[..2].as_ref())
+            ),
+            Ok(None)
+        );
+        // The é is split across fragments: still valid.
+        let got = feed(
+            &mut asm,
+            &mut client_frame(cont, true, &"h\u{e9}llo".as_bytes()[2..]),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(got.contains("Owned"), "{got}");
+        assert_eq!(asm.pending_len(), 0);
+    }
+
+    #[test]
+    fn protocol_violations_map_to_their_close_codes() {
+        let mut asm = Assembler::default();
+        let mut unmasked = encode(OpCode::Data(Data::Text), b"hi");
+        assert_eq!(
+            feed(&mut asm, &mut unmasked).unwrap_err().code,
+            close::PROTOCOL_ERROR
+        );
+        let mut bad = client_frame(OpCode::Data(Data::Text), true, &[0xff, 0xfe]);
+        assert_eq!(
+            feed(&mut asm, &mut bad).unwrap_err().code,
+            close::INVALID_PAYLOAD
+        );
+        let mut big = client_frame(OpCode::Data(Data::Text), true, &[b'a'; 65]);
+        assert_eq!(
+            feed(&mut asm, &mut big[..6]).unwrap_err().code,
+            close::TOO_BIG,
+            "refused from the header alone"
+        );
+        let mut cont = client_frame(OpCode::Data(Data::Continue), true, b"x");
+        assert_eq!(
+            feed(&mut asm, &mut cont).unwrap_err().code,
+            close::PROTOCOL_ERROR
+        );
+        let mut long_ping = client_frame(OpCode::Control(Control::Ping), true, &[0; 126]);
+        assert!(parse_frame(&mut long_ping, Role::Server, 1 << 20, 0).is_err());
+        let mut bad_code = client_frame(
+            OpCode::Control(Control::Close),
+            true,
+            &1005u16.to_be_bytes(),
+        );
+        assert_eq!(
+            feed(&mut asm, &mut bad_code).unwrap_err().code,
+            close::PROTOCOL_ERROR
+        );
+    }
+
+    #[test]
+    fn a_truncated_frame_asks_for_more_and_knows_its_size() {
+        let frame = client_frame(OpCode::Data(Data::Text), true, b"hello");
+        let mut part = frame[..7].to_vec();
+        match parse_frame(&mut part, Role::Server, 64, 0).unwrap() {
+            Parse::Incomplete { total } => assert_eq!(total, Some(frame.len())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mask_roundtrips_at_every_alignment() {
+        let data: Vec<u8> = (0..37).collect();
+        for skip in 0..8 {
+            let mut d = data[skip..].to_vec();
+            apply_mask(&mut d, [9, 8, 7, 6]);
+            for (i, b) in d.iter().enumerate() {
+                assert_eq!(*b, data[skip + i] ^ [9, 8, 7, 6][i & 3]);
+            }
+        }
+    }
+}
