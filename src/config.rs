@@ -321,7 +321,7 @@ pub const OPTIONS: &[OptSpec] = &[
         "--data-dir",
         "PICOCHAT_DATA_DIR",
         "DIR",
-        "keep a durable message log here (default: memory only)",
+        "keep a durable message log in DIR",
         |c, v| {
             c.data_dir = if v.is_empty() {
                 None
@@ -334,7 +334,7 @@ pub const OPTIONS: &[OptSpec] = &[
             .data_dir
             .as_ref()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none)".into())
+            .unwrap_or_else(|| "(none: memory only)".into())
     ),
     opt!(
         "--fsync",
@@ -707,6 +707,14 @@ mod tests {
         for spec in OPTIONS {
             assert!(spec.env.starts_with("PICOCHAT_") && !spec.help.is_empty());
             assert!(help_text().contains(spec.flag));
+        }
+        let readme = include_str!("../README.md");
+        for spec in OPTIONS {
+            assert!(
+                readme.contains(&format!("`{} ", spec.flag)) && readme.contains(spec.env),
+                "README lacks {}",
+                spec.flag
+            );
         }
         assert_eq!(parse_size("16KiB"), Ok(16384));
         assert_eq!(show_size(16384), "16KiB");
