@@ -28,9 +28,13 @@ use std::net::{Shutdown, SocketAddr};
 /// peer to close its side, before it is dropped.
 pub const LINGER_MS: u64 = 2000;
 
-/// At most this much is read from one connection per loop turn, so one
-/// flooding peer cannot starve the others; the rest is read next turn.
-const READ_BUDGET: usize = 1 << 20;
+/// At most this much is read from one connection per loop turn (one scratch
+/// buffer's worth, like Redis' 16 KiB query-buffer reads); the rest is read
+/// next turn. Output is flushed between turns, so one fast sender can add at
+/// most this much to every reader's queue before the readers' sockets are
+/// written again: a large batch never overruns a reader that keeps up, and a
+/// flooding peer cannot starve the others.
+const READ_BUDGET: usize = 64 * 1024;
 
 /// Every way a connection ends. Each has a counter in `/metrics`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,140 @@
+//! Chat features over real sockets: join/welcome/presence, history and
+//! `since` catch-up, and the durable log across restarts.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::PathBuf;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("picochat-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn ids(welcome: &serde_json::Value) -> Vec<u64> {
+    welcome["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn join_welcome_presence_and_leave() {
+    let s = TestServer::start(&[]);
+    let mut ann = s.ws();
+    send_json(
+        &mut ann,
+        json!({"type": "join", "username": "ann", "email": "ann@example.org"}),
+    );
+    let w = recv_type(&mut ann, "welcome");
+    assert_eq!(w["you"]["username"], "ann");
+    assert_eq!(w["users"][0]["username"], "ann");
+    assert!(!w.to_string().contains("ann@example.org"));
+    let mut bob = s.ws();
+    let w = join(&mut bob, "bob");
+    assert_eq!(w["users"].as_array().unwrap().len(), 2);
+    let notice = recv_type(&mut ann, "join");
+    assert_eq!(
+        (notice["username"].as_str(), notice["online"].as_u64()),
+        (Some("bob"), Some(2))
+    );
+    drop(bob);
+    let notice = recv_type(&mut ann, "leave");
+    assert_eq!(notice["username"], "bob");
+    assert_eq!(notice["online"], 1);
+    // joined clients send without naming themselves again
+    send_json(&mut ann, json!({"type": "message", "message": "hi"}));
+    let m = recv_type(&mut ann, "message");
+    assert_eq!(m["username"], "ann");
+    assert_eq!(m["avatar"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn reconnect_with_since_gets_exactly_the_missed_messages() {
+    let s = TestServer::start(&["--history", "50", "--msg-rate", "0"]);
+    let mut talker = s.ws();
+    join(&mut talker, "talker");
+    let mut reader = s.ws();
+    let w = join(&mut reader, "reader");
+    let epoch = w["epoch"].clone();
+    for i in 0..3 {
+        send_json(&mut talker, json!({"message": format!("before {i}")}));
+    }
+    let mut last = 0;
+    for _ in 0..3 {
+        last = recv_type(&mut reader, "message")["id"].as_u64().unwrap();
+    }
+    drop(reader); // connection lost
+    for i in 0..4 {
+        send_json(&mut talker, json!({"message": format!("while away {i}")}));
+    }
+    for _ in 0..4 {
+        recv_type(&mut talker, "message");
+    }
+    let mut back = s.ws();
+    send_json(
+        &mut back,
+        json!({"type": "join", "username": "reader", "since": last, "epoch": epoch}),
+    );
+    let w = recv_type(&mut back, "welcome");
+    assert_eq!(
+        ids(&w),
+        [last + 1, last + 2, last + 3, last + 4],
+        "no gap, no duplicate"
+    );
+    assert_eq!(w["truncated"], false);
+    assert_eq!(w["history"][0]["message"], "while away 0");
+}
+
+#[test]
+fn durable_log_survives_restart_and_continues_ids() {
+    let dir = tmpdir("durable");
+    let args = ["--data-dir", dir.to_str().unwrap(), "--msg-rate", "0"];
+    let epoch;
+    {
+        let s = TestServer::start(&args);
+        let mut c = s.ws();
+        epoch = join(&mut c, "keeper")["epoch"].clone();
+        for i in 1..=5 {
+            send_json(&mut c, json!({"message": format!("m{i}")}));
+            recv_type(&mut c, "message");
+        }
+        s.signal("-TERM");
+    }
+    let s = TestServer::start(&args);
+    let mut c = s.ws();
+    let w = join(&mut c, "keeper");
+    assert_eq!(w["epoch"], epoch, "same id sequence after restart");
+    assert_eq!(ids(&w), [1, 2, 3, 4, 5]);
+    send_json(&mut c, json!({"message": "after restart"}));
+    assert_eq!(recv_type(&mut c, "message")["id"], 6);
+    let log = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_torn_final_record_is_skipped_with_a_warning() {
+    let dir = tmpdir("torn");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("messages.jsonl"),
+        "{\"type\":\"message\",\"id\":1,\"time\":1,\"username\":\"a\",\"message\":\"whole\"}\n{\"type\":\"message\",\"id\":2,\"ti",
+    )
+    .unwrap();
+    let s = TestServer::start(&["--data-dir", dir.to_str().unwrap()]);
+    assert!(
+        s.log_text().contains("torn last record"),
+        "{}",
+        s.log_text()
+    );
+    let mut c = s.ws();
+    let w = join(&mut c, "x");
+    assert_eq!(ids(&w), [1]);
+    send_json(&mut c, json!({"message": "next"}));
+    assert_eq!(recv_type(&mut c, "message")["id"], 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

