@@ -493,7 +493,7 @@ impl Conn {
     fn upgrade(&mut self, req: &Request, kind: WsKind, ctx: &mut Ctx) {
         match http::upgrade(req, &ctx.config.allow_origin, ctx.date) {
             Ok(head) => {
-                self.queue(Chunk::from(head), ctx.config.max_output, ctx.now);
+                self.queue(Chunk::from(head), ctx.config, ctx.now);
                 self.phase = Phase::Ws {
                     kind,
                     assembler: Assembler::default(),
@@ -521,7 +521,7 @@ impl Conn {
 
     fn reply(&mut self, reply: http::Reply, ctx: &Ctx) {
         for chunk in reply.chunks {
-            self.queue(chunk, ctx.config.max_output, ctx.now);
+            self.queue(chunk, ctx.config, ctx.now);
         }
     }
 
@@ -577,24 +577,16 @@ impl Conn {
             }
             Message::Binary(_) if kind == WsKind::Chat => {
                 let json = crate::chat::error_json("binary_unsupported", "send JSON text frames");
-                self.queue(
-                    Chunk::from(ws::text(json.as_bytes())),
-                    ctx.config.max_output,
-                    ctx.now,
-                );
+                self.queue(Chunk::from(ws::text(json.as_bytes())), ctx.config, ctx.now);
             }
             Message::Text(text) => {
-                self.queue(Chunk::from(ws::text(&text)), ctx.config.max_output, ctx.now);
+                self.queue(Chunk::from(ws::text(&text)), ctx.config, ctx.now);
             }
             Message::Binary(data) => {
-                self.queue(
-                    Chunk::from(ws::binary(&data)),
-                    ctx.config.max_output,
-                    ctx.now,
-                );
+                self.queue(Chunk::from(ws::binary(&data)), ctx.config, ctx.now);
             }
             Message::Ping(data) => {
-                self.queue(Chunk::from(ws::pong(data)), ctx.config.max_output, ctx.now);
+                self.queue(Chunk::from(ws::pong(data)), ctx.config, ctx.now);
             }
             Message::Pong(_) => {}
             Message::Close(code, _) => {
@@ -639,10 +631,11 @@ impl Conn {
     /// back (a partly written frame is finished), a 1013 close is queued and
     /// the connection starts closing: its memory is released right away.
     /// Returns whether the chunk was queued.
-    pub fn queue(&mut self, chunk: Chunk, cap: usize, now: u64) -> bool {
+    pub fn queue(&mut self, chunk: Chunk, config: &Config, now: u64) -> bool {
         if self.closing.is_some() || self.dead {
             return false;
         }
+        let cap = self.output_cap(config);
         self.out.push(chunk);
         if self.out.pending() > cap {
             log_warn!(
@@ -659,6 +652,17 @@ impl Conn {
             return false;
         }
         true
+    }
+
+    /// The echo endpoint must hold a whole echoed message of up to
+    /// `--echo-max-message`; chat clients get `--max-output`.
+    fn output_cap(&self, config: &Config) -> usize {
+        match self.phase {
+            Phase::Ws {
+                kind: WsKind::Echo, ..
+            } => config.max_output.saturating_add(config.echo_max_message),
+            _ => config.max_output,
+        }
     }
 
     /// No more input is handled; the connection closes once its output is out.

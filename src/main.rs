@@ -1,10 +1,10 @@
 //! The `picochat` binary: command line and environment → `Config`, start the
 //! server, map failures to a one-line error and a non-zero exit.
 
-use picochat::config::{help_text, Command, Config};
+use picochat::config::{help_text, Command, Config, LogLevel};
+use picochat::logging;
 use picochat::os::SignalPipe;
 use picochat::server::Server;
-use picochat::{log_info, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -52,16 +52,20 @@ fn main() -> ExitCode {
         .admin_addr()
         .map(|a| format!(", admin on {a}"))
         .unwrap_or_default();
-    log_info!(
-        "picochat {} listening on {addr}{admin} (max {} connections, history {}, data dir {})",
-        env!("CARGO_PKG_VERSION"),
-        server.max_connections(),
-        config.history,
-        config
-            .data_dir
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "none".into()),
+    // The start line is written at every log level: supervisors and tests wait for it.
+    logging::write(
+        LogLevel::Info,
+        format_args!(
+            "picochat {} listening on {addr}{admin} (max {} connections, history {}, data dir {})",
+            env!("CARGO_PKG_VERSION"),
+            server.max_connections(),
+            config.history,
+            config
+                .data_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "none".into()),
+        ),
     );
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -294,13 +294,19 @@ impl Server {
                         );
                     }
                     // Free the spare descriptor, accept the waiting connection and
-                    // close it at once, then take the spare back.
+                    // close it at once, then take the spare back. With the table
+                    // full, accept() says EMFILE even when nothing is waiting, so
+                    // stop as soon as this accept finds the backlog empty.
                     self.spare_fd = None;
-                    let accepted = listener.accept();
-                    drop(accepted);
-                    self.stats.connections_rejected += 1;
+                    let drained = match listener.accept() {
+                        Ok(_) => {
+                            self.stats.connections_rejected += 1;
+                            false
+                        }
+                        Err(_) => true,
+                    };
                     self.spare_fd = File::open("/dev/null").ok();
-                    if self.spare_fd.is_none() {
+                    if drained || self.spare_fd.is_none() {
                         return;
                     }
                 }
@@ -479,7 +485,6 @@ impl Server {
     /// once, and the same frame is queued on every chat client.
     fn apply_actions(&mut self) {
         let now = self.now_ms();
-        let cap = self.config.max_output;
         for action in std::mem::take(&mut self.actions) {
             let (json, target) = match &action {
                 Action::Reply(to, json) => (json.as_str(), Target::One(*to)),
@@ -496,7 +501,7 @@ impl Server {
             match target {
                 Target::One(key) => {
                     if let Some(conn) = self.conns.get_mut(key) {
-                        if conn.is_chat_client() && conn.queue(frame, cap, now) {
+                        if conn.is_chat_client() && conn.queue(frame, &self.config, now) {
                             self.stats.frames_queued += 1;
                         }
                         self.after_event(key);
@@ -512,7 +517,7 @@ impl Server {
                         if Some(key) == skip || !conn.is_chat_client() {
                             continue;
                         }
-                        if conn.queue(frame.clone(), cap, now) {
+                        if conn.queue(frame.clone(), &self.config, now) {
                             self.stats.frames_queued += 1;
                             if matches!(target, Target::All) {
                                 self.stats.messages_broadcast += 1;

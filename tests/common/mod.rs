@@ -239,22 +239,27 @@ pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
 
 /// Reads one unmasked server frame: (opcode, payload).
 pub fn read_frame(s: &mut impl Read) -> (u8, Vec<u8>) {
+    try_read_frame(s).expect("read a frame")
+}
+
+/// Reads one unmasked server frame, or the error that stopped it (EOF, timeout).
+pub fn try_read_frame(s: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
-    s.read_exact(&mut h).unwrap();
+    s.read_exact(&mut h)?;
     let mut len = (h[1] & 0x7f) as u64;
     if len == 126 {
         let mut b = [0u8; 2];
-        s.read_exact(&mut b).unwrap();
+        s.read_exact(&mut b)?;
         len = u16::from_be_bytes(b) as u64;
     } else if len == 127 {
         let mut b = [0u8; 8];
-        s.read_exact(&mut b).unwrap();
+        s.read_exact(&mut b)?;
         len = u64::from_be_bytes(b);
     }
     assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
     let mut payload = vec![0u8; len as usize];
-    s.read_exact(&mut payload).unwrap();
-    (h[0] & 0x0f, payload)
+    s.read_exact(&mut payload)?;
+    Ok((h[0] & 0x0f, payload))
 }
 
 /// Reads frames until a close frame; returns its code.

@@ -1,0 +1,342 @@
+//! Hostile and broken peers, over real sockets, bounded in count and time:
+//! the server keeps serving everyone else and never exits.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A normal user sends and receives within `limit`.
+fn chat_roundtrip(s: &TestServer, limit: Duration) {
+    let mut ws = s.ws();
+    join(&mut ws, "calm");
+    let t = Instant::now();
+    send_json(&mut ws, json!({"message": "still here"}));
+    assert_eq!(recv_type(&mut ws, "message")["message"], "still here");
+    assert!(t.elapsed() < limit, "round trip took {:?}", t.elapsed());
+}
+
+#[test]
+fn slowloris_connections_are_cut_off_while_chat_goes_on() {
+    let s = TestServer::start(&["--header-timeout", "1s"]);
+    let mut loris: Vec<TcpStream> = (0..50).map(|_| s.tcp()).collect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1600) {
+        for c in loris.iter_mut() {
+            let _ = c.write_all(b"X-a: b\r\n"[..1].as_ref());
+        }
+        chat_roundtrip(&s, Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for mut c in loris {
+        let got = read_all(&mut c, Duration::from_secs(3));
+        // Each dribbler either got a 408 or (when its bytes were not even a request line) a 400.
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 408") || text.starts_with("HTTP/1.1 400"),
+            "{text:?}"
+        );
+    }
+    assert!(s.metric("picochat_disconnects_total{reason=\"timeout\"}") >= 1.0);
+}
+
+#[test]
+fn a_silent_websocket_is_pinged_then_closed_and_a_live_one_stays() {
+    let s = TestServer::start(&["--ping-interval", "300ms", "--pong-timeout", "300ms"]);
+    let mut silent = raw_ws(&s, "/ws");
+    let mut live = raw_ws(&s, "/ws");
+    // live answers every ping with a pong, on a thread
+    let mut live_rx = live.try_clone().unwrap();
+    let answered = std::thread::spawn(move || {
+        let mut pongs = 0;
+        let end = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < end {
+            let (op, payload) = read_frame(&mut live_rx);
+            if op == 9 {
+                live.write_all(&client_frame(10, true, &payload)).unwrap();
+                pongs += 1;
+            }
+        }
+        (pongs, live)
+    });
+    let (op, _) = read_frame(&mut silent);
+    assert_eq!(op, 9, "a quiet client is pinged");
+    let t = Instant::now();
+    assert_eq!(read_close_code(&mut silent), 1001);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let (pongs, _live) = answered.join().unwrap();
+    assert!(pongs >= 2, "the live client was pinged repeatedly and kept");
+    assert_eq!(s.metric("picochat_websocket_clients"), 1.0);
+}
+
+#[test]
+fn connection_flood_gets_503_past_the_limit_and_service_resumes() {
+    let s = TestServer::start(&["--max-connections", "20"]);
+    let held: Vec<TcpStream> = (0..20).map(|_| s.tcp()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let text =
+        String::from_utf8_lossy(&http_raw(s.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")).to_string();
+    assert!(
+        text.starts_with("HTTP/1.1 503") && text.contains("Retry-After"),
+        "{text}"
+    );
+    let mut c = s.tcp();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let text = String::from_utf8_lossy(&read_all(&mut c, Duration::from_secs(3))).to_string();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    // Far past the limit: closed at once, no answer, no hang.
+    let flood: Vec<TcpStream> = (0..150).map(|_| s.tcp()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(flood);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.metric("picochat_connections_rejected_total") >= 100.0);
+    chat_roundtrip(&s, Duration::from_secs(1));
+}
+
+#[test]
+fn out_of_file_descriptors_does_not_spin_or_crash() {
+    // A hard fd limit of 64 and a connection limit above it: accept() hits EMFILE.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 64 && exec {} --listen 127.0.0.1:0 --max-connections 1000",
+                env!("CARGO_BIN_EXE_picochat")
+            ),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut head = String::new();
+    let mut buf = [0u8; 512];
+    while !head.contains(" listening on ") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(n > 0, "server died: {head}");
+        head.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::thread::spawn(move || while err.read(&mut buf).is_ok_and(|n| n > 0) {});
+    let addr: std::net::SocketAddr = head
+        .split(" listening on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = child.id();
+    let flood: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu0 = picochat::os::cpu_seconds(pid).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu = picochat::os::cpu_seconds(pid).unwrap() - cpu0;
+    assert!(
+        cpu < 0.3,
+        "server burned {cpu:.2}s of CPU in 1s: busy loop on EMFILE"
+    );
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(300));
+    let body = http_get(addr, "/metrics");
+    assert!(
+        body.contains("picochat_accept_fd_exhausted_total"),
+        "still serving"
+    );
+    let exhausted: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("picochat_accept_fd_exhausted_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(exhausted >= 1.0, "EMFILE was really hit");
+    assert!(child.try_wait().unwrap().is_none());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_flooder_is_limited_then_dropped_while_a_calm_user_is_served_promptly() {
+    let s = TestServer::start(&["--msg-rate", "10"]);
+    let mut observer = s.ws();
+    join(&mut observer, "observer");
+    let mut flooder = raw_ws(&s, "/ws");
+    let mut flooder_rx = flooder.try_clone().unwrap();
+    let frame = client_frame(
+        1,
+        true,
+        json!({"username": "flood", "message": "spam"})
+            .to_string()
+            .as_bytes(),
+    );
+    let flood = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if flooder.write_all(&frame).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    let mut codes = Vec::new();
+    let close = loop {
+        let (op, payload) = read_frame(&mut flooder_rx);
+        if op == 8 {
+            break u16::from_be_bytes([payload[0], payload[1]]);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        if v["type"] == "error" {
+            codes.push(v["code"].as_str().unwrap().to_string());
+        }
+    };
+    assert!(codes.iter().any(|c| c == "rate_limited"), "{codes:?}");
+    assert_eq!(close, 1008, "a flooder that keeps going is disconnected");
+    chat_roundtrip(&s, Duration::from_millis(500));
+    // The observer saw at most the burst (2N) of the flood, then the calm message.
+    let mut spam = 0;
+    loop {
+        let m = recv_type(&mut observer, "message");
+        if m["message"] == "still here" {
+            break;
+        }
+        spam += 1;
+    }
+    assert!(spam <= 25, "{spam} flood messages got through");
+    flood.join().unwrap();
+}
+
+#[test]
+fn garbage_never_takes_the_server_down() {
+    let s = TestServer::start(&[]);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..100 {
+        let mut c = s.tcp();
+        let bytes: Vec<u8> = (0..(rand() % 4000)).map(|_| rand() as u8).collect();
+        if i % 2 == 0 {
+            let _ = c.write_all(&bytes); // raw garbage as HTTP
+        } else {
+            drop(c);
+            c = raw_ws(&s, "/ws");
+            let _ = c.write_all(&bytes); // garbage as WebSocket frames
+        }
+        let _ = c.write_all(b"\r\n\r\n");
+        drop(c);
+    }
+    let mut c = raw_ws(&s, "/ws");
+    c.write_all(&client_frame(1, true, b"{\"message\": [1,2"))
+        .unwrap();
+    let (_, payload) = read_frame(&mut c);
+    assert!(String::from_utf8_lossy(&payload).contains("bad_json"));
+    chat_roundtrip(&s, Duration::from_secs(1));
+}
+
+#[test]
+fn kill_9_with_fsync_always_loses_no_acknowledged_message() {
+    let dir = std::env::temp_dir().join(format!("picochat-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--fsync",
+        "always",
+        "--msg-rate",
+        "0",
+        "--history",
+        "5000",
+    ];
+    let s = TestServer::start(&args);
+    let mut observer = raw_ws(&s, "/ws");
+    observer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sender = raw_ws(&s, "/ws");
+    let pid = s.pid();
+    let writer = std::thread::spawn(move || {
+        for i in 0..5000 {
+            let f = client_frame(
+                1,
+                true,
+                json!({"username": "w", "message": format!("m{i}")})
+                    .to_string()
+                    .as_bytes(),
+            );
+            if sender.write_all(&f).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            if i == 300 {
+                Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut buf = std::io::BufReader::new(&mut observer);
+    while let Ok((1, payload)) = try_read_frame(&mut buf) {
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        seen.push(v["id"].as_u64().unwrap());
+    }
+    writer.join().unwrap();
+    drop(s);
+    assert!(
+        seen.len() > 50,
+        "the observer saw messages before the kill ({})",
+        seen.len()
+    );
+    let s = TestServer::start(&args);
+    let mut c = s.ws();
+    let w = join(&mut c, "after");
+    let kept: std::collections::HashSet<u64> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    let lost: Vec<&u64> = seen.iter().filter(|id| !kept.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_closes_websockets_with_1001_and_exits_zero() {
+    let mut s = TestServer::start(&[]);
+    let mut a = raw_ws(&s, "/ws");
+    let mut b = raw_ws(&s, "/ws");
+    s.signal("-TERM");
+    assert_eq!(read_close_code(&mut a), 1001);
+    assert_eq!(read_close_code(&mut b), 1001);
+    // The clients answer the close; the server exits 0 well within its 5 s bound.
+    a.write_all(&client_frame(8, true, &1001u16.to_be_bytes()))
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(7),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!s.is_running());
+    s.wait_log("shutting down", 1);
+}
