@@ -1,0 +1,1008 @@
+//! `picochat-load`: a load generator for WebSocket chat servers that relay the
+//! Go tutorial's `{"email","username","message"}` frames (picochat, the Go
+//! tutorial server, or anything compatible).
+//!
+//! One thread, one mio poll, thousands of client sockets, like the server it
+//! measures; frames are parsed with picochat's own `ws` module, many per read.
+//! Every message carries its sender, sequence number and intended send time
+//! (µs since the run started) in its text, so every receiver measures
+//! end-to-end latency and every delivery is counted against what was expected:
+//! a dropped client shows up as lost deliveries, never hidden.
+//! The server's event loop is not used here; nothing but framing is shared.
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use picochat::config::{parse_duration, parse_num};
+use picochat::os;
+use picochat::ws::{self, Parse, Role};
+use slab::Slab;
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+const HELP: &str = "picochat-load: load generator for tutorial-protocol WebSocket chat servers.
+
+Usage: picochat-load [OPTIONS]
+
+  --url URL            server WebSocket URL (default ws://127.0.0.1:8000/ws)
+  --clients N          WebSocket clients to connect (default 100; the maximum in --step mode)
+  --senders K          how many of them send (default 10)
+  --rate R             total messages/s across senders; 0 = closed loop (default 100)
+  --inflight W         closed loop: messages in flight per sender (default 1)
+  --duration D         how long to send, e.g. 10s (default 10s)
+  --payload BYTES      message text size (default 100)
+  --connect-rate C     new connections per second, 0 = no ramp (default 2000)
+  --idle               only hold the connections for --duration and report
+  --step S             add S clients per step while --rate broadcasts run, until p95
+                       latency passes --threshold or deliveries are lost
+  --step-duration D    how long each step measures (default 5s)
+  --threshold D        p95 latency bound for --step (default 500ms)
+  --server-pid PID     also report the server's CPU time and peak RSS
+  --json               print one JSON object instead of the table
+  --quiet              no progress line on stderr
+  -h, --help           this help
+";
+
+#[derive(Clone, Debug)]
+struct Args {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    clients: usize,
+    senders: usize,
+    rate: f64,
+    inflight: u32,
+    duration: Duration,
+    payload: usize,
+    connect_rate: f64,
+    idle: bool,
+    step: usize,
+    step_duration: Duration,
+    threshold: Duration,
+    server_pid: Option<u32>,
+    json: bool,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        addr: "127.0.0.1:8000".parse().map_err(|_| "addr")?,
+        host: "127.0.0.1:8000".into(),
+        path: "/ws".into(),
+        clients: 100,
+        senders: 10,
+        rate: 100.0,
+        inflight: 1,
+        duration: Duration::from_secs(10),
+        payload: 100,
+        connect_rate: 2000.0,
+        idle: false,
+        step: 0,
+        step_duration: Duration::from_secs(5),
+        threshold: Duration::from_millis(500),
+        server_pid: None,
+        json: false,
+        quiet: false,
+    };
+    let mut url = "ws://127.0.0.1:8000/ws".to_string();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            "--url" => url = val()?,
+            "--clients" => a.clients = parse_num(&val()?)?,
+            "--senders" => a.senders = parse_num(&val()?)?,
+            "--rate" => a.rate = val()?.parse().map_err(|_| "--rate: expected a number")?,
+            "--inflight" => a.inflight = parse_num(&val()?)?,
+            "--duration" => a.duration = parse_duration(&val()?)?,
+            "--payload" => a.payload = parse_num(&val()?)?,
+            "--connect-rate" => {
+                a.connect_rate = val()?
+                    .parse()
+                    .map_err(|_| "--connect-rate: expected a number")?
+            }
+            "--idle" => a.idle = true,
+            "--step" => a.step = parse_num(&val()?)?,
+            "--step-duration" => a.step_duration = parse_duration(&val()?)?,
+            "--threshold" => a.threshold = parse_duration(&val()?)?,
+            "--server-pid" => a.server_pid = Some(parse_num(&val()?)?),
+            "--json" => a.json = true,
+            "--quiet" => a.quiet = true,
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or("--url must start with ws:// (TLS is not supported)")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    a.host = host.to_string();
+    a.path = path.to_string();
+    a.addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to nothing"))?;
+    a.senders = a.senders.min(a.clients.max(1));
+    a.payload = a.payload.max(40);
+    if a.inflight == 0 {
+        return Err("--inflight must be at least 1".into());
+    }
+    Ok(a)
+}
+
+/// Latency histogram with about 1% precision: exact below 1024 µs, then 128
+/// sub-buckets per power of two. Fixed size (~7 KiB), no per-sample storage.
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            counts: vec![0; 1024 + 54 * 128],
+            total: 0,
+            max: 0,
+        }
+    }
+
+    fn bucket(v: u64) -> usize {
+        if v < 1024 {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros() as usize; // >= 10
+        1024 + (msb - 10) * 128 + ((v >> (msb - 7)) & 127) as usize
+    }
+
+    fn bucket_low(b: usize) -> u64 {
+        if b < 1024 {
+            return b as u64;
+        }
+        let msb = (b - 1024) / 128 + 10;
+        let sub = ((b - 1024) % 128) as u64;
+        (1u64 << msb) | (sub << (msb - 7))
+    }
+
+    fn record(&mut self, us: u64) {
+        let b = Self::bucket(us).min(self.counts.len() - 1);
+        self.counts[b] += 1;
+        self.total += 1;
+        self.max = self.max.max(us);
+    }
+
+    fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((self.total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::bucket_low(b);
+            }
+        }
+        self.max
+    }
+}
+
+enum State {
+    Connecting,
+    Handshake,
+    Open,
+    Closed,
+}
+
+struct Client {
+    stream: TcpStream,
+    state: State,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    sender: Option<u32>,
+    next_seq: u64,
+    inflight: u32,
+    started: Instant,
+}
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+#[derive(Default, Clone)]
+struct Counters {
+    connected: usize,
+    failed: usize,
+    dropped: usize,
+    sent: u64,
+    expected: u64,
+    received: u64,
+    connect_us: Vec<u64>,
+    first_error: Option<String>,
+}
+
+struct Gen {
+    args: Args,
+    poll: Poll,
+    clients: Slab<Client>,
+    scratch: Vec<u8>,
+    hist: Histogram,
+    c: Counters,
+    t0: Instant,
+    rng: u64,
+    senders: Vec<usize>,
+    sending: bool,
+    /// Clients established when sending started: each message is expected by all of them.
+    audience: u64,
+}
+
+impl Gen {
+    fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+
+    fn mask(&mut self) -> [u8; 4] {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng as u32).to_ne_bytes()
+    }
+
+    fn open_one(&mut self) {
+        match TcpStream::connect(self.args.addr) {
+            Ok(mut stream) => {
+                let _ = stream.set_nodelay(true);
+                let entry = self.clients.vacant_entry();
+                let key = entry.key();
+                if self
+                    .poll
+                    .registry()
+                    .register(
+                        &mut stream,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .is_err()
+                {
+                    self.c.failed += 1;
+                    return;
+                }
+                let req = format!(
+                    "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                    self.args.path, self.args.host
+                );
+                entry.insert(Client {
+                    stream,
+                    state: State::Connecting,
+                    inbuf: Vec::new(),
+                    out: req.into_bytes(),
+                    out_pos: 0,
+                    sender: None,
+                    next_seq: 0,
+                    inflight: 0,
+                    started: Instant::now(),
+                });
+            }
+            Err(e) => self.fail(None, format!("connect {}: {e}", self.args.addr)),
+        }
+    }
+
+    fn fail(&mut self, key: Option<usize>, why: String) {
+        if let Some(k) = key {
+            if let Some(c) = self.clients.get_mut(k) {
+                match c.state {
+                    State::Open => self.c.dropped += 1,
+                    State::Closed => return,
+                    _ => self.c.failed += 1,
+                }
+                c.state = State::Closed;
+                c.out = Vec::new();
+                c.inbuf = Vec::new();
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        } else {
+            self.c.failed += 1;
+        }
+        self.c.first_error.get_or_insert(why);
+    }
+
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        if matches!(c.state, State::Closed) {
+            return;
+        }
+        while c.out_pos < c.out.len() {
+            match c.stream.write(&c.out[c.out_pos..]) {
+                Ok(n) => c.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // still connecting
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(Some(key), format!("write: {e}")),
+            }
+        }
+        c.out.clear();
+        c.out_pos = 0;
+        if matches!(c.state, State::Connecting) {
+            c.state = State::Handshake;
+        }
+    }
+
+    fn send_from(&mut self, key: usize, intended_us: u64) {
+        let mask = self.mask();
+        let payload = self.args.payload;
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let (Some(sender), State::Open) = (c.sender, &c.state) else {
+            return;
+        };
+        let mut text = format!("L{sender}.{}.{intended_us}.", c.next_seq);
+        while text.len() < payload {
+            text.push('x');
+        }
+        let json = format!(
+            r#"{{"email":"load{sender}@example.org","username":"load{sender}","message":"{text}"}}"#
+        );
+        c.out.extend_from_slice(&ws::encode_masked(
+            OpCode::Data(Data::Text),
+            json.as_bytes(),
+            mask,
+        ));
+        c.next_seq += 1;
+        c.inflight += 1;
+        self.c.sent += 1;
+        self.c.expected += self.audience;
+        self.flush(key);
+    }
+
+    fn read(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
+            if matches!(c.state, State::Closed | State::Connecting) {
+                return;
+            }
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => return self.fail(Some(key), "server closed the connection".into()),
+                Ok(n) => {
+                    c.inbuf.extend_from_slice(&self.scratch[..n]);
+                    self.parse(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(Some(key), format!("read: {e}")),
+            }
+        }
+    }
+
+    fn parse(&mut self, key: usize) {
+        let now_us = self.now_us();
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut c.inbuf);
+        let mut pos = 0;
+        let mut echoes = 0u32;
+        let mut result: Result<(), String> = Ok(());
+        if matches!(c.state, State::Handshake) {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                c.inbuf = buf;
+                return;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let accept = tungstenite::handshake::derive_accept_key(KEY.as_bytes());
+            if !head.starts_with("HTTP/1.1 101") || !head.contains(&accept) {
+                let first = head.lines().next().unwrap_or("").to_string();
+                return self.fail(Some(key), format!("upgrade refused: {first}"));
+            }
+            c.state = State::Open;
+            self.c.connected += 1;
+            self.c
+                .connect_us
+                .push(c.started.elapsed().as_micros() as u64);
+            pos = end + 4;
+        }
+        let mut pongs: Vec<Vec<u8>> = Vec::new();
+        while pos < buf.len() {
+            match ws::parse_frame(&mut buf[pos..], Role::Client, 1 << 24, 0) {
+                Ok(Parse::Incomplete { .. }) => break,
+                Err(e) => {
+                    result = Err(format!("bad frame from server: {}", e.reason));
+                    break;
+                }
+                Ok(Parse::Frame(f)) => {
+                    let payload = &buf[pos + f.payload.start..pos + f.payload.end];
+                    match f.opcode {
+                        OpCode::Data(Data::Text) => {
+                            if let Some((sender, sent_us)) = token(payload) {
+                                self.c.received += 1;
+                                self.hist.record(now_us.saturating_sub(sent_us));
+                                if c.sender == Some(sender) {
+                                    echoes += 1;
+                                }
+                            }
+                        }
+                        OpCode::Control(Control::Ping) => pongs.push(payload.to_vec()),
+                        OpCode::Control(Control::Close) => {
+                            result = Err("server sent close".into());
+                            break;
+                        }
+                        _ => {}
+                    }
+                    pos += f.consumed();
+                }
+            }
+        }
+        buf.drain(..pos);
+        c.inbuf = buf;
+        c.inflight = c.inflight.saturating_sub(echoes);
+        if let Err(why) = result {
+            return self.fail(Some(key), why);
+        }
+        for p in pongs {
+            let mask = self.mask();
+            if let Some(c) = self.clients.get_mut(key) {
+                c.out.extend_from_slice(&ws::encode_masked(
+                    OpCode::Control(Control::Pong),
+                    &p,
+                    mask,
+                ));
+            }
+        }
+        // Closed loop: an echo of our own message lets the next one go.
+        if self.sending && self.args.rate == 0.0 {
+            for _ in 0..echoes {
+                self.send_from(key, self.now_us());
+            }
+        }
+        self.flush(key);
+    }
+
+    /// One poll turn: handle events, within `timeout`.
+    fn turn(&mut self, events: &mut Events, timeout: Duration) {
+        if let Err(e) = self.poll.poll(events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("picochat-load: poll: {e}");
+                std::process::exit(1);
+            }
+        }
+        let keys: Vec<(usize, bool, bool)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.token().0,
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
+            })
+            .collect();
+        for (key, readable, writable) in keys {
+            if writable {
+                if let Some(c) = self.clients.get_mut(key) {
+                    if matches!(c.state, State::Connecting) {
+                        if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
+                            self.fail(Some(key), format!("connect: {e}"));
+                            continue;
+                        }
+                        if c.stream.peer_addr().is_err() {
+                            continue; // not connected yet
+                        }
+                    }
+                }
+                self.flush(key);
+            }
+            if readable {
+                self.read(key);
+            }
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Open))
+            .count()
+    }
+
+    /// Clients whose connection attempt has ended, either way.
+    fn settled(&self) -> usize {
+        self.c.connected + self.c.failed
+    }
+
+    /// Opens `n` more connections at the connect rate and waits for their handshakes.
+    fn connect(&mut self, n: usize, events: &mut Events) {
+        let start = Instant::now();
+        let base = self.settled();
+        let target = base + n;
+        let mut opened = 0;
+        let ramp = Duration::from_secs_f64(n as f64 / self.args.connect_rate.max(1.0));
+        let deadline = start + Duration::from_secs(30) + ramp;
+        let mut last_progress = Instant::now();
+        while self.settled() < target && Instant::now() < deadline {
+            let allowed = if self.args.connect_rate > 0.0 {
+                ((start.elapsed().as_secs_f64() * self.args.connect_rate) as usize + 1).min(n)
+            } else {
+                n
+            };
+            // At most 500 handshakes in flight, so the server's listen backlog never overflows.
+            while opened < allowed && base + opened - self.settled() < 500 {
+                self.open_one();
+                opened += 1;
+            }
+            self.turn(events, Duration::from_millis(5));
+            if !self.args.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
+                last_progress = Instant::now();
+                self.progress(&format!("connecting {}/{}", self.c.connected, target));
+            }
+        }
+        let missing = target.saturating_sub(self.settled());
+        if missing > 0 {
+            self.c.failed += missing;
+            self.c
+                .first_error
+                .get_or_insert_with(|| "connect/handshake timed out".into());
+        }
+    }
+
+    fn progress(&self, what: &str) {
+        let line = format!(
+            "[{:>5.1}s] {what}  open {}  sent {}  recv {}/{}  p99 {:.1}ms",
+            self.t0.elapsed().as_secs_f64(),
+            self.c.connected - self.c.dropped.min(self.c.connected),
+            self.c.sent,
+            self.c.received,
+            self.c.expected,
+            self.hist.quantile(0.99) as f64 / 1000.0
+        );
+        if std::io::stderr().is_terminal() {
+            eprint!("\r{line}   ");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Sends for `duration` (open or closed loop), then waits for stragglers.
+    fn run(&mut self, duration: Duration, events: &mut Events) -> (Duration, f64) {
+        self.senders = self
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Open))
+            .map(|(k, _)| k)
+            .collect();
+        self.senders.truncate(self.args.senders);
+        for (i, &k) in self.senders.iter().enumerate() {
+            if let Some(c) = self.clients.get_mut(k) {
+                c.sender = Some(i as u32);
+            }
+        }
+        self.audience = self.open_count() as u64;
+        self.sending = true;
+        let start = Instant::now();
+        let gen_cpu0 = os::cpu_seconds(std::process::id()).unwrap_or(0.0);
+        if self.args.rate == 0.0 {
+            for k in self.senders.clone() {
+                for _ in 0..self.args.inflight {
+                    self.send_from(k, self.now_us());
+                }
+            }
+        }
+        let interval = if self.args.rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.args.rate)
+        } else {
+            Duration::ZERO
+        };
+        let mut next_send = start;
+        let mut next_sender = 0usize;
+        let mut last_progress = Instant::now();
+        while start.elapsed() < duration {
+            let now = Instant::now();
+            if self.args.rate > 0.0 && !self.senders.is_empty() {
+                while next_send <= now {
+                    let k = self.senders[next_sender % self.senders.len()];
+                    next_sender += 1;
+                    let intended = next_send.duration_since(self.t0).as_micros() as u64;
+                    self.send_from(k, intended);
+                    next_send += interval;
+                }
+            }
+            let wait = if self.args.rate > 0.0 {
+                next_send.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_millis(50)
+            };
+            self.turn(events, wait.min(Duration::from_millis(50)));
+            if !self.args.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
+                last_progress = Instant::now();
+                self.progress("running");
+            }
+        }
+        self.sending = false;
+        let elapsed = start.elapsed();
+        // Drain: wait until everything expected arrived (or 3 s).
+        let drain_end = Instant::now() + Duration::from_secs(3);
+        while self.c.received < self.expected_live() && Instant::now() < drain_end {
+            self.turn(events, Duration::from_millis(20));
+        }
+        let gen_cpu = os::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen_cpu0;
+        (elapsed, gen_cpu)
+    }
+
+    /// What can still arrive: deliveries to clients that are still open.
+    fn expected_live(&self) -> u64 {
+        if self.c.dropped == 0 {
+            self.c.expected
+        } else {
+            // Dropped clients will never receive the rest; do not wait for them.
+            self.c
+                .expected
+                .saturating_sub(self.c.dropped as u64 * self.c.sent)
+        }
+    }
+}
+
+/// Extracts (sender, intended send time µs) from a broadcast frame's text.
+fn token(payload: &[u8]) -> Option<(u32, u64)> {
+    const KEY: &[u8] = b"\"message\":\"L";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let mut fields = payload[at..].splitn(4, |&b| b == b'.');
+    let num = |f: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(f?).ok()?.parse().ok() };
+    let sender = num(fields.next())? as u32;
+    let _seq = num(fields.next())?;
+    let sent = num(fields.next())?;
+    Some((sender, sent))
+}
+
+fn pct(v: &[u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s[((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1]
+}
+
+struct ServerWatch {
+    pid: u32,
+    cpu0: f64,
+    peak_rss: u64,
+}
+
+impl ServerWatch {
+    fn new(pid: Option<u32>) -> Option<Self> {
+        let pid = pid?;
+        Some(ServerWatch {
+            pid,
+            cpu0: os::cpu_seconds(pid).unwrap_or(0.0),
+            peak_rss: 0,
+        })
+    }
+    fn sample(&mut self) {
+        if let Some((rss, _)) = os::rss_bytes(self.pid) {
+            self.peak_rss = self.peak_rss.max(rss);
+        }
+    }
+    fn cpu(&self) -> f64 {
+        os::cpu_seconds(self.pid).unwrap_or(0.0) - self.cpu0
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("picochat-load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let fd_limit = os::raise_fd_limit();
+    if (fd_limit as usize) < args.clients + 32 {
+        eprintln!(
+            "picochat-load: warning: file-descriptor limit {fd_limit} is below --clients {}",
+            args.clients
+        );
+    }
+    if let Err(e) = std::net::TcpStream::connect_timeout(&args.addr, Duration::from_secs(3)) {
+        eprintln!("picochat-load: cannot reach {}: {e}", args.addr);
+        std::process::exit(1);
+    }
+    let poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("picochat-load: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut g = Gen {
+        args: args.clone(),
+        poll,
+        clients: Slab::new(),
+        scratch: vec![0; 256 * 1024],
+        hist: Histogram::new(),
+        c: Counters::default(),
+        t0: Instant::now(),
+        rng: 0x2545_f491_4f6c_dd1d ^ std::process::id() as u64,
+        senders: Vec::new(),
+        sending: false,
+        audience: 0,
+    };
+    let mut events = Events::with_capacity(4096);
+    let mut server = ServerWatch::new(args.server_pid);
+    let report = if args.step > 0 {
+        step_mode(&mut g, &mut events, &mut server)
+    } else {
+        let t = Instant::now();
+        g.connect(args.clients, &mut events);
+        let connect_time = t.elapsed();
+        if let Some(s) = server.as_mut() {
+            s.cpu0 = os::cpu_seconds(s.pid).unwrap_or(0.0);
+        }
+        let (elapsed, gen_cpu) = if args.idle {
+            let t = Instant::now();
+            let gen0 = os::cpu_seconds(std::process::id()).unwrap_or(0.0);
+            while t.elapsed() < args.duration {
+                g.turn(&mut events, Duration::from_millis(100));
+                if let Some(s) = server.as_mut() {
+                    s.sample();
+                }
+            }
+            (
+                t.elapsed(),
+                os::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen0,
+            )
+        } else {
+            let r = g.run(args.duration, &mut events);
+            if let Some(s) = server.as_mut() {
+                s.sample();
+            }
+            r
+        };
+        summary(
+            &g,
+            &args,
+            elapsed,
+            gen_cpu,
+            connect_time,
+            server.as_ref(),
+            None,
+        )
+    };
+    if !args.quiet && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    println!("{report}");
+}
+
+fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>) -> String {
+    let args = g.args.clone();
+    let mut last_pass: Option<(usize, String)> = None;
+    let mut steps = Vec::new();
+    let mut target = 0;
+    loop {
+        target = (target + args.step).min(args.clients);
+        let t = Instant::now();
+        g.connect(target - g.open_count(), events);
+        let connect_time = t.elapsed();
+        g.hist = Histogram::new();
+        let before = g.c.clone();
+        let (elapsed, gen_cpu) = g.run(args.step_duration, events);
+        if let Some(s) = server.as_mut() {
+            s.sample();
+        }
+        let lost = (g.c.expected - before.expected).saturating_sub(g.c.received - before.received);
+        let p95 = g.hist.quantile(0.95);
+        let pass =
+            lost == 0 && g.c.failed == before.failed && p95 <= args.threshold.as_micros() as u64;
+        let open = g.open_count();
+        steps.push(format!(
+            "{{\"clients\":{open},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"lost\":{lost},\"pass\":{pass}}}",
+            g.hist.quantile(0.5) as f64 / 1000.0,
+            p95 as f64 / 1000.0,
+            g.hist.quantile(0.99) as f64 / 1000.0
+        ));
+        if !args.quiet {
+            eprintln!(
+                "step {open:>6} clients: p50 {:.1} ms  p95 {:.1} ms  lost {lost}  connect {:.1}s  {}",
+                g.hist.quantile(0.5) as f64 / 1000.0,
+                p95 as f64 / 1000.0,
+                connect_time.as_secs_f64(),
+                if pass { "pass" } else { "FAIL" }
+            );
+        }
+        if !pass {
+            break;
+        }
+        last_pass = Some((
+            open,
+            summary(
+                g,
+                &args,
+                elapsed,
+                gen_cpu,
+                connect_time,
+                server.as_ref(),
+                None,
+            ),
+        ));
+        if target >= args.clients {
+            break;
+        }
+    }
+    let best = last_pass.as_ref().map_or(0, |(n, _)| *n);
+    if args.json {
+        format!("{{\"mode\":\"step\",\"max_clients_passing\":{best},\"threshold_ms\":{},\"steps\":[{}]}}", args.threshold.as_millis(), steps.join(","))
+    } else {
+        format!(
+            "step mode: {best} clients passed (p95 <= {} ms, no losses)",
+            args.threshold.as_millis()
+        )
+    }
+}
+
+fn summary(
+    g: &Gen,
+    args: &Args,
+    elapsed: Duration,
+    gen_cpu: f64,
+    connect_time: Duration,
+    server: Option<&ServerWatch>,
+    _extra: Option<&str>,
+) -> String {
+    let c = &g.c;
+    let lost = c.expected.saturating_sub(c.received);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let deliveries_per_s = c.received as f64 / secs;
+    let (server_cpu, server_rss) = server.map_or((None, None), |s| {
+        (
+            Some(s.cpu()),
+            Some(s.peak_rss.max(os::rss_bytes(s.pid).map_or(0, |r| r.1))),
+        )
+    });
+    let saturated = gen_cpu / secs > 0.9;
+    let q = |p| g.hist.quantile(p) as f64 / 1000.0;
+    if args.json {
+        let mut o = String::new();
+        let _ = write!(
+            o,
+            "{{\"mode\":\"{}\",\"clients\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"senders\":{},\"rate\":{},\
+             \"payload\":{},\"duration_s\":{:.3},\"connect_s\":{:.3},\"connect_p50_ms\":{:.2},\"connect_max_ms\":{:.2},\
+             \"sent\":{},\"expected\":{},\"received\":{},\"lost\":{lost},\"deliveries_per_s\":{:.0},\
+             \"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p95\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\
+             \"generator_cpu_s\":{gen_cpu:.3},\"generator_saturated\":{saturated}",
+            if args.idle { "idle" } else if args.rate == 0.0 { "closed" } else { "open" },
+            args.clients,
+            c.connected,
+            c.failed,
+            c.dropped,
+            args.senders,
+            args.rate,
+            args.payload,
+            secs,
+            connect_time.as_secs_f64(),
+            pct(&c.connect_us, 0.5) as f64 / 1000.0,
+            pct(&c.connect_us, 1.0) as f64 / 1000.0,
+            c.sent,
+            c.expected,
+            c.received,
+            deliveries_per_s,
+            q(0.5),
+            q(0.9),
+            q(0.95),
+            q(0.99),
+            g.hist.max as f64 / 1000.0,
+        );
+        if let (Some(cpu), Some(rss)) = (server_cpu, server_rss) {
+            let per_cpu = if cpu > 0.0 {
+                c.received as f64 / cpu
+            } else {
+                0.0
+            };
+            let _ = write!(o, ",\"server_cpu_s\":{cpu:.3},\"deliveries_per_server_cpu_s\":{per_cpu:.0},\"server_peak_rss_bytes\":{rss}");
+        }
+        if let Some(e) = &c.first_error {
+            let _ = write!(
+                o,
+                ",\"first_error\":{}",
+                serde_json::Value::String(e.clone())
+            );
+        }
+        o.push('}');
+        return o;
+    }
+    let mut t = String::new();
+    let _ = writeln!(t, "picochat-load → ws://{}{}", args.host, args.path);
+    let _ = writeln!(t, "  clients      {} connected, {} failed, {} dropped by the server (connect {:.2}s, p50 {:.1} ms, max {:.1} ms)",
+        c.connected, c.failed, c.dropped, connect_time.as_secs_f64(), pct(&c.connect_us, 0.5) as f64 / 1000.0, pct(&c.connect_us, 1.0) as f64 / 1000.0);
+    if !args.idle {
+        let _ = writeln!(
+            t,
+            "  messages     {} sent by {} senders ({}), {} B text",
+            c.sent,
+            args.senders.min(c.connected),
+            if args.rate == 0.0 {
+                format!("closed loop, {} in flight each", args.inflight)
+            } else {
+                format!("{} msg/s", args.rate)
+            },
+            args.payload
+        );
+        let _ = writeln!(
+            t,
+            "  deliveries   {} received of {} expected, {} lost, {:.0}/s",
+            c.received, c.expected, lost, deliveries_per_s
+        );
+        let _ = writeln!(
+            t,
+            "  latency      p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            g.hist.max as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        t,
+        "  generator    {:.2} s CPU in {:.2} s{}",
+        gen_cpu,
+        secs,
+        if saturated {
+            "  (SATURATED: results limited by the generator)"
+        } else {
+            ""
+        }
+    );
+    if let (Some(cpu), Some(rss)) = (server_cpu, server_rss) {
+        let _ = writeln!(
+            t,
+            "  server       {:.2} s CPU ({:.0} deliveries per CPU-second), peak RSS {:.1} MiB",
+            cpu,
+            if cpu > 0.0 {
+                c.received as f64 / cpu
+            } else {
+                0.0
+            },
+            rss as f64 / 1048576.0
+        );
+    }
+    if let Some(e) = &c.first_error {
+        let _ = writeln!(t, "  first error  {e}");
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_within_one_percent() {
+        let mut h = Histogram::new();
+        for v in 1..=100_000u64 {
+            h.record(v);
+        }
+        for (q, want) in [(0.5, 50_000.0), (0.99, 99_000.0)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - want).abs() / want < 0.01, "{q}: {got}");
+        }
+    }
+
+    #[test]
+    fn token_parses_from_either_servers_broadcast() {
+        let go = br#"{"email":"a@b","username":"u","message":"L3.17.123456.xxxx"}"#;
+        assert_eq!(token(go), Some((3, 123456)));
+        let pico = br#"{"type":"message","id":9,"time":1,"username":"u","avatar":"ab","message":"L0.1.42.xx"}"#;
+        assert_eq!(token(pico), Some((0, 42)));
+        assert_eq!(token(br#"{"type":"welcome"}"#), None);
+    }
+}

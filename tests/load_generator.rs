@@ -1,0 +1,132 @@
+//! picochat-load's own correctness: exact delivery counts against a server
+//! whose behaviour is known, and losses reported (not hidden) when the server
+//! refuses messages or drops a client.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn load(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(args)
+        .args(["--json", "--quiet"])
+        .output()
+        .expect("run picochat-load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn counts_every_delivery_exactly() {
+    let s = TestServer::start(&["--msg-rate", "0", "--log-level", "warn"]);
+    let pid = s.pid().to_string();
+    let r = load(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--server-pid",
+        &pid,
+    ]);
+    let sent = r["sent"].as_u64().unwrap();
+    assert!(
+        (95..=105).contains(&sent),
+        "open loop at 50 msg/s for 2 s: {sent}"
+    );
+    assert_eq!(r["connected"], 20);
+    assert_eq!(
+        r["expected"].as_u64().unwrap(),
+        sent * 20,
+        "every client, sender included, expects every message"
+    );
+    assert_eq!(r["received"], r["expected"]);
+    assert_eq!(r["lost"], 0);
+    assert!(r["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(r["server_peak_rss_bytes"].as_u64().unwrap() > 0);
+    // The server agrees on what it broadcast.
+    assert_eq!(s.metric("picochat_messages_received_total"), sent as f64);
+    assert_eq!(
+        s.metric("picochat_messages_broadcast_total"),
+        (sent * 20) as f64
+    );
+
+    let r = load(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "10",
+        "--senders",
+        "3",
+        "--rate",
+        "0",
+        "--duration",
+        "1s",
+    ]);
+    assert!(
+        r["sent"].as_u64().unwrap() > 10,
+        "closed loop keeps going: {r}"
+    );
+    assert_eq!(r["lost"], 0);
+    assert_eq!(
+        r["received"].as_u64().unwrap(),
+        r["sent"].as_u64().unwrap() * 10
+    );
+}
+
+#[test]
+fn reports_losses_when_the_server_refuses_and_drops() {
+    // A rate limit of 2 msg/s: the sender's flood is refused, then it is disconnected.
+    let s = TestServer::start(&["--msg-rate", "2", "--log-level", "warn"]);
+    let r = load(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "5",
+        "--senders",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+    ]);
+    assert!(r["lost"].as_u64().unwrap() > 0, "losses are counted: {r}");
+    assert_eq!(r["dropped"], 1, "the flooding sender was dropped: {r}");
+    assert!(r["received"].as_u64().unwrap() < r["expected"].as_u64().unwrap());
+}
+
+#[test]
+fn idle_mode_holds_connections_and_unreachable_servers_fail_clearly() {
+    let s = TestServer::start(&["--log-level", "warn"]);
+    let r = load(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "200",
+        "--idle",
+        "--duration",
+        "500ms",
+    ]);
+    assert_eq!(r["connected"], 200);
+    assert_eq!(r["mode"], "idle");
+    let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(["--url", "ws://127.0.0.1:1/ws"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
