@@ -40,6 +40,9 @@ export PICOCHAT_BIN="$PWD/target/release/picochat"
 step "browser end-to-end test (Chromium via playwright-core)"
 (cd tests/e2e && node --test) && passed=$((passed + 1))
 
+step "fuzz smoke (cargo fuzz, ${FUZZ_SECONDS:-60}s per target)"
+bash tests/fuzz-smoke.sh && passed=$((passed + 1))
+
 for check in tests/conformance/*.sh tests/ops/*.sh; do
   [ -e "$check" ] || continue
   step "$check"

@@ -1,0 +1,93 @@
+//! The fuzz targets' bodies, shared by the libFuzzer binaries in this folder
+//! and by `tests/fuzz_regressions.rs`, which replays saved inputs (crashes the
+//! fuzzer found, and hand-made tricky cases) under plain `cargo test`.
+
+use picochat::chat::{Hub, Limits};
+use picochat::http::{self, Parsed, Route, Routes};
+use picochat::ws::{self, Assembler, Message, Parse, Role};
+
+const MAX_MESSAGE: usize = 4096;
+
+/// Any bytes through the request parser, the router, the upgrade check and the
+/// response builders: nothing may panic.
+pub fn http_request(data: &[u8]) {
+    let routes = Routes {
+        chat: true,
+        ops: true,
+        echo_path: Some("/echo"),
+    };
+    let mut rest = data;
+    // Pipelined requests: keep parsing what follows each complete head.
+    while let Parsed::Request(req, len) = http::parse(rest, 8192) {
+        match http::route(req.path, routes) {
+            Route::ChatSocket | Route::EchoSocket => {
+                let _ = http::upgrade(&req, &["http://allowed.example".to_string()], "date");
+            }
+            Route::Asset(a) => {
+                let _ = http::asset(&req, a, "date");
+            }
+            _ => {
+                let _ = http::error(http::Status::NotFound, "x", req.keep_alive, "date");
+            }
+        }
+        if len == 0 || len > rest.len() {
+            break;
+        }
+        rest = &rest[len..];
+    }
+}
+
+/// Any bytes, cut into reads of sizes the input chooses, through frame parsing,
+/// unmasking, reassembly and the chat hub: nothing may panic, and the buffered
+/// remainder stays within one frame.
+pub fn ws_chat(data: &[u8]) {
+    let Some((&chunk, data)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk).max(1);
+    let mut hub = Hub::new(
+        Limits {
+            max_text: 1024,
+            max_message: MAX_MESSAGE,
+            msg_rate: 5,
+            history: 8,
+        },
+        1,
+        Vec::new(),
+    );
+    hub.connect(0, 0);
+    hub.connect(1, 0);
+    let mut actions = Vec::new();
+    let mut asm = Assembler::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut now = 0;
+    'reads: for read in data.chunks(chunk) {
+        buf.extend_from_slice(read);
+        now += 7;
+        loop {
+            let frame =
+                match ws::parse_frame(&mut buf, Role::Server, MAX_MESSAGE, asm.pending_len()) {
+                    Ok(Parse::Frame(f)) => f,
+                    Ok(Parse::Incomplete { .. }) => break,
+                    Err(_) => break 'reads,
+                };
+            let payload = buf[frame.payload.clone()].to_vec();
+            match asm.push(&frame, &payload) {
+                Ok(Some(Message::Text(text))) => {
+                    if hub.on_text(0, &text, now, &mut actions).is_err() {
+                        break 'reads;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break 'reads,
+            }
+            buf.drain(..frame.consumed());
+            actions.clear();
+        }
+        assert!(
+            buf.len() <= MAX_MESSAGE + 14 + read.len(),
+            "remainder grew past one frame"
+        );
+    }
+    hub.disconnect(0, now, &mut actions);
+}
