@@ -1,1 +1,430 @@
-fn main() {}
+//! `cargo bench`: the release server measured with `picochat-load`, one table.
+//!
+//! Scenarios (each on a fresh server process):
+//! 1. fan-out: 1,000 clients, 10 senders, 100 msg/s, 100 B, 10 s -> p50/p99, losses
+//! 2. saturation: 1,000 clients, closed loop -> deliveries/s and per server CPU-second
+//! 3. memory: 10,000 idle WebSockets -> server RSS, RSS per connection, idle RSS after start
+//! 4. step: clients added 1,000 at a time under 10 broadcasts/s until p95 > 500 ms
+//! 5. static page: `GET /` requests/s with keep-alive (wrk when installed), binary size
+//!
+//! With at least two cores the server runs on core 0 and the generator on core 1
+//! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
+//! same run, side by side with ratios: a command with `{addr}` where the listen
+//! address goes, e.g. the Go tutorial server built by
+//! `../shared/baselines/go-tutorial-chat/build.sh`:
+//!   PICOCHAT_BENCH_BASELINE='/tmp/go-tutorial-chat/gochat -addr {addr} -public ../shared/baselines/go-tutorial-chat/public'
+//! `PICOCHAT_BENCH_QUICK=1` shrinks every scenario for a fast sanity run;
+//! `PICOCHAT_BENCH_ONLY=fanout,step` runs only the named scenarios.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Target {
+    name: String,
+    /// argv with `{addr}` to substitute.
+    argv: Vec<String>,
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+fn pinned(core: usize, argv: &[String]) -> Command {
+    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let have_taskset = Command::new("taskset").arg("--version").output().is_ok();
+    let mut cmd = if two_cores && have_taskset {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &core.to_string()]).args(argv);
+        c
+    } else {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    cmd.env("GOMAXPROCS", "1");
+    cmd
+}
+
+fn start(target: &Target) -> Running {
+    let addr = free_addr();
+    let argv: Vec<String> = target
+        .argv
+        .iter()
+        .map(|a| a.replace("{addr}", &addr.to_string()))
+        .collect();
+    let mut child = pinned(0, &argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        if t.elapsed() > Duration::from_secs(10) || child.try_wait().ok().flatten().is_some() {
+            panic!("{} did not start: {argv:?}", target.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Running { child, addr }
+}
+
+/// The server's own pid (the child may be `taskset`, which execs it: same pid).
+fn pid(r: &Running) -> u32 {
+    r.child.id()
+}
+
+fn load(r: &Running, args: &[&str]) -> serde_json::Value {
+    let load_bin = env!("CARGO_BIN_EXE_picochat-load").to_string();
+    let url = format!("ws://{}/ws", r.addr);
+    let mut argv = vec![
+        load_bin,
+        "--url".into(),
+        url,
+        "--json".into(),
+        "--quiet".into(),
+        "--server-pid".into(),
+        pid(r).to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let out = pinned(1, &argv).output().expect("run picochat-load");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "picochat-load output ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn rss(pid: u32) -> u64 {
+    picochat::os::rss_bytes(pid).map_or(0, |r| r.0)
+}
+
+/// Keep-alive GET / requests per second: wrk when installed, else a simple client.
+fn static_rps(r: &Running, secs: u64) -> (f64, &'static str) {
+    let url = format!("http://{}/", r.addr);
+    let wrk = pinned(
+        1,
+        &[
+            "wrk".into(),
+            "-t1".into(),
+            "-c50".into(),
+            format!("-d{secs}s"),
+            url,
+        ],
+    )
+    .output();
+    if let Ok(out) = wrk {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(v) = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")) {
+            return (v.trim().parse().unwrap_or(0.0), "wrk -t1 -c50");
+        }
+    }
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .unwrap();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        n += 1;
+    }
+    (n as f64 / secs as f64, "one keep-alive connection")
+}
+
+fn main() {
+    let quick = std::env::var("PICOCHAT_BENCH_QUICK").is_ok();
+    let only: Option<Vec<String>> = std::env::var("PICOCHAT_BENCH_ONLY")
+        .ok()
+        .map(|s| s.split(',').map(String::from).collect());
+    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+    let server_bin = env!("CARGO_BIN_EXE_picochat").to_string();
+    let mut targets = vec![Target {
+        name: "picochat".into(),
+        argv: vec![
+            server_bin.clone(),
+            "--listen".into(),
+            "{addr}".into(),
+            "--msg-rate".into(),
+            "0".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ],
+    }];
+    if let Ok(cmd) = std::env::var("PICOCHAT_BENCH_BASELINE") {
+        targets.push(Target {
+            name: "baseline".into(),
+            argv: cmd.split_whitespace().map(String::from).collect(),
+        });
+    }
+    let (clients, dur, idle_clients, step_max, step_dur) = if quick {
+        ("200", "2s", "1000", "3000", "2s")
+    } else {
+        ("1000", "10s", "10000", "19000", "5s")
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "machine: {cores} cores; server on core 0, generator on core 1{}",
+        if quick { "; QUICK mode" } else { "" }
+    );
+
+    let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    let mut push =
+        |rows: &mut Vec<(String, Vec<Option<f64>>)>, ti: usize, label: &str, v: Option<f64>| {
+            if let Some(r) = rows.iter_mut().find(|(l, _)| l == label) {
+                r.1[ti] = v;
+            } else {
+                let mut vals = vec![None; 2];
+                vals[ti] = v;
+                rows.push((label.to_string(), vals));
+            }
+        };
+    let num = |v: &serde_json::Value, k: &str| v[k].as_f64();
+    for (ti, target) in targets.iter().enumerate() {
+        eprintln!("== {}", target.name);
+        if want("fanout") {
+            let r = start(target);
+            let v = load(
+                &r,
+                &[
+                    "--clients",
+                    clients,
+                    "--senders",
+                    "10",
+                    "--rate",
+                    "100",
+                    "--payload",
+                    "100",
+                    "--duration",
+                    dur,
+                ],
+            );
+            eprintln!("fan-out: {v}");
+            push(
+                &mut rows,
+                ti,
+                "1 fan-out p50 latency (ms)",
+                v["latency_ms"]["p50"].as_f64(),
+            );
+            push(
+                &mut rows,
+                ti,
+                "1 fan-out p99 latency (ms)",
+                v["latency_ms"]["p99"].as_f64(),
+            );
+            push(&mut rows, ti, "1 fan-out deliveries lost", num(&v, "lost"));
+            push(
+                &mut rows,
+                ti,
+                "1 fan-out server CPU (s)",
+                num(&v, "server_cpu_s"),
+            );
+        }
+        if want("saturation") {
+            let r = start(target);
+            let v = load(
+                &r,
+                &[
+                    "--clients",
+                    clients,
+                    "--senders",
+                    "10",
+                    "--inflight",
+                    "2",
+                    "--rate",
+                    "0",
+                    "--payload",
+                    "100",
+                    "--duration",
+                    dur,
+                ],
+            );
+            eprintln!("saturation: {v}");
+            push(
+                &mut rows,
+                ti,
+                "2 saturation deliveries/s",
+                num(&v, "deliveries_per_s"),
+            );
+            push(
+                &mut rows,
+                ti,
+                "2 saturation deliveries per server CPU-s",
+                num(&v, "deliveries_per_server_cpu_s"),
+            );
+            push(
+                &mut rows,
+                ti,
+                "2 saturation deliveries lost",
+                num(&v, "lost"),
+            );
+            push(
+                &mut rows,
+                ti,
+                "2 saturation p99 latency (ms)",
+                v["latency_ms"]["p99"].as_f64(),
+            );
+            push(
+                &mut rows,
+                ti,
+                "2 generator saturated (1 = yes)",
+                v["generator_saturated"].as_bool().map(|b| b as u8 as f64),
+            );
+        }
+        if want("memory") {
+            let r = start(target);
+            std::thread::sleep(Duration::from_millis(300));
+            let idle = rss(pid(&r));
+            let v = load(
+                &r,
+                &[
+                    "--clients",
+                    idle_clients,
+                    "--idle",
+                    "--duration",
+                    "3s",
+                    "--connect-rate",
+                    "4000",
+                ],
+            );
+            let loaded = rss(pid(&r)).max(1);
+            let n: f64 = idle_clients.parse().unwrap();
+            eprintln!("memory: idle {idle} loaded {loaded}: {v}");
+            push(
+                &mut rows,
+                ti,
+                "3 idle RSS after start (KiB)",
+                Some(idle as f64 / 1024.0),
+            );
+            push(
+                &mut rows,
+                ti,
+                &format!("3 RSS with {idle_clients} idle WebSockets (MiB)"),
+                Some(loaded as f64 / 1048576.0),
+            );
+            push(
+                &mut rows,
+                ti,
+                "3 RSS per idle WebSocket (bytes)",
+                Some((loaded.saturating_sub(idle)) as f64 / n),
+            );
+            push(
+                &mut rows,
+                ti,
+                "3 idle clients connected",
+                num(&v, "connected"),
+            );
+        }
+        if want("step") {
+            let r = start(target);
+            let v = load(
+                &r,
+                &[
+                    "--step",
+                    "1000",
+                    "--clients",
+                    step_max,
+                    "--rate",
+                    "10",
+                    "--step-duration",
+                    step_dur,
+                    "--threshold",
+                    "500ms",
+                    "--connect-rate",
+                    "4000",
+                ],
+            );
+            eprintln!("step: {v}");
+            push(
+                &mut rows,
+                ti,
+                "4 step: max clients with p95 < 500 ms",
+                num(&v, "max_clients_passing"),
+            );
+            if let Some(steps) = v["steps"].as_array() {
+                let last_pass = steps.iter().rev().find(|s| s["pass"] == true);
+                push(
+                    &mut rows,
+                    ti,
+                    "4 step: p99 at that step (ms)",
+                    last_pass.and_then(|s| s["p99_ms"].as_f64()),
+                );
+            }
+        }
+        if want("static") {
+            let r = start(target);
+            let (rps, how) = static_rps(&r, if quick { 2 } else { 5 });
+            eprintln!("static: {rps:.0} req/s ({how})");
+            push(&mut rows, ti, "5 GET / requests/s (keep-alive)", Some(rps));
+            if ti == 0 {
+                let size = std::fs::metadata(&server_bin).map_or(0, |m| m.len());
+                push(
+                    &mut rows,
+                    ti,
+                    "5 stripped binary size (KiB)",
+                    Some(size as f64 / 1024.0),
+                );
+            }
+        }
+    }
+
+    println!();
+    let has_base = targets.len() > 1;
+    if has_base {
+        println!("| scenario | picochat | baseline | picochat / baseline |");
+        println!("|---|---:|---:|---:|");
+    } else {
+        println!("| scenario | picochat |");
+        println!("|---|---:|");
+    }
+    let fmt = |v: Option<f64>| match v {
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+        None => "—".into(),
+    };
+    for (label, vals) in &rows {
+        if has_base {
+            let ratio = match (vals[0], vals[1]) {
+                (Some(a), Some(b)) if b != 0.0 => format!("{:.2}x", a / b),
+                _ => "—".into(),
+            };
+            println!(
+                "| {label} | {} | {} | {ratio} |",
+                fmt(vals[0]),
+                fmt(vals[1])
+            );
+        } else {
+            println!("| {label} | {} |", fmt(vals[0]));
+        }
+    }
+}
