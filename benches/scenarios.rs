@@ -199,7 +199,7 @@ fn main() {
     );
 
     let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
-    let mut push =
+    let push =
         |rows: &mut Vec<(String, Vec<Option<f64>>)>, ti: usize, label: &str, v: Option<f64>| {
             if let Some(r) = rows.iter_mut().find(|(l, _)| l == label) {
                 r.1[ti] = v;
