@@ -16,7 +16,7 @@
 use crate::chat::{Action, Hub};
 use crate::config::Config;
 use crate::http::{self, Parsed, Request, Route, Routes, Status};
-use crate::metrics::{self, Snapshot, Stats};
+use crate::metrics::{self, EndReason, Snapshot, Stats};
 use crate::write_queue::{Chunk, Flushed, WriteQueue};
 use crate::ws::{self, close, Assembler, CloseReason, Message, Parse, Role};
 use crate::{log_debug, log_info, log_warn};
@@ -35,86 +35,6 @@ pub const LINGER_MS: u64 = 2000;
 /// written again: a large batch never overruns a reader that keeps up, and a
 /// flooding peer cannot starve the others.
 const READ_BUDGET: usize = 64 * 1024;
-
-/// Every way a connection ends. Each has a counter in `/metrics`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndReason {
-    /// Clean WebSocket close handshake started by the client.
-    ClientClosed,
-    /// The peer closed the TCP connection (for WebSockets: without a close frame).
-    PeerGone,
-    /// HTTP request/response done, the client asked to close.
-    HttpDone,
-    /// Idle keep-alive, header timeout, or no answer to a ping.
-    Timeout,
-    /// Output queue past `--max-output`.
-    SlowConsumer,
-    /// Kept flooding past the message rate limit.
-    RateLimited,
-    /// WebSocket protocol violation (bad frame, masking, opcode...).
-    ProtocolError,
-    /// Message larger than the limit.
-    TooBig,
-    /// Invalid UTF-8 in a text message.
-    InvalidUtf8,
-    /// Malformed HTTP, refused upgrade or unsupported request.
-    BadRequest,
-    /// Refused at the connection limit.
-    OverCapacity,
-    /// Server shutdown.
-    Shutdown,
-    /// Socket read or write error (reset by peer...).
-    IoError,
-}
-
-impl EndReason {
-    pub const ALL: [EndReason; 13] = [
-        EndReason::ClientClosed,
-        EndReason::PeerGone,
-        EndReason::HttpDone,
-        EndReason::Timeout,
-        EndReason::SlowConsumer,
-        EndReason::RateLimited,
-        EndReason::ProtocolError,
-        EndReason::TooBig,
-        EndReason::InvalidUtf8,
-        EndReason::BadRequest,
-        EndReason::OverCapacity,
-        EndReason::Shutdown,
-        EndReason::IoError,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            EndReason::ClientClosed => "client_closed",
-            EndReason::PeerGone => "peer_gone",
-            EndReason::HttpDone => "http_done",
-            EndReason::Timeout => "timeout",
-            EndReason::SlowConsumer => "slow_consumer",
-            EndReason::RateLimited => "rate_limited",
-            EndReason::ProtocolError => "protocol_error",
-            EndReason::TooBig => "message_too_big",
-            EndReason::InvalidUtf8 => "invalid_utf8",
-            EndReason::BadRequest => "bad_request",
-            EndReason::OverCapacity => "over_capacity",
-            EndReason::Shutdown => "shutdown",
-            EndReason::IoError => "io_error",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    fn for_close_code(code: u16) -> EndReason {
-        match code {
-            close::TOO_BIG => EndReason::TooBig,
-            close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
-            close::POLICY => EndReason::RateLimited,
-            _ => EndReason::ProtocolError,
-        }
-    }
-}
 
 /// What a WebSocket connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,12 +1,93 @@
 //! Counters the loop keeps, and the two views of them: `/healthz` (JSON) and
 //! `/metrics` (Prometheus text exposition format 0.0.4).
 //!
-//! Every way a connection can end has its own counter, Redis-style, so a
-//! dashboard can tell slow consumers from timeouts from protocol errors.
+//! Every way a connection can end ([`EndReason`]) has its own counter,
+//! Redis-style, so a dashboard can tell slow consumers from timeouts from
+//! protocol errors.
 //! Counting is plain integer arithmetic in the loop; nothing here does I/O.
 
-use crate::conn::EndReason;
 use std::fmt::Write as _;
+
+/// Every way a connection ends. Each has a counter in `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Clean WebSocket close handshake started by the client.
+    ClientClosed,
+    /// The peer closed the TCP connection (for WebSockets: without a close frame).
+    PeerGone,
+    /// HTTP request/response done, the client asked to close.
+    HttpDone,
+    /// Idle keep-alive, header timeout, or no answer to a ping.
+    Timeout,
+    /// Output queue past `--max-output`.
+    SlowConsumer,
+    /// Kept flooding past the message rate limit.
+    RateLimited,
+    /// WebSocket protocol violation (bad frame, masking, opcode...).
+    ProtocolError,
+    /// Message larger than the limit.
+    TooBig,
+    /// Invalid UTF-8 in a text message.
+    InvalidUtf8,
+    /// Malformed HTTP, refused upgrade or unsupported request.
+    BadRequest,
+    /// Refused at the connection limit.
+    OverCapacity,
+    /// Server shutdown.
+    Shutdown,
+    /// Socket read or write error (reset by peer...).
+    IoError,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 13] = [
+        EndReason::ClientClosed,
+        EndReason::PeerGone,
+        EndReason::HttpDone,
+        EndReason::Timeout,
+        EndReason::SlowConsumer,
+        EndReason::RateLimited,
+        EndReason::ProtocolError,
+        EndReason::TooBig,
+        EndReason::InvalidUtf8,
+        EndReason::BadRequest,
+        EndReason::OverCapacity,
+        EndReason::Shutdown,
+        EndReason::IoError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::ClientClosed => "client_closed",
+            EndReason::PeerGone => "peer_gone",
+            EndReason::HttpDone => "http_done",
+            EndReason::Timeout => "timeout",
+            EndReason::SlowConsumer => "slow_consumer",
+            EndReason::RateLimited => "rate_limited",
+            EndReason::ProtocolError => "protocol_error",
+            EndReason::TooBig => "message_too_big",
+            EndReason::InvalidUtf8 => "invalid_utf8",
+            EndReason::BadRequest => "bad_request",
+            EndReason::OverCapacity => "over_capacity",
+            EndReason::Shutdown => "shutdown",
+            EndReason::IoError => "io_error",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The reason that goes with a WebSocket close code this server sent.
+    pub fn for_close_code(code: u16) -> EndReason {
+        match code {
+            crate::ws::close::TOO_BIG => EndReason::TooBig,
+            crate::ws::close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
+            crate::ws::close::POLICY => EndReason::RateLimited,
+            _ => EndReason::ProtocolError,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -19,10 +19,10 @@
 
 use crate::chat::{Action, Hub, Limits};
 use crate::config::{self, Config, FD_RESERVE};
-use crate::conn::{Conn, Ctx, EndReason, ReadResult, WsKind};
+use crate::conn::{Conn, Ctx, ReadResult, WsKind};
 use crate::journal::Journal;
 use crate::logging;
-use crate::metrics::Stats;
+use crate::metrics::{EndReason, Stats};
 use crate::os::SignalPipe;
 use crate::timer::{Entry, TimerWheel};
 use crate::write_queue::Chunk;

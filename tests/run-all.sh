@@ -50,4 +50,4 @@ for check in tests/conformance/*.sh tests/ops/*.sh; do
 done
 
 echo
-echo "extra checks: ${passed} passed, 0 failed"
+echo "checks: ${passed} passed, 0 failed"
