@@ -420,21 +420,10 @@ impl Server {
         }
     }
 
-    /// Puts the connection's next deadline on the wheel if it is earlier than
-    /// what is already scheduled (later deadlines are found lazily when the
-    /// earlier entry fires).
+    /// See [`schedule_on`].
     fn schedule(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let at = conn.deadline(&self.config);
-        if at < conn.timer_at {
-            conn.timer_at = at;
-            self.wheel.schedule(Entry {
-                key: key as u32,
-                gen: conn.gen,
-                at,
-            });
+        if let Some(conn) = self.conns.get_mut(key) {
+            schedule_on(&mut self.wheel, &self.config, key, conn);
         }
     }
 
@@ -524,15 +513,7 @@ impl Server {
                             }
                         } else {
                             // Refused (over its cap): it now lingers with a nearer deadline.
-                            let at = conn.deadline(&self.config);
-                            if at < conn.timer_at {
-                                conn.timer_at = at;
-                                self.wheel.schedule(Entry {
-                                    key: key as u32,
-                                    gen: conn.gen,
-                                    at,
-                                });
-                            }
+                            schedule_on(&mut self.wheel, &self.config, key, conn);
                         }
                         if !conn.in_flush_list && !conn.write_blocked {
                             conn.in_flush_list = true;
@@ -602,6 +583,20 @@ impl Server {
         }
         log_info!("stopped ({left} connections still open were dropped)");
         Ok(())
+    }
+}
+
+/// Puts a connection's next deadline on the wheel if it is earlier than the
+/// one already scheduled; later deadlines are found when that entry fires.
+fn schedule_on(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut Conn) {
+    let at = conn.deadline(config);
+    if at < conn.timer_at {
+        conn.timer_at = at;
+        wheel.schedule(Entry {
+            key: key as u32,
+            gen: conn.gen,
+            at,
+        });
     }
 }
 

@@ -768,15 +768,7 @@ fn main() {
             }
             r
         };
-        summary(
-            &g,
-            &args,
-            elapsed,
-            gen_cpu,
-            connect_time,
-            server.as_ref(),
-            None,
-        )
+        summary(&g, &args, elapsed, gen_cpu, connect_time, server.as_ref())
     };
     if !args.quiet && std::io::stderr().is_terminal() {
         eprintln!();
@@ -786,7 +778,7 @@ fn main() {
 
 fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>) -> String {
     let args = g.args.clone();
-    let mut last_pass: Option<(usize, String)> = None;
+    let mut best = 0;
     let mut steps = Vec::new();
     let mut target = 0;
     loop {
@@ -796,7 +788,7 @@ fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>)
         let connect_time = t.elapsed();
         g.hist = Histogram::new();
         let before = g.c.clone();
-        let (elapsed, gen_cpu) = g.run(args.step_duration, events);
+        g.run(args.step_duration, events);
         if let Some(s) = server.as_mut() {
             s.sample();
         }
@@ -823,23 +815,11 @@ fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>)
         if !pass {
             break;
         }
-        last_pass = Some((
-            open,
-            summary(
-                g,
-                &args,
-                elapsed,
-                gen_cpu,
-                connect_time,
-                server.as_ref(),
-                None,
-            ),
-        ));
+        best = open;
         if target >= args.clients {
             break;
         }
     }
-    let best = last_pass.as_ref().map_or(0, |(n, _)| *n);
     if args.json {
         format!("{{\"mode\":\"step\",\"max_clients_passing\":{best},\"threshold_ms\":{},\"steps\":[{}]}}", args.threshold.as_millis(), steps.join(","))
     } else {
@@ -857,7 +837,6 @@ fn summary(
     gen_cpu: f64,
     connect_time: Duration,
     server: Option<&ServerWatch>,
-    _extra: Option<&str>,
 ) -> String {
     let c = &g.c;
     let lost = c.expected.saturating_sub(c.received);
