@@ -17,6 +17,9 @@ const state = {
   limits: { max_text: 8192, max_message: 16384 },
   unread: 0,
   newBelow: false,
+  // Who was online when our connection dropped: their joins right after we
+  // reconnect are reconnects too, not news.
+  returning: new Set(),
 };
 
 function loadMe() {
@@ -172,8 +175,10 @@ function showNotice(text) {
   $('notice').hidden = !text;
 }
 
+const DEFAULT_HINT = 'Enter sends, Shift+Enter starts a new line.';
+
 function hint(text, bad = false) {
-  $('hint').textContent = text;
+  $('hint').textContent = text || DEFAULT_HINT;
   $('hint').classList.toggle('bad', bad);
 }
 
@@ -201,6 +206,7 @@ function connect() {
     if (state.ws !== ws) return;
     state.ws = null;
     state.status = 'offline';
+    state.returning = new Set(state.users.map((u) => u.username));
     renderStatus();
     if (!state.me) return;
     // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... at most 15 s.
@@ -228,6 +234,7 @@ function onServerMessage(m) {
       state.limits = m.limits;
       state.status = 'online';
       if (m.truncated && !first) showNotice('Some messages sent while you were away are no longer available.');
+      setTimeout(() => state.returning.clear(), 30000);
       for (const msg of m.history) addMessage(msg);
       if (first) $('messages').scrollTop = $('messages').scrollHeight;
       renderStatus();
@@ -243,7 +250,7 @@ function onServerMessage(m) {
         state.users = [...state.users, { username: m.username, avatar: m.avatar }]
           .sort((a, b) => (a.username < b.username ? -1 : 1));
       }
-      addSystem(`${m.username} joined`);
+      if (!state.returning.delete(m.username)) addSystem(`${m.username} joined`);
       renderUsers();
       break;
     case 'leave':

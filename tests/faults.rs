@@ -44,6 +44,26 @@ fn slowloris_connections_are_cut_off_while_chat_goes_on() {
 }
 
 #[test]
+fn idle_keep_alive_connections_are_closed_after_the_timeout() {
+    let s = TestServer::start(&["--keepalive-timeout", "300ms"]);
+    let mut c = s.tcp();
+    c.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let got = read_all(&mut c, Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "answered first"
+    );
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "closed after {waited:?}"
+    );
+    assert!(s.metric("picochat_disconnects_total{reason=\"timeout\"}") >= 1.0);
+}
+
+#[test]
 fn a_silent_websocket_is_pinged_then_closed_and_a_live_one_stays() {
     let s = TestServer::start(&["--ping-interval", "300ms", "--pong-timeout", "300ms"]);
     let mut silent = raw_ws(&s, "/ws");

@@ -57,8 +57,8 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function joinAs(name, email) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+async function joinAs(name, email, contextOptions = { viewport: { width: 1000, height: 640 } }) {
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
@@ -128,6 +128,8 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
   assert.deepEqual(afterIds.slice(0, before.length), before, 'history kept');
   assert.equal(new Set(afterIds).size, afterIds.length, 'no duplicates');
   assert.deepEqual(afterIds, afterIds.map((_, i) => before[0] + i), 'no gap');
+  assert.equal(await alice.page.$$eval('#messages li.system', (els) => els.filter((e) => e.textContent === 'Bob joined').length), 1,
+    'a reconnect is not announced as a new join');
 
   // A fresh visitor sees the history from the durable log.
   const carol = await joinAs('Carol');
@@ -138,5 +140,39 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
   const shot = join(artifacts, 'chat.png');
   await alice.page.screenshot({ path: shot });
   if (process.env.SCREENSHOT_OUT) copyFileSync(shot, process.env.SCREENSHOT_OUT);
-  for (const { errors } of [alice, bob, carol]) assert.deepEqual(errors, [], 'no page errors');
+
+  // Scrolled up: a new message does not yank the view, a hint appears instead.
+  for (let i = 0; i < 12; i++) await say(bob.page, `filler ${i}`);
+  await alice.page.waitForSelector('#messages li.msg >> text=filler 11');
+  await alice.page.$eval('#messages', (el) => { el.scrollTop = 0; });
+  await say(bob.page, 'while you were reading');
+  await alice.page.waitForSelector('#new-below:not([hidden])');
+  assert.equal(await alice.page.$eval('#messages', (el) => el.scrollTop), 0, 'view stayed where the reader was');
+  await alice.page.click('#new-below');
+  await alice.page.waitForSelector('#new-below', { state: 'hidden' });
+
+  // A hidden tab counts unread messages in its title, and clears them when shown.
+  await carol.page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await say(bob.page, 'one');
+  await say(bob.page, 'two');
+  await carol.page.waitForFunction(() => document.title === '(2) picochat');
+  await carol.page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await carol.page.waitForFunction(() => document.title === 'picochat');
+
+  // On a phone, in dark mode: the users panel folds away behind the "online" button.
+  const { page: mobile, errors: mobileErrors } =
+    await joinAs('Dana', null, { viewport: { width: 390, height: 740 }, colorScheme: 'dark', isMobile: true });
+  assert.equal(await mobile.isVisible('#users'), false, 'users panel folded on a phone');
+  await mobile.click('#users-toggle');
+  assert.equal(await mobile.isVisible('#users'), true);
+  const bg = await mobile.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, 'rgb(20, 22, 26)', 'dark colour scheme');
+  await mobile.screenshot({ path: join(artifacts, 'phone-dark.png') });
+  for (const { errors } of [alice, bob, carol, { errors: mobileErrors }]) assert.deepEqual(errors, [], 'no page errors');
 });
