@@ -66,6 +66,9 @@ pub struct Config {
     pub ping_interval: Duration,
     /// ...and closed if it still sends nothing (no pong) this long after the ping.
     pub pong_timeout: Duration,
+    /// A WebSocket message whose first byte arrived must be complete within this
+    /// (the WebSocket form of slowloris: a peer dribbling a frame byte by byte).
+    pub message_timeout: Duration,
     /// Open connections (HTTP and WebSocket). 0 = the file-descriptor limit minus a reserve.
     pub max_connections: usize,
     /// Chat messages per second per client (token bucket, burst 2x). 0 disables.
@@ -105,6 +108,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(20),
+            message_timeout: Duration::from_secs(30),
             max_connections: 0,
             msg_rate: 20,
             history: 200,
@@ -283,6 +287,17 @@ pub const OPTIONS: &[OptSpec] = &[
             Ok(())
         },
         |c| show_duration(c.pong_timeout)
+    ),
+    opt!(
+        "--message-timeout",
+        "PICOCHAT_MESSAGE_TIMEOUT",
+        "DURATION",
+        "a started WebSocket message must complete within (1008)",
+        |c, v| {
+            c.message_timeout = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.message_timeout)
     ),
     opt!(
         "--max-connections",
@@ -538,8 +553,13 @@ impl Config {
         if self.max_header < 256 {
             return Err("--max-header must be at least 256 bytes".into());
         }
-        if self.ping_interval.is_zero() || self.pong_timeout.is_zero() {
-            return Err("--ping-interval and --pong-timeout must be positive".into());
+        if self.ping_interval.is_zero()
+            || self.pong_timeout.is_zero()
+            || self.message_timeout.is_zero()
+        {
+            return Err(
+                "--ping-interval, --pong-timeout and --message-timeout must be positive".into(),
+            );
         }
         if let Some(p) = &self.echo_path {
             if !p.starts_with('/') || p == "/ws" {

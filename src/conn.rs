@@ -60,6 +60,10 @@ enum Phase {
         ping_sent: Option<u64>,
         /// A close frame is queued: no data frames may follow it.
         close_sent: bool,
+        /// When the message now being received (a partial frame, or a
+        /// fragmented message) started: it must complete within
+        /// `--message-timeout`, or a peer could pin a buffer by dribbling bytes.
+        message_started: Option<u64>,
     },
 }
 
@@ -273,11 +277,25 @@ impl Conn {
                 self.inbuf = buf;
             }
         }
-        if let Phase::Http { head_started, .. } = &mut self.phase {
-            if self.inbuf.is_empty() {
-                *head_started = None;
-            } else if head_started.is_none() {
-                *head_started = Some(ctx.now);
+        let pending = !self.inbuf.is_empty();
+        match &mut self.phase {
+            Phase::Http { head_started, .. } => {
+                if !pending {
+                    *head_started = None;
+                } else if head_started.is_none() {
+                    *head_started = Some(ctx.now);
+                }
+            }
+            Phase::Ws {
+                assembler,
+                message_started,
+                ..
+            } => {
+                if !pending && assembler.pending_len() == 0 {
+                    *message_started = None;
+                } else if message_started.is_none() {
+                    *message_started = Some(ctx.now);
+                }
             }
         }
     }
@@ -419,6 +437,7 @@ impl Conn {
                     assembler: Assembler::default(),
                     ping_sent: None,
                     close_sent: false,
+                    message_started: None,
                 };
                 ctx.stats.ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
@@ -658,11 +677,16 @@ impl Conn {
             Phase::Http { served: true, .. } => self.idle_since + ms(config.keepalive_timeout),
             Phase::Http { served: false, .. } => self.idle_since + ms(config.header_timeout),
             Phase::Ws {
-                ping_sent: Some(t), ..
-            } => t + ms(config.pong_timeout),
-            Phase::Ws {
-                ping_sent: None, ..
-            } => self.last_read + ms(config.ping_interval),
+                ping_sent,
+                message_started,
+                ..
+            } => {
+                let liveness = match ping_sent {
+                    Some(t) => t + ms(config.pong_timeout),
+                    None => self.last_read + ms(config.ping_interval),
+                };
+                message_started.map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
+            }
         }
     }
 
@@ -673,6 +697,21 @@ impl Conn {
         }
         if self.closing.is_some() {
             return self.kill(self.reason.unwrap_or(EndReason::Timeout));
+        }
+        if let Phase::Ws {
+            message_started: Some(t),
+            ..
+        } = self.phase
+        {
+            if now >= t + config.message_timeout.as_millis() as u64 {
+                log_info!("{}: message not completed in time, closing", self.who());
+                return self.close_with(
+                    close::POLICY,
+                    "message not completed in time",
+                    EndReason::Timeout,
+                    now,
+                );
+            }
         }
         match &mut self.phase {
             Phase::Http {

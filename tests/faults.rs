@@ -93,6 +93,31 @@ fn a_silent_websocket_is_pinged_then_closed_and_a_live_one_stays() {
 }
 
 #[test]
+fn a_message_dribbled_byte_by_byte_is_cut_off() {
+    let s = TestServer::start(&["--message-timeout", "500ms"]);
+    let mut c = raw_ws(&s, "/ws");
+    let frame = client_frame(1, true, &[b' '; 100]);
+    let t = Instant::now();
+    let mut rx = c.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        for b in frame {
+            if c.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    assert_eq!(read_close_code(&mut rx), 1008);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "cut off after {:?}",
+        t.elapsed()
+    );
+    dribble.join().unwrap();
+    chat_roundtrip(&s, Duration::from_millis(500));
+}
+
+#[test]
 fn connection_flood_gets_503_past_the_limit_and_service_resumes() {
     let s = TestServer::start(&["--max-connections", "20"]);
     let held: Vec<TcpStream> = (0..20).map(|_| s.tcp()).collect();
