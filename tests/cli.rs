@@ -96,32 +96,7 @@ fn the_soft_fd_limit_is_raised_to_the_hard_limit() {
     )
     .unwrap();
     let hard: f64 = hard.trim().parse().unwrap_or(0.0);
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "ulimit -S -n 256 && exec {} --listen 127.0.0.1:0",
-                env!("CARGO_BIN_EXE_picochat")
-            ),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split(" listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, addr) = start_via_shell("ulimit -S -n 256", "");
     let metrics = http_get(addr, "/metrics");
     let _ = child.kill();
     let _ = child.wait();

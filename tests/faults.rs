@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -145,35 +145,7 @@ fn connection_flood_gets_503_past_the_limit_and_service_resumes() {
 #[test]
 fn out_of_file_descriptors_does_not_spin_or_crash() {
     // A hard fd limit of 64 and a connection limit above it: accept() hits EMFILE.
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "ulimit -n 64 && exec {} --listen 127.0.0.1:0 --max-connections 1000",
-                env!("CARGO_BIN_EXE_picochat")
-            ),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut head = String::new();
-    let mut buf = [0u8; 512];
-    while !head.contains(" listening on ") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "server died: {head}");
-        head.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    std::thread::spawn(move || while err.read(&mut buf).is_ok_and(|n| n > 0) {});
-    let addr: std::net::SocketAddr = head
-        .split(" listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, addr) = start_via_shell("ulimit -n 64", "--max-connections 1000");
     let pid = child.id();
     let flood: Vec<TcpStream> = (0..120)
         .filter_map(|_| TcpStream::connect(addr).ok())

@@ -119,6 +119,38 @@ impl Drop for TestServer {
     }
 }
 
+/// Starts the binary through `sh -c "<shell_setup> && exec picochat --listen 127.0.0.1:0 <args>"`
+/// (e.g. to set `ulimit`s first) and returns it with the address it listens on.
+pub fn start_via_shell(shell_setup: &str, args: &str) -> (Child, SocketAddr) {
+    let script = format!(
+        "{shell_setup} && exec {} --listen 127.0.0.1:0 {args}",
+        env!("CARGO_BIN_EXE_picochat")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn via sh");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("picochat exited before listening")
+            .expect("read stderr");
+        if let Some(rest) = line.split(" listening on ").nth(1) {
+            break rest
+                .split([' ', ','])
+                .next()
+                .unwrap()
+                .parse()
+                .expect("listen address");
+        }
+    };
+    // Keep draining its log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, addr)
+}
+
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 pub fn ws_connect(url: &str) -> Ws {
