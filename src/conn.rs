@@ -480,7 +480,12 @@ impl Conn {
         };
         let frame = match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len()) {
             Ok(Parse::Frame(f)) => f,
-            Ok(Parse::Incomplete { total }) => {
+            Ok(Parse::Incomplete { total, arriving }) => {
+                let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
+                if let Err(why) = early {
+                    self.fail(why, ctx.now);
+                    return Some(buf.len());
+                }
                 if let Some(total) = total {
                     // Reserve once for a large frame instead of growing read by read.
                     self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));

@@ -74,9 +74,21 @@ pub enum Parse {
     Frame(RawFrame),
     /// Not all of the frame is here yet; `total` is its full size when known, so
     /// the caller can reserve once instead of growing its buffer read by read.
+    /// `arriving` describes a frame whose header is complete, so the part of
+    /// its payload already here can be checked early ([`Assembler::check_arrived`]).
     Incomplete {
         total: Option<usize>,
+        arriving: Option<ArrivingFrame>,
     },
+}
+
+/// A frame whose header has arrived but whose payload has not, all of it.
+#[derive(Clone, Copy, Debug)]
+pub struct ArrivingFrame {
+    pub opcode: OpCode,
+    pub mask: Option<[u8; 4]>,
+    /// Where the payload starts in the buffer.
+    pub payload_start: usize,
 }
 
 /// Finds one frame at the start of `buf` and unmasks it in place.
@@ -94,7 +106,12 @@ pub fn parse_frame(
     let mut cursor = Cursor::new(&*buf);
     let (header, len) = match FrameHeader::parse(&mut cursor) {
         Ok(Some(h)) => h,
-        Ok(None) => return Ok(Parse::Incomplete { total: None }),
+        Ok(None) => {
+            return Ok(Parse::Incomplete {
+                total: None,
+                arriving: None,
+            })
+        }
         Err(_) => return Err(protocol("reserved opcode")),
     };
     let start = cursor.position() as usize;
@@ -123,7 +140,15 @@ pub fn parse_frame(
     }
     let end = start + len as usize; // len <= max_message, so it fits
     if buf.len() < end {
-        return Ok(Parse::Incomplete { total: Some(end) });
+        let arriving = ArrivingFrame {
+            opcode: header.opcode,
+            mask: header.mask,
+            payload_start: start,
+        };
+        return Ok(Parse::Incomplete {
+            total: Some(end),
+            arriving: Some(arriving),
+        });
     }
     if let Some(mask) = header.mask {
         apply_mask(&mut buf[start..end], mask);
@@ -137,6 +162,17 @@ pub fn parse_frame(
 
 /// XORs `mask` over `data` (the operation is its own inverse), eight bytes at a time.
 pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    apply_mask_from(data, mask, 0);
+}
+
+/// Like [`apply_mask`] for payload bytes that start `offset` bytes into the payload.
+pub fn apply_mask_from(data: &mut [u8], mask: [u8; 4], offset: usize) {
+    let mask = [
+        mask[offset & 3],
+        mask[(offset + 1) & 3],
+        mask[(offset + 2) & 3],
+        mask[(offset + 3) & 3],
+    ];
     let wide = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -180,11 +216,21 @@ impl std::ops::Deref for Payload<'_> {
     }
 }
 
-/// Reassembles fragmented data messages. Holds nothing (a `None`) between
-/// messages, so an idle connection pays one pointer for it.
+/// Reassembles fragmented data messages. Holds nothing (two `None`s) between
+/// messages, so an idle connection pays two pointers for it.
 #[derive(Debug, Default)]
 pub struct Assembler {
     partial: Option<Box<Partial>>,
+    /// UTF-8 checked so far of a text frame still arriving.
+    arriving: Option<Box<Progress>>,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    /// Payload bytes of the arriving frame already checked.
+    checked: usize,
+    /// The start of a character cut off at the end of what was checked.
+    carry: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -202,12 +248,57 @@ impl Assembler {
         self.partial.as_ref().map_or(0, |p| p.buf.len())
     }
 
+    /// Checks the part of a text frame that has arrived so far, so invalid
+    /// UTF-8 closes the connection at once instead of when the frame is
+    /// complete (Autobahn 6.4.3/6.4.4). Only bytes new since the last call are
+    /// looked at: a large frame arriving in many reads is checked once, in total.
+    pub fn check_arrived(&mut self, buf: &[u8], frame: &ArrivingFrame) -> Result<(), CloseReason> {
+        let text = match frame.opcode {
+            OpCode::Data(Data::Text) => true,
+            OpCode::Data(Data::Continue) => self.partial.as_ref().is_some_and(|p| p.text),
+            _ => false,
+        };
+        let arrived = buf.get(frame.payload_start..).unwrap_or(&[]);
+        if !text || arrived.is_empty() {
+            return Ok(());
+        }
+        let partial = &self.partial;
+        let progress = self.arriving.get_or_insert_with(|| {
+            // A character cut at the end of the previous fragment continues here.
+            let carry = match (frame.opcode, partial) {
+                (OpCode::Data(Data::Continue), Some(p)) => p.buf[p.valid_to..].to_vec(),
+                _ => Vec::new(),
+            };
+            Box::new(Progress { checked: 0, carry })
+        });
+        if arrived.len() <= progress.checked {
+            return Ok(());
+        }
+        let mut fresh = arrived[progress.checked..].to_vec();
+        if let Some(mask) = frame.mask {
+            apply_mask_from(&mut fresh, mask, progress.checked);
+        }
+        progress.checked = arrived.len();
+        let mut chunk = std::mem::take(&mut progress.carry);
+        chunk.extend_from_slice(&fresh);
+        match std::str::from_utf8(&chunk) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                progress.carry = chunk[e.valid_up_to()..].to_vec();
+                Ok(())
+            }
+            Err(_) => Err(invalid_utf8()),
+        }
+    }
+
     /// Feeds one parsed frame; returns a message when one is complete.
     pub fn push<'a>(
         &mut self,
         frame: &RawFrame,
         payload: &'a [u8],
     ) -> Result<Option<Message<'a>>, CloseReason> {
+        // The frame is whole now; the full checks below take over.
+        self.arriving = None;
         match frame.opcode {
             OpCode::Control(Control::Ping) => Ok(Some(Message::Ping(payload))),
             OpCode::Control(Control::Pong) => Ok(Some(Message::Pong(payload))),
@@ -451,8 +542,41 @@ mod tests {
         let frame = client_frame(OpCode::Data(Data::Text), true, b"hello");
         let mut part = frame[..7].to_vec();
         match parse_frame(&mut part, Role::Server, 64, 0).unwrap() {
-            Parse::Incomplete { total } => assert_eq!(total, Some(frame.len())),
+            Parse::Incomplete { total, .. } => assert_eq!(total, Some(frame.len())),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_as_soon_as_it_arrives_not_when_the_frame_ends() {
+        let mut text = "κόσμε".as_bytes().to_vec();
+        text.extend_from_slice(&[0xed, 0xa0, 0x80]); // a UTF-16 surrogate: never valid
+        text.extend_from_slice(&[b'x'; 40]);
+        let frame = client_frame(OpCode::Data(Data::Text), true, &text);
+        let mut asm = Assembler::default();
+        let mut cut_in_a_character = frame[..9].to_vec(); // header 6 + "κ" + first byte of "ό"
+        let Parse::Incomplete {
+            arriving: Some(a), ..
+        } = parse_frame(&mut cut_in_a_character, Role::Server, 1024, 0).unwrap()
+        else {
+            panic!("incomplete")
+        };
+        assert_eq!(
+            asm.check_arrived(&cut_in_a_character, &a),
+            Ok(()),
+            "a cut character is fine"
+        );
+        let mut more = frame[..20].to_vec();
+        assert_eq!(
+            asm.check_arrived(&more, &a).unwrap_err().code,
+            close::INVALID_PAYLOAD
+        );
+        // and valid text arriving in pieces passes
+        let good = client_frame(OpCode::Data(Data::Text), true, "κόσμε and more".as_bytes());
+        let mut asm = Assembler::default();
+        for cut in 7..good.len() {
+            more = good[..cut].to_vec();
+            asm.check_arrived(&more, &a).unwrap();
         }
     }
 

@@ -68,7 +68,12 @@ pub fn ws_chat(data: &[u8]) {
             let frame =
                 match ws::parse_frame(&mut buf, Role::Server, MAX_MESSAGE, asm.pending_len()) {
                     Ok(Parse::Frame(f)) => f,
-                    Ok(Parse::Incomplete { .. }) => break,
+                    Ok(Parse::Incomplete { arriving, .. }) => {
+                        if arriving.is_some_and(|a| asm.check_arrived(&buf, &a).is_err()) {
+                            break 'reads;
+                        }
+                        break;
+                    }
                     Err(_) => break 'reads,
                 };
             let payload = buf[frame.payload.clone()].to_vec();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Autobahn WebSocket conformance (the kosoku runner from PyPI) against the echo
 # endpoint, which runs on the same mio loop, connection and framing code as the
-# chat. Fails on any FAILED case; kosoku's reports go to tests/artifacts/autobahn/.
+# chat. Fails on any FAILED or NON-STRICT case (all 298 non-informational cases
+# are OK today); kosoku's reports go to tests/artifacts/autobahn/.
 # Excluded: 12.* and 13.* (permessage-deflate; picochat negotiates no extensions).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,12 +16,13 @@ python3 - "$out/index.json" <<'PY'
 import collections, json, sys
 cases = next(iter(json.load(open(sys.argv[1])).values()))
 counts = collections.Counter(c["behavior"] for c in cases.values())
-bad = sorted(k for k, c in cases.items() if c["behavior"] == "FAILED" or c["behaviorClose"] == "FAILED")
+bad = sorted(k for k, c in cases.items()
+             if c["behavior"] in ("FAILED", "NON-STRICT") or c["behaviorClose"] in ("FAILED", "NON-STRICT"))
 print("autobahn: %d cases: %s" % (len(cases), ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
 for k, c in sorted(cases.items()):
     if c["behavior"] != "OK":
         print("  %s: %s / close %s" % (k, c["behavior"], c["behaviorClose"]))
 if bad or len(cases) < 290:
-    sys.exit("autobahn: FAILED cases: %s" % (", ".join(bad) or "too few cases ran"))
+    sys.exit("autobahn: FAILED or NON-STRICT cases: %s" % (", ".join(bad) or "too few cases ran"))
 PY
 kill -0 "$PICO_PID" || { echo "picochat died during the suite" >&2; exit 1; }
