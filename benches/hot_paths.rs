@@ -1,0 +1,136 @@
+//! Micro-benchmarks of the hot paths, without sockets: `cargo bench --bench hot_paths`.
+//!
+//! A plain timing loop (no criterion: it would add dozens of crates to every
+//! `cargo test` build). Each case runs for about half a second after a warm-up
+//! and prints nanoseconds per operation; run it twice and compare, the numbers
+//! are for spotting regressions, not for quoting.
+
+use picochat::chat::{Action, Hub, Limits};
+use picochat::http::{self, Parsed};
+use picochat::write_queue::{Chunk, WriteQueue};
+use picochat::ws;
+use std::hint::black_box;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Runs `op` repeatedly for about `budget`, returns ns per call.
+fn measure(name: &str, per_call: u64, mut op: impl FnMut()) {
+    for _ in 0..1000 {
+        op();
+    }
+    let budget = Duration::from_millis(500);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..100 {
+            op();
+        }
+        calls += 100;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / calls as f64;
+    if per_call > 1 {
+        println!(
+            "{name:<52} {ns:>10.1} ns/op   {:>7.2} ns per item",
+            ns / per_call as f64
+        );
+    } else {
+        println!("{name:<52} {ns:>10.1} ns/op");
+    }
+}
+
+/// A writer that accepts everything, like a socket with room, via writev.
+struct Sink;
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(black_box(buf).len())
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Ok(bufs.iter().map(|b| black_box(b).len()).sum())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let json = r#"{"type":"message","id":123456,"time":1795795569123,"username":"load7","avatar":"84059b07d4be67b806386c0aad8070a23f18836bbaae342275dc0a83414c32ee","message":"hello, this is a one hundred byte chat message used for the fan-out benchmark of picochat...."}"#;
+    measure("ws::text: frame a 250-byte broadcast", 1, || {
+        black_box(ws::text(black_box(json.as_bytes())));
+    });
+
+    let mut queues: Vec<WriteQueue> = (0..1000).map(|_| WriteQueue::default()).collect();
+    let frame: Rc<[u8]> = Rc::from(ws::text(json.as_bytes()));
+    measure(
+        "fan-out: queue one Rc frame on 1,000 clients + writev",
+        1000,
+        || {
+            for q in queues.iter_mut() {
+                q.push(Chunk::Shared(frame.clone()));
+            }
+            for q in queues.iter_mut() {
+                let _ = black_box(q.flush_to(&mut Sink));
+            }
+        },
+    );
+    measure(
+        "fan-out: 10 frames per client per turn, 1,000 clients",
+        10_000,
+        || {
+            for q in queues.iter_mut() {
+                for _ in 0..10 {
+                    q.push(Chunk::Shared(frame.clone()));
+                }
+            }
+            for q in queues.iter_mut() {
+                let _ = black_box(q.flush_to(&mut Sink));
+            }
+        },
+    );
+
+    let request = b"GET /app.js HTTP/1.1\r\nHost: raspberrypi.local:8000\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-GB,en;q=0.9\r\nIf-None-Match: \"4ae68d7fbe610056-gz\"\r\nConnection: keep-alive\r\n\r\n";
+    measure("http::parse: a browser's conditional GET", 1, || {
+        if let Parsed::Request(req, _) = http::parse(black_box(request), 8192) {
+            black_box(req.path);
+        }
+    });
+
+    let mut frame_bytes = ws::encode_masked(
+        tungstenite::protocol::frame::coding::OpCode::Data(tungstenite::protocol::frame::coding::Data::Text),
+        br#"{"email":"a@example.org","username":"load1","message":"hello, this is a one hundred byte chat message used for the benchmarks"}"#,
+        [1, 2, 3, 4],
+    );
+    let pristine = frame_bytes.clone();
+    measure(
+        "ws::parse_frame + unmask: a 130-byte client frame",
+        1,
+        || {
+            frame_bytes.copy_from_slice(&pristine);
+            black_box(ws::parse_frame(&mut frame_bytes, ws::Role::Server, 16384, 0).ok());
+        },
+    );
+
+    let mut hub = Hub::new(
+        Limits {
+            max_text: 8192,
+            max_message: 16384,
+            msg_rate: 0,
+            history: 200,
+        },
+        1,
+        Vec::new(),
+    );
+    hub.connect(0, 0);
+    let mut out: Vec<Action> = Vec::new();
+    let text = br#"{"email":"a@example.org","username":"load1","message":"hello, this is a one hundred byte chat message used for the benchmarks"}"#;
+    measure(
+        "hub.on_text: tutorial message -> validated, hashed, JSON",
+        1,
+        || {
+            out.clear();
+            let _ = hub.on_text(0, black_box(text), 1, &mut out);
+            black_box(&out);
+        },
+    );
+}
