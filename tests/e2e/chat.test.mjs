@@ -90,8 +90,16 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
 
   await say(alice.page, 'Hello Bob, see https://example.org/docs');
   await bob.page.waitForSelector('#messages li.msg >> text=Hello Bob');
-  await say(bob.page, 'Hi Alice!\nSecond line');
+  // Shift+Enter starts a new line, Enter sends.
+  await bob.page.click('#text');
+  await bob.page.keyboard.type('Hi Alice!');
+  await bob.page.keyboard.press('Shift+Enter');
+  await bob.page.keyboard.type('Second line');
+  assert.equal(await bob.page.inputValue('#text'), 'Hi Alice!\nSecond line', 'Shift+Enter did not send');
+  await bob.page.keyboard.press('Enter');
   await alice.page.waitForSelector('#messages li.msg >> text=Second line');
+  assert.equal(await bob.page.inputValue('#text'), '', 'Enter sent and cleared the box');
+  assert.ok((await texts(alice.page)).includes('Hi Alice!\nSecond line'));
   assert.equal(await alice.page.$$eval('#messages li.mine', (els) => els.length), 1, 'own message marked');
   const link = await bob.page.$eval('#messages a', (a) => [a.href, a.rel, a.target]);
   assert.deepEqual(link, ['https://example.org/docs', 'noopener noreferrer', '_blank']);
