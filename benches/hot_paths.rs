@@ -117,6 +117,7 @@ fn main() {
             max_message: 16384,
             msg_rate: 0,
             history: 200,
+            welcome_bytes: 1 << 16,
         },
         1,
         Vec::new(),

@@ -29,6 +29,11 @@ pub struct Limits {
     pub msg_rate: u32,
     /// Messages kept for joiners.
     pub history: usize,
+    /// Most bytes of history one welcome may carry. The welcome is one frame
+    /// on the joiner's output queue, so it must stay well under that queue's
+    /// cap (the server passes half of `--max-output`): 200 messages of 8 KiB
+    /// would otherwise get every joiner dropped as a slow consumer.
+    pub welcome_bytes: usize,
 }
 
 pub const MAX_USERNAME_CHARS: usize = 32;
@@ -468,13 +473,24 @@ impl Hub {
     /// (all of it without `since`). History entries are spliced in as the exact
     /// JSON that was broadcast, so a reconnecting page can dedupe by id.
     fn welcome_json(&self, you: &Identity, since: Option<u64>) -> String {
-        let start = match since {
+        let wanted = match since {
             // ids are increasing, so binary search finds the first id > since
             Some(s) => self.history.partition_point(|m| m.id <= s),
             None => 0,
         };
-        let oldest = self.history.front().map_or(self.next_id, |m| m.id);
-        // Messages between `since` and the oldest one kept are lost to this client.
+        // The newest messages that fit in the byte budget.
+        let mut fits = self.history.len();
+        let mut bytes = 0;
+        while fits > wanted {
+            bytes += self.history[fits - 1].json.len() + 1;
+            if bytes > self.limits.welcome_bytes {
+                break;
+            }
+            fits -= 1;
+        }
+        let start = wanted.max(fits);
+        let oldest = self.history.get(start).map_or(self.next_id, |m| m.id);
+        // Messages between `since` (or the first id) and the oldest one sent are lost to this client.
         let truncated = match since {
             Some(s) => s + 1 < oldest && s < self.last_id(),
             None => oldest > 1,
@@ -588,6 +604,7 @@ mod tests {
             max_message: 16384,
             msg_rate: 0,
             history: 3,
+            welcome_bytes: 1 << 20,
         }
     }
 
@@ -805,6 +822,42 @@ mod tests {
             5,
             "other epoch: full history"
         );
+    }
+
+    #[test]
+    fn a_welcome_keeps_the_newest_history_that_fits_its_byte_budget() {
+        let mut hub = Hub::new(
+            Limits {
+                history: 10,
+                welcome_bytes: 500,
+                ..limits()
+            },
+            7,
+            Vec::new(),
+        );
+        let a = 0;
+        hub.connect(a, 0);
+        let mut out = Vec::new();
+        for i in 0..6 {
+            let text = format!(r#"{{"username":"a","message":"{i}{}"}}"#, "x".repeat(90));
+            hub.on_text(a, text.as_bytes(), 0, &mut out).unwrap();
+        }
+        out.clear();
+        hub.on_text(a, br#"{"type":"join","username":"a"}"#, 0, &mut out)
+            .unwrap();
+        let w = reply(&out, a);
+        let ids: Vec<u64> = w["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [4, 5, 6],
+            "three ~160-byte messages fit in 500 bytes, newest first"
+        );
+        assert_eq!(w["truncated"], true);
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Server {
             max_message: config.max_message,
             msg_rate: config.msg_rate,
             history: config.history,
+            welcome_bytes: config.max_output / 2,
         };
         let mut hub = Hub::new(limits, epoch, history);
         hub.continue_after(last_id);

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
+use std::io::Write;
 use std::path::PathBuf;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -137,4 +138,41 @@ fn a_torn_final_record_is_skipped_with_a_warning() {
     send_json(&mut c, json!({"message": "next"}));
     assert_eq!(recv_type(&mut c, "message")["id"], 2);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_history_of_long_messages_never_pushes_a_joiner_over_its_output_cap() {
+    // 200 messages of 8 KiB: 1.6 MB of history against a 1 MiB output cap.
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let mut writer = raw_ws(&s, "/ws");
+    let mut writer_rx = writer.try_clone().unwrap();
+    let drain =
+        std::thread::spawn(move || read_all(&mut writer_rx, std::time::Duration::from_secs(3)));
+    let long = "y".repeat(8000);
+    for _ in 0..200 {
+        writer
+            .write_all(&client_frame(
+                1,
+                true,
+                json!({"username": "w", "message": long})
+                    .to_string()
+                    .as_bytes(),
+            ))
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut joiner = s.ws();
+    let w = join(&mut joiner, "late");
+    let got = ids(&w);
+    assert!(
+        !got.is_empty() && *got.last().unwrap() == 200,
+        "the newest messages are in the welcome"
+    );
+    assert!(got.len() < 200, "history was cut to fit");
+    assert_eq!(w["truncated"], true, "and the page is told so");
+    // still connected, still chatting
+    send_json(&mut joiner, json!({"message": "hello"}));
+    assert_eq!(recv_type(&mut joiner, "message")["message"], "hello");
+    drop(writer);
+    drain.join().unwrap();
 }

@@ -51,6 +51,7 @@ pub fn ws_chat(data: &[u8]) {
             max_message: MAX_MESSAGE,
             msg_rate: 5,
             history: 8,
+            welcome_bytes: 1 << 16,
         },
         1,
         Vec::new(),
