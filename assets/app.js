@@ -12,7 +12,8 @@ const state = {
   epoch: null,             // id sequence of the server; a new one resets the list
   lastId: 0,               // newest message id shown: the `since` of a reconnect
   seen: new Set(),         // ids shown, so a reconnect never duplicates
-  users: [],               // [{ username, avatar }]
+  users: [],               // [{ username, avatar }] (a very busy room lists only some)
+  online: 0,               // how many are online, from the server
   you: null,               // { username, avatar } as the server knows us
   limits: { max_text: 8192, max_message: 16384 },
   unread: 0,
@@ -49,7 +50,7 @@ function renderStatus() {
 }
 
 function renderUsers() {
-  $('online-count').textContent = String(state.users.length);
+  $('online-count').textContent = String(Math.max(state.online, state.users.length));
   const list = $('user-list');
   list.replaceChildren(...state.users.map((u) => {
     const li = document.createElement('li');
@@ -231,6 +232,7 @@ function onServerMessage(m) {
       state.retry = 0;
       state.you = m.you;
       state.users = m.users;
+      state.online = m.online ?? m.users.length;
       state.limits = m.limits;
       state.status = 'online';
       if (m.truncated && !first) showNotice('Some messages sent while you were away are no longer available.');
@@ -246,6 +248,7 @@ function onServerMessage(m) {
       addMessage(m);
       break;
     case 'join':
+      state.online = m.online;
       if (!state.users.some((u) => u.username === m.username)) {
         state.users = [...state.users, { username: m.username, avatar: m.avatar }]
           .sort((a, b) => (a.username < b.username ? -1 : 1));
@@ -254,6 +257,7 @@ function onServerMessage(m) {
       renderUsers();
       break;
     case 'leave':
+      state.online = m.online;
       state.users = state.users.filter((u) => u.username !== m.username);
       addSystem(`${m.username} left`);
       renderUsers();

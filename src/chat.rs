@@ -495,12 +495,19 @@ impl Hub {
             Some(s) => s + 1 < oldest && s < self.last_id(),
             None => oldest > 1,
         };
+        // Users, up to half the byte budget (about 110 bytes each): a very busy
+        // room sends the first names alphabetically and the full count in `online`.
+        let mut user_bytes = 0;
         let users: Vec<UserView> = self
             .online
             .iter()
             .map(|(name, p)| UserView {
                 username: name,
                 avatar: p.avatar.as_deref(),
+            })
+            .take_while(|u| {
+                user_bytes += u.username.len() + u.avatar.map_or(0, str::len) + 32;
+                user_bytes <= self.limits.welcome_bytes / 2
             })
             .collect();
         let you_json = serde_json::to_string(&UserView {
@@ -518,10 +525,11 @@ impl Hub {
         );
         let _ = write!(
             out,
-            "{{\"type\":\"welcome\",\"you\":{},\"users\":{},\"epoch\":{},\"last_id\":{},\"truncated\":{truncated},\
+            "{{\"type\":\"welcome\",\"you\":{},\"users\":{},\"online\":{},\"epoch\":{},\"last_id\":{},\"truncated\":{truncated},\
              \"limits\":{{\"max_text\":{},\"max_message\":{},\"msg_rate\":{}}},\"history\":[",
             you_json.unwrap_or_default(),
             users_json.unwrap_or_default(),
+            self.online.len(),
             self.epoch,
             self.last_id(),
             self.limits.max_text,
@@ -858,6 +866,35 @@ mod tests {
             "three ~160-byte messages fit in 500 bytes, newest first"
         );
         assert_eq!(w["truncated"], true);
+    }
+
+    #[test]
+    fn a_welcome_in_a_crowded_room_lists_what_fits_and_counts_everyone() {
+        let mut hub = Hub::new(
+            Limits {
+                welcome_bytes: 2000,
+                ..limits()
+            },
+            7,
+            Vec::new(),
+        );
+        let mut out = Vec::new();
+        for id in 0..100 {
+            out.clear();
+            hub.connect(id, 0);
+            hub.on_text(
+                id,
+                format!(r#"{{"type":"join","username":"user{id:03}"}}"#).as_bytes(),
+                0,
+                &mut out,
+            )
+            .unwrap();
+        }
+        let w = reply(&out, 99);
+        assert_eq!(w["online"], 100);
+        let listed = w["users"].as_array().unwrap().len();
+        assert!(listed > 10 && listed < 100, "{listed} users listed");
+        assert_eq!(w["users"][0]["username"], "user000", "alphabetical");
     }
 
     #[test]
