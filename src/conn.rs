@@ -48,8 +48,6 @@ pub enum WsKind {
 #[derive(Debug)]
 enum Phase {
     Http {
-        /// When the first byte of a not yet complete request head arrived.
-        head_started: Option<u64>,
         /// Whether a request was answered; decides header vs keep-alive timeout.
         served: bool,
     },
@@ -60,10 +58,6 @@ enum Phase {
         ping_sent: Option<u64>,
         /// A close frame is queued: no data frames may follow it.
         close_sent: bool,
-        /// When the message now being received (a partial frame, or a
-        /// fragmented message) started: it must complete within
-        /// `--message-timeout`, or a peer could pin a buffer by dribbling bytes.
-        message_started: Option<u64>,
     },
 }
 
@@ -105,6 +99,11 @@ pub struct Conn {
     last_read: u64,
     /// When the connection was accepted or its last HTTP response was queued.
     idle_since: u64,
+    /// When the input now pending (a partial request head, a partial frame or
+    /// a fragmented message) began to arrive. It must complete within
+    /// `--header-timeout` (HTTP) or `--message-timeout` (WebSocket), or a peer
+    /// could pin a connection and its buffer by dribbling bytes.
+    input_started: Option<u64>,
     /// Set once input is over: the output drains, then the socket closes.
     closing: Option<u64>,
     /// Our write side is shut (output drained); waiting for the peer's EOF.
@@ -152,14 +151,12 @@ impl Conn {
             gen,
             admin,
             over_limit,
-            phase: Phase::Http {
-                head_started: None,
-                served: false,
-            },
+            phase: Phase::Http { served: false },
             inbuf: Vec::new(),
             out: WriteQueue::default(),
             last_read: now,
             idle_since: now,
+            input_started: None,
             closing: None,
             write_shut: false,
             peer_eof: false,
@@ -277,26 +274,12 @@ impl Conn {
                 self.inbuf = buf;
             }
         }
-        let pending = !self.inbuf.is_empty();
-        match &mut self.phase {
-            Phase::Http { head_started, .. } => {
-                if !pending {
-                    *head_started = None;
-                } else if head_started.is_none() {
-                    *head_started = Some(ctx.now);
-                }
-            }
-            Phase::Ws {
-                assembler,
-                message_started,
-                ..
-            } => {
-                if !pending && assembler.pending_len() == 0 {
-                    *message_started = None;
-                } else if message_started.is_none() {
-                    *message_started = Some(ctx.now);
-                }
-            }
+        let pending = !self.inbuf.is_empty()
+            || matches!(&self.phase, Phase::Ws { assembler, .. } if assembler.pending_len() > 0);
+        if !pending {
+            self.input_started = None;
+        } else if self.input_started.is_none() {
+            self.input_started = Some(ctx.now);
         }
     }
 
@@ -437,7 +420,6 @@ impl Conn {
                     assembler: Assembler::default(),
                     ping_sent: None,
                     close_sent: false,
-                    message_started: None,
                 };
                 ctx.stats.ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
@@ -674,23 +656,16 @@ impl Conn {
         if let Some(since) = self.closing {
             return since + LINGER_MS;
         }
-        match &self.phase {
-            Phase::Http {
-                head_started: Some(t),
-                ..
-            } => t + ms(config.header_timeout),
-            Phase::Http { served: true, .. } => self.idle_since + ms(config.keepalive_timeout),
-            Phase::Http { served: false, .. } => self.idle_since + ms(config.header_timeout),
-            Phase::Ws {
-                ping_sent,
-                message_started,
-                ..
-            } => {
+        match (&self.phase, self.input_started) {
+            (Phase::Http { .. }, Some(t)) => t + ms(config.header_timeout),
+            (Phase::Http { served: true }, None) => self.idle_since + ms(config.keepalive_timeout),
+            (Phase::Http { served: false }, None) => self.idle_since + ms(config.header_timeout),
+            (Phase::Ws { ping_sent, .. }, started) => {
                 let liveness = match ping_sent {
                     Some(t) => t + ms(config.pong_timeout),
                     None => self.last_read + ms(config.ping_interval),
                 };
-                message_started.map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
+                started.map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
             }
         }
     }
@@ -703,11 +678,7 @@ impl Conn {
         if self.closing.is_some() {
             return self.kill(self.reason.unwrap_or(EndReason::Timeout));
         }
-        if let Phase::Ws {
-            message_started: Some(t),
-            ..
-        } = self.phase
-        {
+        if let (Phase::Ws { .. }, Some(t)) = (&self.phase, self.input_started) {
             if now >= t + config.message_timeout.as_millis() as u64 {
                 log_info!("{}: message not completed in time, closing", self.who());
                 return self.close_with(
@@ -719,10 +690,7 @@ impl Conn {
             }
         }
         match &mut self.phase {
-            Phase::Http {
-                head_started: Some(_),
-                ..
-            } => {
+            Phase::Http { .. } if self.input_started.is_some() => {
                 log_debug!("{}: request head not complete in time", self.who());
                 let reply = http::error(
                     Status::RequestTimeout,
