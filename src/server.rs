@@ -236,8 +236,9 @@ impl Server {
         loop {
             self.reap();
             self.apply_actions();
+            let now = self.now_ms();
             if let Some(j) = self.journal.as_mut() {
-                j.commit(self.started.elapsed().as_millis() as u64);
+                j.commit(now);
             }
             self.flush_all();
             if self.reap_list.is_empty() && self.actions.is_empty() {
@@ -412,12 +413,10 @@ impl Server {
         self.schedule(key);
     }
 
+    /// See [`mark_flush_on`].
     fn mark_flush(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
-                conn.in_flush_list = true;
-                self.flush_list.push(key);
-            }
+            mark_flush_on(&mut self.flush_list, key, conn);
         }
     }
 
@@ -516,10 +515,7 @@ impl Server {
                             // Refused (over its cap): it now lingers with a nearer deadline.
                             schedule_on(&mut self.wheel, &self.config, key, conn);
                         }
-                        if !conn.in_flush_list && !conn.write_blocked {
-                            conn.in_flush_list = true;
-                            self.flush_list.push(key);
-                        }
+                        mark_flush_on(&mut self.flush_list, key, conn);
                     }
                 }
             }
@@ -584,6 +580,15 @@ impl Server {
         }
         log_info!("stopped ({left} connections still open were dropped)");
         Ok(())
+    }
+}
+
+/// Lists a connection for this turn's flush, once, unless its socket is
+/// waiting for writability (its writable event will list it) or it is dead.
+fn mark_flush_on(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn) {
+    if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
+        conn.in_flush_list = true;
+        flush_list.push(key);
     }
 }
 
