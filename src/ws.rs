@@ -274,13 +274,14 @@ impl Assembler {
         if arrived.len() <= progress.checked {
             return Ok(());
         }
-        let mut fresh = arrived[progress.checked..].to_vec();
+        // The cut character carried over, then the new bytes, unmasked.
+        let mut chunk = std::mem::take(&mut progress.carry);
+        let from = chunk.len();
+        chunk.extend_from_slice(&arrived[progress.checked..]);
         if let Some(mask) = frame.mask {
-            apply_mask_from(&mut fresh, mask, progress.checked);
+            apply_mask_from(&mut chunk[from..], mask, progress.checked);
         }
         progress.checked = arrived.len();
-        let mut chunk = std::mem::take(&mut progress.carry);
-        chunk.extend_from_slice(&fresh);
         match std::str::from_utf8(&chunk) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {

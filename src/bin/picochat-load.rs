@@ -478,17 +478,10 @@ impl Gen {
                 std::process::exit(1);
             }
         }
-        let keys: Vec<(usize, bool, bool)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e.token().0,
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
-                    e.is_writable(),
-                )
-            })
-            .collect();
-        for (key, readable, writable) in keys {
+        for event in events.iter() {
+            let key = event.token().0;
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable();
             if writable {
                 if let Some(c) = self.clients.get_mut(key) {
                     if matches!(c.state, State::Connecting) {
