@@ -632,6 +632,16 @@ mod tests {
             .collect()
     }
 
+    /// The ids of the messages in a welcome's history, in order.
+    fn history_ids(welcome: &serde_json::Value) -> Vec<u64> {
+        welcome["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    }
+
     fn reply(out: &[Action], to: ClientId) -> serde_json::Value {
         out.iter()
             .find_map(|a| match a {
@@ -747,12 +757,7 @@ mod tests {
         hub.on_text(b, br#"{"type":"join","username":"bob"}"#, 7, &mut out)
             .unwrap();
         let w = reply(&out, b);
-        let ids: Vec<u64> = w["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect();
+        let ids = history_ids(&w);
         assert_eq!(ids, [2, 3, 4], "history keeps the last 3");
         assert_eq!(w["truncated"], true);
         assert_eq!(w["users"].as_array().unwrap().len(), 2);
@@ -807,12 +812,7 @@ mod tests {
         )
         .unwrap();
         let w = reply(&out, b);
-        let ids: Vec<u64> = w["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect();
+        let ids = history_ids(&w);
         assert_eq!(ids, [4, 5]);
         assert_eq!(w["truncated"], false);
         let c = 2;
@@ -854,12 +854,7 @@ mod tests {
         hub.on_text(a, br#"{"type":"join","username":"a"}"#, 0, &mut out)
             .unwrap();
         let w = reply(&out, a);
-        let ids: Vec<u64> = w["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect();
+        let ids = history_ids(&w);
         assert_eq!(
             ids,
             [4, 5, 6],

@@ -97,15 +97,9 @@ fn the_soft_fd_limit_is_raised_to_the_hard_limit() {
     .unwrap();
     let hard: f64 = hard.trim().parse().unwrap_or(0.0);
     let (mut child, addr) = start_via_shell("ulimit -S -n 256", "");
-    let metrics = http_get(addr, "/metrics");
+    let max_fds = metric_at(addr, "picochat_max_fds");
     let _ = child.kill();
     let _ = child.wait();
-    let max_fds: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("picochat_max_fds "))
-        .unwrap()
-        .parse()
-        .unwrap();
     assert!(hard > 256.0, "test needs a hard limit above 256");
     assert_eq!(
         max_fds, hard,

@@ -160,17 +160,8 @@ fn out_of_file_descriptors_does_not_spin_or_crash() {
     );
     drop(flood);
     std::thread::sleep(Duration::from_millis(300));
-    let body = http_get(addr, "/metrics");
-    assert!(
-        body.contains("picochat_accept_fd_exhausted_total"),
-        "still serving"
-    );
-    let exhausted: f64 = body
-        .lines()
-        .find_map(|l| l.strip_prefix("picochat_accept_fd_exhausted_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    // Still serving, and it really hit EMFILE.
+    let exhausted = metric_at(addr, "picochat_accept_fd_exhausted_total");
     assert!(exhausted >= 1.0, "EMFILE was really hit");
     assert!(child.try_wait().unwrap().is_none());
     let _ = child.kill();

@@ -91,13 +91,7 @@ impl TestServer {
 
     /// Reads `/metrics` and returns the value of one sample line (exact name incl. labels).
     pub fn metric(&self, sample: &str) -> f64 {
-        let body = http_get(self.addr, "/metrics");
-        body.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {sample} in\n{body}"))
-            .trim()
-            .parse()
-            .unwrap()
+        metric_at(self.addr, sample)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -217,6 +211,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// Reads `/metrics` at `addr` and returns the value of one sample line (exact name incl. labels).
+pub fn metric_at(addr: SocketAddr, sample: &str) -> f64 {
+    let body = http_get(addr, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {sample} in\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Sends raw bytes, reads until close; returns the raw response bytes.
