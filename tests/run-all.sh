@@ -2,11 +2,14 @@
 # Every check picochat has, from a fresh machine: installs what is missing
 # (Debian's Chromium and nginx, Python and npm test tools), then runs
 # format and lint checks, the Rust unit and integration tests, the browser
-# end-to-end test, the Autobahn conformance suite, the metrics-format check
-# and the reverse-proxy test. Exits non-zero on the first failure.
+# end-to-end test, the Autobahn conformance suite and the ops checks (metrics
+# format, reverse proxy, Raspberry Pi cross builds, the systemd unit under a
+# real systemd). Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# The Pi check installs Debian's rustc-web 1.85 as /usr/bin/rustc; rustup's toolchain stays first.
+if [ -d "$HOME/.cargo/bin" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 passed=0
