@@ -102,9 +102,10 @@ impl Journal {
             .open(dir.join(CURRENT))?;
         let size = file.metadata()?.len();
         log_info!(
-            "message log {}: {} messages reloaded, last id {last_id}",
+            "message log {}: {} message{} reloaded, last id {last_id}",
             dir.display(),
-            tail.len()
+            tail.len(),
+            if tail.len() == 1 { "" } else { "s" }
         );
         let journal = Journal {
             dir: dir.to_path_buf(),
