@@ -27,9 +27,14 @@ pi_toolchain() {
   local missing=()
   for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ -n "$changed" ] || [ ${#missing[@]} -gt 0 ] || [ ! -x /usr/bin/rustc ]; then
-    # A foreign-architecture index caught mid-sync fails `apt-get update` without
-    # harming what we need; the version check below is what decides.
-    apt-get update -qq || echo "pi: apt-get update reported errors, going on" >&2
+    # A mirror caught mid-sync fails `apt-get update` for one index now and
+    # then: try again, then go on; the version check below is what decides.
+    local tries
+    for tries in 1 2 3; do
+      apt-get update -qq && break
+      echo "pi: apt-get update failed (try $tries of 3)" >&2
+      sleep 10
+    done
   fi
 
   # One rustc-web version for which the amd64 compiler and both target

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The README's "Deploy on a Raspberry Pi", followed for real on a Pi-style
+# machine: a fresh 64-bit Debian 12 (what Raspberry Pi OS is built on) booted
+# in qemu-system-aarch64 with its own kernel and systemd as PID 1, 2 CPUs and
+# 1 GiB like a Pi 3. The aarch64 binary from tests/pi-toolchain.sh and
+# contrib/picochat.service go over scp, the README's commands run over ssh as
+# user "pi", and then, with every hardening line of the unit in force:
+#   - `systemctl status` says it listens on 0.0.0.0:8000; the page and /healthz
+#     answer on the Pi and from the "LAN" (this host, through a forwarded port)
+#   - it runs as a dynamic user; LimitNOFILE becomes --max-connections
+#   - 50 clients chat through the load generator with nothing lost
+#   - history survives `systemctl restart` in StateDirectory; a SIGKILL is
+#     restarted; `systemctl stop` is a clean exit; no chat text in the journal
+#   - `systemd-analyze security` rates the unit at most 2.0
+# It prints the idle memory the service uses on the Pi (README footprint).
+# `systemd-analyze verify` checks the unit file first. The VM image is built
+# once (debootstrap under qemu-user) and kept in target/pi/vm.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/../lib.sh"
+source "$here/../pi-toolchain.sh"
+root="$PI_ROOT"
+unit="$root/contrib/picochat.service"
+LOAD_BIN="$(dirname "$PICOCHAT_BIN")/picochat-load"
+
+missing=()
+for p in debootstrap qemu-system-arm openssh-client e2fsprogs systemd; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+work="$(mktemp -d)"
+qemu_pid=
+cleanup() {
+  if [ -n "$qemu_pid" ]; then
+    kill "$qemu_pid" 2>/dev/null || true
+    wait "$qemu_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+booted=
+fail() {
+  echo "pi: $*" >&2
+  if [ -n "$booted" ]; then on_pi sudo journalctl --no-pager -n 40 >&2 || true; fi
+  exit 1
+}
+
+# 1. The unit file itself: no unknown directives, no bad values.
+sed "s#^ExecStart=/usr/local/bin/picochat#ExecStart=$PICOCHAT_BIN#" "$unit" > "$work/verify.service"
+out="$(systemd-analyze verify "$work/verify.service" 2>&1 || true)"
+[ -z "$out" ] || fail "systemd-analyze verify complained: $out"
+echo "pi: unit verified"
+
+# 2. The binary, and a fresh arm64 Debian image (built once; every run boots a copy).
+pi_toolchain
+bin=$(pi_build aarch64-unknown-linux-gnu)
+vm="$PI_CACHE/vm"
+if [ ! -f "$vm/rootfs.img" ]; then
+  rm -rf "$vm" && mkdir -p "$vm"
+  rootfs="$work/rootfs"
+  echo "pi: building the arm64 Debian image (debootstrap under qemu-user, a few minutes)"
+  # Unpack natively, then configure under emulation with a small initramfs
+  # (only the virtio modules this machine boots from) instead of every module.
+  debootstrap --foreign --arch=arm64 --variant=minbase \
+    --include=systemd,systemd-sysv,libnss-systemd,dbus,linux-image-cloud-arm64,initramfs-tools,openssh-server,sudo,curl,procps \
+    bookworm "$rootfs" http://deb.debian.org/debian > "$work/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$work/debootstrap.log" >&2; fail "debootstrap failed"; }
+  mkdir -p "$rootfs/etc/initramfs-tools/conf.d"
+  echo MODULES=list > "$rootfs/etc/initramfs-tools/conf.d/virtio-only"
+  printf 'virtio_mmio\nvirtio_blk\nvirtio_net\n' > "$rootfs/etc/initramfs-tools/modules"
+  chroot "$rootfs" /debootstrap/debootstrap --second-stage >> "$work/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$work/debootstrap.log" >&2; fail "debootstrap --second-stage failed"; }
+  ssh-keygen -q -t ed25519 -N '' -C picochat-test -f "$vm/key"
+  chroot "$rootfs" useradd -m -s /bin/bash -G sudo pi
+  echo 'pi ALL=(ALL) NOPASSWD:ALL' > "$rootfs/etc/sudoers.d/pi"
+  chmod 0440 "$rootfs/etc/sudoers.d/pi"
+  install -d -m 0700 "$rootfs/home/pi/.ssh"
+  install -m 0600 "$vm/key.pub" "$rootfs/home/pi/.ssh/authorized_keys"
+  chroot "$rootfs" chown -R pi:pi /home/pi/.ssh
+  printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' > "$rootfs/etc/systemd/network/80-dhcp.network"
+  chroot "$rootfs" systemctl enable systemd-networkd >/dev/null 2>&1
+  echo raspberrypi > "$rootfs/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 raspberrypi\n' > "$rootfs/etc/hosts"
+  echo '/dev/vda / ext4 defaults 0 1' > "$rootfs/etc/fstab"
+  cp "$rootfs"/boot/vmlinuz-* "$vm/vmlinuz"
+  cp "$rootfs"/boot/initrd.img-* "$vm/initrd.img"
+  truncate -s 2G "$vm/rootfs.img.tmp"
+  mkfs.ext4 -q -d "$rootfs" -L rootfs "$vm/rootfs.img.tmp"
+  mv "$vm/rootfs.img.tmp" "$vm/rootfs.img"
+  rm -rf "$rootfs"
+fi
+cp --sparse=always "$vm/rootfs.img" "$work/disk.img"
+
+# 3. Boot. The host reaches the Pi's ssh and port 8000 through user-mode networking.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ssh_port=$(free_port)
+port=$(free_port)
+qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
+  -kernel "$vm/vmlinuz" -initrd "$vm/initrd.img" -append "root=/dev/vda rw console=ttyAMA0" \
+  -drive if=none,file="$work/disk.img",format=raw,id=hd0 -device virtio-blk-device,drive=hd0 \
+  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$ssh_port-:22,hostfwd=tcp:127.0.0.1:$port-:8000" \
+  -device virtio-net-device,netdev=n0 > "$work/console.log" 2>&1 < /dev/null &
+qemu_pid=$!
+ssh_opts=(-q -i "$vm/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+  -o ConnectTimeout=5 -o BatchMode=yes)
+on_pi() { timeout 120 ssh "${ssh_opts[@]}" -p "$ssh_port" pi@127.0.0.1 "$@"; }
+started=$(date +%s)
+until on_pi true 2>/dev/null; do
+  kill -0 "$qemu_pid" 2>/dev/null || { tail -n 30 "$work/console.log" >&2; fail "qemu exited"; }
+  [ $(($(date +%s) - started)) -lt 300 ] || { tail -n 30 "$work/console.log" >&2; fail "no ssh after 300 s"; }
+  sleep 2
+done
+booted=1
+echo "pi: $(on_pi 'uname -m; . /etc/os-release; echo $PRETTY_NAME' | paste -sd ' '), ssh after $(($(date +%s) - started)) s"
+
+# 4. The README's steps, as written there.
+timeout 120 scp "${ssh_opts[@]}" -P "$ssh_port" "$bin" "$unit" pi@127.0.0.1:/tmp/
+on_pi 'sudo install -m 0755 /tmp/picochat /usr/local/bin/picochat &&
+  sudo install -m 0644 /tmp/picochat.service /etc/systemd/system/picochat.service &&
+  sudo systemctl daemon-reload &&
+  sudo systemctl enable --now picochat' 2>/dev/null
+wait_healthy() {
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" > "$work/health.json" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+health() { python3 -c "import json; print(json.load(open('$work/health.json'))['$1'])"; }
+wait_healthy || fail "no /healthz from the LAN side after enable --now"
+on_pi sudo systemctl status picochat --no-pager | grep -q "listening on 0.0.0.0:8000" \
+  || fail "systemctl status does not show 'listening on 0.0.0.0:8000'"
+on_pi curl -sf http://localhost:8000/healthz | grep -q '"status":"ok"' || fail "curl on the Pi got no healthz"
+page=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
+[ "$page" = 200 ] || fail "GET / from the LAN gave $page"
+
+pid=$(on_pi sudo systemctl show -p MainPID --value picochat)
+# ssh hands the remote shell one string: quote for it.
+uid=$(on_pi "sudo awk '/^Uid:/ {print \$2}' /proc/$pid/status")
+[ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ] || fail "runs as uid $uid, not a DynamicUser uid"
+on_pi sudo journalctl -u picochat --no-pager | grep -q "max 19936 connections" \
+  || fail "LimitNOFILE=20000 did not become --max-connections 19936"
+memory=$(on_pi "sudo grep -E '^(VmRSS|RssAnon|RssFile):' /proc/$pid/status" | awk '{printf "%s %s KiB, ", $1, $2}')
+echo "pi: active as dynamic user (uid $uid), 19936 connections allowed; idle ${memory%, }"
+
+# 5. Chat from the LAN: the load generator (50 clients), then one user whose text
+# must never reach the journal. Then a restart: history is in /var/lib/picochat.
+report=$("$LOAD_BIN" --url "ws://127.0.0.1:$port/ws" --clients 50 --senders 5 --rate 20 \
+  --duration 3s --quiet --json)
+python3 - "$report" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["lost"] == 0 and r["sent"] > 0 and r["received"] == r["expected"], r
+print(f"pi: {r['sent']} messages to 50 clients, {r['received']} deliveries, 0 lost")
+PY
+python3 - "$port" <<'PY'
+import asyncio, json, sys, websockets
+async def main():
+    async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/ws") as ws:
+        await ws.send(json.dumps({"type": "join", "username": "pi"}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        for i in range(3):
+            await ws.send(json.dumps({"message": f"secret chat text {i}"}))
+            while json.loads(await ws.recv()).get("type") != "message":
+                pass
+asyncio.run(main())
+PY
+wait_healthy || fail "no /healthz after chat"
+sent=$(health last_message_id)
+on_pi sudo systemctl restart picochat
+wait_healthy || fail "no /healthz after restart"
+[ "$(health last_message_id)" = "$sent" ] || fail "history after restart: last id $(health last_message_id), want $sent"
+owner=$(on_pi "sudo stat -c '%U %a' /var/lib/private/picochat")
+[ "${owner#* }" = 700 ] || fail "state dir is $owner"
+echo "pi: restart kept $sent messages in /var/lib/picochat (owner $owner)"
+
+# 6. A crash is restarted (Restart=on-failure, RestartSec=2s); a stop is clean.
+on_pi sudo systemctl kill -s KILL picochat
+sleep 3
+wait_healthy || fail "not restarted after SIGKILL"
+restarts=$(on_pi sudo systemctl show -p NRestarts --value picochat)
+[ "$restarts" -ge 1 ] || fail "NRestarts is $restarts after SIGKILL"
+[ "$(health last_message_id)" = "$sent" ] || fail "history after SIGKILL: last id $(health last_message_id)"
+on_pi sudo systemctl stop picochat
+result=$(on_pi sudo systemctl show -p Result --value picochat)
+status=$(on_pi sudo systemctl show -p ExecMainStatus --value picochat)
+[ "$result" = success ] && [ "$status" = 0 ] || fail "stop: Result=$result ExecMainStatus=$status"
+echo "pi: SIGKILL restarted ($restarts restart), systemctl stop exited 0"
+
+# 7. Nothing of the chat text in the journal; the hardening, rated by systemd.
+if on_pi sudo journalctl -u picochat --no-pager | grep -q "secret chat text"; then
+  fail "chat text was logged"
+fi
+exposure=$(on_pi sudo systemd-analyze security picochat --no-pager 2>/dev/null \
+  | sed -n 's/.*Overall exposure level for picochat.service: \([0-9.]*\).*/\1/p')
+[ -n "$exposure" ] || fail "systemd-analyze security gave no rating"
+python3 -c "import sys; sys.exit(0 if float('$exposure') <= 2.0 else 1)" \
+  || fail "systemd-analyze security exposure $exposure, want <= 2.0"
+echo "pi: no chat text in the journal; systemd-analyze security exposure $exposure (0 = locked down, 10 = exposed)"
+on_pi sudo systemctl poweroff >/dev/null 2>&1 || true
