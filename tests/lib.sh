@@ -21,3 +21,18 @@ stop_picochat() {
   [ -n "${PICO_PID:-}" ] && kill "$PICO_PID" 2>/dev/null && wait "$PICO_PID" 2>/dev/null
   PICO_PID=
 }
+
+# check_forwarded_for LOGFILE NAME: after tests/ops/proxy_check.py ran through a
+# proxy in front of a picochat started with --trust-proxy on, its log names the
+# client address the proxy forwarded, never the one the client forged.
+check_forwarded_for() {
+  local log="$1" name="$2"
+  sleep 0.3
+  if ! grep -q "127.0.0.1 (via 127.0.0.1:" "$log"; then
+    echo "$name: X-Forwarded-For not used in the log:" >&2; cat "$log" >&2; return 1
+  fi
+  if grep -q "203.0.113.7 (via" "$log"; then
+    echo "$name: a client-supplied X-Forwarded-For was trusted:" >&2; cat "$log" >&2; return 1
+  fi
+  echo "$name: X-Forwarded-For from the proxy logged, client-supplied one ignored: ok"
+}

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every check picochat has, from a fresh machine: installs what is missing
-# (Debian's Chromium and nginx, Python and npm test tools), then runs
+# (Debian's Chromium and nginx, Python and npm test tools; the proxy and Pi
+# checks install Caddy, cross compilers and qemu themselves), then runs
 # format and lint checks, the Rust unit and integration tests, the browser
 # end-to-end test, the Autobahn conformance suite and the ops checks (metrics
-# format, reverse proxy, Raspberry Pi cross builds, the systemd unit under a
-# real systemd). Exits non-zero on the first failure.
+# format, nginx and Caddy in front, Raspberry Pi cross builds, the README's
+# Pi install on an emulated arm64 Debian). Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
