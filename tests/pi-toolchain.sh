@@ -68,8 +68,8 @@ pi_toolchain() {
     rm -rf "$debs"
   fi
 
-  # qemu-user for the binaries built here: binfmt lets them run by name (also
-  # inside a foreign-architecture container), -L finds the cross libc.
+  # qemu-user for ARM programs: pi_qemu runs the binaries built here (-L finds
+  # the cross libc); binfmt lets debootstrap run arm64 programs in its chroot.
   mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   for q in aarch64 arm; do
     [ -e "/proc/sys/fs/binfmt_misc/qemu-$q" ] || cat "/usr/lib/binfmt.d/qemu-$q.conf" > /proc/sys/fs/binfmt_misc/register

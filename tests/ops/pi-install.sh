@@ -8,7 +8,8 @@
 #   - `systemctl status` says it listens on 0.0.0.0:8000; the page and /healthz
 #     answer on the Pi and from the LAN (this host, over a tap link to the VM)
 #   - it runs as a dynamic user; LimitNOFILE becomes --max-connections
-#   - 50 clients chat through the load generator with nothing lost
+#   - 50 clients connect at once and chat through the load generator: none
+#     refused, nothing lost
 #   - history survives `systemctl restart` in StateDirectory; a SIGKILL is
 #     restarted; `systemctl stop` is a clean exit; no chat text in the journal
 #   - `systemd-analyze security` rates the unit at most 2.0
