@@ -210,6 +210,9 @@ fn main() {
             }
         };
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64();
+    // `lost` counts only deliveries to clients that got in: a client refused or
+    // never connected would make the other rows look better than they are.
+    let not_in = |v: &serde_json::Value| Some(num(v, "failed")? + num(v, "dropped")?);
     for (ti, target) in targets.iter().enumerate() {
         eprintln!("== {}", target.name);
         if want("fanout") {
@@ -243,6 +246,12 @@ fn main() {
                 v["latency_ms"]["p99"].as_f64(),
             );
             push(&mut rows, ti, "1 fan-out deliveries lost", num(&v, "lost"));
+            push(
+                &mut rows,
+                ti,
+                "1 fan-out clients failed or dropped",
+                not_in(&v),
+            );
             push(
                 &mut rows,
                 ti,
@@ -287,6 +296,12 @@ fn main() {
                 ti,
                 "2 saturation deliveries lost",
                 num(&v, "lost"),
+            );
+            push(
+                &mut rows,
+                ti,
+                "2 saturation clients failed or dropped",
+                not_in(&v),
             );
             push(
                 &mut rows,
