@@ -17,6 +17,11 @@ start_picochat() {
   return 1
 }
 
+# free_port: a loopback TCP port nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 stop_picochat() {
   [ -n "${PICO_PID:-}" ] && kill "$PICO_PID" 2>/dev/null && wait "$PICO_PID" 2>/dev/null
   PICO_PID=

@@ -23,7 +23,6 @@ cleanup() {
 trap cleanup EXIT
 
 start_picochat "$work/picochat.log" --trust-proxy on --log-level info
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tls_port=$(free_port)
 plain_port=$(free_port)
 

@@ -59,7 +59,7 @@ assert any("websocket open" in l["msg"] for l in lines)
 print("json logs: %d lines, each a JSON object" % len(lines))
 PY
 
-admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+admin_port=$(free_port)
 start_picochat "$work/b.log" --admin-listen "127.0.0.1:$admin_port"
 main_code=$(curl -s -o /dev/null -w '%{http_code}' "http://$PICO_ADDR/metrics")
 admin_code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/metrics")

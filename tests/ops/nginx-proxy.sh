@@ -20,8 +20,8 @@ trap cleanup EXIT
 
 start_picochat "$work/picochat.log" --trust-proxy on --log-level info
 upstream="$PICO_ADDR"
-tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-plain_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tls_port=$(free_port)
+plain_port=$(free_port)
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
 

@@ -12,6 +12,10 @@ LOAD_BIN="$(dirname "$PICOCHAT_BIN")/picochat-load"
 work="$(mktemp -d)"
 trap 'stop_picochat; rm -rf "$work"' EXIT
 
+last_id() {
+  curl -s "http://$PICO_ADDR/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_message_id"])'
+}
+
 pi_toolchain
 for target in "${PI_TARGETS[@]}"; do
   bin=$(pi_build "$target")
@@ -39,7 +43,7 @@ r = json.loads(sys.argv[2])
 assert r["lost"] == 0 and r["sent"] > 0 and r["received"] == r["expected"] == r["sent"] * 20, r
 print(f"{sys.argv[1]}: {r['sent']} messages to 20 clients, {r['received']} deliveries, 0 lost")
 PY
-  before=$(curl -s "http://$PICO_ADDR/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_message_id"])')
+  before=$(last_id)
   kill -TERM "$PICO_PID"
   status=0
   wait "$PICO_PID" || status=$?
@@ -47,7 +51,7 @@ PY
   [ "$status" = 0 ] || { echo "$target: exit status $status after SIGTERM" >&2; cat "$work/$target.log" >&2; exit 1; }
 
   start_picochat "$work/$target-2.log" --data-dir "$data"
-  after=$(curl -s "http://$PICO_ADDR/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_message_id"])')
+  after=$(last_id)
   stop_picochat
   [ "$before" -gt 0 ] && [ "$after" = "$before" ] \
     || { echo "$target: last message id $before before the restart, $after after" >&2; exit 1; }
