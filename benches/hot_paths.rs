@@ -5,8 +5,10 @@
 //! and prints nanoseconds per operation; run it twice and compare, the numbers
 //! are for spotting regressions, not for quoting.
 
-use picochat::chat::{Action, Hub, Limits};
+use picochat::chat::{Audience, ClientId, Command, Core, Event, Limits};
 use picochat::http::{self, Parsed};
+use picochat::log::memory::MemoryLog;
+use picochat::log::{MessageLog, Restored};
 use picochat::write_queue::{Chunk, WriteQueue};
 use picochat::ws;
 use std::hint::black_box;
@@ -111,27 +113,104 @@ fn main() {
         },
     );
 
-    let mut hub = Hub::new(
-        Limits {
-            max_text: 8192,
-            max_message: 16384,
-            msg_rate: 0,
-            history: 200,
-            welcome_bytes: 1 << 16,
-        },
-        1,
-        Vec::new(),
-    );
-    hub.connect(0, 0);
-    let mut out: Vec<Action> = Vec::new();
+    let mut core = Core::new(Limits::new(200), Restored::default(), 0);
+    let client = ClientId::new(0, 1);
+    core.handle(Event::Connected { client, now: 0 }, &mut Vec::new());
+    let mut out: Vec<Command> = Vec::new();
     let text = br#"{"email":"a@example.org","username":"load1","message":"hello, this is a one hundred byte chat message used for the benchmarks"}"#;
     measure(
-        "hub.on_text: tutorial message -> validated, hashed, JSON",
+        "core: tutorial message -> validated, hashed, Append",
         1,
         || {
             out.clear();
-            let _ = hub.on_text(0, black_box(text), 1, &mut out);
+            core.handle(
+                Event::Text {
+                    client,
+                    text: black_box(text),
+                    now: 1,
+                },
+                &mut out,
+            );
             black_box(&out);
         },
     );
+
+    // A message in a room of 10 costs the room's members, not every
+    // connection: the same work with 100 or 10,000 clients connected.
+    for total in [100usize, 10_000] {
+        let (mut core, mut log) = rooms_of_ten(total);
+        let mut queues: Vec<WriteQueue> = (0..total).map(|_| WriteQueue::default()).collect();
+        let sender = ClientId::new(total / 2, 1);
+        let text =
+            br#"{"room":"room-0","message":"hello, this is a chat message in a room of ten"}"#;
+        let mut out: Vec<Command> = Vec::new();
+        let mut events = Vec::new();
+        measure(
+            &format!("room of 10 among {total:>6} clients: message -> 10 queues"),
+            1,
+            || {
+                core.handle(
+                    Event::Text {
+                        client: sender,
+                        text,
+                        now: 1,
+                    },
+                    &mut out,
+                );
+                for command in out.drain(..) {
+                    if let Command::Append(d) = command {
+                        log.append(d);
+                    }
+                }
+                log.commit(1, &mut events);
+                for e in events.drain(..) {
+                    core.handle(Event::Log(e), &mut out);
+                }
+                for command in out.drain(..) {
+                    if let Command::Send {
+                        to: Audience::Room { room, except },
+                        json,
+                    } = command
+                    {
+                        let frame: Rc<[u8]> = Rc::from(ws::text(json.as_bytes()));
+                        for &c in core.members(&room) {
+                            if Some(c) != except {
+                                queues[c.key as usize].push(Chunk::Shared(frame.clone()));
+                            }
+                        }
+                    }
+                }
+                for q in queues.iter_mut().skip(total / 2 - 5).take(20) {
+                    let _ = black_box(q.flush_to(&mut Sink));
+                }
+            },
+        );
+    }
+}
+
+/// `total` clients in rooms of ten (`room-0` holds clients total/2 .. total/2+9).
+fn rooms_of_ten(total: usize) -> (Core, MemoryLog) {
+    let limits = Limits {
+        max_rooms: total,
+        ..Limits::new(50)
+    };
+    let mut core = Core::new(limits, Restored::default(), 0);
+    let mut out = Vec::new();
+    for key in 0..total {
+        let client = ClientId::new(key, 1);
+        core.handle(Event::Connected { client, now: 0 }, &mut out);
+        let room = (key + total - total / 2) / 10 % (total / 10);
+        let join = format!(r#"{{"type":"join","room":"room-{room}","username":"u{key}"}}"#);
+        core.handle(
+            Event::Text {
+                client,
+                text: join.as_bytes(),
+                now: 0,
+            },
+            &mut out,
+        );
+        out.clear();
+    }
+    assert_eq!(core.members("room-0").len(), 10);
+    (core, MemoryLog::new())
 }

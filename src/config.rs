@@ -53,9 +53,15 @@ pub struct Config {
     pub max_message: usize,
     /// Longest chat text in bytes. Leaves room for the JSON envelope inside `max_message`.
     pub max_text: usize,
-    /// Per-client output buffer cap (Redis' client-output-buffer-limit). A client
-    /// whose unsent output passes it is disconnected, so a slow reader costs at most this much.
+    /// Per-client output hard limit (Redis' client-output-buffer-limit, pub/sub
+    /// class: 32 MiB). A client whose unsent output passes it is disconnected at once.
+    /// Queued broadcast frames are shared, so a queued byte costs little (see README).
     pub max_output: usize,
+    /// Soft limit: unsent output may stay above this for at most
+    /// `output_soft_seconds`; a client that reads, even slower than a burst
+    /// arrives, survives the burst, and one that never reads is dropped.
+    pub output_soft_limit: usize,
+    pub output_soft_seconds: Duration,
     /// Largest HTTP request head; 431 past it.
     pub max_header: usize,
     /// A request head must arrive completely within this (slowloris defence).
@@ -73,8 +79,20 @@ pub struct Config {
     pub max_connections: usize,
     /// Chat messages per second per client (token bucket, burst 2x). 0 disables.
     pub msg_rate: u32,
-    /// Messages kept in memory and sent to a joining client.
+    /// Messages kept per room in memory and sent to a joining client.
     pub history: usize,
+    /// Bytes of history kept in memory across all rooms; the oldest messages
+    /// of rooms nobody is in go first, then those of the biggest rooms.
+    pub history_bytes: usize,
+    /// Where frames without `"room"` go (the Go tutorial's clients, protocol v1).
+    pub default_room: String,
+    /// `--rooms`: a fixed set of rooms (the default room is always in it).
+    /// Empty: rooms are made by joining them.
+    pub rooms: Vec<String>,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_client: usize,
+    /// Rooms with members at once; rooms nobody is in do not count.
+    pub max_rooms: usize,
     /// Directory for the durable message log. None = memory only.
     pub data_dir: Option<PathBuf>,
     pub fsync: FsyncPolicy,
@@ -102,7 +120,9 @@ impl Default for Config {
             ops_endpoints: true,
             max_message: 16 * 1024,
             max_text: 8 * 1024,
-            max_output: 1024 * 1024,
+            max_output: 32 * 1024 * 1024,
+            output_soft_limit: 8 * 1024 * 1024,
+            output_soft_seconds: Duration::from_secs(60),
             max_header: 8 * 1024,
             header_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
@@ -112,6 +132,11 @@ impl Default for Config {
             max_connections: 0,
             msg_rate: 20,
             history: 200,
+            history_bytes: 32 * 1024 * 1024,
+            default_room: "lobby".into(),
+            rooms: Vec::new(),
+            max_rooms_per_client: 32,
+            max_rooms: 1000,
             data_dir: None,
             fsync: FsyncPolicy::Interval,
             log_segment: 8 * 1024 * 1024,
@@ -226,12 +251,34 @@ pub const OPTIONS: &[OptSpec] = &[
         "--max-output",
         "PICOCHAT_MAX_OUTPUT",
         "SIZE",
-        "per-client unsent output cap; a client past it is dropped",
+        "per-client unsent output hard limit; a client past it is dropped",
         |c, v| {
             c.max_output = parse_size(v)?;
             Ok(())
         },
         |c| show_size(c.max_output as u64)
+    ),
+    opt!(
+        "--output-soft-limit",
+        "PICOCHAT_OUTPUT_SOFT_LIMIT",
+        "SIZE",
+        "unsent output may stay above this only for --output-soft-seconds",
+        |c, v| {
+            c.output_soft_limit = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.output_soft_limit as u64)
+    ),
+    opt!(
+        "--output-soft-seconds",
+        "PICOCHAT_OUTPUT_SOFT_SECONDS",
+        "DURATION",
+        "how long unsent output may stay above the soft limit",
+        |c, v| {
+            c.output_soft_seconds = parse_duration(v)?;
+            Ok(())
+        },
+        |c| show_duration(c.output_soft_seconds)
     ),
     opt!(
         "--max-header",
@@ -325,12 +372,80 @@ pub const OPTIONS: &[OptSpec] = &[
         "--history",
         "PICOCHAT_HISTORY",
         "N",
-        "messages kept and sent to joining clients",
+        "messages kept per room and sent to joining clients",
         |c, v| {
             c.history = parse_num(v)?;
             Ok(())
         },
         |c| c.history.to_string()
+    ),
+    opt!(
+        "--history-bytes",
+        "PICOCHAT_HISTORY_BYTES",
+        "SIZE",
+        "history kept across all rooms (oldest of idle, then biggest rooms go)",
+        |c, v| {
+            c.history_bytes = parse_size(v)?;
+            Ok(())
+        },
+        |c| show_size(c.history_bytes as u64)
+    ),
+    opt!(
+        "--default-room",
+        "PICOCHAT_DEFAULT_ROOM",
+        "NAME",
+        "room for frames without \"room\" (Go tutorial clients)",
+        |c, v| {
+            c.default_room = crate::chat::protocol::room_name(v)
+                .ok_or("room names are 1 to 32 of a-z 0-9 - _")?;
+            Ok(())
+        },
+        |c| c.default_room.clone()
+    ),
+    opt!(
+        "--rooms",
+        "PICOCHAT_ROOMS",
+        "A,B,C",
+        "only these rooms exist (plus the default room)",
+        |c, v| {
+            c.rooms = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|r| {
+                    crate::chat::protocol::room_name(r)
+                        .ok_or_else(|| format!("bad room name {r:?}: 1 to 32 of a-z 0-9 - _"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        |c| if c.rooms.is_empty() {
+            "(any: made by joining)".into()
+        } else {
+            c.rooms.join(",")
+        }
+    ),
+    opt!(
+        "--max-rooms-per-client",
+        "PICOCHAT_MAX_ROOMS_PER_CLIENT",
+        "N",
+        "rooms one connection may be in at once (room_limit past it)",
+        |c, v| {
+            c.max_rooms_per_client = parse_num(v)?;
+            Ok(())
+        },
+        |c| c.max_rooms_per_client.to_string()
+    ),
+    opt!(
+        "--max-rooms",
+        "PICOCHAT_MAX_ROOMS",
+        "N",
+        "rooms with members at once (room_limit past it)",
+        |c, v| {
+            c.max_rooms = parse_num(v)?;
+            Ok(())
+        },
+        |c| c.max_rooms.to_string()
     ),
     opt!(
         "--data-dir",
@@ -550,6 +665,12 @@ impl Config {
         if self.max_output < self.max_message {
             return Err("--max-output must be at least --max-message".into());
         }
+        if self.output_soft_limit > self.max_output {
+            return Err("--output-soft-limit must not exceed --max-output".into());
+        }
+        if self.max_rooms_per_client == 0 || self.max_rooms == 0 {
+            return Err("--max-rooms-per-client and --max-rooms must be at least 1".into());
+        }
         if self.max_header < 256 {
             return Err("--max-header must be at least 256 bytes".into());
         }
@@ -699,11 +820,11 @@ mod tests {
     #[test]
     fn flags_win_over_environment_and_defaults_hold() {
         let c = parse(
-            &["--max-output", "2MiB"],
-            &[("PICOCHAT_MAX_OUTPUT", "4MiB"), ("PICOCHAT_HISTORY", "7")],
+            &["--max-output", "9MiB"],
+            &[("PICOCHAT_MAX_OUTPUT", "12MiB"), ("PICOCHAT_HISTORY", "7")],
         )
         .unwrap();
-        assert_eq!(c.max_output, 2 << 20);
+        assert_eq!(c.max_output, 9 << 20);
         assert_eq!(c.history, 7);
         assert_eq!(c.max_message, 16 * 1024);
         let c = parse(&["--listen=127.0.0.1:9", "--header-timeout", "250ms"], &[]).unwrap();

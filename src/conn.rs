@@ -5,15 +5,17 @@
 //! Bytes are read into the loop's shared scratch buffer; only a partial HTTP
 //! head or WebSocket frame is copied into the connection's own `inbuf`, so an
 //! idle connection holds no buffers at all. Complete chat messages go to the
-//! hub through [`Ctx`]; what the hub wants done to *other* connections comes
-//! back to the server as actions. A connection never sees another connection.
+//! chat core as events through [`Ctx`]; what the core wants done (to this or
+//! other connections, or the log) goes back to the server as commands. A
+//! connection never sees another connection.
 //!
 //! Ending is two-step, as in Redis: `begin_close` stops input and lets the
 //! output drain (then a lingering half-close), `kill` marks the connection for
 //! the server to free at a safe point of the loop. Nothing is freed from deep
 //! inside a read or write path.
 
-use crate::chat::{Action, Hub};
+use crate::chat::protocol::{self, ErrorCode};
+use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
 use crate::http::{self, Parsed, Request, Route, Routes, Status};
 use crate::metrics::{self, EndReason, Snapshot, Stats};
@@ -64,9 +66,10 @@ enum Phase {
 /// Everything a connection may touch besides itself, lent by the server for one call.
 pub struct Ctx<'a> {
     pub config: &'a Config,
-    pub hub: &'a mut Hub,
-    pub actions: &'a mut Vec<Action>,
+    pub core: &'a mut Core,
+    pub commands: &'a mut Vec<Command>,
     pub stats: &'a mut Stats,
+    pub log_health: crate::log::LogHealth,
     /// Monotonic milliseconds (for deadlines).
     pub now: u64,
     /// Wall-clock milliseconds since the Unix epoch (for message times).
@@ -99,6 +102,8 @@ pub struct Conn {
     last_read: u64,
     /// When the connection was accepted or its last HTTP response was queued.
     idle_since: u64,
+    /// Since when unsent output has been above `--output-soft-limit`.
+    soft_since: Option<u64>,
     /// When the input now pending (a partial request head, a partial frame or
     /// a fragmented message) began to arrive. It must complete within
     /// `--header-timeout` (HTTP) or `--message-timeout` (WebSocket), or a peer
@@ -156,6 +161,7 @@ impl Conn {
             out: WriteQueue::default(),
             last_read: now,
             idle_since: now,
+            soft_since: None,
             input_started: None,
             closing: None,
             write_shut: false,
@@ -168,6 +174,11 @@ impl Conn {
             in_read_list: false,
             in_reap_list: false,
         }
+    }
+
+    /// This connection as the chat core knows it.
+    pub fn client_id(&self) -> ClientId {
+        ClientId::new(self.key, self.gen)
     }
 
     pub fn stream_mut(&mut self) -> &mut TcpStream {
@@ -370,26 +381,45 @@ impl Conn {
                 return self.upgrade(req, kind, ctx);
             }
             Route::Asset(asset) => http::asset(req, asset, date),
+            Route::Rooms => http::simple(
+                Status::Ok,
+                "application/json",
+                ctx.core.rooms_json().as_bytes(),
+                "",
+                req.method == "HEAD",
+                keep_alive,
+                date,
+            ),
             Route::Health | Route::Metrics => {
                 let snap = Snapshot {
                     stats: ctx.stats,
                     uptime_secs: ctx.uptime_secs,
-                    users_online: ctx.hub.users_online(),
-                    history_len: ctx.hub.history_len(),
-                    last_id: ctx.hub.last_id(),
+                    users_online: ctx.core.users_online(),
+                    history_len: ctx.core.history_len(),
+                    history_bytes: ctx.core.history_bytes(),
+                    rooms: ctx.core.rooms(),
+                    rooms_with_members: ctx.core.rooms_with_members(),
+                    last_id: ctx.core.last_id(),
+                    log: ctx.log_health,
                     fd_limit: ctx.fd_limit,
                     max_connections: ctx.max_connections,
                 };
-                let (ctype, body) = if route == Route::Health {
-                    ("application/json", metrics::health_json(&snap))
+                let (status, ctype, body) = if route == Route::Health {
+                    let status = if metrics::healthy(&snap) {
+                        Status::Ok
+                    } else {
+                        Status::ServiceUnavailable
+                    };
+                    (status, "application/json", metrics::health_json(&snap))
                 } else {
                     (
+                        Status::Ok,
                         "text/plain; version=0.0.4; charset=utf-8",
                         metrics::prometheus_text(&snap),
                     )
                 };
                 http::simple(
-                    Status::Ok,
+                    status,
                     ctype,
                     body.as_bytes(),
                     "",
@@ -423,7 +453,14 @@ impl Conn {
                 };
                 ctx.stats.ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
-                    ctx.hub.connect(self.key, ctx.wall_ms);
+                    let client = self.client_id();
+                    ctx.core.handle(
+                        Event::Connected {
+                            client,
+                            now: ctx.wall_ms,
+                        },
+                        ctx.commands,
+                    );
                     ctx.stats.ws_clients += 1;
                 }
                 log_info!(
@@ -496,13 +533,18 @@ impl Conn {
     fn on_message(&mut self, message: Message, kind: WsKind, ctx: &mut Ctx) {
         match message {
             Message::Text(text) if kind == WsKind::Chat => {
-                if let Err(kick) = ctx.hub.on_text(self.key, &text, ctx.wall_ms, ctx.actions) {
-                    log_warn!("{}: disconnected: {}", self.who(), kick.reason);
-                    self.fail(kick, ctx.now);
-                }
+                let client = self.client_id();
+                ctx.core.handle(
+                    Event::Text {
+                        client,
+                        text: &text,
+                        now: ctx.wall_ms,
+                    },
+                    ctx.commands,
+                );
             }
             Message::Binary(_) if kind == WsKind::Chat => {
-                let json = crate::chat::error_json("binary_unsupported", "send JSON text frames");
+                let json = protocol::error_json(ErrorCode::BinaryUnsupported, None);
                 self.queue(Chunk::from(ws::text(json.as_bytes())), ctx.config, ctx.now);
             }
             Message::Text(text) => {
@@ -553,41 +595,62 @@ impl Conn {
         }
     }
 
-    /// Queues output, enforcing the output cap. Past the cap the queue is cut
-    /// back (a partly written frame is finished), a 1013 close is queued and
-    /// the connection starts closing: its memory is released right away.
+    /// Queues output, enforcing the output limits (Redis'
+    /// client-output-buffer-limit): past the hard limit, or above the soft
+    /// limit for longer than `--output-soft-seconds`, the queue is cut back
+    /// (a partly written frame is finished), a 1013 close is queued and the
+    /// connection starts closing: its memory is released right away.
     /// Returns whether the chunk was queued.
     pub fn queue(&mut self, chunk: Chunk, config: &Config, now: u64) -> bool {
         if self.closing.is_some() || self.dead {
             return false;
         }
-        let cap = self.output_cap(config);
         self.out.push(chunk);
-        if self.out.pending() > cap {
-            log_warn!(
-                "{}: output buffer over {} bytes, disconnecting slow client",
-                self.who(),
-                cap
-            );
-            self.out.drop_unstarted();
-            self.send_close(CloseReason::new(
-                close::TRY_AGAIN_LATER,
-                "too slow: output buffer full",
-            ));
-            self.begin_close(EndReason::SlowConsumer, now);
-            return false;
-        }
-        true
+        self.check_output(config, now)
     }
 
-    /// The echo endpoint must hold a whole echoed message of up to
-    /// `--echo-max-message`; chat clients get `--max-output`.
-    fn output_cap(&self, config: &Config) -> usize {
+    /// Applies the output limits to what is queued now; false if the client was dropped.
+    fn check_output(&mut self, config: &Config, now: u64) -> bool {
+        let pending = self.out.pending();
+        let (hard, soft) = self.output_limits(config);
+        if pending <= soft {
+            self.soft_since = None;
+            return true;
+        }
+        let since = *self.soft_since.get_or_insert(now);
+        let over_soft_too_long =
+            now.saturating_sub(since) >= config.output_soft_seconds.as_millis() as u64;
+        if pending <= hard && !over_soft_too_long {
+            return true;
+        }
+        log_warn!(
+            "{}: {pending} bytes unsent (limits: {hard} hard, {soft} for {:?}), disconnecting slow client",
+            self.who(),
+            config.output_soft_seconds
+        );
+        self.out.drop_unstarted();
+        self.soft_since = None;
+        self.send_close(CloseReason::new(
+            close::TRY_AGAIN_LATER,
+            "too slow: output buffer full",
+        ));
+        self.begin_close(EndReason::SlowConsumer, now);
+        false
+    }
+
+    /// The (hard, soft) output limits. The echo endpoint must hold a whole
+    /// echoed message of up to `--echo-max-message` on top of them.
+    fn output_limits(&self, config: &Config) -> (usize, usize) {
         match self.phase {
             Phase::Ws {
                 kind: WsKind::Echo, ..
-            } => config.max_output.saturating_add(config.echo_max_message),
-            _ => config.max_output,
+            } => (
+                config.max_output.saturating_add(config.echo_max_message),
+                config
+                    .output_soft_limit
+                    .saturating_add(config.echo_max_message),
+            ),
+            _ => (config.max_output, config.output_soft_limit),
         }
     }
 
@@ -610,12 +673,13 @@ impl Conn {
     }
 
     /// Writes queued output until done or WouldBlock. Returns bytes written.
-    pub fn flush(&mut self) -> usize {
+    pub fn flush(&mut self, config: &Config) -> usize {
         if self.dead || self.out.is_empty() {
             return 0;
         }
         match self.out.flush_to(&mut self.stream) {
             Ok((Flushed::All, n)) => {
+                self.soft_since = None;
                 if self.closing.is_some() {
                     self.after_drain();
                 }
@@ -623,6 +687,9 @@ impl Conn {
             }
             Ok((Flushed::Blocked, n)) => {
                 self.write_blocked = true;
+                if self.out.pending() <= self.output_limits(config).1 {
+                    self.soft_since = None;
+                }
                 n
             }
             Err(e) => {
@@ -665,7 +732,12 @@ impl Conn {
                     Some(t) => t + ms(config.pong_timeout),
                     None => self.last_read + ms(config.ping_interval),
                 };
-                started.map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
+                let soft = self
+                    .soft_since
+                    .map_or(u64::MAX, |t| t + ms(config.output_soft_seconds));
+                started
+                    .map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
+                    .min(soft)
             }
         }
     }
@@ -677,6 +749,12 @@ impl Conn {
         }
         if self.closing.is_some() {
             return self.kill(self.reason.unwrap_or(EndReason::Timeout));
+        }
+        if self.soft_since.is_some() && !self.check_output(config, now) {
+            return; // above the soft limit for too long: dropped
+        }
+        if now < self.deadline(config) {
+            return; // only the soft-limit check was due
         }
         if let (Phase::Ws { .. }, Some(t)) = (&self.phase, self.input_started) {
             if now >= t + config.message_timeout.as_millis() as u64 {
@@ -716,7 +794,7 @@ impl Conn {
             } => {
                 log_info!("{}: no answer to ping, closing", self.who());
                 self.send_close(CloseReason::new(close::GOING_AWAY, "ping timeout"));
-                self.flush();
+                self.flush(config);
                 self.kill(EndReason::Timeout);
             }
         }

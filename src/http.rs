@@ -204,6 +204,8 @@ pub enum Route {
     Asset(&'static Asset),
     ChatSocket,
     EchoSocket,
+    /// `GET /api/rooms`: the rooms a page may offer.
+    Rooms,
     Health,
     Metrics,
     NotFound,
@@ -231,6 +233,17 @@ pub fn route(path: &str, routes: Routes) -> Route {
     }
     if path == "/ws" {
         return Route::ChatSocket;
+    }
+    if path == "/api/rooms" {
+        return Route::Rooms;
+    }
+    // `/r/NAME` opens the page in room NAME: the same page, whatever NAME is
+    // (the page asks to join it, and the server judges the name).
+    if path
+        .strip_prefix("/r/")
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    {
+        return assets::lookup("/").map_or(Route::NotFound, Route::Asset);
     }
     if routes.echo_path == Some(path) {
         return Route::EchoSocket;

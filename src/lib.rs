@@ -14,7 +14,7 @@ pub mod chat;
 pub mod config;
 pub mod conn;
 pub mod http;
-pub mod journal;
+pub mod log;
 pub mod logging;
 pub mod metrics;
 pub mod os;

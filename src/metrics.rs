@@ -112,16 +112,48 @@ pub struct Snapshot<'a> {
     pub uptime_secs: u64,
     pub users_online: usize,
     pub history_len: usize,
+    pub history_bytes: usize,
+    pub rooms: usize,
+    pub rooms_with_members: usize,
     pub last_id: u64,
+    /// Whether the message log takes messages, and its failures so far.
+    pub log: crate::log::LogHealth,
     pub fd_limit: u64,
     pub max_connections: usize,
 }
 
+/// Whether `/healthz` says `ok`: no when the message log is refusing
+/// messages (then it answers 503 with `"status":"degraded"`).
+pub fn healthy(s: &Snapshot) -> bool {
+    !s.log.degraded
+}
+
 pub fn health_json(s: &Snapshot) -> String {
-    format!(
-        "{{\"status\":\"ok\",\"uptime_seconds\":{},\"clients\":{},\"users_online\":{},\"connections\":{},\"last_message_id\":{}}}\n",
-        s.uptime_secs, s.stats.ws_clients, s.users_online, s.stats.connections_open, s.last_id
-    )
+    #[derive(serde::Serialize)]
+    struct Health {
+        status: &'static str,
+        uptime_seconds: u64,
+        clients: usize,
+        users_online: usize,
+        rooms: usize,
+        connections: usize,
+        last_message_id: u64,
+        log: &'static str,
+    }
+    let ok = healthy(s);
+    let mut body = serde_json::to_string(&Health {
+        status: if ok { "ok" } else { "degraded" },
+        uptime_seconds: s.uptime_secs,
+        clients: s.stats.ws_clients,
+        users_online: s.users_online,
+        rooms: s.rooms_with_members,
+        connections: s.stats.connections_open,
+        last_message_id: s.last_id,
+        log: if ok { "ok" } else { "failing" },
+    })
+    .unwrap_or_default();
+    body.push('\n');
+    body
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
@@ -231,6 +263,41 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "gauge",
         "Messages held in the in-memory history.",
         s.history_len,
+    );
+    metric(
+        &mut out,
+        "history_bytes",
+        "gauge",
+        "Bytes charged to in-memory history across rooms (--history-bytes bounds it).",
+        s.history_bytes,
+    );
+    metric(
+        &mut out,
+        "rooms",
+        "gauge",
+        "Rooms held in memory (with members or history).",
+        s.rooms,
+    );
+    metric(
+        &mut out,
+        "rooms_with_members",
+        "gauge",
+        "Rooms somebody is in (--max-rooms bounds it).",
+        s.rooms_with_members,
+    );
+    metric(
+        &mut out,
+        "log_errors_total",
+        "counter",
+        "Message log writes or syncs that failed (their messages were refused).",
+        s.log.errors_total,
+    );
+    metric(
+        &mut out,
+        "log_up",
+        "gauge",
+        "1 when the message log takes messages, 0 while it refuses them.",
+        u8::from(!s.log.degraded),
     );
     metric(
         &mut out,

@@ -7,20 +7,25 @@
 //! 2. for each event: accept until WouldBlock, or let the connection read
 //!    until WouldBlock; writable events just mark the connection flushable;
 //! 3. fire due timers;
-//! 4. free dead connections (their hub `disconnect` may announce a leave);
-//! 5. carry out hub actions: a new message is appended to the journal and
-//!    framed ONCE, and that one `Rc` frame is queued on every client;
-//! 6. commit the journal (fsync if `--fsync always`), then flush every
-//!    connection with new output: frames queued this turn leave together in
-//!    one `writev` per client.
+//! 4. free dead connections (the chat core hears `Gone`, may announce a leave);
+//! 5. carry out the core's commands: a chat message is appended to the
+//!    message log; a frame for a room is framed ONCE and that one `Rc` frame
+//!    is queued on each of the room's members (not on every connection);
+//! 6. commit the log (write, fsync if `--fsync always`), hand what it
+//!    committed (or refused) back to the core, carry out the sends that
+//!    follow, then flush every connection with new output: frames queued this
+//!    turn leave together in one `writev` per client.
 //!
-//! Chat rules are in `chat.rs`, HTTP in `http.rs`, a connection's own state
-//! machine in `conn.rs`. This file only moves bytes, events and time.
+//! Chat rules are in `chat/`, storage in `log/`, HTTP in `http.rs`, a
+//! connection's own state machine in `conn.rs`. This file only moves bytes,
+//! events and time.
 
-use crate::chat::{Action, Hub, Limits};
+use crate::chat::{Audience, Command, Core, Event, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::conn::{Conn, Ctx, ReadResult, WsKind};
-use crate::journal::Journal;
+use crate::log::journal::Journal;
+use crate::log::memory::MemoryLog;
+use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{EndReason, Stats};
 use crate::os::SignalPipe;
@@ -56,12 +61,15 @@ pub struct Server {
     admin: Option<TcpListener>,
     signals: Option<SignalPipe>,
     conns: Slab<Conn>,
-    hub: Hub,
-    journal: Option<Journal>,
+    core: Core,
+    log: Box<dyn MessageLog>,
     config: Config,
     wheel: TimerWheel,
     scratch: Box<[u8]>,
-    actions: Vec<Action>,
+    commands: Vec<Command>,
+    log_events: Vec<LogEvent>,
+    /// The wall-clock second of the last `Tick` given to the core.
+    tick_secs: u64,
     due: Vec<Entry>,
     /// Connections with output queued this turn.
     flush_list: Vec<usize>,
@@ -107,37 +115,56 @@ impl Server {
                 .map_err(|e| e.to_string())?;
         }
         let wall = logging::unix_millis();
-        let (journal, history, last_id, epoch) = match &config.data_dir {
+        let (log, restored): (Box<dyn MessageLog>, Restored) = match &config.data_dir {
             Some(dir) => {
-                let (j, loaded) =
-                    Journal::open(dir, config.log_segment, config.fsync, config.history, wall)
-                        .map_err(|e| {
-                            format!("cannot open the message log in {}: {e}", dir.display())
-                        })?;
-                (Some(j), loaded.history, loaded.last_id, loaded.epoch)
+                let (j, restored) = Journal::open(
+                    dir,
+                    config.log_segment,
+                    config.fsync,
+                    config.history,
+                    &config.default_room,
+                    wall,
+                )
+                .map_err(|e| format!("cannot open the message log in {}: {e}", dir.display()))?;
+                (Box::new(j), restored)
             }
-            None => (None, Vec::new(), 0, wall),
+            None => (
+                Box::new(MemoryLog::new()),
+                Restored {
+                    epoch: wall,
+                    ..Restored::default()
+                },
+            ),
         };
         let limits = Limits {
             max_text: config.max_text,
             max_message: config.max_message,
             msg_rate: config.msg_rate,
             history: config.history,
-            welcome_bytes: config.max_output / 2,
+            history_bytes: config.history_bytes,
+            // A welcome is one frame on the joiner's queue: keep it well
+            // under the soft limit, so joining never costs a slow phone its connection.
+            welcome_bytes: config.output_soft_limit.min(config.max_output) / 2,
+            max_rooms_per_client: config.max_rooms_per_client,
+            max_rooms: config.max_rooms,
+            default_room: config.default_room.as_str().into(),
+            fixed_rooms: (!config.rooms.is_empty())
+                .then(|| config.rooms.iter().map(|r| r.as_str().into()).collect()),
         };
-        let mut hub = Hub::new(limits, epoch, history);
-        hub.continue_after(last_id);
+        let core = Core::new(limits, restored, wall);
         Ok(Server {
             poll,
             listener: Some(listener),
             admin,
             signals: None,
             conns: Slab::new(),
-            hub,
-            journal,
+            core,
+            log,
             wheel: TimerWheel::new(0),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-            actions: Vec::new(),
+            commands: Vec::new(),
+            log_events: Vec::new(),
+            tick_secs: 0,
             due: Vec::new(),
             flush_list: Vec::new(),
             read_list: Vec::new(),
@@ -235,13 +262,17 @@ impl Server {
     fn settle(&mut self) {
         loop {
             self.reap();
-            self.apply_actions();
+            self.apply_commands();
+            // The log commits before any socket is written, and what it
+            // committed is delivered in the same turn.
             let now = self.now_ms();
-            if let Some(j) = self.journal.as_mut() {
-                j.commit(now);
+            self.log.commit(now, &mut self.log_events);
+            for event in self.log_events.drain(..) {
+                self.core.handle(Event::Log(event), &mut self.commands);
             }
+            self.apply_commands();
             self.flush_all();
-            if self.reap_list.is_empty() && self.actions.is_empty() {
+            if self.reap_list.is_empty() && self.commands.is_empty() {
                 break;
             }
         }
@@ -253,7 +284,7 @@ impl Server {
         }
         let now = self.now_ms();
         let mut wait = self.wheel.next_wake_in(now);
-        if self.journal.as_ref().is_some_and(Journal::sync_pending) {
+        if self.log.sync_pending() {
             wait = Some(wait.map_or(1000, |w| w.min(1000)));
         }
         if let Some(deadline) = self.shutdown_deadline {
@@ -266,10 +297,17 @@ impl Server {
     }
 
     fn refresh_date(&mut self) {
-        let secs = logging::unix_millis() / 1000;
+        let wall = logging::unix_millis();
+        let secs = wall / 1000;
         if secs != self.date_secs {
             self.date_secs = secs;
             self.date = logging::http_date(secs);
+        }
+        if secs != self.tick_secs {
+            // At most once a second, and only when the loop is awake anyway.
+            self.tick_secs = secs;
+            self.core
+                .handle(Event::Tick { now: wall }, &mut self.commands);
         }
     }
 
@@ -371,9 +409,10 @@ impl Server {
         let was_chat = conn.ws_kind() == Some(WsKind::Chat);
         let mut ctx = Ctx {
             config: &self.config,
-            hub: &mut self.hub,
-            actions: &mut self.actions,
+            core: &mut self.core,
+            commands: &mut self.commands,
             stats: &mut self.stats,
+            log_health: self.log.health(),
             now,
             wall_ms: logging::unix_millis(),
             date: &self.date,
@@ -459,7 +498,14 @@ impl Server {
             match conn.ws_kind() {
                 Some(WsKind::Chat) => {
                     self.stats.ws_clients -= 1;
-                    self.hub.disconnect(key, now_wall, &mut self.actions);
+                    let client = conn.client_id();
+                    self.core.handle(
+                        Event::Gone {
+                            client,
+                            now: now_wall,
+                        },
+                        &mut self.commands,
+                    );
                     log_info!("{}: websocket closed ({})", conn.who(), reason.label());
                 }
                 Some(WsKind::Echo) => {
@@ -470,52 +516,63 @@ impl Server {
         }
     }
 
-    /// Carries out the hub's actions. A published message is logged, framed
-    /// once, and the same frame is queued on every chat client.
-    fn apply_actions(&mut self) {
+    /// Carries out the core's commands, in order. A frame for a room is built
+    /// once and the same `Rc` is queued on each of the room's members.
+    fn apply_commands(&mut self) {
         let now = self.now_ms();
-        for action in std::mem::take(&mut self.actions) {
-            let (json, target) = match &action {
-                Action::Reply(to, json) => (json.as_str(), Target::One(*to)),
-                Action::Publish(json) => {
+        for command in std::mem::take(&mut self.commands) {
+            match command {
+                Command::Append(draft) => {
                     self.stats.messages_received += 1;
-                    if let Some(j) = self.journal.as_mut() {
-                        j.append(json);
-                    }
-                    (&**json, Target::All)
+                    self.log.append(draft);
                 }
-                Action::Notify { json, except } => (json.as_str(), Target::AllBut(*except)),
-            };
-            let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
-            match target {
-                Target::One(key) => {
-                    if let Some(conn) = self.conns.get_mut(key) {
-                        if conn.is_chat_client() && conn.queue(frame, &self.config, now) {
-                            self.stats.frames_queued += 1;
-                        }
+                Command::Forget(room) => self.log.forget(&room),
+                Command::Close { client, reason } => {
+                    let key = client.key as usize;
+                    if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
+                        log_warn!("{}: disconnected: {}", conn.who(), reason.text());
+                        conn.close_with(close::POLICY, reason.text(), EndReason::RateLimited, now);
                         self.after_event(key);
                     }
                 }
-                Target::All | Target::AllBut(_) => {
-                    let skip = if let Target::AllBut(k) = target {
-                        Some(k)
-                    } else {
-                        None
-                    };
-                    for (key, conn) in self.conns.iter_mut() {
-                        if Some(key) == skip || !conn.is_chat_client() {
-                            continue;
-                        }
-                        if conn.queue(frame.clone(), &self.config, now) {
-                            self.stats.frames_queued += 1;
-                            if matches!(target, Target::All) {
-                                self.stats.messages_broadcast += 1;
+                Command::Send { to, json } => {
+                    let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
+                    match to {
+                        Audience::One(client) => {
+                            let key = client.key as usize;
+                            if let Some(conn) =
+                                self.conns.get_mut(key).filter(|c| c.gen == client.gen)
+                            {
+                                if conn.is_chat_client() && conn.queue(frame, &self.config, now) {
+                                    self.stats.frames_queued += 1;
+                                }
+                                self.after_event(key);
                             }
-                        } else {
-                            // Refused (over its cap): it now lingers with a nearer deadline.
-                            schedule_on(&mut self.wheel, &self.config, key, conn);
                         }
-                        mark_flush_on(&mut self.flush_list, key, conn);
+                        Audience::Room { room, except } => {
+                            for &client in self.core.members(&room) {
+                                if Some(client) == except {
+                                    continue;
+                                }
+                                let key = client.key as usize;
+                                let Some(conn) =
+                                    self.conns.get_mut(key).filter(|c| c.gen == client.gen)
+                                else {
+                                    continue;
+                                };
+                                if !conn.is_chat_client() {
+                                    continue;
+                                }
+                                if conn.queue(frame.clone(), &self.config, now) {
+                                    self.stats.frames_queued += 1;
+                                    self.stats.messages_broadcast += 1;
+                                } else {
+                                    // Refused (over its limit): it now lingers with a nearer deadline.
+                                    schedule_on(&mut self.wheel, &self.config, key, conn);
+                                }
+                                mark_flush_on(&mut self.flush_list, key, conn);
+                            }
+                        }
                     }
                 }
             }
@@ -528,7 +585,7 @@ impl Server {
                 continue;
             };
             conn.in_flush_list = false;
-            self.stats.bytes_written += conn.flush() as u64;
+            self.stats.bytes_written += conn.flush(&self.config) as u64;
             if conn.dead && !conn.in_reap_list {
                 conn.in_reap_list = true;
                 self.reap_list.push(key);
@@ -573,11 +630,9 @@ impl Server {
                 EndReason::Shutdown,
                 now,
             );
-            conn.flush();
+            conn.flush(&self.config);
         }
-        if let Some(j) = self.journal.as_mut() {
-            j.close(now);
-        }
+        self.log.close(now);
         log_info!("stopped ({left} connections still open were dropped)");
         Ok(())
     }
@@ -604,10 +659,4 @@ fn schedule_on(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut C
             at,
         });
     }
-}
-
-enum Target {
-    One(usize),
-    All,
-    AllBut(usize),
 }

@@ -142,8 +142,15 @@ fn a_torn_final_record_is_skipped_with_a_warning() {
 
 #[test]
 fn a_history_of_long_messages_never_pushes_a_joiner_over_its_output_cap() {
-    // 200 messages of 8 KiB: 1.6 MB of history against a 1 MiB output cap.
-    let s = TestServer::start(&["--msg-rate", "0"]);
+    // 200 messages of 8 KiB: 1.6 MB of history against a 1 MiB output limit.
+    let s = TestServer::start(&[
+        "--msg-rate",
+        "0",
+        "--max-output",
+        "1MiB",
+        "--output-soft-limit",
+        "1MiB",
+    ]);
     let mut writer = raw_ws(&s, "/ws");
     let mut writer_rx = writer.try_clone().unwrap();
     let drain =

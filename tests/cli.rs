@@ -25,7 +25,7 @@ fn help_lists_every_flag_with_its_env_and_default() {
         );
     }
     assert!(
-        help.contains("(default: 0.0.0.0:8000)") && help.contains("(default: 1MiB)"),
+        help.contains("(default: 0.0.0.0:8000)") && help.contains("(default: 32MiB)"),
         "{help}"
     );
     assert!(String::from_utf8(picochat(&["--version"]).stdout)

@@ -9,7 +9,16 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn slow_reader_is_dropped_at_output_cap_while_readers_get_everything_in_order() {
-    let s = TestServer::start(&["--msg-rate", "0", "--log-level", "info"]);
+    let s = TestServer::start(&[
+        "--msg-rate",
+        "0",
+        "--log-level",
+        "info",
+        "--max-output",
+        "1MiB",
+        "--output-soft-limit",
+        "1MiB",
+    ]);
     // The silent client: upgrades, then never reads a byte.
     let silent = raw_ws(&s, "/ws");
     // A fast reader: buffered raw frames, only the id is parsed.
@@ -17,7 +26,7 @@ fn slow_reader_is_dropped_at_output_cap_while_readers_get_everything_in_order() 
     let mut sender = raw_ws(&s, "/ws");
     let text = "x".repeat(8000);
     // 20 MB per client: past the kernel's socket buffers (several MB on loopback)
-    // plus the default 1 MiB output cap.
+    // plus a 1 MiB output limit.
     const N: usize = 2500;
     let reader_thread = std::thread::spawn(move || {
         let mut expect = 1;
@@ -31,7 +40,7 @@ fn slow_reader_is_dropped_at_output_cap_while_readers_get_everything_in_order() 
             );
             let text = String::from_utf8(payload).unwrap();
             let id: u64 = text
-                .strip_prefix(r#"{"type":"message","id":"#)
+                .strip_prefix(r#"{"type":"message","room":"lobby","id":"#)
                 .unwrap()
                 .split(',')
                 .next()

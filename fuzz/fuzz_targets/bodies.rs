@@ -2,8 +2,10 @@
 //! and by `tests/fuzz_regressions.rs`, which replays saved inputs (crashes the
 //! fuzzer found, and hand-made tricky cases) under plain `cargo test`.
 
-use picochat::chat::{Hub, Limits};
+use picochat::chat::{ClientId, Command, Core, Event, Limits};
 use picochat::http::{self, Parsed, Route, Routes};
+use picochat::log::memory::MemoryLog;
+use picochat::log::{MessageLog, Restored};
 use picochat::ws::{self, Assembler, Message, Parse, Role};
 
 const MAX_MESSAGE: usize = 4096;
@@ -45,20 +47,23 @@ pub fn ws_chat(data: &[u8]) {
         return;
     };
     let chunk = usize::from(chunk).max(1);
-    let mut hub = Hub::new(
-        Limits {
-            max_text: 1024,
-            max_message: MAX_MESSAGE,
-            msg_rate: 5,
-            history: 8,
-            welcome_bytes: 1 << 16,
-        },
-        1,
-        Vec::new(),
-    );
-    hub.connect(0, 0);
-    hub.connect(1, 0);
-    let mut actions = Vec::new();
+    let limits = Limits {
+        max_text: 1024,
+        max_message: MAX_MESSAGE,
+        msg_rate: 5,
+        history: 8,
+        history_bytes: 4096,
+        welcome_bytes: 1 << 16,
+        max_rooms_per_client: 3,
+        max_rooms: 4,
+        ..Limits::new(8)
+    };
+    let mut core = Core::new(limits, Restored::default(), 0);
+    let mut log = MemoryLog::new();
+    let (a, b) = (ClientId::new(0, 1), ClientId::new(1, 1));
+    let mut actions: Vec<Command> = Vec::new();
+    core.handle(Event::Connected { client: a, now: 0 }, &mut actions);
+    core.handle(Event::Connected { client: b, now: 0 }, &mut actions);
     let mut asm = Assembler::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut now = 0;
@@ -80,7 +85,15 @@ pub fn ws_chat(data: &[u8]) {
             let payload = buf[frame.payload.clone()].to_vec();
             match asm.push(&frame, &payload) {
                 Ok(Some(Message::Text(text))) => {
-                    if hub.on_text(0, &text, now, &mut actions).is_err() {
+                    core.handle(
+                        Event::Text {
+                            client: a,
+                            text: &text,
+                            now,
+                        },
+                        &mut actions,
+                    );
+                    if run(&mut core, &mut log, &mut actions, now) {
                         break 'reads;
                     }
                 }
@@ -95,5 +108,30 @@ pub fn ws_chat(data: &[u8]) {
             "remainder grew past one frame"
         );
     }
-    hub.disconnect(0, now, &mut actions);
+    core.handle(Event::Gone { client: a, now }, &mut actions);
+    run(&mut core, &mut log, &mut actions, now);
+    assert!(core.history_bytes() <= 4096, "history over its byte bound");
+    assert_eq!(core.clients(), 1);
+}
+
+/// Carries out commands as the server does (appends committed and fed back);
+/// true when the core closed the client.
+fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u64) -> bool {
+    let mut closed = false;
+    while !actions.is_empty() {
+        for command in std::mem::take(actions) {
+            match command {
+                Command::Append(draft) => log.append(draft),
+                Command::Close { .. } => closed = true,
+                Command::Forget(room) => log.forget(&room),
+                Command::Send { .. } => {}
+            }
+        }
+        let mut events = Vec::new();
+        log.commit(now, &mut events);
+        for e in events {
+            core.handle(Event::Log(e), actions);
+        }
+    }
+    closed
 }

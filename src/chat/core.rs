@@ -1,0 +1,745 @@
+//! The chat core: a state machine without sockets, clocks or storage.
+//!
+//! **In** ([`Event`]): a client connected, a client's text frame, a client
+//! gone, a tick, and what the log reports (a record committed, or a draft it
+//! refused). **Out** ([`Command`]): append a draft to the log, send a frame to
+//! one client or to a room (optionally except one), close a client for a
+//! reason of the core's own, forget a room's sequence.
+//!
+//! A chat message is never delivered when it is received: it becomes an
+//! `Append`, and only the record the log hands back (with the id the log gave
+//! it) is remembered in history and sent to the room. So a page can never
+//! see a message that was not stored, whether the log answers in the same
+//! turn (memory, file journal) or later (a remote log).
+//!
+//! Sessions (`session.rs`) hold who a client is and which rooms it is in;
+//! rooms (`room.rs`) hold history, presence and members. The server reads a
+//! room's members to deliver a `Send` to it, so a message costs the room's
+//! members, not a scan of every connection. The wire format is `protocol.rs`.
+
+use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
+use super::room::{Room, Stored};
+use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
+use crate::log::{Draft, LogEvent, Record, Restored};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// The rules the core enforces; taken from the server's `Config`.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest chat text in bytes.
+    pub max_text: usize,
+    /// Largest WebSocket message (told to the page so it can check before sending).
+    pub max_message: usize,
+    /// Messages per second per client; burst is twice this. 0 = unlimited.
+    pub msg_rate: u32,
+    /// Messages kept per room for joiners.
+    pub history: usize,
+    /// Bytes of history kept across all rooms (see [`super::room::charge`]).
+    pub history_bytes: usize,
+    /// Most bytes of history one welcome may carry: it is one frame on the
+    /// joiner's output queue, so it must stay well under that queue's limit.
+    pub welcome_bytes: usize,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_client: usize,
+    /// Rooms with members at once (rooms nobody is in do not count).
+    pub max_rooms: usize,
+    /// Where frames without `"room"` go, and where a connection starts.
+    pub default_room: RoomName,
+    /// `--rooms`: the only rooms that exist (the default room always among
+    /// them). `None`: rooms are made by joining.
+    pub fixed_rooms: Option<Vec<RoomName>>,
+}
+
+impl Limits {
+    /// Defaults for tests and benchmarks: the server's own come from `Config`.
+    pub fn new(history: usize) -> Limits {
+        Limits {
+            max_text: 8 * 1024,
+            max_message: 16 * 1024,
+            msg_rate: 0,
+            history,
+            history_bytes: 32 << 20,
+            welcome_bytes: 1 << 20,
+            max_rooms_per_client: 32,
+            max_rooms: 1000,
+            default_room: "lobby".into(),
+            fixed_rooms: None,
+        }
+    }
+}
+
+/// What happens to the core.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A chat WebSocket opened: it is in the default room until it joins one.
+    Connected { client: ClientId, now: u64 },
+    /// One complete text message from a client.
+    Text {
+        client: ClientId,
+        text: &'a [u8],
+        now: u64,
+    },
+    /// The connection is gone.
+    Gone { client: ClientId, now: u64 },
+    /// Time passed (the server ticks about once a second).
+    Tick { now: u64 },
+    /// The log committed a record, or refused a draft.
+    Log(LogEvent),
+}
+
+/// What the core wants done, in order.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// Store this message; its outcome comes back as an [`Event::Log`].
+    Append(Draft),
+    /// Send this JSON frame.
+    Send { to: Audience, json: Rc<str> },
+    /// Close this client's connection.
+    Close { client: ClientId, reason: Farewell },
+    /// The core dropped this room entirely; the log may drop its sequence.
+    Forget(RoomName),
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Audience {
+    One(ClientId),
+    /// Every member of the room, optionally but one.
+    Room {
+        room: RoomName,
+        except: Option<ClientId>,
+    },
+}
+
+/// Why the core closes a client. The server picks the close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Farewell {
+    /// Kept sending past the rate limit after being told to slow down.
+    Flooding,
+}
+
+impl Farewell {
+    pub fn text(self) -> &'static str {
+        match self {
+            Farewell::Flooding => "message rate limit exceeded",
+        }
+    }
+}
+
+impl PartialEq for Draft {
+    fn eq(&self, other: &Draft) -> bool {
+        (&self.room, self.sender, self.time, &self.fields)
+            == (&other.room, other.sender, other.time, &other.fields)
+    }
+}
+
+/// The chat: every session and every room.
+#[derive(Debug)]
+pub struct Core {
+    limits: Limits,
+    /// Names the id sequences of this log: a page holding ids from another
+    /// epoch gets the whole history instead of a meaningless `since` slice.
+    epoch: u64,
+    /// The highest id the log has used in any room: a new room starts above it.
+    high_water: u64,
+    /// Indexed by `ClientId::key`; the session's own id holds the generation.
+    sessions: Vec<Option<Session>>,
+    session_count: usize,
+    rooms: HashMap<RoomName, Room>,
+    rooms_with_members: usize,
+    history_bytes: usize,
+    /// Distinct joined usernames across all rooms, with their connection counts.
+    users: BTreeMap<Rc<str>, u32>,
+}
+
+type Out = Vec<Command>;
+
+impl Core {
+    /// A core continuing from what the log restored.
+    pub fn new(limits: Limits, restored: Restored, now: u64) -> Core {
+        let mut core = Core {
+            epoch: restored.epoch,
+            high_water: restored.high_water,
+            sessions: Vec::new(),
+            session_count: 0,
+            rooms: HashMap::new(),
+            rooms_with_members: 0,
+            history_bytes: 0,
+            users: BTreeMap::new(),
+            limits,
+        };
+        let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
+        fixed.extend(core.limits.fixed_rooms.iter().flatten().cloned());
+        for name in fixed {
+            core.room_entry(&name, now);
+        }
+        for (name, last, history) in restored.rooms {
+            let keep = core.limits.history;
+            let room = core.room_entry(&name, now);
+            room.base = 0;
+            room.last_id = last;
+            let skip = history.len().saturating_sub(keep);
+            let mut added = 0;
+            for stored in history.into_iter().skip(skip) {
+                let time = message_time(&stored.json);
+                added += room.remember(stored, keep, time);
+            }
+            core.history_bytes += added;
+        }
+        let mut ignored = Vec::new();
+        core.trim_history(&mut ignored);
+        core
+    }
+
+    /// Handles one event, pushing what must be done onto `out`.
+    pub fn handle(&mut self, event: Event, out: &mut Out) {
+        match event {
+            Event::Connected { client, now } => self.connect(client, now),
+            Event::Text { client, text, now } => self.text(client, text, now, out),
+            Event::Gone { client, now } => self.gone(client, now, out),
+            Event::Tick { now: _ } => self.bound_idle_rooms(out),
+            Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
+            Event::Log(LogEvent::Refused { room, sender }) => reply(
+                out,
+                sender,
+                protocol::error_json(ErrorCode::Unavailable, Some(&room)),
+            ),
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.session_count
+    }
+
+    /// Distinct joined usernames online, in any room.
+    pub fn users_online(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn rooms_with_members(&self) -> usize {
+        self.rooms_with_members
+    }
+
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn history_len(&self) -> usize {
+        self.rooms.values().map(|r| r.history.len()).sum()
+    }
+
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// The highest id committed in any room.
+    pub fn last_id(&self) -> u64 {
+        self.high_water
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The connections that receive `room`'s frames.
+    pub fn members(&self, room: &str) -> &[ClientId] {
+        self.rooms.get(room).map_or(&[], |r| &r.members[..])
+    }
+
+    /// A room's history ids, oldest first (for tests and tools).
+    pub fn history_ids(&self, room: &str) -> Vec<u64> {
+        self.rooms
+            .get(room)
+            .map(|r| r.history.iter().map(|s| s.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// `GET /api/rooms`: rooms with people or history, the busiest first.
+    pub fn rooms_json(&self) -> String {
+        let mut list: Vec<protocol::RoomSummary> = self
+            .rooms
+            .values()
+            .map(|r| protocol::RoomSummary {
+                room: &r.name,
+                online: r.online.len(),
+                last_message_time: r.last_message_time,
+            })
+            .collect();
+        list.sort_by(|a, b| b.online.cmp(&a.online).then(a.room.cmp(b.room)));
+        protocol::rooms_json(&list)
+    }
+
+    fn session(&self, client: ClientId) -> Option<&Session> {
+        self.sessions
+            .get(client.key as usize)
+            .and_then(Option::as_ref)
+            .filter(|s| s.id == client)
+    }
+
+    fn session_mut(&mut self, client: ClientId) -> Option<&mut Session> {
+        self.sessions
+            .get_mut(client.key as usize)
+            .and_then(Option::as_mut)
+            .filter(|s| s.id == client)
+    }
+
+    fn room_entry(&mut self, name: &RoomName, now: u64) -> &mut Room {
+        let base = self.high_water;
+        self.rooms
+            .entry(name.clone())
+            .or_insert_with(|| Room::new(name.clone(), base, now))
+    }
+
+    fn is_fixed(&self, room: &str) -> bool {
+        room == &*self.limits.default_room
+            || self
+                .limits
+                .fixed_rooms
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|r| &**r == room))
+    }
+
+    fn add_member(&mut self, room: &RoomName, client: ClientId, now: u64) {
+        let r = self.room_entry(room, now);
+        let was_empty = r.is_empty();
+        r.add_member(client);
+        r.last_activity = r.last_activity.max(now);
+        if was_empty {
+            self.rooms_with_members += 1;
+        }
+    }
+
+    fn remove_member(&mut self, room: &str, client: ClientId) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            let had = !r.is_empty();
+            r.remove_member(client);
+            if had && r.is_empty() {
+                self.rooms_with_members -= 1;
+            }
+        }
+    }
+
+    fn connect(&mut self, client: ClientId, now: u64) {
+        let key = client.key as usize;
+        if self.sessions.len() <= key {
+            self.sessions.resize_with(key + 1, || None);
+        }
+        if self.sessions[key].is_none() {
+            self.session_count += 1;
+        }
+        let lobby = self.limits.default_room.clone();
+        self.sessions[key] = Some(Session {
+            id: client,
+            identity: None,
+            bucket: TokenBucket::new(self.limits.msg_rate, now),
+            rooms: vec![lobby.clone()],
+            joined: false,
+        });
+        self.add_member(&lobby, client, now);
+    }
+
+    fn gone(&mut self, client: ClientId, now: u64, out: &mut Out) {
+        let Some(session) = self
+            .sessions
+            .get_mut(client.key as usize)
+            .and_then(|s| s.take_if(|s| s.id == client))
+        else {
+            return;
+        };
+        self.session_count -= 1;
+        if let Some(who) = &session.identity {
+            if let Some(n) = self.users.get_mut(&who.username) {
+                *n -= 1;
+                if *n == 0 {
+                    self.users.remove(&who.username);
+                }
+            }
+        }
+        for room in &session.rooms {
+            self.depart(room, client, session.identity.as_ref(), now, out);
+        }
+        self.bound_idle_rooms(out);
+    }
+
+    /// Takes `client` out of `room`, announcing the leave if it was the
+    /// user's last connection there, and drops the room if nothing is left of it.
+    fn depart(
+        &mut self,
+        room: &RoomName,
+        client: ClientId,
+        who: Option<&Identity>,
+        now: u64,
+        out: &mut Out,
+    ) {
+        self.remove_member(room, client);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(who) = who {
+            if r.depart(who) {
+                let json = protocol::presence_json("leave", room, &who.view(), now, r.online.len());
+                send_room(out, room, Some(client), json);
+            }
+        }
+        if r.is_empty() && r.history.is_empty() && !self.is_fixed(room) {
+            self.rooms.remove(room);
+            out.push(Command::Forget(room.clone()));
+        }
+    }
+
+    fn text(&mut self, client: ClientId, text: &[u8], now: u64, out: &mut Out) {
+        let Some(session) = self.session_mut(client) else {
+            return;
+        };
+        match session.bucket.take(now) {
+            Verdict::Allowed => {}
+            Verdict::Limited => {
+                return reply(
+                    out,
+                    client,
+                    protocol::error_json(ErrorCode::RateLimited, None),
+                )
+            }
+            Verdict::Flooding => {
+                return out.push(Command::Close {
+                    client,
+                    reason: Farewell::Flooding,
+                })
+            }
+        }
+        let Some(msg) = protocol::parse(text) else {
+            return reply(out, client, protocol::error_json(ErrorCode::BadJson, None));
+        };
+        let room = match self.room_of(&msg.room) {
+            Ok(room) => room,
+            Err(code) => return reply(out, client, protocol::error_json(code, None)),
+        };
+        let result = match msg.kind.as_deref() {
+            Some("join") => self.join(client, &room, &msg, now, out),
+            Some("leave") => self.leave(client, &room, now, out),
+            None | Some("message") => self.message(client, &room, &msg, now, out),
+            Some(_) => Err(ErrorCode::BadType),
+        };
+        if let Err(code) = result {
+            reply(out, client, protocol::error_json(code, Some(&room)));
+        }
+    }
+
+    /// The room a frame names (the default room when it names none), shared
+    /// with the existing room's name when there is one.
+    fn room_of(&self, field: &RoomField) -> Result<RoomName, ErrorCode> {
+        let name = match field {
+            RoomField::Absent => return Ok(self.limits.default_room.clone()),
+            RoomField::NotAString => return Err(ErrorCode::BadRoom),
+            RoomField::Name(raw) => protocol::room_name(raw).ok_or(ErrorCode::BadRoom)?,
+        };
+        Ok(match self.rooms.get_key_value(name.as_str()) {
+            Some((shared, _)) => shared.clone(),
+            None => name.into(),
+        })
+    }
+
+    fn join(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        msg: &Incoming,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        if !self.is_fixed(room) && self.limits.fixed_rooms.is_some() {
+            return Err(ErrorCode::BadRoom);
+        }
+        let limits = &self.limits;
+        let Some(session) = self.session(client) else {
+            return Ok(());
+        };
+        let identity = match (&session.identity, msg.username.as_deref()) {
+            (None, None) => return Err(ErrorCode::BadUsername),
+            (Some(known), None) => known.clone(),
+            (known, Some(raw)) => {
+                let username = protocol::username(raw)?;
+                let avatar = protocol::avatar(msg.email.as_deref())?;
+                match known {
+                    Some(k)
+                        if &*k.username != username
+                            || (msg.email.is_some() && k.avatar != avatar) =>
+                    {
+                        return Err(ErrorCode::AlreadyJoined)
+                    }
+                    Some(k) => k.clone(),
+                    None => Identity {
+                        username: match self.users.get_key_value(username) {
+                            Some((shared, _)) => shared.clone(),
+                            None => username.into(),
+                        },
+                        avatar,
+                    },
+                }
+            }
+        };
+        let newly_identified = session.identity.is_none();
+        let already_in = session.in_room(room);
+        if !already_in {
+            let joined_rooms = if session.joined {
+                session.rooms.len()
+            } else {
+                0
+            };
+            if joined_rooms >= limits.max_rooms_per_client {
+                return Err(ErrorCode::RoomLimit);
+            }
+            let has_members = self.rooms.get(room).is_some_and(|r| !r.is_empty());
+            if !has_members && self.rooms_with_members >= limits.max_rooms {
+                return Err(ErrorCode::RoomLimit);
+            }
+        }
+        // From here on the join succeeds.
+        if newly_identified {
+            *self.users.entry(identity.username.clone()).or_insert(0) += 1;
+        }
+        let lobby = self.limits.default_room.clone();
+        let Some(session) = self.session_mut(client) else {
+            return Ok(());
+        };
+        session.identity = Some(identity.clone());
+        let first_join = !session.joined;
+        session.joined = true;
+        if first_join && room != &lobby {
+            // The implicit place in the default room ends with the first join elsewhere.
+            session.rooms.clear();
+            self.remove_member(&lobby, client);
+        }
+        if !already_in {
+            if let Some(s) = self.session_mut(client) {
+                s.rooms.push(room.clone());
+            }
+            self.add_member(room, client, now);
+        }
+        let r = self.room_entry(room, now);
+        r.last_activity = r.last_activity.max(now);
+        let arrived = (!already_in || newly_identified) && r.arrive(&identity);
+        let since = if msg.epoch.is_some_and(|e| e != self.epoch) {
+            None
+        } else {
+            msg.since
+        };
+        reply(out, client, self.welcome(room, &identity, since));
+        if arrived {
+            if let Some(r) = self.rooms.get(room) {
+                let json =
+                    protocol::presence_json("join", room, &identity.view(), now, r.online.len());
+                send_room(out, room, Some(client), json);
+            }
+        }
+        if first_join && room != &lobby {
+            // The default room may now be empty of members: drop it if it is.
+            self.bound_idle_rooms(out);
+        }
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let Some(session) = self.session_mut(client) else {
+            return Ok(());
+        };
+        let Some(i) = session.rooms.iter().position(|r| r == room) else {
+            return Err(ErrorCode::NotJoined);
+        };
+        session.rooms.remove(i);
+        session.joined = true;
+        let who = session.identity.clone();
+        reply(out, client, protocol::left_json(room));
+        self.depart(room, client, who.as_ref(), now, out);
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        msg: &Incoming,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let Some(session) = self.session(client) else {
+            return Ok(());
+        };
+        if !session.in_room(room) {
+            return Err(ErrorCode::NotJoined);
+        }
+        let identity = match &session.identity {
+            Some(identity) => identity.clone(),
+            None => Identity {
+                username: protocol::username(msg.username.as_deref().unwrap_or(""))?.into(),
+                avatar: protocol::avatar(msg.email.as_deref())?,
+            },
+        };
+        let text = msg.message.as_deref().unwrap_or("");
+        if text.trim().is_empty() {
+            return Err(ErrorCode::BadMessage);
+        }
+        if text.len() > self.limits.max_text {
+            return Err(ErrorCode::MessageTooLong);
+        }
+        out.push(Command::Append(Draft {
+            room: room.clone(),
+            sender: client,
+            time: now,
+            fields: protocol::message_fields(now, &identity.view(), text),
+        }));
+        Ok(())
+    }
+
+    /// A record the log committed: remembered in its room's history, sent to its members.
+    fn committed(&mut self, record: Record, out: &mut Out) {
+        self.high_water = self.high_water.max(record.id);
+        let keep = self.limits.history;
+        let room = match self.rooms.get_key_value(&record.room) {
+            Some((shared, _)) => shared.clone(),
+            None => record.room.clone(),
+        };
+        let r = self.room_entry(&room, record.time);
+        if r.base >= record.id {
+            r.base = record.id - 1;
+        }
+        let added = r.remember(
+            Stored {
+                id: record.id,
+                json: record.json.clone(),
+            },
+            keep,
+            Some(record.time),
+        );
+        let mut freed = 0;
+        while r.history.len() > keep {
+            freed += r.forget_oldest();
+        }
+        // `freed` came out of history already counted, so this cannot underflow.
+        self.history_bytes = self.history_bytes + added - freed;
+        out.push(Command::Send {
+            to: Audience::Room { room, except: None },
+            json: record.json,
+        });
+        self.trim_history(out);
+    }
+
+    /// Keeps history within `--history-bytes`: rooms nobody is in lose theirs
+    /// first (oldest activity first), then the oldest messages of the biggest rooms go.
+    fn trim_history(&mut self, out: &mut Out) {
+        while self.history_bytes > self.limits.history_bytes {
+            let idle = self
+                .rooms
+                .values()
+                .filter(|r| r.is_empty() && !r.history.is_empty())
+                .min_by_key(|r| r.last_activity)
+                .map(|r| r.name.clone());
+            if let Some(name) = idle {
+                self.drop_history(&name, out);
+                continue;
+            }
+            let Some(biggest) = self.rooms.values_mut().max_by_key(|r| r.history_bytes) else {
+                break;
+            };
+            let freed = biggest.forget_oldest();
+            if freed == 0 {
+                break;
+            }
+            self.history_bytes -= freed;
+        }
+    }
+
+    /// Drops a room's whole history, and the room itself when nobody is in it.
+    fn drop_history(&mut self, name: &RoomName, out: &mut Out) {
+        let fixed = self.is_fixed(name);
+        if let Some(r) = self.rooms.get_mut(name) {
+            self.history_bytes -= r.history_bytes;
+            r.history.clear();
+            r.history_bytes = 0;
+            if r.is_empty() && !fixed {
+                self.rooms.remove(name);
+                out.push(Command::Forget(name.clone()));
+            }
+        }
+    }
+
+    /// Rooms nobody is in are kept for their history, at most `--max-rooms`
+    /// of them: past that the one with the oldest activity goes.
+    fn bound_idle_rooms(&mut self, out: &mut Out) {
+        loop {
+            let idle = self.rooms.len() - self.rooms_with_members;
+            if idle <= self.limits.max_rooms {
+                return;
+            }
+            let oldest = self
+                .rooms
+                .values()
+                .filter(|r| r.is_empty() && !self.is_fixed(&r.name))
+                .min_by_key(|r| r.last_activity)
+                .map(|r| r.name.clone());
+            match oldest {
+                Some(name) => self.drop_history(&name, out),
+                None => return,
+            }
+        }
+    }
+
+    /// The welcome: the room, who you are, who is online there, and the
+    /// history after `since` (all of it without `since`).
+    fn welcome(&self, room: &str, you: &Identity, since: Option<u64>) -> String {
+        let Some(r) = self.rooms.get(room) else {
+            return String::new();
+        };
+        let budget = self.limits.welcome_bytes;
+        let (history, truncated) = r.catch_up(since, budget);
+        let head = WelcomeHead {
+            kind: "welcome",
+            room,
+            you: you.view(),
+            users: r.users(budget / 2),
+            online: r.online.len(),
+            epoch: self.epoch,
+            last_id: r.last_id,
+            truncated,
+            limits: LimitsView {
+                max_text: self.limits.max_text,
+                max_message: self.limits.max_message,
+                msg_rate: self.limits.msg_rate,
+                max_rooms_per_client: self.limits.max_rooms_per_client,
+            },
+        };
+        protocol::welcome_json(&head, history)
+    }
+}
+
+fn reply(out: &mut Out, client: ClientId, json: String) {
+    out.push(Command::Send {
+        to: Audience::One(client),
+        json: json.into(),
+    });
+}
+
+fn send_room(out: &mut Out, room: &RoomName, except: Option<ClientId>, json: String) {
+    out.push(Command::Send {
+        to: Audience::Room {
+            room: room.clone(),
+            except,
+        },
+        json: json.into(),
+    });
+}
+
+/// The `time` of a stored frame, for rooms restored from the log.
+fn message_time(json: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Time {
+        time: Option<u64>,
+    }
+    serde_json::from_str::<Time>(json).ok().and_then(|t| t.time)
+}

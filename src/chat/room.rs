@@ -1,0 +1,193 @@
+//! One room: its history (the newest committed records, bounded), who is in
+//! it (the connections that receive its frames) and who is online in it (one
+//! entry per username, however many tabs). No rules about who may join or
+//! send live here (`core.rs`), and no ids are made here: they come from the log.
+
+use super::protocol::{RoomName, UserView};
+use super::session::{ClientId, Identity};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+/// A committed message held in history: its id and the exact JSON that was broadcast.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub id: u64,
+    pub json: Rc<str>,
+}
+
+/// Bytes one stored message is charged against `--history-bytes`: its JSON
+/// plus the `Stored` entry and the `Rc` header around it.
+pub fn charge(json: &str) -> usize {
+    json.len() + std::mem::size_of::<Stored>() + 16
+}
+
+/// Who is online: one entry per username, however many tabs it has open.
+#[derive(Debug)]
+pub struct Presence {
+    pub avatar: Option<Rc<str>>,
+    pub connections: u32,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    pub name: RoomName,
+    pub history: VecDeque<Stored>,
+    /// What `history` is charged, see [`charge`].
+    pub history_bytes: usize,
+    /// The newest id committed in this room (or, for a room with none yet,
+    /// `base`): the log's sequence, as far as this process has seen it.
+    pub last_id: u64,
+    /// Ids up to this were never in this room in this epoch: a room (re)made
+    /// while other rooms had used ids starts above them, so a page holding an
+    /// old `since` for a forgotten room can never mistake new ids for old ones.
+    pub base: u64,
+    /// Connections that receive this room's frames (anonymous ones included).
+    /// Kept in join order; removal is a scan of this room's members only.
+    pub members: Vec<ClientId>,
+    pub online: BTreeMap<Rc<str>, Presence>,
+    /// Wall-clock ms of the last message or join: which idle room goes first.
+    pub last_activity: u64,
+    /// Wall-clock ms of the newest message in history.
+    pub last_message_time: Option<u64>,
+}
+
+impl Room {
+    pub fn new(name: RoomName, base: u64, now_ms: u64) -> Room {
+        Room {
+            name,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            last_id: base,
+            base,
+            members: Vec::new(),
+            online: BTreeMap::new(),
+            last_activity: now_ms,
+            last_message_time: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn add_member(&mut self, client: ClientId) {
+        if !self.members.contains(&client) {
+            self.members.push(client);
+        }
+    }
+
+    pub fn remove_member(&mut self, client: ClientId) {
+        if let Some(i) = self.members.iter().position(|&c| c == client) {
+            self.members.remove(i);
+        }
+    }
+
+    /// Counts one more connection of `who`; true when the user just came online here.
+    pub fn arrive(&mut self, who: &Identity) -> bool {
+        match self.online.get_mut(&who.username) {
+            Some(p) => {
+                p.connections += 1;
+                false
+            }
+            None => {
+                self.online.insert(
+                    who.username.clone(),
+                    Presence {
+                        avatar: who.avatar.clone(),
+                        connections: 1,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Counts one connection of `who` fewer; true when it was the user's last here.
+    pub fn depart(&mut self, who: &Identity) -> bool {
+        match self.online.get_mut(&who.username) {
+            Some(p) if p.connections > 1 => {
+                p.connections -= 1;
+                false
+            }
+            Some(_) => {
+                self.online.remove(&who.username);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A record the log committed. Returns the bytes added to history.
+    pub fn remember(&mut self, stored: Stored, keep: usize, time: Option<u64>) -> usize {
+        self.last_id = self.last_id.max(stored.id);
+        if let Some(t) = time {
+            self.last_message_time = Some(t);
+            self.last_activity = self.last_activity.max(t);
+        }
+        if keep == 0 {
+            return 0;
+        }
+        let added = charge(&stored.json);
+        self.history.push_back(stored);
+        self.history_bytes += added;
+        added
+    }
+
+    /// Drops the oldest message. Returns the bytes freed.
+    pub fn forget_oldest(&mut self) -> usize {
+        match self.history.pop_front() {
+            Some(s) => {
+                let freed = charge(&s.json);
+                self.history_bytes -= freed;
+                freed
+            }
+            None => 0,
+        }
+    }
+
+    /// Users listed in a welcome: alphabetical, as many as fit in `budget`
+    /// bytes (about 110 each); the full count travels as `online`.
+    pub fn users(&self, budget: usize) -> Vec<UserView<'_>> {
+        let mut used = 0;
+        self.online
+            .iter()
+            .map(|(name, p)| UserView {
+                username: name,
+                avatar: p.avatar.as_deref(),
+            })
+            .take_while(|u| {
+                used += u.username.len() + u.avatar.map_or(0, str::len) + 32;
+                used <= budget
+            })
+            .collect()
+    }
+
+    /// The slice of history a welcome carries: everything after `since` that
+    /// fits in `budget` bytes (the newest first), and whether messages the
+    /// client should have had are missing from it.
+    pub fn catch_up(
+        &self,
+        since: Option<u64>,
+        budget: usize,
+    ) -> (impl Iterator<Item = &str> + Clone, bool) {
+        let wanted = match since {
+            // ids are increasing, so binary search finds the first id > since
+            Some(s) => self.history.partition_point(|m| m.id <= s),
+            None => 0,
+        };
+        let mut start = self.history.len();
+        let mut bytes = 0;
+        while start > wanted {
+            bytes += self.history[start - 1].json.len() + 1;
+            if bytes > budget {
+                break;
+            }
+            start -= 1;
+        }
+        let oldest = self.history.get(start).map_or(self.last_id + 1, |m| m.id);
+        // What the client has (or, for a newcomer, what never existed here).
+        let from = since.unwrap_or(0).max(self.base);
+        let truncated = from < self.last_id && oldest > from + 1;
+        (self.history.range(start..).map(|m| &*m.json), truncated)
+    }
+}

@@ -1,0 +1,137 @@
+//! One connected client as the chat core knows it: who it is (once joined),
+//! its message-rate bucket and the rooms it is in. Rooms' own state (history,
+//! presence, members) is in `room.rs`; the rules that tie both are in `core.rs`.
+
+use super::protocol::{RoomName, UserView};
+use std::rc::Rc;
+
+/// A client of the core: the server's slab key plus a generation, so a slab
+/// key reused by a newer connection never receives a frame meant for the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    pub key: u32,
+    pub gen: u32,
+}
+
+impl ClientId {
+    pub fn new(key: usize, gen: u32) -> ClientId {
+        ClientId {
+            key: key as u32,
+            gen,
+        }
+    }
+}
+
+/// A name and avatar. Set by the first join; a client that never joins (the
+/// Go tutorial's) stays anonymous and names itself in each message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub username: Rc<str>,
+    pub avatar: Option<Rc<str>>,
+}
+
+impl Identity {
+    pub fn view(&self) -> UserView<'_> {
+        UserView {
+            username: &self.username,
+            avatar: self.avatar.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: ClientId,
+    pub identity: Option<Identity>,
+    pub bucket: TokenBucket,
+    /// The rooms this client receives. Starts as the default room alone;
+    /// from the first join on, exactly the rooms it joined. A short list
+    /// (at most `--max-rooms-per-client`), so a scan is cheapest.
+    pub rooms: Vec<RoomName>,
+    /// Whether the client has joined a room by name (then it left the
+    /// default room unless it joined that too).
+    pub joined: bool,
+}
+
+impl Session {
+    pub fn in_room(&self, room: &str) -> bool {
+        self.rooms.iter().any(|r| &**r == room)
+    }
+}
+
+/// Token bucket in thousandths of a message: `rate` per second, burst `2 * rate`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: u32,
+    milli_tokens: u64,
+    last_ms: u64,
+    /// Messages refused since the last quiet second; past the burst size the
+    /// client is flooding, not typing fast, and is disconnected.
+    strikes: u32,
+    last_refusal_ms: u64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    Allowed,
+    Limited,
+    Flooding,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, now_ms: u64) -> Self {
+        TokenBucket {
+            rate,
+            milli_tokens: u64::from(rate) * 2000,
+            last_ms: now_ms,
+            strikes: 0,
+            last_refusal_ms: 0,
+        }
+    }
+
+    pub fn take(&mut self, now_ms: u64) -> Verdict {
+        if self.rate == 0 {
+            return Verdict::Allowed;
+        }
+        let burst = u64::from(self.rate) * 2000;
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = now_ms.max(self.last_ms);
+        self.milli_tokens = (self.milli_tokens + elapsed * u64::from(self.rate)).min(burst);
+        if now_ms.saturating_sub(self.last_refusal_ms) >= 1000 {
+            self.strikes = 0;
+        }
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            return Verdict::Allowed;
+        }
+        self.strikes += 1;
+        self.last_refusal_ms = now_ms;
+        if self.strikes > self.rate * 2 {
+            Verdict::Flooding
+        } else {
+            Verdict::Limited
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_refills_at_its_rate_then_calls_a_flood() {
+        let mut b = TokenBucket::new(2, 0);
+        for _ in 0..4 {
+            assert_eq!(b.take(0), Verdict::Allowed);
+        }
+        assert_eq!(b.take(0), Verdict::Limited);
+        assert_eq!(b.take(500), Verdict::Allowed, "one token per 500 ms at 2/s");
+        let verdicts: Vec<Verdict> = (0..5).map(|_| b.take(600)).collect();
+        assert_eq!(verdicts.last(), Some(&Verdict::Flooding));
+        assert_eq!(
+            TokenBucket::new(0, 0).take(0),
+            Verdict::Allowed,
+            "0 = unlimited"
+        );
+    }
+}

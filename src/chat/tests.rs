@@ -1,0 +1,660 @@
+//! The chat core's rules, driven without sockets: events in, commands out,
+//! with the memory log in the loop exactly as the server runs it.
+
+use super::protocol::gravatar_hash;
+use super::*;
+use crate::log::memory::MemoryLog;
+use crate::log::{LogEvent, MessageLog, Restored};
+use serde_json::Value;
+
+/// A core and a memory log, run the way the server runs them.
+struct Chat {
+    core: Core,
+    log: MemoryLog,
+    /// Every frame sent, as (who it was for, the JSON).
+    sent: Vec<(Audience, Value)>,
+    closed: Vec<(ClientId, Farewell)>,
+    forgotten: Vec<String>,
+    now: u64,
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_text: 100,
+        ..Limits::new(3)
+    }
+}
+
+fn c(key: usize) -> ClientId {
+    ClientId::new(key, 1)
+}
+
+impl Chat {
+    fn new(limits: Limits) -> Chat {
+        Chat::restored(
+            limits,
+            Restored {
+                epoch: 7,
+                ..Restored::default()
+            },
+        )
+    }
+
+    fn restored(limits: Limits, restored: Restored) -> Chat {
+        Chat {
+            log: MemoryLog::restored(&restored),
+            core: Core::new(limits, restored, 0),
+            sent: Vec::new(),
+            closed: Vec::new(),
+            forgotten: Vec::new(),
+            now: 0,
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let mut out = Vec::new();
+        self.core.handle(event, &mut out);
+        self.carry_out(out);
+    }
+
+    /// What the server does: appends to the log, commits, feeds the records back.
+    fn carry_out(&mut self, mut out: Vec<Command>) {
+        while !out.is_empty() {
+            for command in std::mem::take(&mut out) {
+                match command {
+                    Command::Append(draft) => self.log.append(draft),
+                    Command::Send { to, json } => {
+                        self.sent.push((to, serde_json::from_str(&json).unwrap()))
+                    }
+                    Command::Close { client, reason } => self.closed.push((client, reason)),
+                    Command::Forget(room) => {
+                        self.log.forget(&room);
+                        self.forgotten.push(room.to_string())
+                    }
+                }
+            }
+            let mut events = Vec::new();
+            self.log.commit(self.now, &mut events);
+            for e in events {
+                self.core.handle(Event::Log(e), &mut out);
+            }
+        }
+    }
+
+    fn connect(&mut self, client: ClientId) {
+        self.event(Event::Connected {
+            client,
+            now: self.now,
+        });
+    }
+
+    fn send(&mut self, client: ClientId, json: &str) {
+        self.event(Event::Text {
+            client,
+            text: json.as_bytes(),
+            now: self.now,
+        });
+    }
+
+    fn join(&mut self, client: ClientId, json: &str) -> Value {
+        self.connect(client);
+        self.send(client, json);
+        self.last_to(client)
+    }
+
+    /// The frames that reached `client` (directly or through a room), oldest first.
+    fn received(&self, client: ClientId) -> Vec<Value> {
+        self.sent
+            .iter()
+            .filter(|(to, _)| match to {
+                Audience::One(c) => *c == client,
+                Audience::Room { room, except } => {
+                    *except != Some(client) && self.core.members(room).contains(&client)
+                }
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn last_to(&self, client: ClientId) -> Value {
+        self.received(client).pop().expect("a frame for the client")
+    }
+
+    fn room_frames(&self, room: &str, kind: &str) -> Vec<Value> {
+        self.sent
+            .iter()
+            .filter(|(to, v)| {
+                matches!(to, Audience::Room { room: r, .. } if &**r == room) && v["type"] == kind
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn error_to(&self, client: ClientId) -> String {
+        let last = self.last_to(client);
+        assert_eq!(last["type"], "error", "{last}");
+        last["code"].as_str().unwrap().to_string()
+    }
+}
+
+fn history_ids(welcome: &Value) -> Vec<u64> {
+    welcome["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_tutorial_message_goes_to_the_default_room_with_an_avatar_and_never_the_email() {
+    let mut chat = Chat::new(limits());
+    chat.connect(c(0));
+    chat.now = 1234;
+    chat.send(
+        c(0),
+        r#"{"email":" Bob@Example.com ","username":"  bob ","message":"hi <b>"}"#,
+    );
+    let m = &chat.room_frames("lobby", "message")[0];
+    assert_eq!(m["room"], "lobby");
+    assert_eq!(m["id"], 1);
+    assert_eq!(m["time"], 1234);
+    assert_eq!(m["username"], "bob");
+    assert_eq!(m["message"], "hi <b>");
+    assert_eq!(m["avatar"], gravatar_hash("bob@example.com"));
+    assert!(!m.to_string().to_lowercase().contains("example.com"));
+}
+
+#[test]
+fn a_message_is_delivered_only_as_the_record_the_log_committed() {
+    let mut chat = Chat::new(limits());
+    chat.connect(c(0));
+    let mut out = Vec::new();
+    chat.core.handle(
+        Event::Text {
+            client: c(0),
+            text: br#"{"username":"a","message":"x"}"#,
+            now: 0,
+        },
+        &mut out,
+    );
+    assert!(
+        matches!(&out[..], [Command::Append(d)] if &*d.room == "lobby"),
+        "a message is an append, not a send: {out:?}"
+    );
+    // The log refuses it (disk full): nothing is sent to the room, the sender hears why.
+    out.clear();
+    chat.core.handle(
+        Event::Log(LogEvent::Refused {
+            room: "lobby".into(),
+            sender: c(0),
+        }),
+        &mut out,
+    );
+    let [Command::Send {
+        to: Audience::One(to),
+        json,
+    }] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*to, c(0));
+    assert!(json.contains(r#""code":"unavailable""#), "{json}");
+    assert_eq!(chat.core.history_ids("lobby"), Vec::<u64>::new());
+}
+
+#[test]
+fn bad_input_gets_an_error_to_the_sender_only() {
+    let mut chat = Chat::new(limits());
+    chat.connect(c(0));
+    chat.connect(c(1));
+    for (frame, code) in [
+        ("not json", "bad_json"),
+        (r#"{"username":"","message":"x"}"#, "bad_username"),
+        (r#"{"username":"a\u0007","message":"x"}"#, "bad_username"),
+        (
+            r#"{"username":"123456789012345678901234567890123","message":"x"}"#,
+            "bad_username",
+        ),
+        (r#"{"username":"a","message":"   "}"#, "bad_message"),
+        (
+            r#"{"username":"a","email":"nope","message":"x"}"#,
+            "bad_email",
+        ),
+        (r#"{"type":"dance"}"#, "bad_type"),
+        (r#"{"username":"a","room":7,"message":"x"}"#, "bad_room"),
+        (
+            r#"{"type":"join","username":"a","room":"no spaces"}"#,
+            "bad_room",
+        ),
+        (
+            r#"{"type":"join","username":"a","room":{"x":1}}"#,
+            "bad_room",
+        ),
+    ] {
+        let before = chat.sent.len();
+        chat.send(c(0), frame);
+        assert_eq!(chat.sent.len(), before + 1, "{frame}");
+        assert_eq!(chat.error_to(c(0)), code, "{frame}");
+        assert!(chat.received(c(1)).is_empty());
+    }
+    chat.send(
+        c(0),
+        &format!(r#"{{"username":"a","message":"{}"}}"#, "x".repeat(101)),
+    );
+    assert_eq!(chat.error_to(c(0)), "message_too_long");
+    assert_eq!(chat.core.last_id(), 0, "nothing was stored");
+}
+
+#[test]
+fn join_welcomes_with_history_and_users_and_announces_presence() {
+    let mut chat = Chat::new(limits());
+    let w = chat.join(
+        c(0),
+        r#"{"type":"join","username":"ann","email":"ann@x.org"}"#,
+    );
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["room"], "lobby");
+    assert_eq!(w["you"]["username"], "ann");
+    assert_eq!(w["users"].as_array().unwrap().len(), 1);
+    assert_eq!(w["truncated"], false);
+    assert!(!w.to_string().contains("ann@x.org"));
+    for i in 0..4 {
+        chat.send(c(0), &format!(r#"{{"message":"m{i}"}}"#));
+    }
+    let w = chat.join(c(1), r#"{"type":"join","username":"bob"}"#);
+    assert_eq!(history_ids(&w), [2, 3, 4], "history keeps the last 3");
+    assert_eq!(w["truncated"], true);
+    assert_eq!(w["users"].as_array().unwrap().len(), 2);
+    let notice = chat.last_to(c(0));
+    assert_eq!(
+        (notice["type"].as_str(), notice["room"].as_str()),
+        (Some("join"), Some("lobby"))
+    );
+    chat.event(Event::Gone {
+        client: c(0),
+        now: 8,
+    });
+    let leave = chat.last_to(c(1));
+    assert_eq!(leave["type"], "leave");
+    assert_eq!(leave["online"], 1);
+}
+
+#[test]
+fn since_returns_exactly_the_missed_messages_and_a_new_epoch_resets() {
+    let mut chat = Chat::new(Limits {
+        history: 10,
+        ..limits()
+    });
+    chat.connect(c(0));
+    for i in 0..5 {
+        chat.send(c(0), &format!(r#"{{"username":"a","message":"m{i}"}}"#));
+    }
+    let w = chat.join(
+        c(1),
+        r#"{"type":"join","username":"b","since":3,"epoch":7}"#,
+    );
+    assert_eq!(history_ids(&w), [4, 5]);
+    assert_eq!(w["truncated"], false);
+    let w = chat.join(
+        c(2),
+        r#"{"type":"join","username":"c","since":3,"epoch":99}"#,
+    );
+    assert_eq!(history_ids(&w).len(), 5, "other epoch: full history");
+    let w = chat.join(
+        c(3),
+        r#"{"type":"join","username":"d","since":900,"epoch":7}"#,
+    );
+    assert_eq!(
+        history_ids(&w),
+        Vec::<u64>::new(),
+        "since beyond the last id: empty, not an error"
+    );
+    assert_eq!(w["truncated"], false);
+}
+
+#[test]
+fn a_welcome_keeps_the_newest_history_that_fits_its_byte_budget() {
+    let mut chat = Chat::new(Limits {
+        history: 10,
+        welcome_bytes: 600,
+        ..limits()
+    });
+    chat.connect(c(0));
+    for i in 0..6 {
+        chat.send(
+            c(0),
+            &format!(r#"{{"username":"a","message":"{i}{}"}}"#, "x".repeat(90)),
+        );
+    }
+    let w = chat.join(c(1), r#"{"type":"join","username":"a"}"#);
+    assert_eq!(
+        history_ids(&w),
+        [4, 5, 6],
+        "three ~170-byte messages fit in 600 bytes, newest first"
+    );
+    assert_eq!(w["truncated"], true);
+}
+
+#[test]
+fn a_welcome_in_a_crowded_room_lists_what_fits_and_counts_everyone() {
+    let mut chat = Chat::new(Limits {
+        welcome_bytes: 2000,
+        ..limits()
+    });
+    for id in 0..100 {
+        chat.join(
+            c(id),
+            &format!(r#"{{"type":"join","username":"user{id:03}"}}"#),
+        );
+    }
+    let w = chat
+        .received(c(99))
+        .into_iter()
+        .find(|v| v["type"] == "welcome")
+        .unwrap();
+    assert_eq!(w["online"], 100);
+    // 1,000 bytes of names at ~40 bytes each: exactly 25 listed.
+    assert_eq!(w["users"].as_array().unwrap().len(), 25);
+    assert_eq!(w["users"][0]["username"], "user000", "alphabetical");
+}
+
+#[test]
+fn presence_counts_a_user_once_across_tabs() {
+    let mut chat = Chat::new(limits());
+    chat.join(c(0), r#"{"type":"join","username":"ann"}"#);
+    let before = chat.sent.len();
+    chat.join(c(1), r#"{"type":"join","username":"ann"}"#);
+    assert_eq!(
+        chat.sent.len(),
+        before + 1,
+        "second tab: welcome only, no join notice"
+    );
+    assert_eq!(chat.core.users_online(), 1);
+    let before = chat.sent.len();
+    chat.event(Event::Gone {
+        client: c(0),
+        now: 0,
+    });
+    assert_eq!(chat.sent.len(), before, "still online in the other tab");
+    chat.event(Event::Gone {
+        client: c(1),
+        now: 0,
+    });
+    assert_eq!(chat.room_frames("lobby", "leave").len(), 1);
+    assert_eq!(chat.core.users_online(), 0);
+}
+
+#[test]
+fn rate_limit_refuses_excess_then_closes_a_flooder() {
+    let mut chat = Chat::new(Limits {
+        msg_rate: 2,
+        ..limits()
+    });
+    chat.connect(c(0));
+    let msg = r#"{"username":"a","message":"x"}"#;
+    for _ in 0..4 {
+        chat.send(c(0), msg);
+    }
+    assert_eq!(
+        chat.room_frames("lobby", "message").len(),
+        4,
+        "burst of 2x rate passes"
+    );
+    chat.send(c(0), msg);
+    assert_eq!(chat.error_to(c(0)), "rate_limited");
+    let published = chat.room_frames("lobby", "message").len();
+    for _ in 0..10 {
+        chat.send(c(0), msg);
+    }
+    assert_eq!(chat.closed.first(), Some(&(c(0), Farewell::Flooding)));
+    assert_eq!(
+        chat.room_frames("lobby", "message").len(),
+        published,
+        "nothing more was published"
+    );
+}
+
+#[test]
+fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
+    let stored = |id: u64| super::room::Stored {
+        id,
+        json: format!(r#"{{"type":"message","room":"general","id":{id},"time":5}}"#).into(),
+    };
+    let restored = Restored {
+        epoch: 7,
+        high_water: 42,
+        rooms: vec![("general".into(), 42, vec![stored(41), stored(42)])],
+    };
+    let mut chat = Chat::restored(limits(), restored);
+    let w = chat.join(c(0), r#"{"type":"join","room":"general","username":"a"}"#);
+    assert_eq!(history_ids(&w), [41, 42]);
+    assert_eq!(w["last_id"], 42);
+    chat.send(c(0), r#"{"room":"general","message":"next"}"#);
+    assert_eq!(chat.room_frames("general", "message")[0]["id"], 43);
+    chat.send(c(0), r#"{"type":"join","room":"fresh"}"#);
+    let w = chat.last_to(c(0));
+    assert_eq!(
+        (w["last_id"].as_u64(), w["truncated"].as_bool()),
+        (Some(43), Some(false))
+    );
+    chat.send(c(0), r#"{"room":"fresh","message":"first"}"#);
+    assert_eq!(chat.room_frames("fresh", "message")[0]["id"], 44);
+}
+
+#[test]
+fn rooms_keep_their_messages_and_presence_to_themselves() {
+    let mut chat = Chat::new(limits());
+    let w = chat.join(c(0), r#"{"type":"join","room":"General","username":"ann"}"#);
+    assert_eq!(w["room"], "general", "trimmed and lower-cased");
+    chat.join(c(1), r#"{"type":"join","room":"random","username":"bob"}"#);
+    chat.send(c(1), r#"{"type":"join","room":"general"}"#);
+    assert_eq!(
+        chat.last_to(c(1))["room"],
+        "general",
+        "a later join needs no identity"
+    );
+    assert_eq!(
+        chat.core.members("lobby").len(),
+        0,
+        "the first join left the default room"
+    );
+    chat.send(
+        c(0),
+        r#"{"type":"message","room":"general","message":"hello general"}"#,
+    );
+    chat.send(
+        c(1),
+        r#"{"type":"message","room":"random","message":"only random"}"#,
+    );
+    let ann: Vec<Value> = chat
+        .received(c(0))
+        .into_iter()
+        .filter(|v| v["type"] == "message")
+        .collect();
+    assert_eq!(ann.len(), 1, "ann is not in random: {ann:?}");
+    assert_eq!(ann[0]["message"], "hello general");
+    let bob = chat
+        .received(c(1))
+        .into_iter()
+        .filter(|v| v["type"] == "message")
+        .count();
+    assert_eq!(bob, 2);
+    // Not in a room: messages and leaves are refused.
+    chat.send(c(0), r#"{"room":"random","message":"x"}"#);
+    assert_eq!(chat.error_to(c(0)), "not_joined");
+    chat.send(c(0), r#"{"type":"leave","room":"random"}"#);
+    assert_eq!(chat.error_to(c(0)), "not_joined");
+    chat.send(c(0), r#"{"message":"to the lobby"}"#);
+    assert_eq!(
+        chat.error_to(c(0)),
+        "not_joined",
+        "the lobby was left by joining general"
+    );
+    // A different identity on a later join.
+    chat.send(c(0), r#"{"type":"join","room":"x","username":"mallory"}"#);
+    assert_eq!(chat.error_to(c(0)), "already_joined");
+    // Leaving announces to those still there.
+    chat.send(c(1), r#"{"type":"leave","room":"general"}"#);
+    assert_eq!(chat.received(c(1)).last().unwrap()["type"], "left");
+    let leave = chat.last_to(c(0));
+    assert_eq!(
+        (leave["type"].as_str(), leave["username"].as_str()),
+        (Some("leave"), Some("bob"))
+    );
+}
+
+#[test]
+fn joining_a_room_again_resyncs_with_since() {
+    let mut chat = Chat::new(Limits {
+        history: 10,
+        ..limits()
+    });
+    chat.join(c(0), r#"{"type":"join","room":"a","username":"ann"}"#);
+    for i in 0..3 {
+        chat.send(c(0), &format!(r#"{{"room":"a","message":"m{i}"}}"#));
+    }
+    chat.send(c(0), r#"{"type":"join","room":"a","since":1}"#);
+    let w = chat.last_to(c(0));
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(history_ids(&w), [2, 3]);
+    assert_eq!(
+        chat.room_frames("a", "join").len(),
+        1,
+        "the first join's notice only"
+    );
+    assert_eq!(chat.core.members("a"), [c(0)]);
+}
+
+#[test]
+fn room_limits_per_client_and_per_server() {
+    let mut chat = Chat::new(Limits {
+        max_rooms_per_client: 2,
+        max_rooms: 3,
+        ..limits()
+    });
+    chat.join(c(0), r#"{"type":"join","room":"a","username":"ann"}"#);
+    chat.send(c(0), r#"{"type":"join","room":"b"}"#);
+    chat.send(c(0), r#"{"type":"join","room":"c"}"#);
+    assert_eq!(chat.error_to(c(0)), "room_limit");
+    chat.send(c(0), r#"{"type":"join","room":"b"}"#);
+    assert_eq!(
+        chat.last_to(c(0))["type"],
+        "welcome",
+        "a room it is in is not a new one"
+    );
+    // Rooms with members: a, b and the lobby (c(1) is there from connecting).
+    chat.join(c(1), r#"{"type":"join","username":"bob"}"#);
+    chat.send(c(1), r#"{"type":"join","room":"d"}"#);
+    assert_eq!(
+        chat.error_to(c(1)),
+        "room_limit",
+        "a fourth room with members"
+    );
+    chat.send(c(1), r#"{"type":"join","room":"a"}"#);
+    assert_eq!(
+        chat.last_to(c(1))["type"],
+        "welcome",
+        "an existing room is fine"
+    );
+}
+
+#[test]
+fn a_fixed_set_of_rooms_refuses_others() {
+    let mut chat = Chat::new(Limits {
+        fixed_rooms: Some(vec!["general".into()]),
+        ..limits()
+    });
+    chat.join(c(0), r#"{"type":"join","room":"random","username":"ann"}"#);
+    assert_eq!(chat.error_to(c(0)), "bad_room");
+    chat.send(c(0), r#"{"type":"join","room":"general","username":"ann"}"#);
+    assert_eq!(chat.last_to(c(0))["type"], "welcome");
+    chat.send(c(0), r#"{"type":"join","room":"lobby"}"#);
+    assert_eq!(
+        chat.last_to(c(0))["type"],
+        "welcome",
+        "the default room is always in the set"
+    );
+    let rooms: Value = serde_json::from_str(&chat.core.rooms_json()).unwrap();
+    let names: Vec<&str> = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["general", "lobby"]);
+}
+
+#[test]
+fn a_stale_client_id_never_reaches_a_newcomer_with_the_same_key() {
+    let mut chat = Chat::new(limits());
+    let old = ClientId::new(0, 1);
+    let new = ClientId::new(0, 2);
+    chat.join(old, r#"{"type":"join","username":"ann"}"#);
+    chat.event(Event::Gone {
+        client: old,
+        now: 0,
+    });
+    chat.connect(new);
+    let before = chat.sent.len();
+    chat.send(old, r#"{"type":"join","username":"ghost"}"#);
+    assert_eq!(
+        chat.sent.len(),
+        before,
+        "a frame from the old id is ignored"
+    );
+    chat.event(Event::Gone {
+        client: old,
+        now: 0,
+    });
+    assert_eq!(
+        chat.core.members("lobby"),
+        [new],
+        "the newcomer was not removed"
+    );
+}
+
+#[test]
+fn history_bytes_are_bounded_idle_rooms_first_then_the_biggest_room() {
+    let msg = |room: &str, i: usize| format!(r#"{{"room":"{room}","message":"{i:0>60}"}}"#);
+    let mut chat = Chat::new(Limits {
+        history: 100,
+        history_bytes: 4000,
+        ..limits()
+    });
+    chat.join(c(0), r#"{"type":"join","room":"idle","username":"ann"}"#);
+    for i in 0..5 {
+        chat.send(c(0), &msg("idle", i));
+    }
+    chat.send(c(0), r#"{"type":"leave","room":"idle"}"#);
+    chat.send(c(0), r#"{"type":"join","room":"big"}"#);
+    chat.send(c(0), r#"{"type":"join","room":"small"}"#);
+    for i in 0..2 {
+        chat.send(c(0), &msg("small", i));
+    }
+    for i in 0..40 {
+        chat.send(c(0), &msg("big", i));
+    }
+    assert!(
+        chat.core.history_bytes() <= 4000,
+        "{}",
+        chat.core.history_bytes()
+    );
+    assert!(
+        chat.core.history_ids("idle").is_empty(),
+        "the idle room went first"
+    );
+    assert!(chat.forgotten.contains(&"idle".to_string()));
+    assert_eq!(
+        chat.core.history_ids("small").len(),
+        2,
+        "the small room kept its messages"
+    );
+    let big = chat.core.history_ids("big");
+    assert_eq!(
+        *big.last().unwrap(),
+        chat.core.last_id(),
+        "the biggest room lost its oldest"
+    );
+    assert!(big.len() < 40);
+}

@@ -1,0 +1,54 @@
+//! The log without `--data-dir`: ids from a [`Sequence`], records handed back
+//! in the turn they were appended, nothing kept (history lives in the core's
+//! rooms). Its epoch is the process start, so pages reload after a restart.
+
+use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence};
+use crate::chat::protocol;
+
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    sequence: Sequence,
+    pending: Vec<Record>,
+}
+
+impl MemoryLog {
+    pub fn new() -> MemoryLog {
+        MemoryLog::default()
+    }
+
+    /// Continues the sequences of `restored` (tests; a memory log has nothing to restore).
+    pub fn restored(restored: &Restored) -> MemoryLog {
+        MemoryLog {
+            sequence: Sequence::new(restored),
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl MessageLog for MemoryLog {
+    fn append(&mut self, draft: Draft) {
+        let (id, _) = self.sequence.next(&draft.room);
+        let json = protocol::seal_message(&draft.room, id, &draft.fields);
+        self.pending.push(Record {
+            room: draft.room,
+            id,
+            json: json.into(),
+            time: draft.time,
+            sender: Some(draft.sender),
+        });
+    }
+
+    fn commit(&mut self, _now_ms: u64, out: &mut Vec<LogEvent>) {
+        out.extend(self.pending.drain(..).map(LogEvent::Committed));
+    }
+
+    fn forget(&mut self, room: &str) {
+        self.sequence.forget(room);
+    }
+
+    fn health(&self) -> LogHealth {
+        LogHealth::default()
+    }
+
+    fn close(&mut self, _now_ms: u64) {}
+}

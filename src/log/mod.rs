@@ -1,0 +1,193 @@
+//! The message log: the seam between the chat core and where messages are
+//! stored. **The log is the sequencer**: it assigns each room's ids, and only
+//! records it has committed are handed back to the core to deliver, so nothing
+//! reaches a client that was not stored.
+//!
+//! The core asks for [`Draft`]s to be appended; the server calls
+//! [`MessageLog::commit`] once per loop turn, before any socket is flushed,
+//! and passes what comes out ([`LogEvent`]s) back to the core. A backend may
+//! hand a record back in the same turn (memory, file journal) or turns later
+//! (a remote log): the core does not care.
+//!
+//! Backends: [`memory::MemoryLog`] and [`journal::Journal`] (`--data-dir`).
+//! What is common to both, numbering records per room, is [`Sequence`].
+
+pub mod journal;
+pub mod memory;
+
+use crate::chat::protocol::RoomName;
+use crate::chat::room::Stored;
+use crate::chat::session::ClientId;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A message the core wants stored: everything but its id.
+#[derive(Debug)]
+pub struct Draft {
+    pub room: RoomName,
+    pub sender: ClientId,
+    /// Wall-clock ms the message was sent.
+    pub time: u64,
+    /// The frame's fields after `id`, see [`crate::chat::protocol::message_fields`].
+    pub fields: String,
+}
+
+/// A record the log has committed: its room, the id the log gave it, and the
+/// complete frame JSON to deliver and keep.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub room: RoomName,
+    pub id: u64,
+    pub json: Rc<str>,
+    pub time: u64,
+    /// Who sent it, when it was sent through this process.
+    pub sender: Option<ClientId>,
+}
+
+/// What the log reports back to the core.
+#[derive(Debug)]
+pub enum LogEvent {
+    Committed(Record),
+    /// The log could not store this draft (disk full, I/O error): it was not
+    /// delivered, and its sender is told `unavailable`.
+    Refused {
+        room: RoomName,
+        sender: ClientId,
+    },
+}
+
+/// What a log held when opened: the epoch of its id sequences and each room's
+/// newest records.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub epoch: u64,
+    /// The highest id any room has used: a room the log has no record of starts above it.
+    pub high_water: u64,
+    /// Per room: its last id and its newest records, oldest first.
+    pub rooms: Vec<(RoomName, u64, Vec<Stored>)>,
+}
+
+/// Whether the log is taking messages, for `/healthz` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogHealth {
+    /// The last attempt to store failed; messages are refused until one succeeds.
+    pub degraded: bool,
+    /// Writes or syncs that failed since start.
+    pub errors_total: u64,
+}
+
+/// A place messages are stored, numbered and handed back once committed.
+pub trait MessageLog {
+    /// Asks for `draft` to be stored. Its outcome comes out of a later
+    /// [`commit`](Self::commit) (the same turn's, for local backends).
+    fn append(&mut self, draft: Draft);
+    /// Makes this turn's appends durable as the backend promises, then hands
+    /// out every outcome known so far, in order. Called once per loop turn,
+    /// before any socket is flushed.
+    fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>);
+    /// The core dropped every trace of `room` (no members, no history): the
+    /// log may drop its sequence too. A later record there starts above the high water.
+    fn forget(&mut self, room: &str);
+    fn health(&self) -> LogHealth;
+    /// Whether the loop must wake up within a second for a pending sync.
+    fn sync_pending(&self) -> bool {
+        false
+    }
+    /// Shutdown: write and sync everything.
+    fn close(&mut self, now_ms: u64);
+}
+
+/// Per-room id sequences. A room seen for the first time continues from the
+/// high water (the highest id used in any room), so ids in one room only
+/// ever grow within an epoch, even for a room that was forgotten and made again.
+#[derive(Debug, Default)]
+pub struct Sequence {
+    last: HashMap<RoomName, u64>,
+    high_water: u64,
+}
+
+/// What [`Sequence::next`] changed, so a failed batch can be undone.
+#[derive(Debug)]
+pub struct Undo {
+    room: RoomName,
+    before: Option<u64>,
+    high_water: u64,
+}
+
+impl Sequence {
+    pub fn new(restored: &Restored) -> Sequence {
+        Sequence {
+            last: restored
+                .rooms
+                .iter()
+                .map(|(room, last, _)| (room.clone(), *last))
+                .collect(),
+            high_water: restored.high_water,
+        }
+    }
+
+    /// The next id in `room`.
+    pub fn next(&mut self, room: &RoomName) -> (u64, Undo) {
+        let undo = Undo {
+            room: room.clone(),
+            before: self.last.get(room).copied(),
+            high_water: self.high_water,
+        };
+        let id = undo.before.unwrap_or(self.high_water) + 1;
+        self.last.insert(room.clone(), id);
+        self.high_water = self.high_water.max(id);
+        (id, undo)
+    }
+
+    /// Takes back ids that were not committed; `undos` in the order they were made.
+    pub fn undo(&mut self, undos: impl DoubleEndedIterator<Item = Undo>) {
+        for u in undos.rev() {
+            match u.before {
+                Some(id) => self.last.insert(u.room, id),
+                None => self.last.remove(&u.room),
+            };
+            self.high_water = u.high_water;
+        }
+    }
+
+    pub fn forget(&mut self, room: &str) {
+        self.last.remove(room);
+    }
+
+    pub fn high_water(&self) -> u64 {
+        self.high_water
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_grow_per_room_and_a_new_room_starts_above_the_high_water() {
+        let mut seq = Sequence::default();
+        let (a, b): (RoomName, RoomName) = ("a".into(), "b".into());
+        assert_eq!(seq.next(&a).0, 1);
+        assert_eq!(seq.next(&a).0, 2);
+        assert_eq!(seq.next(&b).0, 3, "b starts above a's ids");
+        assert_eq!(seq.next(&b).0, 4);
+        assert_eq!(seq.next(&a).0, 3, "a continues its own sequence");
+        seq.forget("a");
+        assert_eq!(
+            seq.next(&a).0,
+            5,
+            "a forgotten room comes back above everything"
+        );
+    }
+
+    #[test]
+    fn an_undone_batch_gives_its_ids_back() {
+        let mut seq = Sequence::default();
+        let a: RoomName = "a".into();
+        seq.next(&a);
+        let undos = vec![seq.next(&a).1, seq.next(&"b".into()).1];
+        seq.undo(undos.into_iter());
+        assert_eq!(seq.next(&a).0, 2);
+        assert_eq!(seq.next(&"b".into()).0, 3);
+    }
+}
