@@ -19,6 +19,8 @@ step "installing test tools that are missing"
 apt_missing=()
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx-light)
+# tests/durability.rs reads the order of write/fsync/writev calls with strace.
+command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null

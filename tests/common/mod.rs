@@ -19,7 +19,22 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the binary with `args` on 127.0.0.1:0 and waits for its "listening" line.
     pub fn start(args: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_picochat"))
+        TestServer::start_under(&[], args)
+    }
+
+    /// Like [`start`](Self::start), with the binary run by `wrapper` (e.g.
+    /// `strace -o FILE`); then `pid()` is the wrapper's.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> TestServer {
+        let bin = env!("CARGO_BIN_EXE_picochat");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())
