@@ -1,30 +1,70 @@
 // picochat page: one state object, small render functions, a reconnecting socket.
-// User text only ever reaches the DOM through textContent (never innerHTML).
+// User text only ever reaches the DOM through textContent (never innerHTML);
+// links are built as elements, and only for http: and https: URLs.
 
 const $ = (id) => document.getElementById(id);
 const STORE = 'picochat.me';
+const ROOMS_STORE = 'picochat.rooms';
+const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
+const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 
 const state = {
   me: loadMe(),            // { username, email } from the join screen
   status: 'connecting',    // connecting | online | offline
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
-  epoch: null,             // id sequence of the server; a new one resets the list
-  lastId: 0,               // newest message id shown: the `since` of a reconnect
-  seen: new Set(),         // ids shown, so a reconnect never duplicates
-  users: [],               // [{ username, avatar }] (a very busy room lists only some)
-  online: 0,               // how many are online, from the server
   you: null,               // { username, avatar } as the server knows us
-  limits: { max_text: 8192, max_message: 16384 },
-  unread: 0,
+  limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32 },
+  rooms: new Map(),        // name -> room state, in the order shown
+  current: null,           // the room on screen
+  wanted: roomFromPath(),  // a room named in the URL, joined on connect
   newBelow: false,
-  // Who was online when our connection dropped: their joins right after we
-  // reconnect are reconnects too, not news.
-  returning: new Set(),
 };
+
+function newRoom(name) {
+  return {
+    name,
+    joined: false,
+    pending: false,        // a join was sent (or is due on connect), no welcome yet
+    epoch: null,           // id sequence of this room; a new one resets its list
+    lastId: 0,             // newest id shown: the `since` of a reconnect
+    seen: new Set(),       // ids shown, so a reconnect never duplicates
+    messages: [],          // kept items: { kind: 'msg', m } or { kind: 'system', text }
+    users: [],             // [{ username, avatar }] (a very busy room lists only some)
+    online: 0,
+    unread: 0,
+    mentioned: false,
+    // Who was online when our connection dropped: their joins right after we
+    // reconnect are reconnects too, not news.
+    returning: new Set(),
+  };
+}
 
 function loadMe() {
   try { return JSON.parse(localStorage.getItem(STORE)) || null; } catch { return null; }
+}
+
+function loadRooms() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(ROOMS_STORE));
+    return Array.isArray(saved?.rooms) ? saved : null;
+  } catch { return null; }
+}
+
+function saveRooms() {
+  const rooms = [...state.rooms.values()].filter((r) => r.joined).map((r) => r.name);
+  localStorage.setItem(ROOMS_STORE, JSON.stringify({ rooms, current: state.current }));
+}
+
+function roomFromPath() {
+  const m = /^\/r\/([^/]+)$/.exec(location.pathname);
+  if (!m) return null;
+  try { return decodeURIComponent(m[1]).trim().toLowerCase(); } catch { return null; }
+}
+
+function room(name) {
+  if (!state.rooms.has(name)) state.rooms.set(name, newRoom(name));
+  return state.rooms.get(name);
 }
 
 // ---------- rendering ----------
@@ -33,6 +73,7 @@ function renderScreens() {
   $('join-screen').hidden = !!state.me;
   $('chat-screen').hidden = !state.me;
   $('leave').hidden = !state.me;
+  $('rooms-toggle').hidden = !state.me;
   if (!state.me) {
     const last = loadMe();
     if (last) { $('join-username').value = last.username; $('join-email').value = last.email || ''; }
@@ -46,13 +87,57 @@ function renderStatus() {
   $('status-text').textContent =
     state.status === 'online' ? 'Connected' :
     state.status === 'offline' ? 'Offline — reconnecting…' : 'Connecting…';
-  $('send').disabled = state.status !== 'online';
+  $('send').disabled = state.status !== 'online' || !currentRoom()?.joined;
+}
+
+function currentRoom() {
+  return state.current ? state.rooms.get(state.current) : null;
+}
+
+function renderRooms() {
+  const list = $('room-list');
+  list.replaceChildren(...[...state.rooms.values()].filter((r) => r.joined).map((r) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'room-link';
+    b.dataset.room = r.name;
+    if (r.name === state.current) b.setAttribute('aria-current', 'true');
+    const name = document.createElement('span');
+    name.className = 'room-name';
+    name.textContent = `#${r.name}`;
+    b.append(name);
+    if (r.unread > 0) {
+      const badge = document.createElement('span');
+      badge.className = r.mentioned ? 'unread mention' : 'unread';
+      badge.textContent = String(r.unread);
+      badge.setAttribute('aria-label', `${r.unread} unread`);
+      b.append(badge);
+    }
+    b.addEventListener('click', () => switchTo(r.name));
+    const leave = document.createElement('button');
+    leave.type = 'button';
+    leave.className = 'room-leave';
+    leave.textContent = '×';
+    leave.title = `Leave #${r.name}`;
+    leave.setAttribute('aria-label', `Leave #${r.name}`);
+    leave.addEventListener('click', () => leaveRoom(r.name));
+    li.append(b, leave);
+    return li;
+  }));
+  const r = currentRoom();
+  $('room-title').textContent = r ? `#${r.name}` : '';
+  // On a phone the drawer's button names the room on screen.
+  $('rooms-toggle').textContent = r ? `#${r.name} ▾` : 'Rooms ▾';
+  $('rooms-toggle').setAttribute('aria-label', r ? `Rooms (now in #${r.name})` : 'Rooms');
+  renderTitle();
 }
 
 function renderUsers() {
-  $('online-count').textContent = String(Math.max(state.online, state.users.length));
-  const list = $('user-list');
-  list.replaceChildren(...state.users.map((u) => {
+  const r = currentRoom();
+  const users = r ? r.users : [];
+  $('online-count').textContent = String(Math.max(r ? r.online : 0, users.length));
+  $('user-list').replaceChildren(...users.map((u) => {
     const li = document.createElement('li');
     const name = document.createElement('span');
     name.textContent = u.username;
@@ -61,8 +146,16 @@ function renderUsers() {
   }));
 }
 
+function totalUnread() {
+  let n = 0;
+  for (const r of state.rooms.values()) n += r.unread;
+  return n;
+}
+
 function renderTitle() {
-  document.title = state.unread > 0 ? `(${state.unread}) picochat` : 'picochat';
+  const n = totalUnread();
+  const where = state.current ? `#${state.current} · picochat` : 'picochat';
+  document.title = n > 0 ? `(${n}) ${where}` : where;
 }
 
 function hue(name) {
@@ -97,14 +190,32 @@ function avatar(user, small = false) {
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// `@name` of the reader, not inside a longer name.
+function mentionRe() {
+  if (!state.you) return null;
+  return new RegExp(`(^|[^\\p{L}\\p{N}_])@${escapeRe(state.you.username)}(?![\\p{L}\\p{N}_])`, 'iu');
+}
+
+function mentionsMe(m) {
+  const re = mentionRe();
+  return !!re && !isMine(m) && re.test(m.message);
+}
+
 // Plain text with http(s) links made clickable; everything else stays text.
 function linkified(text) {
   const frag = document.createDocumentFragment();
   let at = 0;
   for (const m of text.matchAll(URL_RE)) {
+    let url;
+    try { url = new URL(m[0]); } catch { continue; }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
     frag.append(document.createTextNode(text.slice(at, m.index)));
     const a = document.createElement('a');
-    a.href = m[0];
+    a.href = url.href;
     a.textContent = m[0];
     a.target = '_blank';
     a.rel = 'noopener noreferrer';
@@ -136,12 +247,10 @@ function appendItem(li) {
   }
 }
 
-function addMessage(m) {
-  if (state.seen.has(m.id)) return;
-  state.seen.add(m.id);
-  state.lastId = Math.max(state.lastId, m.id);
+function messageItem(m) {
   const li = document.createElement('li');
   li.className = isMine(m) ? 'msg mine' : 'msg';
+  if (mentionsMe(m)) li.classList.add('mention');
   li.dataset.id = String(m.id);
   const body = document.createElement('div');
   body.className = 'body';
@@ -160,15 +269,81 @@ function addMessage(m) {
   text.append(linkified(m.message));
   body.append(meta, text);
   li.append(avatar(m), body);
-  appendItem(li);
-  if (document.hidden) { state.unread += 1; renderTitle(); }
+  return li;
 }
 
-function addSystem(text) {
+function systemItem(text) {
   const li = document.createElement('li');
   li.className = 'system';
   li.textContent = text;
-  appendItem(li);
+  return li;
+}
+
+function keep(r, item) {
+  r.messages.push(item);
+  if (r.messages.length > KEEP_PER_ROOM) r.messages.splice(0, r.messages.length - KEEP_PER_ROOM);
+}
+
+function addMessage(r, m, live) {
+  if (r.seen.has(m.id)) return;
+  r.seen.add(m.id);
+  r.lastId = Math.max(r.lastId, m.id);
+  keep(r, { kind: 'msg', m });
+  const onScreen = r.name === state.current;
+  if (onScreen) appendItem(messageItem(m));
+  if (!live || isMine(m)) return;
+  const mention = mentionsMe(m);
+  if (!onScreen || document.hidden) {
+    r.unread += 1;
+    if (mention) r.mentioned = true;
+    renderRooms();
+  }
+  if (mention && document.hidden) notify(r, m);
+}
+
+function addSystem(r, text) {
+  keep(r, { kind: 'system', text });
+  if (r.name === state.current) appendItem(systemItem(text));
+}
+
+// Shows a room: its kept messages, its people, its name in the address bar
+// (`how`: 'push' a history entry, 'replace' the current one, or 'none').
+function switchTo(name, how = 'push') {
+  const r = room(name);
+  state.current = name;
+  r.unread = 0;
+  r.mentioned = false;
+  const list = $('messages');
+  list.replaceChildren(...r.messages.map((it) => (it.kind === 'msg' ? messageItem(it.m) : systemItem(it.text))));
+  list.scrollTop = list.scrollHeight;
+  state.newBelow = false;
+  $('new-below').hidden = true;
+  showNotice('');
+  const path = `/r/${encodeURIComponent(name)}`;
+  if (how !== 'none' && location.pathname !== path) {
+    if (how === 'push') history.pushState({ room: name }, '', path);
+    else history.replaceState({ room: name }, '', path);
+  }
+  saveRooms();
+  renderRooms();
+  renderUsers();
+  renderStatus();
+  closeDrawer();
+}
+
+function notify(r, m) {
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  try {
+    const n = new Notification(`${m.username} in #${r.name}`, { body: m.message.slice(0, 200), tag: `picochat-${r.name}` });
+    n.onclick = () => { window.focus(); switchTo(r.name); n.close(); };
+  } catch {
+    // Some browsers only allow notifications from a service worker: the title still counts.
+  }
+}
+
+function renderNotifyButton() {
+  const b = $('notify');
+  b.hidden = !('Notification' in window) || Notification.permission !== 'default' || !state.me;
 }
 
 function showNotice(text) {
@@ -185,6 +360,26 @@ function hint(text, bad = false) {
 
 // ---------- the connection ----------
 
+function send(frame) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
+}
+
+function joinFrame(name) {
+  const r = state.rooms.get(name);
+  const join = { type: 'join', room: name, username: state.me.username };
+  if (state.me.email) join.email = state.me.email;
+  if (r && r.epoch !== null) { join.since = r.lastId; join.epoch = r.epoch; }
+  return join;
+}
+
+// The rooms to be in after (re)connecting: those joined, the one in the URL,
+// or those remembered from the last visit; none means the server's default room.
+function roomsToJoin() {
+  const names = [...state.rooms.values()].filter((r) => r.joined || r.pending).map((r) => r.name);
+  if (state.wanted && !names.includes(state.wanted)) names.push(state.wanted);
+  return names;
+}
+
 function connect() {
   if (!state.me) return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -193,10 +388,14 @@ function connect() {
   state.status = 'connecting';
   renderStatus();
   ws.addEventListener('open', () => {
-    const join = { type: 'join', username: state.me.username };
-    if (state.me.email) join.email = state.me.email;
-    if (state.epoch !== null) { join.since = state.lastId; join.epoch = state.epoch; }
-    ws.send(JSON.stringify(join));
+    const names = roomsToJoin();
+    if (names.length === 0) {
+      // The server's default room: the welcome names it.
+      const join = { type: 'join', username: state.me.username };
+      if (state.me.email) join.email = state.me.email;
+      ws.send(JSON.stringify(join));
+    }
+    for (const name of names) ws.send(JSON.stringify(joinFrame(name)));
   });
   ws.addEventListener('message', (e) => {
     let m;
@@ -207,7 +406,7 @@ function connect() {
     if (state.ws !== ws) return;
     state.ws = null;
     state.status = 'offline';
-    state.returning = new Set(state.users.map((u) => u.username));
+    for (const r of state.rooms.values()) r.returning = new Set(r.users.map((u) => u.username));
     renderStatus();
     if (!state.me) return;
     // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... at most 15 s.
@@ -218,54 +417,154 @@ function connect() {
   });
 }
 
+function onWelcome(m) {
+  const r = room(m.room);
+  if (r.epoch !== null && m.epoch !== r.epoch) {
+    // A different id sequence (the server started afresh): start this room over.
+    r.messages = [];
+    r.seen.clear();
+    r.lastId = 0;
+    if (r.name === state.current) $('messages').replaceChildren();
+  }
+  const first = r.epoch === null;
+  r.epoch = m.epoch;
+  r.joined = true;
+  r.pending = false;
+  r.users = m.users;
+  r.online = m.online ?? m.users.length;
+  state.retry = 0;
+  state.you = m.you;
+  state.limits = m.limits;
+  state.status = 'online';
+  setTimeout(() => r.returning.clear(), 30000);
+  for (const msg of m.history) addMessage(r, msg, !first);
+  if (state.current === null || state.current === m.room || (state.wanted === m.room)) {
+    if (state.wanted === m.room) state.wanted = null;
+    switchTo(m.room, 'replace');
+  } else {
+    saveRooms();
+    renderRooms();
+  }
+  if (m.truncated && !first && r.name === state.current) showNotice('Some messages sent while you were away are no longer available.');
+  renderStatus();
+  renderNotifyButton();
+  checkLength();
+}
+
 function onServerMessage(m) {
   switch (m.type) {
-    case 'welcome': {
-      if (state.epoch !== null && m.epoch !== state.epoch) {
-        // A different id sequence (the server started afresh): start over.
-        $('messages').replaceChildren();
-        state.seen.clear();
-        state.lastId = 0;
-      }
-      const first = state.epoch === null;
-      state.epoch = m.epoch;
-      state.retry = 0;
-      state.you = m.you;
-      state.users = m.users;
-      state.online = m.online ?? m.users.length;
-      state.limits = m.limits;
-      state.status = 'online';
-      if (m.truncated && !first) showNotice('Some messages sent while you were away are no longer available.');
-      setTimeout(() => state.returning.clear(), 30000);
-      for (const msg of m.history) addMessage(msg);
-      if (first) $('messages').scrollTop = $('messages').scrollHeight;
-      renderStatus();
-      renderUsers();
-      checkLength();
+    case 'welcome':
+      onWelcome(m);
       break;
-    }
     case 'message':
-      addMessage(m);
+      if (m.room && state.rooms.has(m.room)) addMessage(state.rooms.get(m.room), m, true);
       break;
-    case 'join':
-      state.online = m.online;
-      if (!state.users.some((u) => u.username === m.username)) {
-        state.users = [...state.users, { username: m.username, avatar: m.avatar }]
+    case 'join': {
+      const r = state.rooms.get(m.room);
+      if (!r) break;
+      r.online = m.online;
+      if (!r.users.some((u) => u.username === m.username)) {
+        r.users = [...r.users, { username: m.username, avatar: m.avatar }]
           .sort((a, b) => (a.username < b.username ? -1 : 1));
       }
-      if (!state.returning.delete(m.username)) addSystem(`${m.username} joined`);
-      renderUsers();
+      if (!r.returning.delete(m.username)) addSystem(r, `${m.username} joined`);
+      if (r.name === state.current) renderUsers();
       break;
-    case 'leave':
-      state.online = m.online;
-      state.users = state.users.filter((u) => u.username !== m.username);
-      addSystem(`${m.username} left`);
-      renderUsers();
+    }
+    case 'leave': {
+      const r = state.rooms.get(m.room);
+      if (!r) break;
+      r.online = m.online;
+      r.users = r.users.filter((u) => u.username !== m.username);
+      addSystem(r, `${m.username} left`);
+      if (r.name === state.current) renderUsers();
+      break;
+    }
+    case 'left':
       break;
     case 'error':
-      hint(m.message || m.code, true);
+      if (m.room && ['bad_room', 'room_limit'].includes(m.code)) {
+        const r = state.rooms.get(m.room);
+        if (r && !r.joined) state.rooms.delete(m.room);
+        else if (r) r.pending = false;
+        if (state.wanted === m.room) state.wanted = null;
+        $('room-error').textContent = m.code === 'room_limit'
+          ? 'You are in as many rooms as this server allows (or it has no room for more).'
+          : `This server has no room called “${m.room}”.`;
+        const left = [...state.rooms.values()].some((x) => x.joined || x.pending);
+        if (!left && state.me) {
+          // Nowhere to be (a link to a room that does not exist): the server's default room.
+          const join = { type: 'join', username: state.me.username };
+          if (state.me.email) join.email = state.me.email;
+          send(join);
+        }
+        renderRooms();
+      } else {
+        hint(m.message || m.code, true);
+      }
       break;
   }
+}
+
+// ---------- rooms ----------
+
+function joinRoom(raw) {
+  const name = raw.trim().toLowerCase().replace(/^#/, '');
+  $('room-error').textContent = '';
+  if (!ROOM_RE.test(name)) {
+    $('room-error').textContent = 'Room names are 1 to 32 of a–z, 0–9, - and _.';
+    return false;
+  }
+  const r = state.rooms.get(name);
+  if (r && r.joined) { switchTo(name); return true; }
+  state.wanted = name;
+  room(name).pending = true;
+  send(joinFrame(name));
+  return true;
+}
+
+function leaveRoom(name) {
+  const r = state.rooms.get(name);
+  if (!r) return;
+  send({ type: 'leave', room: name });
+  state.rooms.delete(name);
+  if (state.current === name) {
+    state.current = null;
+    const next = [...state.rooms.values()].find((x) => x.joined);
+    if (next) {
+      switchTo(next.name);
+    } else {
+      $('messages').replaceChildren();
+      history.pushState({}, '', '/');
+      saveRooms();
+      renderRooms();
+      renderUsers();
+      renderStatus();
+    }
+  } else {
+    saveRooms();
+    renderRooms();
+  }
+}
+
+async function offerRooms() {
+  try {
+    const res = await fetch('/api/rooms', { cache: 'no-store' });
+    const body = await res.json();
+    $('room-options').replaceChildren(...body.rooms.map((r) => {
+      const o = document.createElement('option');
+      o.value = r.room;
+      o.label = `${r.online} online`;
+      return o;
+    }));
+  } catch {
+    // Suggestions only: typing a name still works.
+  }
+}
+
+function closeDrawer() {
+  $('rooms').classList.remove('open');
+  $('rooms-toggle').setAttribute('aria-expanded', 'false');
 }
 
 // ---------- input ----------
@@ -276,7 +575,7 @@ const encoder = new TextEncoder();
 function checkLength() {
   const text = $('text').value;
   const bytes = encoder.encode(text).length;
-  const frame = encoder.encode(JSON.stringify({ type: 'message', message: text })).length;
+  const frame = encoder.encode(JSON.stringify({ type: 'message', room: state.current || '', message: text })).length;
   if (bytes > state.limits.max_text || frame > state.limits.max_message) {
     hint(`Too long: ${bytes} of ${state.limits.max_text} bytes allowed.`, true);
     return false;
@@ -285,14 +584,14 @@ function checkLength() {
   return true;
 }
 
-function send() {
+function sendMessage() {
   const text = $('text').value;
   if (!text.trim() || !checkLength()) return;
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN || !currentRoom()?.joined) {
     hint('Not connected yet — your message is kept here.', true);
     return;
   }
-  state.ws.send(JSON.stringify({ type: 'message', message: text }));
+  send({ type: 'message', room: state.current, message: text });
   $('text').value = '';
   autosize();
   hint('');
@@ -325,14 +624,18 @@ function wire() {
     state.ws = null;
     if (ws) ws.close(1000, 'changing name');
     $('messages').replaceChildren();
-    state.seen.clear();
-    state.epoch = null;
-    state.lastId = 0;
+    // The rooms stay remembered; they are joined again under the new name.
+    const names = [...state.rooms.values()].filter((r) => r.joined).map((r) => r.name);
+    state.wanted = state.current;
+    state.rooms.clear();
+    for (const name of names) room(name).pending = true;
+    state.current = null;
     renderScreens();
+    renderRooms();
   });
-  $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendMessage(); });
   $('text').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
   });
   $('text').addEventListener('input', () => { autosize(); checkLength(); });
   $('messages').addEventListener('scroll', () => {
@@ -345,12 +648,45 @@ function wire() {
     const open = $('users').classList.toggle('open');
     $('users-toggle').setAttribute('aria-expanded', String(open));
   });
+  $('rooms-toggle').addEventListener('click', () => {
+    const open = $('rooms').classList.toggle('open');
+    $('rooms-toggle').setAttribute('aria-expanded', String(open));
+    if (open) offerRooms();
+  });
+  $('room-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (joinRoom($('room-name').value)) $('room-name').value = '';
+  });
+  $('room-name').addEventListener('focus', offerRooms);
+  $('notify').addEventListener('click', async () => {
+    try { await Notification.requestPermission(); } catch { /* refused or unsupported: the title still counts */ }
+    renderNotifyButton();
+  });
+  window.addEventListener('popstate', () => {
+    const name = roomFromPath();
+    if (name && state.rooms.get(name)?.joined) switchTo(name, 'none');
+    else if (name) joinRoom(name);
+  });
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) { state.unread = 0; renderTitle(); }
+    if (!document.hidden && state.current) {
+      const r = currentRoom();
+      if (r) { r.unread = 0; r.mentioned = false; }
+      renderRooms();
+    }
   });
 }
 
+function restoreRooms() {
+  const saved = loadRooms();
+  if (!saved) return;
+  for (const name of saved.rooms.slice(0, 32)) if (ROOM_RE.test(name)) room(name).pending = true;
+  if (!state.wanted && saved.current && state.rooms.has(saved.current)) state.wanted = saved.current;
+}
+
 wire();
+restoreRooms();
 renderScreens();
 renderStatus();
+renderRooms();
+renderNotifyButton();
 connect();

@@ -1,6 +1,8 @@
 // End-to-end: the real picochat binary and Debian's Chromium driven by playwright-core.
 // Two users chat, hostile markup stays text, the server restarts with --data-dir and
-// the pages reconnect by themselves with no gap and no duplicate. Saves a screenshot.
+// the pages reconnect by themselves with no gap and no duplicate. Then rooms: two
+// users in two rooms, unread counts, /r/NAME, a mention and its notification,
+// remembered rooms, leaving, and the room drawer on a phone. Saves screenshots.
 //
 // PICOCHAT_BIN: the server binary (default: target/release/picochat).
 // SCREENSHOT_OUT: extra path for the screenshot (the README's copy).
@@ -57,12 +59,12 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function joinAs(name, email, contextOptions = { viewport: { width: 1000, height: 640 } }) {
+async function joinAs(name, email, contextOptions = { viewport: { width: 1000, height: 640 } }, path = '/') {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`http://127.0.0.1:${port}${path}`);
   await page.fill('#join-username', name);
   if (email) await page.fill('#join-email', email);
   await page.click('#join-form button[type=submit]');
@@ -166,12 +168,12 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
   });
   await say(bob.page, 'one');
   await say(bob.page, 'two');
-  await carol.page.waitForFunction(() => document.title === '(2) picochat');
+  await carol.page.waitForFunction(() => document.title === '(2) #lobby · picochat');
   await carol.page.evaluate(() => {
     Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
     document.dispatchEvent(new Event('visibilitychange'));
   });
-  await carol.page.waitForFunction(() => document.title === 'picochat');
+  await carol.page.waitForFunction(() => document.title === '#lobby · picochat');
 
   // On a phone, in dark mode: the users panel folds away behind the "online" button.
   const { page: mobile, errors: mobileErrors } =
@@ -183,4 +185,124 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
   assert.equal(bg, 'rgb(20, 22, 26)', 'dark colour scheme');
   await mobile.screenshot({ path: join(artifacts, 'phone-dark.png') });
   for (const { errors } of [alice, bob, carol, { errors: mobileErrors }]) assert.deepEqual(errors, [], 'no page errors');
+});
+
+const roomNames = (page) => page.$$eval('#room-list .room-link .room-name', (els) => els.map((e) => e.textContent));
+const badge = (page, room) => page.$eval(`#room-list .room-link[data-room="${room}"]`, (b) => {
+  const u = b.querySelector('.unread');
+  return u ? { n: Number(u.textContent), mention: u.classList.contains('mention') } : null;
+});
+
+async function joinRoomByName(page, name) {
+  await page.fill('#room-name', name);
+  await page.click('#room-form button[type=submit]');
+  await page.waitForSelector(`#room-list .room-link[data-room="${name}"][aria-current="true"]`, { state: 'attached' });
+}
+
+test('rooms: two users in two rooms, unread counts, /r/NAME, mentions, phone drawer', async () => {
+  // Erin opens a link to a room; Frank too, with notifications granted by the browser.
+  const erin = await joinAs('Erin', null, undefined, '/r/Homework');
+  await erin.page.waitForSelector('#room-list .room-link[data-room="homework"][aria-current="true"]');
+  assert.equal(new URL(erin.page.url()).pathname, '/r/homework', 'the address names the room');
+  assert.equal(await erin.page.textContent('#room-title'), '#homework');
+  const frankContext = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  await frankContext.grantPermissions(['notifications']);
+  await frankContext.addInitScript(() => {
+    // Record notifications as the page raises them (the real constructor still runs).
+    window.__notes = [];
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+      constructor(title, opts) { super(title, opts); window.__notes.push({ title, body: opts?.body }); }
+    };
+  });
+  const frank = { page: await frankContext.newPage(), errors: [] };
+  frank.page.on('pageerror', (e) => frank.errors.push(e));
+  await frank.page.goto(`http://127.0.0.1:${port}/r/homework`);
+  await frank.page.fill('#join-username', 'Frank');
+  await frank.page.click('#join-form button[type=submit]');
+  await frank.page.waitForSelector('#status[data-state=online]');
+  await frank.page.waitForSelector('#room-list .room-link[data-room="homework"]');
+  assert.equal(await frank.page.isVisible('#notify'), false, 'permission already granted: nothing to ask');
+  assert.equal(await erin.page.isVisible('#notify'), true, 'permission is asked only when the user clicks');
+  assert.equal(await erin.page.evaluate(() => Notification.permission), 'default', 'and not before');
+  await erin.page.waitForSelector('#user-list li >> text=Frank');
+
+  // Frank also joins #random and stays there.
+  await joinRoomByName(frank.page, 'random');
+  assert.deepEqual(await roomNames(frank.page), ['#homework', '#random']);
+  assert.equal(await frank.page.$$eval('#messages li.msg', (els) => els.length), 0, 'random is empty');
+
+  // Erin writes in #homework: Frank, in #random, sees unread counts; a mention is marked.
+  await say(erin.page, 'page 42 please');
+  await say(erin.page, 'thanks @frank, see https://example.org/hw');
+  await frank.page.waitForFunction(() => document.querySelector('#room-list .room-link[data-room="homework"] .unread')?.textContent === '2');
+  assert.deepEqual(await badge(frank.page, 'homework'), { n: 2, mention: true });
+  assert.equal(await frank.page.title(), '(2) #random · picochat');
+  assert.equal(await frank.page.$$eval('#messages li.msg', (els) => els.length), 0, 'not shown in #random');
+
+  // Frank switches: the messages are there, the mention highlighted, the count gone.
+  await frank.page.click('#room-list .room-link[data-room="homework"]');
+  await frank.page.waitForSelector('#messages li.msg.mention >> text=thanks @frank');
+  assert.deepEqual(await texts(frank.page), ['page 42 please', 'thanks @frank, see https://example.org/hw']);
+  assert.equal(await badge(frank.page, 'homework'), null);
+  assert.equal(new URL(frank.page.url()).pathname, '/r/homework');
+  assert.equal(await frank.page.$$eval('#messages li.mention', (els) => els.length), 1, 'only the mention is marked');
+  const link = await frank.page.$eval('#messages a', (a) => [a.href, a.rel, a.target]);
+  assert.deepEqual(link, ['https://example.org/hw', 'noopener noreferrer', '_blank']);
+
+  // Hidden page: a mention raises a notification; a plain message does not.
+  await frank.page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await say(erin.page, 'no mention here');
+  await say(erin.page, '@Frank are you there?');
+  await frank.page.waitForFunction(() => window.__notes.length === 1);
+  assert.deepEqual(await frank.page.evaluate(() => window.__notes), [{ title: 'Erin in #homework', body: '@Frank are you there?' }]);
+  await frank.page.waitForFunction(() => document.title === '(2) #homework · picochat');
+  await frank.page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await frank.page.waitForFunction(() => document.title === '#homework · picochat');
+
+  // Rooms are remembered: a visit to / rejoins both, in the room last shown.
+  await frank.page.goto(`http://127.0.0.1:${port}/`);
+  await frank.page.waitForSelector('#room-list .room-link[data-room="random"]');
+  await frank.page.waitForSelector('#room-list .room-link[data-room="homework"][aria-current="true"]');
+  assert.deepEqual((await roomNames(frank.page)).sort(), ['#homework', '#random']);
+  await frank.page.waitForSelector('#messages li.msg >> text=@Frank are you there?');
+
+  // Erin joins #random; Frank leaves it: Erin sees him go.
+  await joinRoomByName(erin.page, 'random');
+  await erin.page.waitForSelector('#user-list li >> text=Frank');
+  await frank.page.click('#room-list button[aria-label="Leave #random"]');
+  await erin.page.waitForSelector('#messages li.system >> text=Frank left');
+  assert.deepEqual(await roomNames(frank.page), ['#homework']);
+  // A message in #random no longer reaches Frank; one in #homework does.
+  await say(erin.page, 'only for random');
+  await erin.page.click('#room-list .room-link[data-room="homework"]');
+  await say(erin.page, 'back in homework');
+  await frank.page.waitForSelector('#messages li.msg >> text=back in homework');
+  assert.equal((await texts(frank.page)).includes('only for random'), false);
+
+  // Names the server refuses are explained; the page checks the obvious ones itself.
+  await erin.page.fill('#room-name', 'no spaces!');
+  await erin.page.click('#room-form button[type=submit]');
+  await erin.page.waitForSelector('#room-error >> text=Room names are');
+
+  // The room list on a phone is a drawer.
+  const phone = await joinAs('Gina', null, { viewport: { width: 390, height: 740 }, colorScheme: 'dark', isMobile: true }, '/r/homework');
+  await phone.page.waitForSelector('#room-list .room-link[data-room="homework"]', { state: 'attached' });
+  assert.equal(await phone.page.isVisible('#rooms'), false, 'the room list is folded away');
+  await phone.page.click('#rooms-toggle');
+  assert.equal(await phone.page.isVisible('#rooms'), true);
+  await joinRoomByName(phone.page, 'random');
+  assert.equal(await phone.page.isVisible('#rooms'), false, 'choosing a room closes the drawer');
+  await phone.page.click('#rooms-toggle');
+  mkdirSync(artifacts, { recursive: true });
+  await phone.page.screenshot({ path: join(artifacts, 'phone-rooms.png') });
+  await frank.page.screenshot({ path: join(artifacts, 'rooms.png') });
+  if (process.env.SCREENSHOT_OUT) copyFileSync(join(artifacts, 'rooms.png'), process.env.SCREENSHOT_OUT.replace(/\.png$/, '-rooms.png'));
+  for (const { errors } of [erin, frank, phone]) assert.deepEqual(errors, [], 'no page errors');
 });
