@@ -5,7 +5,7 @@
 //! and prints nanoseconds per operation; run it twice and compare, the numbers
 //! are for spotting regressions, not for quoting.
 
-use picochat::chat::{Audience, ClientId, Command, Core, Event, Limits};
+use picochat::chat::{ClientId, Command, Core, Event, Limits};
 use picochat::http::{self, Parsed};
 use picochat::log::memory::MemoryLog;
 use picochat::log::{MessageLog, Restored};
@@ -167,16 +167,10 @@ fn main() {
                     core.handle(Event::Log(e), &mut out);
                 }
                 for command in out.drain(..) {
-                    if let Command::Send {
-                        to: Audience::Room { room, except },
-                        json,
-                    } = command
-                    {
+                    if let Command::Deliver { room, json } = command {
                         let frame: Rc<[u8]> = Rc::from(ws::text(json.as_bytes()));
                         for &c in core.members(&room) {
-                            if Some(c) != except {
-                                queues[c.key as usize].push(Chunk::Shared(frame.clone()));
-                            }
+                            queues[c.key as usize].push(Chunk::Shared(frame.clone()));
                         }
                     }
                 }

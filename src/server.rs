@@ -20,7 +20,7 @@
 //! connection's own state machine in `conn.rs`. This file only moves bytes,
 //! events and time.
 
-use crate::chat::{Audience, Command, Core, Event, Limits};
+use crate::chat::{Audience, ClientId, Command, Core, Event, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::conn::{Conn, Ctx, ReadResult, WsKind};
 use crate::log::journal::Journal;
@@ -535,6 +535,11 @@ impl Server {
                         self.after_event(key);
                     }
                 }
+                Command::Deliver { room, json } => {
+                    let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
+                    let delivered = self.queue_on_room(&room, None, &frame, now);
+                    self.stats.messages_broadcast += delivered;
+                }
                 Command::Send { to, json } => {
                     let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
                     match to {
@@ -550,33 +555,46 @@ impl Server {
                             }
                         }
                         Audience::Room { room, except } => {
-                            for &client in self.core.members(&room) {
-                                if Some(client) == except {
-                                    continue;
-                                }
-                                let key = client.key as usize;
-                                let Some(conn) =
-                                    self.conns.get_mut(key).filter(|c| c.gen == client.gen)
-                                else {
-                                    continue;
-                                };
-                                if !conn.is_chat_client() {
-                                    continue;
-                                }
-                                if conn.queue(frame.clone(), &self.config, now) {
-                                    self.stats.frames_queued += 1;
-                                    self.stats.messages_broadcast += 1;
-                                } else {
-                                    // Refused (over its limit): it now lingers with a nearer deadline.
-                                    schedule_on(&mut self.wheel, &self.config, key, conn);
-                                }
-                                mark_flush_on(&mut self.flush_list, key, conn);
-                            }
+                            self.queue_on_room(&room, except, &frame, now);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Queues one shared frame on every member of `room` but `except`: the
+    /// cost is the room's members, whatever else is connected. Returns how
+    /// many queues took it.
+    fn queue_on_room(
+        &mut self,
+        room: &str,
+        except: Option<ClientId>,
+        frame: &Chunk,
+        now: u64,
+    ) -> u64 {
+        let mut queued = 0;
+        for &client in self.core.members(room) {
+            if Some(client) == except {
+                continue;
+            }
+            let key = client.key as usize;
+            let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) else {
+                continue;
+            };
+            if !conn.is_chat_client() {
+                continue;
+            }
+            if conn.queue(frame.clone(), &self.config, now) {
+                queued += 1;
+            } else {
+                // Refused (over its limit): it now lingers with a nearer deadline.
+                schedule_on(&mut self.wheel, &self.config, key, conn);
+            }
+            mark_flush_on(&mut self.flush_list, key, conn);
+        }
+        self.stats.frames_queued += queued;
+        queued
     }
 
     fn flush_all(&mut self) {

@@ -130,3 +130,53 @@ fn idle_mode_holds_connections_and_unreachable_servers_fail_clearly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn rooms_are_counted_per_room_and_agree_with_the_server() {
+    let s = TestServer::start(&["--msg-rate", "0", "--log-level", "warn"]);
+    let r = load(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "60",
+        "--rooms",
+        "6",
+        "--senders",
+        "12",
+        "--rate",
+        "60",
+        "--duration",
+        "2s",
+    ]);
+    let sent = r["sent"].as_u64().unwrap();
+    assert_eq!(
+        r["rooms"]["joined"], 60,
+        "every client was welcomed into its room"
+    );
+    assert_eq!(
+        r["expected"].as_u64().unwrap(),
+        sent * 10,
+        "a message is expected by the 10 members of its room only"
+    );
+    assert_eq!(r["received"], r["expected"]);
+    assert_eq!(r["rooms"]["rooms_with_losses"], 0);
+    // The server delivered exactly that many frames into queues, no more:
+    // nobody outside a room was sent its messages.
+    assert_eq!(
+        s.metric("picochat_messages_broadcast_total"),
+        r["received"].as_f64().unwrap()
+    );
+    // Everyone left; the six rooms stay for their history, beside the default room.
+    assert_eq!(s.metric("picochat_rooms_with_members"), 0.0);
+    assert_eq!(s.metric("picochat_rooms"), 7.0);
+}
+
+#[test]
+fn rooms_without_enough_clients_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(["--clients", "3", "--rooms", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rooms must not exceed --clients"));
+}

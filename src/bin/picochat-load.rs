@@ -33,6 +33,10 @@ Usage: picochat-load [OPTIONS]
   --inflight W         closed loop: messages in flight per sender (default 1)
   --duration D         how long to send, e.g. 10s (default 10s)
   --payload BYTES      message text size (default 100)
+  --rooms N            spread clients over N rooms (picochat's rooms protocol: each
+                       joins room load-(i mod N), senders are spread over the rooms,
+                       and deliveries are counted per room); 0 = no rooms, the Go
+                       tutorial's frames (default 0)
   --connect-rate C     new connections per second, 0 = no ramp (default 2000)
   --idle               only hold the connections for --duration and report
   --step S             add S clients per step while --rate broadcasts run, until p95
@@ -56,6 +60,7 @@ struct Args {
     inflight: u32,
     duration: Duration,
     payload: usize,
+    rooms: usize,
     connect_rate: f64,
     idle: bool,
     step: usize,
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
         inflight: 1,
         duration: Duration::from_secs(10),
         payload: 100,
+        rooms: 0,
         connect_rate: 2000.0,
         idle: false,
         step: 0,
@@ -102,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
             "--inflight" => a.inflight = parse_num(&val()?)?,
             "--duration" => a.duration = parse_duration(&val()?)?,
             "--payload" => a.payload = parse_num(&val()?)?,
+            "--rooms" => a.rooms = parse_num(&val()?)?,
             "--connect-rate" => {
                 a.connect_rate = val()?
                     .parse()
@@ -135,6 +142,9 @@ fn parse_args() -> Result<Args, String> {
     a.payload = a.payload.max(40);
     if a.inflight == 0 {
         return Err("--inflight must be at least 1".into());
+    }
+    if a.rooms > a.clients {
+        return Err("--rooms must not exceed --clients".into());
     }
     Ok(a)
 }
@@ -213,6 +223,10 @@ struct Client {
     next_seq: u64,
     inflight: u32,
     started: Instant,
+    /// With `--rooms`: the room index this client is in.
+    room: Option<usize>,
+    /// With `--rooms`: the server welcomed it into its room.
+    joined: bool,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -220,6 +234,8 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 #[derive(Default, Clone)]
 struct Counters {
     connected: usize,
+    /// With `--rooms`: clients welcomed into their room.
+    joined: usize,
     failed: usize,
     dropped: usize,
     sent: u64,
@@ -242,6 +258,12 @@ struct Gen {
     sending: bool,
     /// Clients established when sending started: each message is expected by all of them.
     audience: u64,
+    /// With `--rooms`, per room: members welcomed, deliveries expected and received.
+    room_members: Vec<u64>,
+    room_expected: Vec<u64>,
+    room_received: Vec<u64>,
+    /// Clients opened so far: client i joins room i mod --rooms.
+    opened_total: usize,
 }
 
 impl Gen {
@@ -280,6 +302,8 @@ impl Gen {
                      Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
                     self.args.path, self.args.host
                 );
+                let room = (self.args.rooms > 0).then(|| self.opened_total % self.args.rooms);
+                self.opened_total += 1;
                 entry.insert(Client {
                     stream,
                     state: State::Connecting,
@@ -290,6 +314,8 @@ impl Gen {
                     next_seq: 0,
                     inflight: 0,
                     started: Instant::now(),
+                    room,
+                    joined: false,
                 });
             }
             Err(e) => self.fail(None, format!("connect {}: {e}", self.args.addr)),
@@ -351,9 +377,20 @@ impl Gen {
         while text.len() < payload {
             text.push('x');
         }
-        let json = format!(
-            r#"{{"email":"load{sender}@example.org","username":"load{sender}","message":"{text}"}}"#
-        );
+        let json = match c.room {
+            Some(r) => format!(r#"{{"type":"message","room":"load-{r}","message":"{text}"}}"#),
+            None => format!(
+                r#"{{"email":"load{sender}@example.org","username":"load{sender}","message":"{text}"}}"#
+            ),
+        };
+        let audience = match c.room {
+            Some(r) => {
+                let members = self.room_members[r];
+                self.room_expected[r] += members;
+                members
+            }
+            None => self.audience,
+        };
         c.out.extend_from_slice(&ws::encode_masked(
             OpCode::Data(Data::Text),
             json.as_bytes(),
@@ -362,7 +399,7 @@ impl Gen {
         c.next_seq += 1;
         c.inflight += 1;
         self.c.sent += 1;
-        self.c.expected += self.audience;
+        self.c.expected += audience;
         self.flush(key);
     }
 
@@ -395,6 +432,7 @@ impl Gen {
         let mut buf = std::mem::take(&mut c.inbuf);
         let mut pos = 0;
         let mut echoes = 0u32;
+        let mut join_room = None;
         let mut result: Result<(), String> = Ok(());
         if matches!(c.state, State::Handshake) {
             let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -409,6 +447,9 @@ impl Gen {
             }
             c.state = State::Open;
             self.c.connected += 1;
+            if let Some(r) = c.room {
+                join_room = Some((r, key));
+            }
             self.c
                 .connect_us
                 .push(c.started.elapsed().as_micros() as u64);
@@ -428,9 +469,18 @@ impl Gen {
                         OpCode::Data(Data::Text) => {
                             if let Some((sender, sent_us)) = token(payload) {
                                 self.c.received += 1;
+                                if let Some(r) = c.room {
+                                    self.room_received[r] += 1;
+                                }
                                 self.hist.record(now_us.saturating_sub(sent_us));
                                 if c.sender == Some(sender) {
                                     echoes += 1;
+                                }
+                            } else if let (Some(r), false) = (c.room, c.joined) {
+                                if payload.starts_with(br#"{"type":"welcome""#) {
+                                    c.joined = true;
+                                    self.c.joined += 1;
+                                    self.room_members[r] += 1;
                                 }
                             }
                         }
@@ -450,6 +500,17 @@ impl Gen {
         c.inflight = c.inflight.saturating_sub(echoes);
         if let Err(why) = result {
             return self.fail(Some(key), why);
+        }
+        if let Some((r, key)) = join_room {
+            let mask = self.mask();
+            let join = format!(r#"{{"type":"join","room":"load-{r}","username":"load{key}"}}"#);
+            if let Some(c) = self.clients.get_mut(key) {
+                c.out.extend_from_slice(&ws::encode_masked(
+                    OpCode::Data(Data::Text),
+                    join.as_bytes(),
+                    mask,
+                ));
+            }
         }
         for p in pongs {
             let mask = self.mask();
@@ -547,6 +608,13 @@ impl Gen {
                 .first_error
                 .get_or_insert_with(|| "connect/handshake timed out".into());
         }
+        // With rooms, every open client must be welcomed before sending starts.
+        while self.args.rooms > 0
+            && self.c.joined < self.c.connected - self.c.dropped.min(self.c.connected)
+            && Instant::now() < deadline
+        {
+            self.turn(events, Duration::from_millis(5));
+        }
     }
 
     fn progress(&self, what: &str) {
@@ -568,12 +636,36 @@ impl Gen {
 
     /// Sends for `duration` (open or closed loop), then waits for stragglers.
     fn run(&mut self, duration: Duration, events: &mut Events) -> (Duration, f64) {
-        self.senders = self
+        let open: Vec<(usize, Option<usize>)> = self
             .clients
             .iter()
             .filter(|(_, c)| matches!(c.state, State::Open))
-            .map(|(k, _)| k)
+            .map(|(k, c)| (k, c.room))
             .collect();
+        self.senders = if self.args.rooms > 0 {
+            // Round-robin over the rooms, so every room has senders.
+            let mut by_room: Vec<Vec<usize>> = vec![Vec::new(); self.args.rooms];
+            for (k, r) in &open {
+                if let Some(r) = r {
+                    by_room[*r].push(*k);
+                }
+            }
+            let mut picked = Vec::new();
+            let mut depth = 0;
+            while picked.len() < self.args.senders && by_room.iter().any(|m| m.len() > depth) {
+                for members in &by_room {
+                    if let Some(&k) = members.get(depth) {
+                        if picked.len() < self.args.senders {
+                            picked.push(k);
+                        }
+                    }
+                }
+                depth += 1;
+            }
+            picked
+        } else {
+            open.iter().map(|(k, _)| *k).collect()
+        };
         self.senders.truncate(self.args.senders);
         for (i, &k) in self.senders.iter().enumerate() {
             if let Some(c) = self.clients.get_mut(k) {
@@ -729,6 +821,10 @@ fn main() {
         senders: Vec::new(),
         sending: false,
         audience: 0,
+        room_members: vec![0; args.rooms],
+        room_expected: vec![0; args.rooms],
+        room_received: vec![0; args.rooms],
+        opened_total: 0,
     };
     let mut events = Events::with_capacity(4096);
     let mut server = ServerWatch::new(args.server_pid);
@@ -790,12 +886,14 @@ fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>)
         let pass =
             lost == 0 && g.c.failed == before.failed && p95 <= args.threshold.as_micros() as u64;
         let open = g.open_count();
-        steps.push(format!(
-            "{{\"clients\":{open},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"lost\":{lost},\"pass\":{pass}}}",
-            g.hist.quantile(0.5) as f64 / 1000.0,
-            p95 as f64 / 1000.0,
-            g.hist.quantile(0.99) as f64 / 1000.0
-        ));
+        steps.push(Step {
+            clients: open,
+            p50_ms: ms(g.hist.quantile(0.5)),
+            p95_ms: ms(p95),
+            p99_ms: ms(g.hist.quantile(0.99)),
+            lost,
+            pass,
+        });
         if !args.quiet {
             eprintln!(
                 "step {open:>6} clients: p50 {:.1} ms  p95 {:.1} ms  lost {lost}  connect {:.1}s  {}",
@@ -814,7 +912,12 @@ fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>)
         }
     }
     if args.json {
-        format!("{{\"mode\":\"step\",\"max_clients_passing\":{best},\"threshold_ms\":{},\"steps\":[{}]}}", args.threshold.as_millis(), steps.join(","))
+        to_json(&StepReport {
+            mode: "step",
+            max_clients_passing: best,
+            threshold_ms: args.threshold.as_millis() as u64,
+            steps,
+        })
     } else {
         format!(
             "step mode: {best} clients passed (p95 <= {} ms, no losses)",
@@ -842,55 +945,65 @@ fn summary(
         )
     });
     let saturated = gen_cpu / secs > 0.9;
-    let q = |p| g.hist.quantile(p) as f64 / 1000.0;
+    let q = |p| ms(g.hist.quantile(p));
+    let server_fields = server_cpu.zip(server_rss);
+    let room_losses: Vec<u64> = g
+        .room_expected
+        .iter()
+        .zip(&g.room_received)
+        .map(|(e, r)| e.saturating_sub(*r))
+        .collect();
     if args.json {
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            "{{\"mode\":\"{}\",\"clients\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"senders\":{},\"rate\":{},\
-             \"payload\":{},\"duration_s\":{:.3},\"connect_s\":{:.3},\"connect_p50_ms\":{:.2},\"connect_max_ms\":{:.2},\
-             \"sent\":{},\"expected\":{},\"received\":{},\"lost\":{lost},\"deliveries_per_s\":{:.0},\
-             \"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p95\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\
-             \"generator_cpu_s\":{gen_cpu:.3},\"generator_saturated\":{saturated}",
-            if args.idle { "idle" } else if args.rate == 0.0 { "closed" } else { "open" },
-            args.clients,
-            c.connected,
-            c.failed,
-            c.dropped,
-            args.senders,
-            args.rate,
-            args.payload,
-            secs,
-            connect_time.as_secs_f64(),
-            pct(&c.connect_us, 0.5) as f64 / 1000.0,
-            pct(&c.connect_us, 1.0) as f64 / 1000.0,
-            c.sent,
-            c.expected,
-            c.received,
-            deliveries_per_s,
-            q(0.5),
-            q(0.9),
-            q(0.95),
-            q(0.99),
-            g.hist.max as f64 / 1000.0,
-        );
-        if let (Some(cpu), Some(rss)) = (server_cpu, server_rss) {
-            let per_cpu = if cpu > 0.0 {
-                c.received as f64 / cpu
+        return to_json(&Report {
+            mode: if args.idle {
+                "idle"
+            } else if args.rate == 0.0 {
+                "closed"
             } else {
-                0.0
-            };
-            let _ = write!(o, ",\"server_cpu_s\":{cpu:.3},\"deliveries_per_server_cpu_s\":{per_cpu:.0},\"server_peak_rss_bytes\":{rss}");
-        }
-        if let Some(e) = &c.first_error {
-            let _ = write!(
-                o,
-                ",\"first_error\":{}",
-                serde_json::Value::String(e.clone())
-            );
-        }
-        o.push('}');
-        return o;
+                "open"
+            },
+            clients: args.clients,
+            connected: c.connected,
+            failed: c.failed,
+            dropped: c.dropped,
+            senders: args.senders,
+            rate: args.rate,
+            payload: args.payload,
+            duration_s: secs,
+            connect_s: connect_time.as_secs_f64(),
+            connect_p50_ms: ms(pct(&c.connect_us, 0.5)),
+            connect_max_ms: ms(pct(&c.connect_us, 1.0)),
+            sent: c.sent,
+            expected: c.expected,
+            received: c.received,
+            lost,
+            deliveries_per_s: deliveries_per_s.round(),
+            latency_ms: Latency {
+                p50: q(0.5),
+                p90: q(0.9),
+                p95: q(0.95),
+                p99: q(0.99),
+                max: ms(g.hist.max),
+            },
+            generator_cpu_s: gen_cpu,
+            generator_saturated: saturated,
+            server_cpu_s: server_cpu,
+            deliveries_per_server_cpu_s: server_fields.map(|(cpu, _)| {
+                if cpu > 0.0 {
+                    (c.received as f64 / cpu).round()
+                } else {
+                    0.0
+                }
+            }),
+            server_peak_rss_bytes: server_rss,
+            rooms: (args.rooms > 0).then(|| RoomsReport {
+                rooms: args.rooms,
+                joined: c.joined,
+                rooms_with_losses: room_losses.iter().filter(|&&l| l > 0).count(),
+                max_lost_in_a_room: room_losses.iter().copied().max().unwrap_or(0),
+            }),
+            first_error: c.first_error.as_deref(),
+        });
     }
     let mut t = String::new();
     let _ = writeln!(t, "picochat-load → ws://{}{}", args.host, args.path);
@@ -947,10 +1060,99 @@ fn summary(
             rss as f64 / 1048576.0
         );
     }
+    if args.rooms > 0 {
+        let _ = writeln!(
+            t,
+            "  rooms        {} rooms, {} clients joined, {} rooms with losses (at most {} lost in one)",
+            args.rooms,
+            c.joined,
+            room_losses.iter().filter(|&&l| l > 0).count(),
+            room_losses.iter().copied().max().unwrap_or(0)
+        );
+    }
     if let Some(e) = &c.first_error {
         let _ = writeln!(t, "  first error  {e}");
     }
     t
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The `--json` report of a run.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    mode: &'static str,
+    clients: usize,
+    connected: usize,
+    failed: usize,
+    dropped: usize,
+    senders: usize,
+    rate: f64,
+    payload: usize,
+    duration_s: f64,
+    connect_s: f64,
+    connect_p50_ms: f64,
+    connect_max_ms: f64,
+    sent: u64,
+    expected: u64,
+    received: u64,
+    lost: u64,
+    deliveries_per_s: f64,
+    latency_ms: Latency,
+    generator_cpu_s: f64,
+    generator_saturated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries_per_server_cpu_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_peak_rss_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rooms: Option<RoomsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// With `--rooms`: deliveries were counted per room.
+#[derive(serde::Serialize)]
+struct RoomsReport {
+    rooms: usize,
+    joined: usize,
+    rooms_with_losses: usize,
+    max_lost_in_a_room: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Step {
+    clients: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    lost: u64,
+    pass: bool,
+}
+
+#[derive(serde::Serialize)]
+struct StepReport {
+    mode: &'static str,
+    max_clients_passing: usize,
+    threshold_ms: u64,
+    steps: Vec<Step>,
 }
 
 #[cfg(test)]

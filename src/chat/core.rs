@@ -4,7 +4,8 @@
 //! gone, a tick, and what the log reports (a record committed, or a draft it
 //! refused). **Out** ([`Command`]): append a draft to the log, send a frame to
 //! one client or to a room (optionally except one), close a client for a
-//! reason of the core's own, forget a room's sequence.
+//! reason of the core's own, forget a room's sequence, and deliver a committed
+//! message to its room.
 //!
 //! A chat message is never delivered when it is received: it becomes an
 //! `Append`, and only the record the log hands back (with the id the log gave
@@ -93,7 +94,9 @@ pub enum Event<'a> {
 pub enum Command {
     /// Store this message; its outcome comes back as an [`Event::Log`].
     Append(Draft),
-    /// Send this JSON frame.
+    /// A chat message the log committed: to every member of its room.
+    Deliver { room: RoomName, json: Rc<str> },
+    /// Send this JSON frame (a reply, a welcome, a presence notice).
     Send { to: Audience, json: Rc<str> },
     /// Close this client's connection.
     Close { client: ClientId, reason: Farewell },
@@ -623,8 +626,8 @@ impl Core {
         }
         // `freed` came out of history already counted, so this cannot underflow.
         self.history_bytes = self.history_bytes + added - freed;
-        out.push(Command::Send {
-            to: Audience::Room { room, except: None },
+        out.push(Command::Deliver {
+            room,
             json: record.json,
         });
         self.trim_history(out);

@@ -66,6 +66,10 @@ impl Chat {
                     Command::Send { to, json } => {
                         self.sent.push((to, serde_json::from_str(&json).unwrap()))
                     }
+                    Command::Deliver { room, json } => self.sent.push((
+                        Audience::Room { room, except: None },
+                        serde_json::from_str(&json).unwrap(),
+                    )),
                     Command::Close { client, reason } => self.closed.push((client, reason)),
                     Command::Forget(room) => {
                         self.log.forget(&room);
