@@ -6,6 +6,9 @@
 //! 3. memory: 10,000 idle WebSockets -> server RSS, RSS per connection, idle RSS after start
 //! 4. step: clients added 1,000 at a time under 10 broadcasts/s until p95 > 500 ms
 //! 5. static page: `GET /` requests/s with keep-alive (wrk when installed), binary size
+//! 6. rooms (picochat only): 10,000 clients in 1,000 rooms of 10, every room
+//!    1 msg/s -> p50/p99, losses per room, deliveries per server CPU-second; and
+//!    the RSS per idle WebSocket with every client in 3 rooms
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -192,6 +195,12 @@ fn main() {
     } else {
         ("1000", "10s", "10000", "19000", "5s")
     };
+    // Rooms of ten: clients / 10 rooms, each sending 1 msg/s.
+    let (room_clients, rooms) = if quick {
+        ("1000", "100")
+    } else {
+        ("10000", "1000")
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
         "machine: {cores} cores; server on core 0, generator on core 1{}",
@@ -332,7 +341,9 @@ fn main() {
                     "4000",
                 ],
             );
-            let loaded = rss(pid(&r)).max(1);
+            // Sampled by picochat-load while every client is connected: after it
+            // exits, the departures' leave notices would be measured too.
+            let loaded = v["server_peak_rss_bytes"].as_u64().unwrap_or(0).max(1);
             let n: f64 = idle_clients.parse().unwrap();
             eprintln!("memory: idle {idle} loaded {loaded}: {v}");
             push(
@@ -410,6 +421,98 @@ fn main() {
                     Some(size as f64 / 1024.0),
                 );
             }
+        }
+        if want("rooms") && ti == 0 {
+            let r = start(target);
+            let v = load(
+                &r,
+                &[
+                    "--clients",
+                    room_clients,
+                    "--rooms",
+                    rooms,
+                    "--senders",
+                    rooms,
+                    "--rate",
+                    rooms,
+                    "--payload",
+                    "100",
+                    "--duration",
+                    dur,
+                    "--connect-rate",
+                    "4000",
+                ],
+            );
+            eprintln!("rooms: {v}");
+            let label =
+                format!("6 rooms ({room_clients} clients, {rooms} rooms of 10, 1 msg/s each)");
+            push(
+                &mut rows,
+                ti,
+                &format!("{label} p50 (ms)"),
+                v["latency_ms"]["p50"].as_f64(),
+            );
+            push(
+                &mut rows,
+                ti,
+                &format!("{label} p99 (ms)"),
+                v["latency_ms"]["p99"].as_f64(),
+            );
+            push(&mut rows, ti, "6 rooms deliveries lost", num(&v, "lost"));
+            push(
+                &mut rows,
+                ti,
+                "6 rooms with a loss",
+                v["rooms"]["rooms_with_losses"].as_f64(),
+            );
+            push(
+                &mut rows,
+                ti,
+                "6 rooms clients failed or dropped",
+                not_in(&v),
+            );
+            push(
+                &mut rows,
+                ti,
+                "6 rooms deliveries per server CPU-s",
+                num(&v, "deliveries_per_server_cpu_s"),
+            );
+            let r = start(target);
+            std::thread::sleep(Duration::from_millis(300));
+            let idle = rss(pid(&r));
+            let v = load(
+                &r,
+                &[
+                    "--clients",
+                    idle_clients,
+                    "--rooms",
+                    rooms,
+                    "--rooms-per-client",
+                    "3",
+                    "--idle",
+                    "--duration",
+                    "3s",
+                    "--connect-rate",
+                    "4000",
+                ],
+            );
+            // Sampled by picochat-load while every client is connected: after it
+            // exits, the departures' leave notices would be measured too.
+            let loaded = v["server_peak_rss_bytes"].as_u64().unwrap_or(0).max(1);
+            let n: f64 = idle_clients.parse().unwrap();
+            eprintln!("rooms memory: idle {idle} loaded {loaded}: {v}");
+            push(
+                &mut rows,
+                ti,
+                "6 RSS per idle WebSocket in 3 rooms (bytes)",
+                Some((loaded.saturating_sub(idle)) as f64 / n),
+            );
+            push(
+                &mut rows,
+                ti,
+                "6 idle clients joined to 3 rooms",
+                v["rooms"]["joined"].as_f64(),
+            );
         }
     }
 

@@ -37,6 +37,8 @@ Usage: picochat-load [OPTIONS]
                        joins room load-(i mod N), senders are spread over the rooms,
                        and deliveries are counted per room); 0 = no rooms, the Go
                        tutorial's frames (default 0)
+  --rooms-per-client K with --rooms: each client also joins the K-1 rooms after its
+                       own (memory measurements; it sends to its own room) (default 1)
   --connect-rate C     new connections per second, 0 = no ramp (default 2000)
   --idle               only hold the connections for --duration and report
   --step S             add S clients per step while --rate broadcasts run, until p95
@@ -61,6 +63,7 @@ struct Args {
     duration: Duration,
     payload: usize,
     rooms: usize,
+    rooms_per_client: usize,
     connect_rate: f64,
     idle: bool,
     step: usize,
@@ -83,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         duration: Duration::from_secs(10),
         payload: 100,
         rooms: 0,
+        rooms_per_client: 1,
         connect_rate: 2000.0,
         idle: false,
         step: 0,
@@ -109,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
             "--duration" => a.duration = parse_duration(&val()?)?,
             "--payload" => a.payload = parse_num(&val()?)?,
             "--rooms" => a.rooms = parse_num(&val()?)?,
+            "--rooms-per-client" => a.rooms_per_client = parse_num(&val()?)?,
             "--connect-rate" => {
                 a.connect_rate = val()?
                     .parse()
@@ -145,6 +150,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.rooms > a.clients {
         return Err("--rooms must not exceed --clients".into());
+    }
+    if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
+        return Err("--rooms-per-client must be from 1 to --rooms".into());
     }
     Ok(a)
 }
@@ -225,8 +233,8 @@ struct Client {
     started: Instant,
     /// With `--rooms`: the room index this client is in.
     room: Option<usize>,
-    /// With `--rooms`: the server welcomed it into its room.
-    joined: bool,
+    /// With `--rooms`: welcomes received (one per room it joins).
+    welcomes: usize,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -315,7 +323,7 @@ impl Gen {
                     inflight: 0,
                     started: Instant::now(),
                     room,
-                    joined: false,
+                    welcomes: 0,
                 });
             }
             Err(e) => self.fail(None, format!("connect {}: {e}", self.args.addr)),
@@ -467,20 +475,27 @@ impl Gen {
                     let payload = &buf[pos + f.payload.start..pos + f.payload.end];
                     match f.opcode {
                         OpCode::Data(Data::Text) => {
-                            if let Some((sender, sent_us)) = token(payload) {
+                            if payload.starts_with(br#"{"type":"welcome""#) {
+                                // Checked first: its history may hold earlier runs' messages.
+                                if let Some(r) = room_index(payload) {
+                                    if let Some(n) = self.room_members.get_mut(r) {
+                                        *n += 1;
+                                        c.welcomes += 1;
+                                        if c.welcomes == self.args.rooms_per_client {
+                                            self.c.joined += 1;
+                                        }
+                                    }
+                                }
+                            } else if let Some((sender, sent_us)) = token(payload) {
                                 self.c.received += 1;
-                                if let Some(r) = c.room {
-                                    self.room_received[r] += 1;
+                                if let Some(r) = room_index(payload) {
+                                    if let Some(n) = self.room_received.get_mut(r) {
+                                        *n += 1;
+                                    }
                                 }
                                 self.hist.record(now_us.saturating_sub(sent_us));
                                 if c.sender == Some(sender) {
                                     echoes += 1;
-                                }
-                            } else if let (Some(r), false) = (c.room, c.joined) {
-                                if payload.starts_with(br#"{"type":"welcome""#) {
-                                    c.joined = true;
-                                    self.c.joined += 1;
-                                    self.room_members[r] += 1;
                                 }
                             }
                         }
@@ -502,14 +517,18 @@ impl Gen {
             return self.fail(Some(key), why);
         }
         if let Some((r, key)) = join_room {
-            let mask = self.mask();
-            let join = format!(r#"{{"type":"join","room":"load-{r}","username":"load{key}"}}"#);
-            if let Some(c) = self.clients.get_mut(key) {
-                c.out.extend_from_slice(&ws::encode_masked(
-                    OpCode::Data(Data::Text),
-                    join.as_bytes(),
-                    mask,
-                ));
+            for extra in 0..self.args.rooms_per_client {
+                let mask = self.mask();
+                let room = (r + extra) % self.args.rooms;
+                let join =
+                    format!(r#"{{"type":"join","room":"load-{room}","username":"load{key}"}}"#);
+                if let Some(c) = self.clients.get_mut(key) {
+                    c.out.extend_from_slice(&ws::encode_masked(
+                        OpCode::Data(Data::Text),
+                        join.as_bytes(),
+                        mask,
+                    ));
+                }
             }
         }
         for p in pongs {
@@ -735,6 +754,20 @@ impl Gen {
                 .saturating_sub(self.c.dropped as u64 * self.c.sent)
         }
     }
+}
+
+/// The N of `"room":"load-N"` in a frame from picochat.
+fn room_index(payload: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = b"\"room\":\"load-";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = payload[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&payload[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Extracts (sender, intended send time µs) from a broadcast frame's text.
@@ -1178,5 +1211,14 @@ mod tests {
         let pico = br#"{"type":"message","id":9,"time":1,"username":"u","avatar":"ab","message":"L0.1.42.xx"}"#;
         assert_eq!(token(pico), Some((0, 42)));
         assert_eq!(token(br#"{"type":"welcome"}"#), None);
+    }
+
+    #[test]
+    fn room_index_reads_the_load_rooms_only() {
+        assert_eq!(
+            room_index(br#"{"type":"message","room":"load-17","id":3}"#),
+            Some(17)
+        );
+        assert_eq!(room_index(br#"{"type":"welcome","room":"lobby"}"#), None);
     }
 }

@@ -149,7 +149,11 @@ pub struct Core {
     sessions: Vec<Option<Session>>,
     session_count: usize,
     rooms: HashMap<RoomName, Room>,
-    rooms_with_members: usize,
+    /// Rooms made by joining (not fixed ones) that have members: what
+    /// `--max-rooms` bounds.
+    made_rooms_with_members: usize,
+    /// The default room and `--rooms`: always there, never counted or dropped.
+    fixed_count: usize,
     history_bytes: usize,
     /// Distinct joined usernames across all rooms, with their connection counts.
     users: BTreeMap<Rc<str>, u32>,
@@ -166,7 +170,8 @@ impl Core {
             sessions: Vec::new(),
             session_count: 0,
             rooms: HashMap::new(),
-            rooms_with_members: 0,
+            made_rooms_with_members: 0,
+            fixed_count: 0,
             history_bytes: 0,
             users: BTreeMap::new(),
             limits,
@@ -176,6 +181,7 @@ impl Core {
         for name in fixed {
             core.room_entry(&name, now);
         }
+        core.fixed_count = core.rooms.len();
         for (name, last, history) in restored.rooms {
             let keep = core.limits.history;
             let room = core.room_entry(&name, now);
@@ -219,8 +225,9 @@ impl Core {
         self.users.len()
     }
 
+    /// Rooms somebody is in (fixed ones included).
     pub fn rooms_with_members(&self) -> usize {
-        self.rooms_with_members
+        self.rooms.values().filter(|r| !r.is_empty()).count()
     }
 
     pub fn rooms(&self) -> usize {
@@ -276,14 +283,14 @@ impl Core {
         self.sessions
             .get(client.key as usize)
             .and_then(Option::as_ref)
-            .filter(|s| s.id == client)
+            .filter(|s| s.gen == client.gen)
     }
 
     fn session_mut(&mut self, client: ClientId) -> Option<&mut Session> {
         self.sessions
             .get_mut(client.key as usize)
             .and_then(Option::as_mut)
-            .filter(|s| s.id == client)
+            .filter(|s| s.gen == client.gen)
     }
 
     fn room_entry(&mut self, name: &RoomName, now: u64) -> &mut Room {
@@ -303,21 +310,23 @@ impl Core {
     }
 
     fn add_member(&mut self, room: &RoomName, client: ClientId, now: u64) {
+        let counted = !self.is_fixed(room);
         let r = self.room_entry(room, now);
         let was_empty = r.is_empty();
         r.add_member(client);
         r.last_activity = r.last_activity.max(now);
-        if was_empty {
-            self.rooms_with_members += 1;
+        if was_empty && counted {
+            self.made_rooms_with_members += 1;
         }
     }
 
     fn remove_member(&mut self, room: &str, client: ClientId) {
+        let counted = !self.is_fixed(room);
         if let Some(r) = self.rooms.get_mut(room) {
             let had = !r.is_empty();
             r.remove_member(client);
-            if had && r.is_empty() {
-                self.rooms_with_members -= 1;
+            if had && r.is_empty() && counted {
+                self.made_rooms_with_members -= 1;
             }
         }
     }
@@ -332,11 +341,11 @@ impl Core {
         }
         let lobby = self.limits.default_room.clone();
         self.sessions[key] = Some(Session {
-            id: client,
+            gen: client.gen,
+            joined: false,
             identity: None,
             bucket: TokenBucket::new(self.limits.msg_rate, now),
-            rooms: vec![lobby.clone()],
-            joined: false,
+            rooms: Vec::new(),
         });
         self.add_member(&lobby, client, now);
     }
@@ -345,7 +354,7 @@ impl Core {
         let Some(session) = self
             .sessions
             .get_mut(client.key as usize)
-            .and_then(|s| s.take_if(|s| s.id == client))
+            .and_then(|s| s.take_if(|s| s.gen == client.gen))
         else {
             return;
         };
@@ -358,8 +367,9 @@ impl Core {
                 }
             }
         }
-        for room in &session.rooms {
-            self.depart(room, client, session.identity.as_ref(), now, out);
+        let lobby = self.limits.default_room.clone();
+        for room in session.rooms(&lobby) {
+            self.depart(room, client, session.identity.as_deref(), now, out);
         }
         self.bound_idle_rooms(out);
     }
@@ -391,10 +401,11 @@ impl Core {
     }
 
     fn text(&mut self, client: ClientId, text: &[u8], now: u64, out: &mut Out) {
+        let rate = self.limits.msg_rate;
         let Some(session) = self.session_mut(client) else {
             return;
         };
-        match session.bucket.take(now) {
+        match session.bucket.take(rate, now) {
             Verdict::Allowed => {}
             Verdict::Limited => {
                 return reply(
@@ -459,7 +470,7 @@ impl Core {
         };
         let identity = match (&session.identity, msg.username.as_deref()) {
             (None, None) => return Err(ErrorCode::BadUsername),
-            (Some(known), None) => known.clone(),
+            (Some(known), None) => (**known).clone(),
             (known, Some(raw)) => {
                 let username = protocol::username(raw)?;
                 let avatar = protocol::avatar(msg.email.as_deref())?;
@@ -470,7 +481,7 @@ impl Core {
                     {
                         return Err(ErrorCode::AlreadyJoined)
                     }
-                    Some(k) => k.clone(),
+                    Some(k) => (**k).clone(),
                     None => Identity {
                         username: match self.users.get_key_value(username) {
                             Some((shared, _)) => shared.clone(),
@@ -482,7 +493,7 @@ impl Core {
             }
         };
         let newly_identified = session.identity.is_none();
-        let already_in = session.in_room(room);
+        let already_in = session.in_room(room, &limits.default_room);
         if !already_in {
             let joined_rooms = if session.joined {
                 session.rooms.len()
@@ -493,7 +504,10 @@ impl Core {
                 return Err(ErrorCode::RoomLimit);
             }
             let has_members = self.rooms.get(room).is_some_and(|r| !r.is_empty());
-            if !has_members && self.rooms_with_members >= limits.max_rooms {
+            if !has_members
+                && !self.is_fixed(room)
+                && self.made_rooms_with_members >= limits.max_rooms
+            {
                 return Err(ErrorCode::RoomLimit);
             }
         }
@@ -505,13 +519,17 @@ impl Core {
         let Some(session) = self.session_mut(client) else {
             return Ok(());
         };
-        session.identity = Some(identity.clone());
+        session.identity = Some(Box::new(identity.clone()));
         let first_join = !session.joined;
         session.joined = true;
-        if first_join && room != &lobby {
-            // The implicit place in the default room ends with the first join elsewhere.
-            session.rooms.clear();
-            self.remove_member(&lobby, client);
+        if first_join {
+            // The implicit place in the default room ends with the first join,
+            // unless that join is to the default room.
+            if room == &lobby {
+                session.rooms.push(lobby.clone());
+            } else {
+                self.remove_member(&lobby, client);
+            }
         }
         if !already_in {
             if let Some(s) = self.session_mut(client) {
@@ -549,15 +567,17 @@ impl Core {
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
+        let lobby = self.limits.default_room.clone();
         let Some(session) = self.session_mut(client) else {
             return Ok(());
         };
-        let Some(i) = session.rooms.iter().position(|r| r == room) else {
+        if !session.in_room(room, &lobby) {
             return Err(ErrorCode::NotJoined);
-        };
-        session.rooms.remove(i);
+        }
+        // Leaving the implicit default room (never joined) leaves it in none.
+        session.rooms.retain(|r| r != room);
         session.joined = true;
-        let who = session.identity.clone();
+        let who = session.identity.as_deref().cloned();
         reply(out, client, protocol::left_json(room));
         self.depart(room, client, who.as_ref(), now, out);
         Ok(())
@@ -574,11 +594,11 @@ impl Core {
         let Some(session) = self.session(client) else {
             return Ok(());
         };
-        if !session.in_room(room) {
+        if !session.in_room(room, &self.limits.default_room) {
             return Err(ErrorCode::NotJoined);
         }
         let identity = match &session.identity {
-            Some(identity) => identity.clone(),
+            Some(identity) => (**identity).clone(),
             None => Identity {
                 username: protocol::username(msg.username.as_deref().unwrap_or(""))?.into(),
                 avatar: protocol::avatar(msg.email.as_deref())?,
@@ -676,7 +696,7 @@ impl Core {
     /// of them: past that the one with the oldest activity goes.
     fn bound_idle_rooms(&mut self, out: &mut Out) {
         loop {
-            let idle = self.rooms.len() - self.rooms_with_members;
+            let idle = self.rooms.len() - self.fixed_count - self.made_rooms_with_members;
             if idle <= self.limits.max_rooms {
                 return;
             }

@@ -39,36 +39,59 @@ impl Identity {
     }
 }
 
+/// Kept small: one per connection, and most of the 10,000 idle connections
+/// of a load test never join.
 #[derive(Debug)]
 pub struct Session {
-    pub id: ClientId,
-    pub identity: Option<Identity>,
-    pub bucket: TokenBucket,
-    /// The rooms this client receives. Starts as the default room alone;
-    /// from the first join on, exactly the rooms it joined. A short list
-    /// (at most `--max-rooms-per-client`), so a scan is cheapest.
-    pub rooms: Vec<RoomName>,
-    /// Whether the client has joined a room by name (then it left the
-    /// default room unless it joined that too).
+    /// The generation of the `ClientId` (its key is this session's index).
+    pub gen: u32,
+    /// Whether the client has joined a room by name. Until then it is in the
+    /// default room only, and `rooms` is empty (no allocation).
     pub joined: bool,
+    /// Boxed: an anonymous client (the Go tutorial's) pays 8 bytes for it.
+    pub identity: Option<Box<Identity>>,
+    pub bucket: TokenBucket,
+    /// Once joined, exactly the rooms it is in. A short list (at most
+    /// `--max-rooms-per-client`), so a scan is cheapest.
+    pub rooms: Vec<RoomName>,
 }
 
 impl Session {
-    pub fn in_room(&self, room: &str) -> bool {
-        self.rooms.iter().any(|r| &**r == room)
+    /// Whether the client receives `room`'s frames (`default` is the default room).
+    pub fn in_room(&self, room: &str, default: &str) -> bool {
+        if self.joined {
+            self.rooms.iter().any(|r| &**r == room)
+        } else {
+            room == default
+        }
+    }
+
+    /// The rooms it receives: those it joined, or the default room alone.
+    pub fn rooms<'a>(&'a self, default: &'a RoomName) -> &'a [RoomName] {
+        if self.joined {
+            &self.rooms
+        } else {
+            std::slice::from_ref(default)
+        }
     }
 }
 
-/// Token bucket in thousandths of a message: `rate` per second, burst `2 * rate`.
+/// Token bucket in thousandths of a message: `rate` per second, burst `2 *
+/// rate`. The rate is the server's (`--msg-rate`), passed in, not stored.
 #[derive(Debug)]
 pub struct TokenBucket {
-    rate: u32,
-    milli_tokens: u64,
-    last_ms: u64,
+    milli_tokens: u32,
     /// Messages refused since the last quiet second; past the burst size the
     /// client is flooding, not typing fast, and is disconnected.
     strikes: u32,
+    last_ms: u64,
     last_refusal_ms: u64,
+}
+
+/// Thousandths of a message in a full bucket (2 s worth), saturating far
+/// above any sane `--msg-rate`.
+fn burst(rate: u32) -> u32 {
+    rate.saturating_mul(2000)
 }
 
 #[derive(Debug, PartialEq)]
@@ -81,22 +104,22 @@ pub enum Verdict {
 impl TokenBucket {
     pub fn new(rate: u32, now_ms: u64) -> Self {
         TokenBucket {
-            rate,
-            milli_tokens: u64::from(rate) * 2000,
+            milli_tokens: burst(rate),
             last_ms: now_ms,
             strikes: 0,
             last_refusal_ms: 0,
         }
     }
 
-    pub fn take(&mut self, now_ms: u64) -> Verdict {
-        if self.rate == 0 {
+    pub fn take(&mut self, rate: u32, now_ms: u64) -> Verdict {
+        if rate == 0 {
             return Verdict::Allowed;
         }
-        let burst = u64::from(self.rate) * 2000;
         let elapsed = now_ms.saturating_sub(self.last_ms);
         self.last_ms = now_ms.max(self.last_ms);
-        self.milli_tokens = (self.milli_tokens + elapsed * u64::from(self.rate)).min(burst);
+        let refill = elapsed.saturating_mul(u64::from(rate));
+        self.milli_tokens =
+            (u64::from(self.milli_tokens) + refill).min(u64::from(burst(rate))) as u32;
         if now_ms.saturating_sub(self.last_refusal_ms) >= 1000 {
             self.strikes = 0;
         }
@@ -106,7 +129,7 @@ impl TokenBucket {
         }
         self.strikes += 1;
         self.last_refusal_ms = now_ms;
-        if self.strikes > self.rate * 2 {
+        if self.strikes > rate.saturating_mul(2) {
             Verdict::Flooding
         } else {
             Verdict::Limited
@@ -122,14 +145,18 @@ mod tests {
     fn a_bucket_allows_its_burst_refills_at_its_rate_then_calls_a_flood() {
         let mut b = TokenBucket::new(2, 0);
         for _ in 0..4 {
-            assert_eq!(b.take(0), Verdict::Allowed);
+            assert_eq!(b.take(2, 0), Verdict::Allowed);
         }
-        assert_eq!(b.take(0), Verdict::Limited);
-        assert_eq!(b.take(500), Verdict::Allowed, "one token per 500 ms at 2/s");
-        let verdicts: Vec<Verdict> = (0..5).map(|_| b.take(600)).collect();
+        assert_eq!(b.take(2, 0), Verdict::Limited);
+        assert_eq!(
+            b.take(2, 500),
+            Verdict::Allowed,
+            "one token per 500 ms at 2/s"
+        );
+        let verdicts: Vec<Verdict> = (0..5).map(|_| b.take(2, 600)).collect();
         assert_eq!(verdicts.last(), Some(&Verdict::Flooding));
         assert_eq!(
-            TokenBucket::new(0, 0).take(0),
+            TokenBucket::new(0, 0).take(0, 0),
             Verdict::Allowed,
             "0 = unlimited"
         );

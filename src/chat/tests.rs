@@ -547,19 +547,28 @@ fn room_limits_per_client_and_per_server() {
         "welcome",
         "a room it is in is not a new one"
     );
-    // Rooms with members: a, b and the lobby (c(1) is there from connecting).
+    // Rooms made by joining that have members: a, b, and now d. The default
+    // room (where c(1) starts) is always there and does not count.
     chat.join(c(1), r#"{"type":"join","username":"bob"}"#);
     chat.send(c(1), r#"{"type":"join","room":"d"}"#);
+    assert_eq!(chat.last_to(c(1))["room"], "d");
+    chat.join(c(2), r#"{"type":"join","room":"e","username":"cy"}"#);
     assert_eq!(
-        chat.error_to(c(1)),
+        chat.error_to(c(2)),
         "room_limit",
-        "a fourth room with members"
+        "a fourth room made by joining"
     );
-    chat.send(c(1), r#"{"type":"join","room":"a"}"#);
+    chat.send(c(2), r#"{"type":"join","room":"a","username":"cy"}"#);
     assert_eq!(
-        chat.last_to(c(1))["type"],
+        chat.last_to(c(2))["type"],
         "welcome",
         "an existing room is fine"
+    );
+    chat.send(c(2), r#"{"type":"join","room":"lobby"}"#);
+    assert_eq!(
+        chat.last_to(c(2))["room"],
+        "lobby",
+        "so is the default room"
     );
 }
 
@@ -661,4 +670,22 @@ fn history_bytes_are_bounded_idle_rooms_first_then_the_biggest_room() {
         "the biggest room lost its oldest"
     );
     assert!(big.len() < 40);
+}
+
+#[test]
+fn the_implicit_default_room_can_be_joined_or_left() {
+    let mut chat = Chat::new(limits());
+    // A first join to the default room itself keeps the client there.
+    chat.join(c(0), r#"{"type":"join","username":"ann"}"#);
+    chat.send(c(0), r#"{"type":"join","room":"x"}"#);
+    chat.send(c(0), r#"{"message":"still in the lobby"}"#);
+    assert_eq!(chat.room_frames("lobby", "message").len(), 1);
+    assert_eq!(chat.core.members("lobby"), [c(0)]);
+    // A client that never joined can leave the default room, and is then in none.
+    chat.connect(c(1));
+    chat.send(c(1), r#"{"type":"leave"}"#);
+    assert_eq!(chat.last_to(c(1))["type"], "left");
+    chat.send(c(1), r#"{"username":"b","message":"x"}"#);
+    assert_eq!(chat.error_to(c(1)), "not_joined");
+    assert_eq!(chat.core.members("lobby"), [c(0)]);
 }
