@@ -6,11 +6,11 @@
 //! are for spotting regressions, not for quoting.
 
 use picochat::chat::{ClientId, Command, Core, Event, Limits};
-use picochat::http::{self, Parsed};
 use picochat::log::memory::MemoryLog;
 use picochat::log::{MessageLog, Restored};
-use picochat::write_queue::{Chunk, WriteQueue};
-use picochat::ws;
+use picochat::net::http::{self, Parsed};
+use picochat::net::write_queue::{Chunk, WriteQueue};
+use picochat::net::ws;
 use std::hint::black_box;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;

@@ -3,8 +3,8 @@
 
 use picochat::config::{help_text, Command, Config, LogLevel};
 use picochat::logging;
+use picochat::net::server::Server;
 use picochat::os::SignalPipe;
-use picochat::server::Server;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

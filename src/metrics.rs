@@ -81,9 +81,9 @@ impl EndReason {
     /// The reason that goes with a WebSocket close code this server sent.
     pub fn for_close_code(code: u16) -> EndReason {
         match code {
-            crate::ws::close::TOO_BIG => EndReason::TooBig,
-            crate::ws::close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
-            crate::ws::close::POLICY => EndReason::RateLimited,
+            crate::net::ws::close::TOO_BIG => EndReason::TooBig,
+            crate::net::ws::close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
+            crate::net::ws::close::POLICY => EndReason::RateLimited,
             _ => EndReason::ProtocolError,
         }
     }

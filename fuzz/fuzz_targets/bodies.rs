@@ -3,10 +3,10 @@
 //! fuzzer found, and hand-made tricky cases) under plain `cargo test`.
 
 use picochat::chat::{ClientId, Command, Core, Event, Limits};
-use picochat::http::{self, Parsed, Route, Routes};
 use picochat::log::memory::MemoryLog;
 use picochat::log::{MessageLog, Restored};
-use picochat::ws::{self, Assembler, Message, Parse, Role};
+use picochat::net::http::{self, Parsed, Route, Routes};
+use picochat::net::ws::{self, Assembler, Message, Parse, Role};
 
 const MAX_MESSAGE: usize = 4096;
 

@@ -13,8 +13,8 @@
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use picochat::config::{parse_duration, parse_num};
+use picochat::net::ws::{self, Parse, Role};
 use picochat::os;
-use picochat::ws::{self, Parse, Role};
 use slab::Slab;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Read, Write};

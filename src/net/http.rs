@@ -4,11 +4,13 @@
 //! Input is whatever bytes a connection has buffered; a head split across
 //! reads is the normal `Partial` state, not an error. Output is a [`Reply`]:
 //! chunks for the connection's write queue plus what to do next (keep alive,
-//! close, or switch to WebSocket). Health and metrics bodies are produced by
-//! the server (they need its counters); everything else is decided here.
+//! close, or switch to WebSocket). `/healthz`, `/metrics` and `/api/rooms`
+//! are built here too, from a snapshot the connection hands over (their
+//! bodies' formats are `metrics.rs` and the chat core's).
 
-use crate::assets::{self, Asset};
-use crate::write_queue::Chunk;
+use crate::metrics::{self, Snapshot};
+use crate::net::assets::{self, Asset};
+use crate::net::write_queue::Chunk;
 use std::fmt::Write as _;
 
 /// Most headers a request may carry; more is answered with 431.
@@ -305,6 +307,53 @@ pub fn simple(
         chunks: vec![Chunk::from(bytes)],
         keep_alive,
     }
+}
+
+/// `/healthz` (JSON; 503 while the message log refuses messages) or
+/// `/metrics` (Prometheus text format 0.0.4), from one snapshot of the counters.
+pub fn ops(route: &Route, snap: &Snapshot, head_only: bool, keep_alive: bool, date: &str) -> Reply {
+    if *route == Route::Health {
+        let status = if metrics::healthy(snap) {
+            Status::Ok
+        } else {
+            Status::ServiceUnavailable
+        };
+        let body = metrics::health_json(snap);
+        simple(
+            status,
+            "application/json",
+            body.as_bytes(),
+            "",
+            head_only,
+            keep_alive,
+            date,
+        )
+    } else {
+        let body = metrics::prometheus_text(snap);
+        let ctype = "text/plain; version=0.0.4; charset=utf-8";
+        simple(
+            Status::Ok,
+            ctype,
+            body.as_bytes(),
+            "",
+            head_only,
+            keep_alive,
+            date,
+        )
+    }
+}
+
+/// `GET /api/rooms`: the rooms the page may offer, as the chat core lists them.
+pub fn rooms(json: &str, head_only: bool, keep_alive: bool, date: &str) -> Reply {
+    simple(
+        Status::Ok,
+        "application/json",
+        json.as_bytes(),
+        "",
+        head_only,
+        keep_alive,
+        date,
+    )
 }
 
 /// An error response: short text body, and the connection closes unless told otherwise.

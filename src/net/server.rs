@@ -22,16 +22,17 @@
 
 use crate::chat::{Audience, ClientId, Command, Core, Event, Limits};
 use crate::config::{self, Config, FD_RESERVE};
-use crate::conn::{Conn, Ctx, ReadResult, WsKind};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
 use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{EndReason, Stats};
+use crate::net::conn::{Conn, Ctx, ReadResult};
+use crate::net::timer::{Entry, TimerWheel};
+use crate::net::write_queue::Chunk;
+use crate::net::ws::{self, close};
+use crate::net::ws_session::WsKind;
 use crate::os::SignalPipe;
-use crate::timer::{Entry, TimerWheel};
-use crate::write_queue::Chunk;
-use crate::ws::{self, close};
 use crate::{log_debug, log_error, log_info, log_warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;

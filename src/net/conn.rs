@@ -17,10 +17,11 @@
 use crate::chat::protocol::{self, ErrorCode};
 use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
-use crate::http::{self, Parsed, Request, Route, Routes, Status};
-use crate::metrics::{self, EndReason, Snapshot, Stats};
-use crate::write_queue::{Chunk, Flushed, WriteQueue};
-use crate::ws::{self, close, Assembler, CloseReason, Message, Parse, Role};
+use crate::metrics::{EndReason, Snapshot, Stats};
+use crate::net::http::{self, Parsed, Request, Route, Routes, Status};
+use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
+use crate::net::ws::{self, close, CloseReason, Message, Parse, Role};
+use crate::net::ws_session::{Quiet, Received, WsKind, WsSession};
 use crate::{log_debug, log_info, log_warn};
 use mio::net::TcpStream;
 use std::io::{self, Read};
@@ -38,29 +39,14 @@ pub const LINGER_MS: u64 = 2000;
 /// flooding peer cannot starve the others.
 const READ_BUDGET: usize = 64 * 1024;
 
-/// What a WebSocket connection is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WsKind {
-    /// A chat client: text goes to the hub, broadcasts come out.
-    Chat,
-    /// The conformance echo endpoint: messages come straight back.
-    Echo,
-}
-
 #[derive(Debug)]
 enum Phase {
     Http {
         /// Whether a request was answered; decides header vs keep-alive timeout.
         served: bool,
     },
-    Ws {
-        kind: WsKind,
-        assembler: Assembler,
-        /// When we pinged a quiet client; cleared by any byte from it.
-        ping_sent: Option<u64>,
-        /// A close frame is queued: no data frames may follow it.
-        close_sent: bool,
-    },
+    /// The session rules (close handshake, ping/pong, reassembly) are sans-I/O.
+    Ws(WsSession),
 }
 
 /// Everything a connection may touch besides itself, lent by the server for one call.
@@ -187,19 +173,13 @@ impl Conn {
 
     /// A chat WebSocket that should receive broadcasts.
     pub fn is_chat_client(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Ws {
-                kind: WsKind::Chat,
-                close_sent: false,
-                ..
-            }
-        ) && !self.dead
+        matches!(&self.phase, Phase::Ws(s) if s.kind() == WsKind::Chat && s.accepts_data())
+            && !self.dead
     }
 
     pub fn ws_kind(&self) -> Option<WsKind> {
-        match self.phase {
-            Phase::Ws { kind, .. } => Some(kind),
+        match &self.phase {
+            Phase::Ws(s) => Some(s.kind()),
             Phase::Http { .. } => None,
         }
     }
@@ -235,8 +215,8 @@ impl Conn {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.last_read = ctx.now;
-                    if let Phase::Ws { ping_sent, .. } = &mut self.phase {
-                        *ping_sent = None;
+                    if let Phase::Ws(s) = &mut self.phase {
+                        s.heard();
                     }
                     if self.closing.is_none() {
                         self.on_bytes(&mut scratch[..n], ctx);
@@ -285,8 +265,8 @@ impl Conn {
                 self.inbuf = buf;
             }
         }
-        let pending = !self.inbuf.is_empty()
-            || matches!(&self.phase, Phase::Ws { assembler, .. } if assembler.pending_len() > 0);
+        let pending =
+            !self.inbuf.is_empty() || matches!(&self.phase, Phase::Ws(s) if s.pending_len() > 0);
         if !pending {
             self.input_started = None;
         } else if self.input_started.is_none() {
@@ -300,7 +280,7 @@ impl Conn {
         while pos < buf.len() && self.closing.is_none() && !self.dead {
             let used = match self.phase {
                 Phase::Http { .. } => self.process_http(&buf[pos..], ctx),
-                Phase::Ws { .. } => self.process_frame(&mut buf[pos..], ctx),
+                Phase::Ws(_) => self.process_frame(&mut buf[pos..], ctx),
             };
             match used {
                 Some(n) => pos += n,
@@ -381,11 +361,8 @@ impl Conn {
                 return self.upgrade(req, kind, ctx);
             }
             Route::Asset(asset) => http::asset(req, asset, date),
-            Route::Rooms => http::simple(
-                Status::Ok,
-                "application/json",
-                ctx.core.rooms_json().as_bytes(),
-                "",
+            Route::Rooms => http::rooms(
+                &ctx.core.rooms_json(),
                 req.method == "HEAD",
                 keep_alive,
                 date,
@@ -404,29 +381,7 @@ impl Conn {
                     fd_limit: ctx.fd_limit,
                     max_connections: ctx.max_connections,
                 };
-                let (status, ctype, body) = if route == Route::Health {
-                    let status = if metrics::healthy(&snap) {
-                        Status::Ok
-                    } else {
-                        Status::ServiceUnavailable
-                    };
-                    (status, "application/json", metrics::health_json(&snap))
-                } else {
-                    (
-                        Status::Ok,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics::prometheus_text(&snap),
-                    )
-                };
-                http::simple(
-                    status,
-                    ctype,
-                    body.as_bytes(),
-                    "",
-                    req.method == "HEAD",
-                    keep_alive,
-                    date,
-                )
+                http::ops(&route, &snap, req.method == "HEAD", keep_alive, date)
             }
             Route::NotFound => http::error(Status::NotFound, "no such page", keep_alive, date),
         };
@@ -445,12 +400,7 @@ impl Conn {
         match http::upgrade(req, &ctx.config.allow_origin, ctx.date) {
             Ok(head) => {
                 self.queue(Chunk::from(head), ctx.config, ctx.now);
-                self.phase = Phase::Ws {
-                    kind,
-                    assembler: Assembler::default(),
-                    ping_sent: None,
-                    close_sent: false,
-                };
+                self.phase = Phase::Ws(WsSession::new(kind));
                 ctx.stats.ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
                     let client = self.client_id();
@@ -485,13 +435,11 @@ impl Conn {
 
     /// One WebSocket frame, if complete. Returns the bytes it used.
     fn process_frame(&mut self, buf: &mut [u8], ctx: &mut Ctx) -> Option<usize> {
-        let Phase::Ws {
-            kind, assembler, ..
-        } = &mut self.phase
-        else {
+        let Phase::Ws(session) = &mut self.phase else {
             return None;
         };
-        let kind = *kind;
+        let kind = session.kind();
+        let assembler = session.assembler();
         let limit = if kind == WsKind::Chat {
             ctx.config.max_message
         } else {
@@ -518,18 +466,27 @@ impl Conn {
         };
         let used = frame.consumed();
         let payload = &buf[frame.payload.clone()];
-        let message = match assembler.push(&frame, payload) {
-            Ok(Some(m)) => m,
-            Ok(None) => return Some(used),
+        match session.receive(&frame, payload) {
+            Ok(Received::Nothing) => {}
+            Ok(Received::Data(message)) => self.on_message(message, kind, ctx),
+            Ok(Received::Answer(control)) => {
+                self.queue(Chunk::from(control), ctx.config, ctx.now);
+            }
+            Ok(Received::Closed(echo)) => {
+                if let Some(echo) = echo.filter(|_| self.closing.is_none()) {
+                    self.out.push(Chunk::from(echo));
+                }
+                self.begin_close(EndReason::ClientClosed, ctx.now);
+            }
             Err(why) => {
                 self.fail(why, ctx.now);
                 return Some(buf.len());
             }
-        };
-        self.on_message(message, kind, ctx);
+        }
         Some(used)
     }
 
+    /// A complete text or binary message: to the chat core, or echoed.
     fn on_message(&mut self, message: Message, kind: WsKind, ctx: &mut Ctx) {
         match message {
             Message::Text(text) if kind == WsKind::Chat => {
@@ -553,23 +510,8 @@ impl Conn {
             Message::Binary(data) => {
                 self.queue(Chunk::from(ws::binary(&data)), ctx.config, ctx.now);
             }
-            Message::Ping(data) => {
-                self.queue(Chunk::from(ws::pong(data)), ctx.config, ctx.now);
-            }
-            Message::Pong(_) => {}
-            Message::Close(code, _) => {
-                if let Phase::Ws { close_sent, .. } = &mut self.phase {
-                    if !*close_sent {
-                        *close_sent = true;
-                        let echo = match code {
-                            Some(c) => ws::close_frame(c, ""),
-                            None => ws::close_empty(),
-                        };
-                        self.out.push(Chunk::from(echo));
-                    }
-                }
-                self.begin_close(EndReason::ClientClosed, ctx.now);
-            }
+            // Control frames are the session's business (ws_session.rs).
+            Message::Ping(_) | Message::Pong(_) | Message::Close(..) => {}
         }
     }
 
@@ -586,11 +528,12 @@ impl Conn {
     }
 
     fn send_close(&mut self, why: CloseReason) {
-        if let Phase::Ws { close_sent, .. } = &mut self.phase {
-            if !*close_sent && self.closing.is_none() {
-                *close_sent = true;
-                self.out
-                    .push(Chunk::from(ws::close_frame(why.code, why.reason)));
+        if self.closing.is_some() {
+            return;
+        }
+        if let Phase::Ws(s) = &mut self.phase {
+            if let Some(frame) = s.close(why) {
+                self.out.push(Chunk::from(frame));
             }
         }
     }
@@ -641,10 +584,8 @@ impl Conn {
     /// The (hard, soft) output limits. The echo endpoint must hold a whole
     /// echoed message of up to `--echo-max-message` on top of them.
     fn output_limits(&self, config: &Config) -> (usize, usize) {
-        match self.phase {
-            Phase::Ws {
-                kind: WsKind::Echo, ..
-            } => (
+        match &self.phase {
+            Phase::Ws(s) if s.kind() == WsKind::Echo => (
                 config.max_output.saturating_add(config.echo_max_message),
                 config
                     .output_soft_limit
@@ -727,11 +668,8 @@ impl Conn {
             (Phase::Http { .. }, Some(t)) => t + ms(config.header_timeout),
             (Phase::Http { served: true }, None) => self.idle_since + ms(config.keepalive_timeout),
             (Phase::Http { served: false }, None) => self.idle_since + ms(config.header_timeout),
-            (Phase::Ws { ping_sent, .. }, started) => {
-                let liveness = match ping_sent {
-                    Some(t) => t + ms(config.pong_timeout),
-                    None => self.last_read + ms(config.ping_interval),
-                };
+            (Phase::Ws(s), started) => {
+                let liveness = s.liveness_deadline(self.last_read, config);
                 let soft = self
                     .soft_since
                     .map_or(u64::MAX, |t| t + ms(config.output_soft_seconds));
@@ -756,7 +694,7 @@ impl Conn {
         if now < self.deadline(config) {
             return; // only the soft-limit check was due
         }
-        if let (Phase::Ws { .. }, Some(t)) = (&self.phase, self.input_started) {
+        if let (Phase::Ws(_), Some(t)) = (&self.phase, self.input_started) {
             if now >= t + config.message_timeout.as_millis() as u64 {
                 log_info!("{}: message not completed in time, closing", self.who());
                 return self.close_with(
@@ -782,28 +720,24 @@ impl Conn {
                 self.begin_close(EndReason::Timeout, now);
             }
             Phase::Http { .. } => self.kill(EndReason::Timeout),
-            Phase::Ws {
-                ping_sent: ping @ None,
-                ..
-            } => {
-                *ping = Some(now);
-                self.out.push(Chunk::from(ws::ping(b"picochat")));
-            }
-            Phase::Ws {
-                ping_sent: Some(_), ..
-            } => {
-                log_info!("{}: no answer to ping, closing", self.who());
-                self.send_close(CloseReason::new(close::GOING_AWAY, "ping timeout"));
-                self.flush(config);
-                self.kill(EndReason::Timeout);
-            }
+            Phase::Ws(s) => match s.on_quiet(now) {
+                Quiet::Ping(ping) => self.out.push(Chunk::from(ping)),
+                Quiet::Dead(close) => {
+                    log_info!("{}: no answer to ping, closing", self.who());
+                    if let Some(close) = close {
+                        self.out.push(Chunk::from(close));
+                    }
+                    self.flush(config);
+                    self.kill(EndReason::Timeout);
+                }
+            },
         }
     }
 
     /// A WebSocket for clean shutdown gets 1001; HTTP connections close after their reply.
     pub fn on_shutdown(&mut self, now: u64) {
         match self.phase {
-            Phase::Ws { .. } => self.close_with(
+            Phase::Ws(_) => self.close_with(
                 close::GOING_AWAY,
                 "server shutting down",
                 EndReason::Shutdown,
