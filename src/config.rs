@@ -77,6 +77,18 @@ pub struct Config {
     pub message_timeout: Duration,
     /// Open connections (HTTP and WebSocket). 0 = the file-descriptor limit minus a reserve.
     pub max_connections: usize,
+    /// Connections accepted past `max_connections` only to be told 503; beyond
+    /// this many extra, new connections are closed at once without a word.
+    pub overflow_connections: usize,
+    /// At most this much is read from one connection per loop turn (like
+    /// Redis' query-buffer reads); the rest is read next turn. Output is
+    /// flushed between turns, so one fast sender adds at most this much to
+    /// every reader's queue before the readers' sockets are written again, and
+    /// a flooding peer cannot starve the others.
+    pub read_budget: usize,
+    /// How long a closing connection waits for its output to drain and for
+    /// the peer to close its side (so the last bytes are not lost to a reset).
+    pub linger: Duration,
     /// Chat messages per second per client (token bucket, burst 2x). 0 disables.
     pub msg_rate: u32,
     /// Messages kept per room in memory and sent to a joining client.
@@ -130,6 +142,9 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(20),
             message_timeout: Duration::from_secs(30),
             max_connections: 0,
+            overflow_connections: 64,
+            read_budget: 64 * 1024,
+            linger: Duration::from_secs(2),
             msg_rate: 20,
             history: 200,
             history_bytes: 32 * 1024 * 1024,
@@ -174,7 +189,75 @@ impl OptSpec {
     }
 }
 
+/// One row of [`OPTIONS`]: flag, environment variable, value name, help, and
+/// either the kind of value and the `Config` field it sets (`size`,
+/// `duration`, `num`, `switch` on/off, `text`), or a parse and a show function.
 macro_rules! opt {
+    ($flag:literal, $env:literal, $value:literal, $help:literal, size $field:ident) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = parse_size(v)? as _;
+                Ok(())
+            },
+            |c| show_size(c.$field as u64)
+        )
+    };
+    ($flag:literal, $env:literal, $value:literal, $help:literal, duration $field:ident) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = parse_duration(v)?;
+                Ok(())
+            },
+            |c| show_duration(c.$field)
+        )
+    };
+    ($flag:literal, $env:literal, $value:literal, $help:literal, num $field:ident) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = parse_num(v)?;
+                Ok(())
+            },
+            |c| c.$field.to_string()
+        )
+    };
+    ($flag:literal, $env:literal, $value:literal, $help:literal, switch $field:ident) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = parse_bool(v)?;
+                Ok(())
+            },
+            |c| on_off(c.$field)
+        )
+    };
+    ($flag:literal, $env:literal, $value:literal, $help:literal, text $field:ident) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = v.to_string();
+                Ok(())
+            },
+            |c| c.$field.clone()
+        )
+    };
     ($flag:literal, $env:literal, $value:literal, $help:literal, $apply:expr, $show:expr) => {
         OptSpec {
             flag: $flag,
@@ -189,17 +272,7 @@ macro_rules! opt {
 
 /// Every option. `--help` and the README table are generated from this.
 pub const OPTIONS: &[OptSpec] = &[
-    opt!(
-        "--listen",
-        "PICOCHAT_LISTEN",
-        "ADDR",
-        "address:port for the page and /ws",
-        |c, v| {
-            c.listen = v.to_string();
-            Ok(())
-        },
-        |c| c.listen.clone()
-    ),
+    opt!("--listen", "PICOCHAT_LISTEN", "ADDR", "address:port for the page and /ws", text listen),
     opt!(
         "--admin-listen",
         "PICOCHAT_ADMIN_LISTEN",
@@ -214,182 +287,25 @@ pub const OPTIONS: &[OptSpec] = &[
             .clone()
             .unwrap_or_else(|| "(main listener)".into())
     ),
-    opt!(
-        "--ops-endpoints",
-        "PICOCHAT_OPS_ENDPOINTS",
-        "on|off",
-        "serve /healthz and /metrics",
-        |c, v| {
-            c.ops_endpoints = parse_bool(v)?;
-            Ok(())
-        },
-        |c| on_off(c.ops_endpoints)
-    ),
-    opt!(
-        "--max-message",
-        "PICOCHAT_MAX_MESSAGE",
-        "SIZE",
-        "largest incoming WebSocket message (close 1009 past it)",
-        |c, v| {
-            c.max_message = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.max_message as u64)
-    ),
-    opt!(
-        "--max-text",
-        "PICOCHAT_MAX_TEXT",
-        "SIZE",
-        "longest chat text in bytes (error frame past it)",
-        |c, v| {
-            c.max_text = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.max_text as u64)
-    ),
-    opt!(
-        "--max-output",
-        "PICOCHAT_MAX_OUTPUT",
-        "SIZE",
-        "per-client unsent output hard limit; a client past it is dropped",
-        |c, v| {
-            c.max_output = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.max_output as u64)
-    ),
-    opt!(
-        "--output-soft-limit",
-        "PICOCHAT_OUTPUT_SOFT_LIMIT",
-        "SIZE",
-        "unsent output may stay above this only for --output-soft-seconds",
-        |c, v| {
-            c.output_soft_limit = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.output_soft_limit as u64)
-    ),
-    opt!(
-        "--output-soft-seconds",
-        "PICOCHAT_OUTPUT_SOFT_SECONDS",
-        "DURATION",
-        "how long unsent output may stay above the soft limit",
-        |c, v| {
-            c.output_soft_seconds = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.output_soft_seconds)
-    ),
-    opt!(
-        "--max-header",
-        "PICOCHAT_MAX_HEADER",
-        "SIZE",
-        "largest HTTP request head (431 past it)",
-        |c, v| {
-            c.max_header = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.max_header as u64)
-    ),
-    opt!(
-        "--header-timeout",
-        "PICOCHAT_HEADER_TIMEOUT",
-        "DURATION",
-        "time allowed for a whole request head",
-        |c, v| {
-            c.header_timeout = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.header_timeout)
-    ),
-    opt!(
-        "--keepalive-timeout",
-        "PICOCHAT_KEEPALIVE_TIMEOUT",
-        "DURATION",
-        "idle keep-alive HTTP connections are closed after",
-        |c, v| {
-            c.keepalive_timeout = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.keepalive_timeout)
-    ),
-    opt!(
-        "--ping-interval",
-        "PICOCHAT_PING_INTERVAL",
-        "DURATION",
-        "ping a WebSocket client quiet for this long",
-        |c, v| {
-            c.ping_interval = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.ping_interval)
-    ),
-    opt!(
-        "--pong-timeout",
-        "PICOCHAT_PONG_TIMEOUT",
-        "DURATION",
-        "close a pinged client silent for this long (1001)",
-        |c, v| {
-            c.pong_timeout = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.pong_timeout)
-    ),
-    opt!(
-        "--message-timeout",
-        "PICOCHAT_MESSAGE_TIMEOUT",
-        "DURATION",
-        "a started WebSocket message must complete within (1008)",
-        |c, v| {
-            c.message_timeout = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.message_timeout)
-    ),
-    opt!(
-        "--max-connections",
-        "PICOCHAT_MAX_CONNECTIONS",
-        "N",
-        "open connections; more get 503 (0 = fd limit - 64)",
-        |c, v| {
-            c.max_connections = parse_num(v)?;
-            Ok(())
-        },
-        |c| c.max_connections.to_string()
-    ),
-    opt!(
-        "--msg-rate",
-        "PICOCHAT_MSG_RATE",
-        "N",
-        "chat messages/s per client, burst 2N (0 = unlimited)",
-        |c, v| {
-            c.msg_rate = parse_num(v)?;
-            Ok(())
-        },
-        |c| c.msg_rate.to_string()
-    ),
-    opt!(
-        "--history",
-        "PICOCHAT_HISTORY",
-        "N",
-        "messages kept per room and sent to joining clients",
-        |c, v| {
-            c.history = parse_num(v)?;
-            Ok(())
-        },
-        |c| c.history.to_string()
-    ),
-    opt!(
-        "--history-bytes",
-        "PICOCHAT_HISTORY_BYTES",
-        "SIZE",
-        "history kept across all rooms (oldest of idle, then biggest rooms go)",
-        |c, v| {
-            c.history_bytes = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.history_bytes as u64)
-    ),
+    opt!("--ops-endpoints", "PICOCHAT_OPS_ENDPOINTS", "on|off", "serve /healthz and /metrics", switch ops_endpoints),
+    opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it)", size max_message),
+    opt!("--max-text", "PICOCHAT_MAX_TEXT", "SIZE", "longest chat text in bytes (error frame past it)", size max_text),
+    opt!("--max-output", "PICOCHAT_MAX_OUTPUT", "SIZE", "per-client unsent output hard limit; a client past it is dropped", size max_output),
+    opt!("--output-soft-limit", "PICOCHAT_OUTPUT_SOFT_LIMIT", "SIZE", "unsent output may stay above this only for --output-soft-seconds", size output_soft_limit),
+    opt!("--output-soft-seconds", "PICOCHAT_OUTPUT_SOFT_SECONDS", "DURATION", "how long unsent output may stay above the soft limit", duration output_soft_seconds),
+    opt!("--max-header", "PICOCHAT_MAX_HEADER", "SIZE", "largest HTTP request head (431 past it)", size max_header),
+    opt!("--header-timeout", "PICOCHAT_HEADER_TIMEOUT", "DURATION", "time allowed for a whole request head", duration header_timeout),
+    opt!("--keepalive-timeout", "PICOCHAT_KEEPALIVE_TIMEOUT", "DURATION", "idle keep-alive HTTP connections are closed after", duration keepalive_timeout),
+    opt!("--ping-interval", "PICOCHAT_PING_INTERVAL", "DURATION", "ping a WebSocket client quiet for this long", duration ping_interval),
+    opt!("--pong-timeout", "PICOCHAT_PONG_TIMEOUT", "DURATION", "close a pinged client silent for this long (1001)", duration pong_timeout),
+    opt!("--message-timeout", "PICOCHAT_MESSAGE_TIMEOUT", "DURATION", "a started WebSocket message must complete within (1008)", duration message_timeout),
+    opt!("--max-connections", "PICOCHAT_MAX_CONNECTIONS", "N", "open connections; more get 503 (0 = fd limit - 64)", num max_connections),
+    opt!("--overflow-connections", "PICOCHAT_OVERFLOW_CONNECTIONS", "N", "connections past the limit that still get a 503 (more: closed at once)", num overflow_connections),
+    opt!("--read-budget", "PICOCHAT_READ_BUDGET", "SIZE", "most bytes read from one connection per loop turn (fairness)", size read_budget),
+    opt!("--linger", "PICOCHAT_LINGER", "DURATION", "a closing connection's time to drain its output and see the peer close", duration linger),
+    opt!("--msg-rate", "PICOCHAT_MSG_RATE", "N", "chat messages/s per client, burst 2N (0 = unlimited)", num msg_rate),
+    opt!("--history", "PICOCHAT_HISTORY", "N", "messages kept per room and sent to joining clients", num history),
+    opt!("--history-bytes", "PICOCHAT_HISTORY_BYTES", "SIZE", "history kept across all rooms (oldest of idle, then biggest rooms go)", size history_bytes),
     opt!(
         "--default-room",
         "PICOCHAT_DEFAULT_ROOM",
@@ -425,28 +341,8 @@ pub const OPTIONS: &[OptSpec] = &[
             c.rooms.join(",")
         }
     ),
-    opt!(
-        "--max-rooms-per-client",
-        "PICOCHAT_MAX_ROOMS_PER_CLIENT",
-        "N",
-        "rooms one connection may be in at once (room_limit past it)",
-        |c, v| {
-            c.max_rooms_per_client = parse_num(v)?;
-            Ok(())
-        },
-        |c| c.max_rooms_per_client.to_string()
-    ),
-    opt!(
-        "--max-rooms",
-        "PICOCHAT_MAX_ROOMS",
-        "N",
-        "rooms with members at once (room_limit past it)",
-        |c, v| {
-            c.max_rooms = parse_num(v)?;
-            Ok(())
-        },
-        |c| c.max_rooms.to_string()
-    ),
+    opt!("--max-rooms-per-client", "PICOCHAT_MAX_ROOMS_PER_CLIENT", "N", "rooms one connection may be in at once (room_limit past it)", num max_rooms_per_client),
+    opt!("--max-rooms", "PICOCHAT_MAX_ROOMS", "N", "rooms with members at once (room_limit past it)", num max_rooms),
     opt!(
         "--data-dir",
         "PICOCHAT_DATA_DIR",
@@ -487,17 +383,7 @@ pub const OPTIONS: &[OptSpec] = &[
         }
         .into()
     ),
-    opt!(
-        "--log-segment",
-        "PICOCHAT_LOG_SEGMENT",
-        "SIZE",
-        "message log segment size; disk use is at most 2x",
-        |c, v| {
-            c.log_segment = parse_size(v)? as u64;
-            Ok(())
-        },
-        |c| show_size(c.log_segment)
-    ),
+    opt!("--log-segment", "PICOCHAT_LOG_SEGMENT", "SIZE", "message log segment size; disk use is at most 2x", size log_segment),
     opt!(
         "--allow-origin",
         "PICOCHAT_ALLOW_ORIGIN",
@@ -533,39 +419,9 @@ pub const OPTIONS: &[OptSpec] = &[
         },
         |c| c.echo_path.clone().unwrap_or_else(|| "(off)".into())
     ),
-    opt!(
-        "--echo-max-message",
-        "PICOCHAT_ECHO_MAX_MESSAGE",
-        "SIZE",
-        "largest message on the echo endpoint",
-        |c, v| {
-            c.echo_max_message = parse_size(v)?;
-            Ok(())
-        },
-        |c| show_size(c.echo_max_message as u64)
-    ),
-    opt!(
-        "--shutdown-timeout",
-        "PICOCHAT_SHUTDOWN_TIMEOUT",
-        "DURATION",
-        "graceful shutdown bound on SIGINT/SIGTERM",
-        |c, v| {
-            c.shutdown_timeout = parse_duration(v)?;
-            Ok(())
-        },
-        |c| show_duration(c.shutdown_timeout)
-    ),
-    opt!(
-        "--trust-proxy",
-        "PICOCHAT_TRUST_PROXY",
-        "on|off",
-        "log the client address from X-Forwarded-For",
-        |c, v| {
-            c.trust_proxy = parse_bool(v)?;
-            Ok(())
-        },
-        |c| on_off(c.trust_proxy)
-    ),
+    opt!("--echo-max-message", "PICOCHAT_ECHO_MAX_MESSAGE", "SIZE", "largest message on the echo endpoint", size echo_max_message),
+    opt!("--shutdown-timeout", "PICOCHAT_SHUTDOWN_TIMEOUT", "DURATION", "graceful shutdown bound on SIGINT/SIGTERM", duration shutdown_timeout),
+    opt!("--trust-proxy", "PICOCHAT_TRUST_PROXY", "on|off", "log the client address from X-Forwarded-For", switch trust_proxy),
     opt!(
         "--log-level",
         "PICOCHAT_LOG_LEVEL",
@@ -670,6 +526,9 @@ impl Config {
         }
         if self.max_rooms_per_client == 0 || self.max_rooms == 0 {
             return Err("--max-rooms-per-client and --max-rooms must be at least 1".into());
+        }
+        if self.read_budget < 4096 {
+            return Err("--read-budget must be at least 4KiB".into());
         }
         if self.max_header < 256 {
             return Err("--max-header must be at least 256 bytes".into());
@@ -857,6 +716,30 @@ mod tests {
                 spec.flag
             );
         }
+        // Every default, as --help shows it, parses back to itself. The only
+        // exceptions are the documented "(none)"-style placeholders of options
+        // that are off by default.
+        let mut placeholders = Vec::new();
+        for spec in OPTIONS {
+            let shown = spec.default_text();
+            if shown.starts_with('(') {
+                placeholders.push(spec.flag);
+                continue;
+            }
+            let mut c = Config::default();
+            (spec.apply)(&mut c, &shown).unwrap_or_else(|e| panic!("{} {shown}: {e}", spec.flag));
+            assert_eq!((spec.show)(&c), shown, "{}", spec.flag);
+        }
+        assert_eq!(
+            placeholders,
+            [
+                "--admin-listen",
+                "--rooms",
+                "--data-dir",
+                "--allow-origin",
+                "--echo-path"
+            ]
+        );
         assert_eq!(parse_size("16KiB"), Ok(16384));
         assert_eq!(show_size(16384), "16KiB");
         assert_eq!(

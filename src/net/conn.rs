@@ -27,18 +27,6 @@ use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 
-/// How long a closing connection waits for its output to drain and for the
-/// peer to close its side, before it is dropped.
-pub const LINGER_MS: u64 = 2000;
-
-/// At most this much is read from one connection per loop turn (one scratch
-/// buffer's worth, like Redis' 16 KiB query-buffer reads); the rest is read
-/// next turn. Output is flushed between turns, so one fast sender can add at
-/// most this much to every reader's queue before the readers' sockets are
-/// written again: a large batch never overruns a reader that keeps up, and a
-/// flooding peer cannot starve the others.
-const READ_BUDGET: usize = 64 * 1024;
-
 #[derive(Debug)]
 enum Phase {
     Http {
@@ -202,7 +190,7 @@ impl Conn {
 
     /// Reads until WouldBlock (or the turn's budget) and acts on what arrived.
     pub fn read_ready(&mut self, scratch: &mut [u8], ctx: &mut Ctx) -> ReadResult {
-        let mut budget = READ_BUDGET;
+        let mut budget = ctx.config.read_budget;
         while !self.dead {
             if budget == 0 {
                 return ReadResult::More;
@@ -662,7 +650,7 @@ impl Conn {
             return u64::MAX;
         }
         if let Some(since) = self.closing {
-            return since + LINGER_MS;
+            return since + ms(config.linger);
         }
         match (&self.phase, self.input_started) {
             (Phase::Http { .. }, Some(t)) => t + ms(config.header_timeout),

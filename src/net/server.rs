@@ -52,10 +52,6 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 /// only an unparsed remainder. 64 KiB holds many batched frames per read.
 const SCRATCH_BYTES: usize = 64 * 1024;
 
-/// Connections accepted past `--max-connections` only to be told 503; beyond
-/// this many extra, new connections are closed at once.
-const OVERFLOW: usize = 64;
-
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -361,7 +357,7 @@ impl Server {
 
     fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, admin: bool) {
         let open = self.conns.len();
-        if open >= self.max_connections + OVERFLOW {
+        if open >= self.max_connections + self.config.overflow_connections {
             self.stats.connections_rejected += 1;
             return; // dropped: closed at once
         }
