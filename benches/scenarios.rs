@@ -19,6 +19,11 @@
 //! `PICOCHAT_BENCH_QUICK=1` shrinks every scenario for a fast sanity run;
 //! `PICOCHAT_BENCH_ONLY=fanout,step` runs only the named scenarios.
 
+/// CPU and memory of a process from /proc (shared with picochat-load).
+#[path = "../src/bin/picochat-load/procfs.rs"]
+#[allow(dead_code)]
+mod procfs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -117,7 +122,7 @@ fn load(r: &Running, args: &[&str]) -> serde_json::Value {
 }
 
 fn rss(pid: u32) -> u64 {
-    picochat::os::rss_bytes(pid).map_or(0, |r| r.0)
+    procfs::rss_bytes(pid).map_or(0, |r| r.0)
 }
 
 /// Keep-alive GET / requests per second: wrk when installed, else a simple client.

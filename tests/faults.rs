@@ -153,9 +153,9 @@ fn out_of_file_descriptors_does_not_spin_or_crash() {
         .filter_map(|_| TcpStream::connect(addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let cpu0 = picochat::os::cpu_seconds(pid).unwrap();
+    let cpu0 = procfs::cpu_seconds(pid).unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let cpu = picochat::os::cpu_seconds(pid).unwrap() - cpu0;
+    let cpu = procfs::cpu_seconds(pid).unwrap() - cpu0;
     assert!(
         cpu < 0.3,
         "server burned {cpu:.2}s of CPU in 1s: busy loop on EMFILE"

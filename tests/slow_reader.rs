@@ -86,7 +86,7 @@ fn slow_reader_is_dropped_at_output_cap_while_readers_get_everything_in_order() 
         "the sender got its copies"
     );
     s.wait_log("disconnecting slow client", 5);
-    let (_, peak) = picochat::os::rss_bytes(s.pid()).unwrap();
+    let (_, peak) = procfs::rss_bytes(s.pid()).unwrap();
     assert!(
         peak < 64 << 20,
         "server peak RSS {peak} bytes: output is not bounded"

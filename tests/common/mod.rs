@@ -2,6 +2,10 @@
 //! it over real sockets (raw TCP, and tungstenite's WebSocket client).
 #![allow(dead_code)]
 
+/// CPU and memory of a process from /proc (shared with picochat-load).
+#[path = "../../src/bin/picochat-load/procfs.rs"]
+pub mod procfs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

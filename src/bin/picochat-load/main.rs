@@ -15,6 +15,8 @@ use mio::{Events, Interest, Poll, Token};
 use picochat::config::{parse_duration, parse_num};
 use picochat::net::ws::{self, Parse, Role};
 use picochat::os;
+
+mod procfs;
 use slab::Slab;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Read, Write};
@@ -694,7 +696,7 @@ impl Gen {
         self.audience = self.open_count() as u64;
         self.sending = true;
         let start = Instant::now();
-        let gen_cpu0 = os::cpu_seconds(std::process::id()).unwrap_or(0.0);
+        let gen_cpu0 = procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
         if self.args.rate == 0.0 {
             for k in self.senders.clone() {
                 for _ in 0..self.args.inflight {
@@ -739,7 +741,7 @@ impl Gen {
         while self.c.received < self.expected_live() && Instant::now() < drain_end {
             self.turn(events, Duration::from_millis(20));
         }
-        let gen_cpu = os::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen_cpu0;
+        let gen_cpu = procfs::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen_cpu0;
         (elapsed, gen_cpu)
     }
 
@@ -802,17 +804,17 @@ impl ServerWatch {
         let pid = pid?;
         Some(ServerWatch {
             pid,
-            cpu0: os::cpu_seconds(pid).unwrap_or(0.0),
+            cpu0: procfs::cpu_seconds(pid).unwrap_or(0.0),
             peak_rss: 0,
         })
     }
     fn sample(&mut self) {
-        if let Some((rss, _)) = os::rss_bytes(self.pid) {
+        if let Some((rss, _)) = procfs::rss_bytes(self.pid) {
             self.peak_rss = self.peak_rss.max(rss);
         }
     }
     fn cpu(&self) -> f64 {
-        os::cpu_seconds(self.pid).unwrap_or(0.0) - self.cpu0
+        procfs::cpu_seconds(self.pid).unwrap_or(0.0) - self.cpu0
     }
 }
 
@@ -868,11 +870,11 @@ fn main() {
         g.connect(args.clients, &mut events);
         let connect_time = t.elapsed();
         if let Some(s) = server.as_mut() {
-            s.cpu0 = os::cpu_seconds(s.pid).unwrap_or(0.0);
+            s.cpu0 = procfs::cpu_seconds(s.pid).unwrap_or(0.0);
         }
         let (elapsed, gen_cpu) = if args.idle {
             let t = Instant::now();
-            let gen0 = os::cpu_seconds(std::process::id()).unwrap_or(0.0);
+            let gen0 = procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
             while t.elapsed() < args.duration {
                 g.turn(&mut events, Duration::from_millis(100));
                 if let Some(s) = server.as_mut() {
@@ -881,7 +883,7 @@ fn main() {
             }
             (
                 t.elapsed(),
-                os::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen0,
+                procfs::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen0,
             )
         } else {
             let r = g.run(args.duration, &mut events);
@@ -974,7 +976,7 @@ fn summary(
     let (server_cpu, server_rss) = server.map_or((None, None), |s| {
         (
             Some(s.cpu()),
-            Some(s.peak_rss.max(os::rss_bytes(s.pid).map_or(0, |r| r.1))),
+            Some(s.peak_rss.max(procfs::rss_bytes(s.pid).map_or(0, |r| r.1))),
         )
     });
     let saturated = gen_cpu / secs > 0.9;
