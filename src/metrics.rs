@@ -77,16 +77,6 @@ impl EndReason {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// The reason that goes with a WebSocket close code this server sent.
-    pub fn for_close_code(code: u16) -> EndReason {
-        match code {
-            crate::net::ws::close::TOO_BIG => EndReason::TooBig,
-            crate::net::ws::close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
-            crate::net::ws::close::POLICY => EndReason::RateLimited,
-            _ => EndReason::ProtocolError,
-        }
-    }
 }
 
 #[derive(Debug, Default)]

@@ -19,9 +19,9 @@
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
+use super::record::{Draft, LogEvent, Record, Restored};
 use super::room::{Room, Stored};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
-use crate::log::{Draft, LogEvent, Record, Restored};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 

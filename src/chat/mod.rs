@@ -1,11 +1,13 @@
 //! The chat, without sockets, clocks or storage: the JSON protocol
-//! ([`protocol`]), one client's session ([`session`]), one room ([`room`]) and
-//! the state machine that ties them together ([`core`]): events in, commands out.
+//! ([`protocol`]), one client's session ([`session`]), one room ([`room`]),
+//! what it exchanges with a message log ([`record`]) and the state machine
+//! that ties them together ([`core`]): events in, commands out.
 //! The network shell (`server.rs`, `conn.rs`) carries the commands out; the
 //! message log (`crate::log`) numbers and stores what the core asks it to.
 
 pub mod core;
 pub mod protocol;
+pub mod record;
 pub mod room;
 pub mod session;
 

@@ -298,7 +298,7 @@ struct MessageFields<'a> {
 }
 
 /// `"time":T,"username":U,["avatar":A,]"message":M` (no braces): what a
-/// [`crate::log::Draft`] carries until the log seals it with an id.
+/// [`super::record::Draft`] carries until the log seals it with an id.
 pub fn message_fields(time: u64, who: &UserView, message: &str) -> String {
     let mut json = to_json(&MessageFields {
         time,

@@ -10,62 +10,16 @@
 //! (a remote log): the core does not care.
 //!
 //! Backends: [`memory::MemoryLog`] and [`journal::Journal`] (`--data-dir`).
-//! What is common to both, numbering records per room, is [`Sequence`].
+//! What is common to both, numbering records per room, is [`Sequence`]. The
+//! types that cross the seam belong to the core (`chat/record.rs`): a log
+//! serves the core, the core does not depend on any log.
 
 pub mod journal;
 pub mod memory;
 
 use crate::chat::protocol::RoomName;
-use crate::chat::room::Stored;
-use crate::chat::session::ClientId;
+pub use crate::chat::record::{Draft, LogEvent, Record, Restored};
 use std::collections::HashMap;
-use std::rc::Rc;
-
-/// A message the core wants stored: everything but its id.
-#[derive(Debug)]
-pub struct Draft {
-    pub room: RoomName,
-    pub sender: ClientId,
-    /// Wall-clock ms the message was sent.
-    pub time: u64,
-    /// The frame's fields after `id`, see [`crate::chat::protocol::message_fields`].
-    pub fields: String,
-}
-
-/// A record the log has committed: its room, the id the log gave it, and the
-/// complete frame JSON to deliver and keep.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub room: RoomName,
-    pub id: u64,
-    pub json: Rc<str>,
-    pub time: u64,
-    /// Who sent it, when it was sent through this process.
-    pub sender: Option<ClientId>,
-}
-
-/// What the log reports back to the core.
-#[derive(Debug)]
-pub enum LogEvent {
-    Committed(Record),
-    /// The log could not store this draft (disk full, I/O error): it was not
-    /// delivered, and its sender is told `unavailable`.
-    Refused {
-        room: RoomName,
-        sender: ClientId,
-    },
-}
-
-/// What a log held when opened: the epoch of its id sequences and each room's
-/// newest records.
-#[derive(Debug, Default)]
-pub struct Restored {
-    pub epoch: u64,
-    /// The highest id any room has used: a room the log has no record of starts above it.
-    pub high_water: u64,
-    /// Per room: its last id and its newest records, oldest first.
-    pub rooms: Vec<(RoomName, u64, Vec<Stored>)>,
-}
 
 /// Whether the log is taking messages, for `/healthz` and `/metrics`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -506,7 +506,7 @@ impl Conn {
     /// Sends a close frame with `why` (if none was sent yet) and ends the connection.
     pub fn fail(&mut self, why: CloseReason, now: u64) {
         self.send_close(why);
-        self.begin_close(EndReason::for_close_code(why.code), now);
+        self.begin_close(end_reason_for(why.code), now);
     }
 
     /// Starts a server-side close: a close frame for WebSockets, then drain and linger.
@@ -739,5 +739,15 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// The reason counted for a close code this server sent on a protocol problem.
+fn end_reason_for(close_code: u16) -> EndReason {
+    match close_code {
+        close::TOO_BIG => EndReason::TooBig,
+        close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
+        close::POLICY => EndReason::RateLimited,
+        _ => EndReason::ProtocolError,
     }
 }
