@@ -7,6 +7,7 @@ const STORE = 'picochat.me';
 const ROOMS_STORE = 'picochat.rooms';
 const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
+let badLink = null;       // a /r/NAME whose NAME no server would accept
 
 const state = {
   me: loadMe(),            // { username, email } from the join screen
@@ -59,7 +60,11 @@ function saveRooms() {
 function roomFromPath() {
   const m = /^\/r\/([^/]+)$/.exec(location.pathname);
   if (!m) return null;
-  try { return decodeURIComponent(m[1]).trim().toLowerCase(); } catch { return null; }
+  let name;
+  try { name = decodeURIComponent(m[1]).trim().toLowerCase(); } catch { name = m[1]; }
+  if (ROOM_RE.test(name)) return name;
+  badLink = name;
+  return null;
 }
 
 function room(name) {
@@ -483,14 +488,16 @@ function onServerMessage(m) {
     case 'left':
       break;
     case 'error':
-      if (m.room && ['bad_room', 'room_limit'].includes(m.code)) {
-        const r = state.rooms.get(m.room);
-        if (r && !r.joined) state.rooms.delete(m.room);
+      if (['bad_room', 'room_limit'].includes(m.code) && (m.room || state.wanted)) {
+        // About the room just asked for (a name the server could not read has no `room`).
+        const name = m.room || state.wanted;
+        const r = state.rooms.get(name);
+        if (r && !r.joined) state.rooms.delete(name);
         else if (r) r.pending = false;
-        if (state.wanted === m.room) state.wanted = null;
+        if (state.wanted === name) state.wanted = null;
         $('room-error').textContent = m.code === 'room_limit'
           ? 'You are in as many rooms as this server allows (or it has no room for more).'
-          : `This server has no room called “${m.room}”.`;
+          : `This server has no room called “${name}”.`;
         const left = [...state.rooms.values()].some((x) => x.joined || x.pending);
         if (!left && state.me) {
           // Nowhere to be (a link to a room that does not exist): the server's default room.
@@ -685,6 +692,9 @@ function restoreRooms() {
 
 wire();
 restoreRooms();
+if (badLink !== null) {
+  $('room-error').textContent = `“${badLink}” is not a room name: names are 1 to 32 of a–z, 0–9, - and _.`;
+}
 renderScreens();
 renderStatus();
 renderRooms();

@@ -290,6 +290,11 @@ test('rooms: two users in two rooms, unread counts, /r/NAME, mentions, phone dra
   await erin.page.fill('#room-name', 'no spaces!');
   await erin.page.click('#room-form button[type=submit]');
   await erin.page.waitForSelector('#room-error >> text=Room names are');
+  // A link to a room no server would accept: said so, and the default room instead.
+  const lost = await joinAs('Hal', null, undefined, '/r/no%20spaces!');
+  await lost.page.waitForSelector('#room-list .room-link[data-room="lobby"][aria-current="true"]');
+  assert.match(await lost.page.textContent('#room-error'), /“no spaces!” is not a room name/);
+  assert.equal(new URL(lost.page.url()).pathname, '/r/lobby');
 
   // The room list on a phone is a drawer.
   const phone = await joinAs('Gina', null, { viewport: { width: 390, height: 740 }, colorScheme: 'dark', isMobile: true }, '/r/homework');
@@ -304,5 +309,5 @@ test('rooms: two users in two rooms, unread counts, /r/NAME, mentions, phone dra
   await phone.page.screenshot({ path: join(artifacts, 'phone-rooms.png') });
   await frank.page.screenshot({ path: join(artifacts, 'rooms.png') });
   if (process.env.SCREENSHOT_OUT) copyFileSync(join(artifacts, 'rooms.png'), process.env.SCREENSHOT_OUT.replace(/\.png$/, '-rooms.png'));
-  for (const { errors } of [erin, frank, phone]) assert.deepEqual(errors, [], 'no page errors');
+  for (const { errors } of [erin, frank, phone, lost]) assert.deepEqual(errors, [], 'no page errors');
 });
