@@ -125,6 +125,29 @@ fn rss(pid: u32) -> u64 {
     procfs::rss_bytes(pid).map_or(0, |r| r.0)
 }
 
+/// A fresh server's RSS after start, and while `clients` idle WebSockets
+/// (with `extra` picochat-load flags) are connected: sampled by picochat-load
+/// during the idle period, since after it exits the departures (and their
+/// leave notices) would be measured too. Returns (idle, loaded, report).
+fn idle_memory(target: &Target, clients: &str, extra: &[&str]) -> (u64, u64, serde_json::Value) {
+    let r = start(target);
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = rss(pid(&r));
+    let mut args = vec![
+        "--clients",
+        clients,
+        "--idle",
+        "--duration",
+        "3s",
+        "--connect-rate",
+        "4000",
+    ];
+    args.extend_from_slice(extra);
+    let v = load(&r, &args);
+    let loaded = v["server_peak_rss_bytes"].as_u64().unwrap_or(0).max(1);
+    (idle, loaded, v)
+}
+
 /// Keep-alive GET / requests per second: wrk when installed, else a simple client.
 fn static_rps(r: &Running, secs: u64) -> (f64, &'static str) {
     let url = format!("http://{}/", r.addr);
@@ -331,24 +354,7 @@ fn main() {
             );
         }
         if want("memory") {
-            let r = start(target);
-            std::thread::sleep(Duration::from_millis(300));
-            let idle = rss(pid(&r));
-            let v = load(
-                &r,
-                &[
-                    "--clients",
-                    idle_clients,
-                    "--idle",
-                    "--duration",
-                    "3s",
-                    "--connect-rate",
-                    "4000",
-                ],
-            );
-            // Sampled by picochat-load while every client is connected: after it
-            // exits, the departures' leave notices would be measured too.
-            let loaded = v["server_peak_rss_bytes"].as_u64().unwrap_or(0).max(1);
+            let (idle, loaded, v) = idle_memory(target, idle_clients, &[]);
             let n: f64 = idle_clients.parse().unwrap();
             eprintln!("memory: idle {idle} loaded {loaded}: {v}");
             push(
@@ -482,28 +488,11 @@ fn main() {
                 "6 rooms deliveries per server CPU-s",
                 num(&v, "deliveries_per_server_cpu_s"),
             );
-            let r = start(target);
-            std::thread::sleep(Duration::from_millis(300));
-            let idle = rss(pid(&r));
-            let v = load(
-                &r,
-                &[
-                    "--clients",
-                    idle_clients,
-                    "--rooms",
-                    rooms,
-                    "--rooms-per-client",
-                    "3",
-                    "--idle",
-                    "--duration",
-                    "3s",
-                    "--connect-rate",
-                    "4000",
-                ],
+            let (idle, loaded, v) = idle_memory(
+                target,
+                idle_clients,
+                &["--rooms", rooms, "--rooms-per-client", "3"],
             );
-            // Sampled by picochat-load while every client is connected: after it
-            // exits, the departures' leave notices would be measured too.
-            let loaded = v["server_peak_rss_bytes"].as_u64().unwrap_or(0).max(1);
             let n: f64 = idle_clients.parse().unwrap();
             eprintln!("rooms memory: idle {idle} loaded {loaded}: {v}");
             push(
