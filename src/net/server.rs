@@ -1,5 +1,5 @@
 //! The event loop: one thread, one `mio::Poll`, edge-triggered. It accepts,
-//! hands readiness to connections, carries out the chat hub's actions, fires
+//! hands readiness to connections, carries out the chat core's commands, fires
 //! timers, flushes output and frees finished connections at one safe point.
 //!
 //! One turn of the loop:
@@ -89,7 +89,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners, opens the message log and builds the hub.
+    /// Binds the listeners, opens the message log and builds the chat core.
     pub fn bind(config: Config) -> Result<Server, String> {
         let fd_limit = crate::os::raise_fd_limit();
         let max_connections = if config.max_connections == 0 {
