@@ -273,6 +273,20 @@ test('rooms: two users in two rooms, unread counts, /r/NAME, mentions, phone dra
   assert.deepEqual((await roomNames(frank.page)).sort(), ['#homework', '#random']);
   await frank.page.waitForSelector('#messages li.msg >> text=@Frank are you there?');
 
+  // The server restarts: the pages rejoin every room with its own `since`, and
+  // nothing is lost or shown twice.
+  const homeBefore = await ids(frank.page);
+  await stopServer(server);
+  await frank.page.waitForSelector('#status[data-state=offline]');
+  ({ child: server } = await startServer(`127.0.0.1:${port}`));
+  for (const p of [erin.page, frank.page]) await p.waitForSelector('#status[data-state=online]', { timeout: 20000 });
+  await say(erin.page, 'after the restart, in homework');
+  await frank.page.waitForSelector('#messages li.msg >> text=after the restart, in homework');
+  const homeAfter = await ids(frank.page);
+  assert.deepEqual(homeAfter.slice(0, homeBefore.length), homeBefore, 'homework kept');
+  assert.equal(homeAfter.length, homeBefore.length + 1, 'one new message, none twice');
+  assert.deepEqual((await roomNames(frank.page)).sort(), ['#homework', '#random'], 'both rooms rejoined');
+
   // Erin joins #random; Frank leaves it: Erin sees him go.
   await joinRoomByName(erin.page, 'random');
   await erin.page.waitForSelector('#user-list li >> text=Frank');
