@@ -247,10 +247,6 @@ impl Core {
         self.high_water
     }
 
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
     /// The connections that receive `room`'s frames.
     pub fn members(&self, room: &str) -> &[ClientId] {
         self.rooms.get(room).map_or(&[], |r| &r.members[..])
@@ -624,11 +620,7 @@ impl Core {
     fn committed(&mut self, record: Record, out: &mut Out) {
         self.high_water = self.high_water.max(record.id);
         let keep = self.limits.history;
-        let room = match self.rooms.get_key_value(&record.room) {
-            Some((shared, _)) => shared.clone(),
-            None => record.room.clone(),
-        };
-        let r = self.room_entry(&room, record.time);
+        let r = self.room_entry(&record.room, record.time);
         if r.base >= record.id {
             r.base = record.id - 1;
         }
@@ -647,7 +639,7 @@ impl Core {
         // `freed` came out of history already counted, so this cannot underflow.
         self.history_bytes = self.history_bytes + added - freed;
         out.push(Command::Deliver {
-            room,
+            room: record.room,
             json: record.json,
         });
         self.trim_history(out);

@@ -297,27 +297,26 @@ struct MessageFields<'a> {
     message: &'a str,
 }
 
-/// `"time":T,"username":U,["avatar":A,]"message":M` (no braces): what a
+/// `{"time":T,"username":U,["avatar":A,]"message":M}`: what a
 /// [`super::record::Draft`] carries until the log seals it with an id.
 pub fn message_fields(time: u64, who: &UserView, message: &str) -> String {
-    let mut json = to_json(&MessageFields {
+    to_json(&MessageFields {
         time,
         username: who.username,
         avatar: who.avatar,
         message,
-    });
-    json.pop();
-    json.remove(0);
-    json
+    })
 }
 
-/// The complete message frame: `{"type":"message","room":R,"id":N,<fields>}`.
-/// Room names need no escaping (`a-z 0-9 - _` only).
+/// The complete message frame: `{"type":"message","room":R,"id":N,` and the
+/// rest of the [`message_fields`] object. Room names need no escaping (`a-z
+/// 0-9 - _` only).
 pub fn seal_message(room: &str, id: u64, fields: &str) -> String {
+    let rest = fields.strip_prefix('{').unwrap_or(fields);
     let mut out = String::with_capacity(fields.len() + room.len() + 48);
     let _ = write!(
         out,
-        "{{\"type\":\"message\",\"room\":\"{room}\",\"id\":{id},{fields}}}"
+        "{{\"type\":\"message\",\"room\":\"{room}\",\"id\":{id},{rest}"
     );
     out
 }

@@ -15,7 +15,7 @@ pub struct Draft {
     pub sender: ClientId,
     /// Wall-clock ms the message was sent.
     pub time: u64,
-    /// The frame's fields after `id`, see [`crate::chat::protocol::message_fields`].
+    /// The frame's own fields as one JSON object, see [`crate::chat::protocol::message_fields`].
     pub fields: String,
 }
 

@@ -394,7 +394,7 @@ mod tests {
             room: room.into(),
             sender: ClientId::new(0, 1),
             time: 0,
-            fields: format!(r#""time":0,"username":"u","message":"{text}""#),
+            fields: format!(r#"{{"time":0,"username":"u","message":"{text}"}}"#),
         }
     }
 

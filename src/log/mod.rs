@@ -107,10 +107,6 @@ impl Sequence {
     pub fn forget(&mut self, room: &str) {
         self.last.remove(room);
     }
-
-    pub fn high_water(&self) -> u64 {
-        self.high_water
-    }
 }
 
 #[cfg(test)]

@@ -517,7 +517,8 @@ impl Server {
     /// once and the same `Rc` is queued on each of the room's members.
     fn apply_commands(&mut self) {
         let now = self.now_ms();
-        for command in std::mem::take(&mut self.commands) {
+        let mut commands = std::mem::take(&mut self.commands);
+        for command in commands.drain(..) {
             match command {
                 Command::Append(draft) => {
                     self.stats.messages_received += 1;
@@ -557,6 +558,10 @@ impl Server {
                     }
                 }
             }
+        }
+        // Carrying commands out adds none: keep the storage for the next turn.
+        if self.commands.is_empty() {
+            self.commands = commands;
         }
     }
 
