@@ -108,6 +108,21 @@ pub struct Config {
     /// Directory for the durable message log. None = memory only.
     pub data_dir: Option<PathBuf>,
     pub fsync: FsyncPolicy,
+    /// `--redis`: the shared message log many processes use. None = this process alone.
+    pub redis: Option<String>,
+    /// A file holding the Redis password (first line), read at start.
+    pub redis_password_file: Option<PathBuf>,
+    /// Prefix of every Redis key and channel picochat uses.
+    pub redis_prefix: String,
+    /// Publishes sent to Redis and not yet answered, at most; past it senders get `unavailable`.
+    pub redis_max_pending: usize,
+    /// Longest wait between reconnect attempts (the backoff doubles up to it).
+    pub redis_retry_max: Duration,
+    /// How often each room's position is read back from Redis, to find a
+    /// subscription that silently stopped delivering.
+    pub redis_check_interval: Duration,
+    /// SO_REUSEPORT on the listener, so several processes share one port.
+    pub reuse_port: bool,
     /// Size of one log segment; the log keeps at most two, so this bounds the disk use at 2x.
     pub log_segment: u64,
     /// Extra browser origins allowed to open `/ws` (host[:port] or full origin).
@@ -154,6 +169,13 @@ impl Default for Config {
             max_rooms: 1000,
             data_dir: None,
             fsync: FsyncPolicy::Interval,
+            redis: None,
+            redis_password_file: None,
+            redis_prefix: "picochat:".into(),
+            redis_max_pending: 1000,
+            redis_retry_max: Duration::from_secs(1),
+            redis_check_interval: Duration::from_secs(40),
+            reuse_port: false,
             log_segment: 8 * 1024 * 1024,
             allow_origin: Vec::new(),
             echo_path: None,
@@ -385,6 +407,40 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
     opt!("--log-segment", "PICOCHAT_LOG_SEGMENT", "SIZE", "message log segment size; disk use is at most 2x", size log_segment),
     opt!(
+        "--redis",
+        "PICOCHAT_REDIS",
+        "URL",
+        "share rooms with other processes through Redis: redis://HOST:PORT[/DB] or unix:///PATH",
+        |c, v| {
+            c.redis = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+        |c| c
+            .redis
+            .clone()
+            .unwrap_or_else(|| "(none: this process alone)".into())
+    ),
+    opt!(
+        "--redis-password-file",
+        "PICOCHAT_REDIS_PASSWORD_FILE",
+        "FILE",
+        "read the Redis password from FILE (its first line)",
+        |c, v| {
+            c.redis_password_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        |c| c
+            .redis_password_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    ),
+    opt!("--redis-prefix", "PICOCHAT_REDIS_PREFIX", "TEXT", "prefix of every Redis key and channel picochat uses", text redis_prefix),
+    opt!("--redis-max-pending", "PICOCHAT_REDIS_MAX_PENDING", "N", "publishes awaiting Redis' reply; past it senders get unavailable", num redis_max_pending),
+    opt!("--redis-retry-max", "PICOCHAT_REDIS_RETRY_MAX", "DURATION", "longest wait between Redis reconnect attempts", duration redis_retry_max),
+    opt!("--redis-check-interval", "PICOCHAT_REDIS_CHECK_INTERVAL", "DURATION", "how often each room's position is checked against Redis", duration redis_check_interval),
+    opt!("--reuse-port", "PICOCHAT_REUSE_PORT", "on|off", "SO_REUSEPORT: several processes share one listening port", switch reuse_port),
+    opt!(
         "--allow-origin",
         "PICOCHAT_ALLOW_ORIGIN",
         "ORIGIN",
@@ -548,6 +604,33 @@ impl Config {
         }
         if self.log_segment < 4096 {
             return Err("--log-segment must be at least 4KiB".into());
+        }
+        if let Some(url) = &self.redis {
+            if self.data_dir.is_some() {
+                return Err(
+                    "--redis and --data-dir cannot be used together: with Redis the \
+                            messages are kept by Redis (set appendonly yes there, see the README)"
+                        .into(),
+                );
+            }
+            if url.starts_with("rediss://") {
+                return Err(
+                    "--redis rediss:// (TLS) is not supported: use a Unix socket \
+                            (unix:///run/redis/redis-server.sock) or a local TLS tunnel"
+                        .into(),
+                );
+            }
+            if !url.starts_with("redis://") && !url.starts_with("unix://") {
+                return Err("--redis expects redis://HOST:PORT[/DB] or unix:///PATH".into());
+            }
+            if self.redis_max_pending == 0 || self.redis_prefix.is_empty() {
+                return Err("--redis-max-pending and --redis-prefix must not be empty or 0".into());
+            }
+            if self.redis_retry_max < Duration::from_millis(10)
+                || self.redis_check_interval < Duration::from_millis(100)
+            {
+                return Err("--redis-retry-max must be at least 10ms and --redis-check-interval at least 100ms".into());
+            }
         }
         Ok(())
     }
@@ -736,6 +819,8 @@ mod tests {
                 "--admin-listen",
                 "--rooms",
                 "--data-dir",
+                "--redis",
+                "--redis-password-file",
                 "--allow-origin",
                 "--echo-path"
             ]

@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("picochat: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("picochat: {}", e.message);
+            return ExitCode::from(e.status);
         }
     };
     match SignalPipe::install() {
@@ -56,15 +56,16 @@ fn main() -> ExitCode {
     logging::write(
         LogLevel::Info,
         format_args!(
-            "picochat {} listening on {addr}{admin} (max {} connections, history {}, data dir {})",
+            "picochat {} listening on {addr}{admin} (max {} connections, history {}, {})",
             env!("CARGO_PKG_VERSION"),
             server.max_connections(),
             config.history,
-            config
-                .data_dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_else(|| "none".into()),
+            match (&config.redis, &config.data_dir) {
+                // Never the password a redis:// URL may carry.
+                (Some(url), _) => format!("redis {}", url.rsplit('@').next().unwrap_or(url)),
+                (None, Some(d)) => format!("data dir {}", d.display()),
+                (None, None) => "data dir none".into(),
+            },
         ),
     );
     match server.run() {

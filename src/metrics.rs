@@ -108,6 +108,8 @@ pub struct Snapshot<'a> {
     pub last_id: u64,
     /// Whether the message log takes messages, and its failures so far.
     pub log: crate::log::LogHealth,
+    /// The log backend's own `/metrics` lines (Redis links, round trips...).
+    pub log_metrics: &'a str,
     pub fd_limit: u64,
     pub max_connections: usize,
 }
@@ -332,6 +334,7 @@ pub fn prometheus_text(s: &Snapshot) -> String {
             reason.label()
         );
     }
+    out.push_str(s.log_metrics);
     out
 }
 

@@ -13,6 +13,13 @@
 //! see a message that was not stored, whether the log answers in the same
 //! turn (memory, file journal) or later (a remote log).
 //!
+//! With a shared log (Redis) rooms are not restored at start but loaded on
+//! demand: the first join to a room this process does not hold sends
+//! `Watch`, the join waits, and the log's `Loaded` (epoch, last id, newest
+//! records) makes the room ready and answers the joins that waited. A room
+//! this process no longer has members in is dropped and forgotten (`Forget`),
+//! since its history would go stale without the subscription.
+//!
 //! Sessions (`session.rs`) hold who a client is and which rooms it is in;
 //! rooms (`room.rs`) hold history, presence and members. The server reads a
 //! room's members to deliver a `Send` to it, so a message costs the room's
@@ -20,7 +27,7 @@
 
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
 use super::record::{Draft, LogEvent, Record, Restored};
-use super::room::{Room, Stored};
+use super::room::{Room, Stored, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -100,8 +107,11 @@ pub enum Command {
     Send { to: Audience, json: Rc<str> },
     /// Close this client's connection.
     Close { client: ClientId, reason: Farewell },
-    /// The core dropped this room entirely; the log may drop its sequence.
+    /// The core dropped this room entirely; the log may drop its sequence
+    /// (a shared log stops watching it).
     Forget(RoomName),
+    /// A shared log: load this room, and hand its records over until `Forget`.
+    Watch(RoomName),
 }
 
 #[derive(Debug, PartialEq)]
@@ -157,6 +167,10 @@ pub struct Core {
     history_bytes: usize,
     /// Distinct joined usernames across all rooms, with their connection counts.
     users: BTreeMap<Rc<str>, u32>,
+    /// Rooms are loaded from a shared log when first joined ([`Restored::on_demand`]).
+    on_demand: bool,
+    /// The newest wall-clock time an event brought (for what a log event causes).
+    now: u64,
 }
 
 type Out = Vec<Command>;
@@ -174,6 +188,8 @@ impl Core {
             fixed_count: 0,
             history_bytes: 0,
             users: BTreeMap::new(),
+            on_demand: restored.on_demand,
+            now,
             limits,
         };
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
@@ -200,8 +216,28 @@ impl Core {
         core
     }
 
+    /// What must happen before the first event: with a shared log, the
+    /// default room and `--rooms` are watched from the start.
+    pub fn start(&mut self, out: &mut Out) {
+        let mut names: Vec<&RoomName> = self
+            .rooms
+            .values()
+            .filter(|r| !r.ready)
+            .map(|r| &r.name)
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|n| Command::Watch(n.clone())));
+    }
+
     /// Handles one event, pushing what must be done onto `out`.
     pub fn handle(&mut self, event: Event, out: &mut Out) {
+        if let Event::Connected { now, .. }
+        | Event::Text { now, .. }
+        | Event::Gone { now, .. }
+        | Event::Tick { now } = event
+        {
+            self.now = self.now.max(now);
+        }
         match event {
             Event::Connected { client, now } => self.connect(client, now),
             Event::Text { client, text, now } => self.text(client, text, now, out),
@@ -213,6 +249,12 @@ impl Core {
                 sender,
                 protocol::error_json(ErrorCode::Unavailable, Some(&room)),
             ),
+            Event::Log(LogEvent::Loaded {
+                room,
+                epoch,
+                last_id,
+                history,
+            }) => self.loaded(room, epoch, last_id, history, out),
         }
     }
 
@@ -291,9 +333,10 @@ impl Core {
 
     fn room_entry(&mut self, name: &RoomName, now: u64) -> &mut Room {
         let base = self.high_water;
+        let (epoch, ready) = (self.epoch, !self.on_demand);
         self.rooms
             .entry(name.clone())
-            .or_insert_with(|| Room::new(name.clone(), base, now))
+            .or_insert_with(|| Room::new(name.clone(), base, epoch, ready, now))
     }
 
     fn is_fixed(&self, room: &str) -> bool {
@@ -339,6 +382,7 @@ impl Core {
         self.sessions[key] = Some(Session {
             gen: client.gen,
             joined: false,
+            loading: 0,
             identity: None,
             bucket: TokenBucket::new(self.limits.msg_rate, now),
             rooms: Vec::new(),
@@ -367,7 +411,36 @@ impl Core {
         for room in session.rooms(&lobby) {
             self.depart(room, client, session.identity.as_deref(), now, out);
         }
+        if session.loading > 0 {
+            let waited: Vec<RoomName> = self
+                .rooms
+                .values_mut()
+                .filter_map(|r| {
+                    let before = r.waiting.len();
+                    r.waiting.retain(|w| w.client != client);
+                    (r.waiting.len() != before).then(|| r.name.clone())
+                })
+                .collect();
+            for room in waited {
+                self.release_if_unused(&room, out);
+            }
+        }
         self.bound_idle_rooms(out);
+    }
+
+    /// With a shared log, a room nobody here is in (or waits for) is dropped
+    /// and no longer watched: without the subscription its history would go stale.
+    fn release_if_unused(&mut self, room: &RoomName, out: &mut Out) {
+        if !self.on_demand || self.is_fixed(room) {
+            return;
+        }
+        if let Some(r) = self.rooms.get(room) {
+            if r.is_empty() && r.waiting.is_empty() {
+                self.history_bytes -= r.history_bytes;
+                self.rooms.remove(room);
+                out.push(Command::Forget(room.clone()));
+            }
+        }
     }
 
     /// Takes `client` out of `room`, announcing the leave if it was the
@@ -393,6 +466,8 @@ impl Core {
         if r.is_empty() && r.history.is_empty() && !self.is_fixed(room) {
             self.rooms.remove(room);
             out.push(Command::Forget(room.clone()));
+        } else {
+            self.release_if_unused(room, out);
         }
     }
 
@@ -459,6 +534,9 @@ impl Core {
     ) -> Result<(), ErrorCode> {
         if !self.is_fixed(room) && self.limits.fixed_rooms.is_some() {
             return Err(ErrorCode::BadRoom);
+        }
+        if self.on_demand && !self.rooms.get(room).is_some_and(|r| r.ready) {
+            return self.wait_for_room(client, room, msg, out);
         }
         let limits = &self.limits;
         let Some(session) = self.session(client) else {
@@ -536,7 +614,8 @@ impl Core {
         let r = self.room_entry(room, now);
         r.last_activity = r.last_activity.max(now);
         let arrived = (!already_in || newly_identified) && r.arrive(&identity);
-        let since = if msg.epoch.is_some_and(|e| e != self.epoch) {
+        let room_epoch = self.rooms.get(room).map_or(self.epoch, |r| r.epoch);
+        let since = if msg.epoch.is_some_and(|e| e != room_epoch) {
             None
         } else {
             msg.since
@@ -616,8 +695,135 @@ impl Core {
         Ok(())
     }
 
+    /// A join to a room a shared log has not loaded yet: it waits (counted
+    /// against the client's and the server's room limits), and the room is watched.
+    fn wait_for_room(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        msg: &Incoming,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let max_per_client = self.limits.max_rooms_per_client;
+        let lobby = self.limits.default_room.clone();
+        let Some(session) = self.session_mut(client) else {
+            return Ok(());
+        };
+        let joined = if session.joined {
+            session.rooms.len()
+        } else {
+            0
+        };
+        let in_room = session.in_room(room, &lobby);
+        if !in_room && joined + usize::from(session.loading) >= max_per_client {
+            return Err(ErrorCode::RoomLimit);
+        }
+        let exists = self.rooms.contains_key(room);
+        if !exists && self.rooms.len() - self.fixed_count >= self.limits.max_rooms {
+            return Err(ErrorCode::RoomLimit);
+        }
+        let now = self.now;
+        let r = self.room_entry(room, now);
+        let known = r.waiting.iter().position(|w| w.client == client);
+        let wait = WaitingJoin {
+            client,
+            username: msg.username.as_deref().map(str::to_owned),
+            email: msg.email.as_deref().map(str::to_owned),
+            since: msg.since,
+            epoch: msg.epoch,
+        };
+        match known {
+            Some(i) => r.waiting[i] = wait,
+            None => {
+                r.waiting.push(wait);
+                if let Some(s) = self.session_mut(client) {
+                    s.loading += 1;
+                }
+            }
+        }
+        if !exists {
+            out.push(Command::Watch(room.clone()));
+        }
+        Ok(())
+    }
+
+    /// A shared log loaded `room` (first read, or started over): its history
+    /// is replaced, members already in it get a fresh welcome, and the joins
+    /// that waited are answered.
+    fn loaded(
+        &mut self,
+        room: RoomName,
+        epoch: u64,
+        last_id: u64,
+        history: Vec<Record>,
+        out: &mut Out,
+    ) {
+        let keep = self.limits.history;
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return; // forgotten meanwhile
+        };
+        let was_ready = r.ready;
+        let mut freed = r.clear_history();
+        let mut added = 0;
+        r.epoch = epoch;
+        r.base = 0;
+        r.last_id = last_id;
+        r.ready = true;
+        let skip = history.len().saturating_sub(keep);
+        for record in history.into_iter().skip(skip) {
+            let stored = Stored {
+                id: record.id,
+                json: record.json,
+            };
+            added += r.remember(stored, keep, Some(record.time));
+        }
+        while r.history.len() > keep {
+            freed += r.forget_oldest();
+        }
+        r.last_id = r.last_id.max(last_id);
+        let waiting = std::mem::take(&mut r.waiting);
+        let members = if was_ready {
+            r.members.clone()
+        } else {
+            Vec::new()
+        };
+        self.high_water = self.high_water.max(last_id);
+        self.history_bytes = self.history_bytes + added - freed;
+        for client in members {
+            // A new epoch (the log lost its data): pages start this room over.
+            if let Some(who) = self.session(client).and_then(|s| s.identity.as_deref()) {
+                let json = self.welcome(&room, who, None);
+                reply(out, client, json);
+            }
+        }
+        for w in waiting {
+            let Some(s) = self.session_mut(w.client) else {
+                continue;
+            };
+            s.loading = s.loading.saturating_sub(1);
+            let msg = Incoming {
+                kind: Some("join".into()),
+                room: RoomField::Name(room.to_string().into()),
+                username: w.username.map(Into::into),
+                email: w.email.map(Into::into),
+                message: None,
+                since: w.since,
+                epoch: w.epoch,
+            };
+            let now = self.now;
+            if let Err(code) = self.join(w.client, &room, &msg, now, out) {
+                reply(out, w.client, protocol::error_json(code, Some(&room)));
+            }
+        }
+        self.release_if_unused(&room, out);
+        self.trim_history(out);
+    }
+
     /// A record the log committed: remembered in its room's history, sent to its members.
     fn committed(&mut self, record: Record, out: &mut Out) {
+        if self.on_demand && !self.rooms.get(&record.room).is_some_and(|r| r.ready) {
+            return; // a shared log's record for a room no longer (or not yet) here
+        }
         self.high_water = self.high_water.max(record.id);
         let keep = self.limits.history;
         let r = self.room_entry(&record.room, record.time);
@@ -719,7 +925,7 @@ impl Core {
             you: you.view(),
             users: r.users(budget / 2),
             online: r.online.len(),
-            epoch: self.epoch,
+            epoch: r.epoch,
             last_id: r.last_id,
             truncated,
             limits: LimitsView {

@@ -41,6 +41,16 @@ pub enum LogEvent {
         room: RoomName,
         sender: ClientId,
     },
+    /// A log that loads rooms on demand: `room`'s epoch, last id and newest
+    /// records, oldest first. Sent when a watched room is first read, and
+    /// again if its epoch changed (the log lost its data) or a hole appeared
+    /// that the log can no longer fill: the room starts over from these.
+    Loaded {
+        room: RoomName,
+        epoch: u64,
+        last_id: u64,
+        history: Vec<Record>,
+    },
 }
 
 /// What a log held when opened: the epoch of its id sequences and each room's
@@ -52,4 +62,7 @@ pub struct Restored {
     pub high_water: u64,
     /// Per room: its last id and its newest records, oldest first.
     pub rooms: Vec<(RoomName, u64, Vec<Stored>)>,
+    /// Rooms are not restored but loaded when first joined (a shared log):
+    /// the core asks with `Watch` and waits for [`LogEvent::Loaded`].
+    pub on_demand: bool,
 }

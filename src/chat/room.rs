@@ -41,6 +41,13 @@ pub struct Room {
     /// while other rooms had used ids starts above them, so a page holding an
     /// old `since` for a forgotten room can never mistake new ids for old ones.
     pub base: u64,
+    /// Names this room's id sequence: a page holding ids of another epoch
+    /// gets the whole history, not a `since` slice of a different sequence.
+    pub epoch: u64,
+    /// Whether history and ids are known. Always, for a local log; with a
+    /// shared log, once it has loaded the room (joins wait in `waiting`).
+    pub ready: bool,
+    pub waiting: Vec<WaitingJoin>,
     /// Connections that receive this room's frames (anonymous ones included).
     /// Kept in join order; removal is a scan of this room's members only.
     pub members: Vec<ClientId>,
@@ -51,14 +58,27 @@ pub struct Room {
     pub last_message_time: Option<u64>,
 }
 
+/// A join that waits for its room to be loaded, kept as it came.
+#[derive(Debug)]
+pub struct WaitingJoin {
+    pub client: ClientId,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub since: Option<u64>,
+    pub epoch: Option<u64>,
+}
+
 impl Room {
-    pub fn new(name: RoomName, base: u64, now_ms: u64) -> Room {
+    pub fn new(name: RoomName, base: u64, epoch: u64, ready: bool, now_ms: u64) -> Room {
         Room {
             name,
             history: VecDeque::new(),
             history_bytes: 0,
             last_id: base,
             base,
+            epoch,
+            ready,
+            waiting: Vec::new(),
             members: Vec::new(),
             online: BTreeMap::new(),
             last_activity: now_ms,
@@ -68,6 +88,14 @@ impl Room {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Drops all history; returns the bytes freed.
+    pub fn clear_history(&mut self) -> usize {
+        let freed = self.history_bytes;
+        self.history.clear();
+        self.history_bytes = 0;
+        freed
     }
 
     pub fn add_member(&mut self, client: ClientId) {

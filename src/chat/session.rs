@@ -48,6 +48,9 @@ pub struct Session {
     /// Whether the client has joined a room by name. Until then it is in the
     /// default room only, and `rooms` is empty (no allocation).
     pub joined: bool,
+    /// Joins waiting for their room to be loaded from a shared log (they
+    /// count toward `--max-rooms-per-client` like rooms already joined).
+    pub loading: u16,
     /// Boxed: an anonymous client (the Go tutorial's) pays 8 bytes for it.
     pub identity: Option<Box<Identity>>,
     pub bucket: TokenBucket,

@@ -15,6 +15,8 @@ struct Chat {
     sent: Vec<(Audience, Value)>,
     closed: Vec<(ClientId, Farewell)>,
     forgotten: Vec<String>,
+    /// Rooms the core asked a shared log to watch.
+    watched: Vec<String>,
     now: u64,
 }
 
@@ -41,14 +43,19 @@ impl Chat {
     }
 
     fn restored(limits: Limits, restored: Restored) -> Chat {
-        Chat {
+        let mut chat = Chat {
             log: MemoryLog::restored(&restored),
             core: Core::new(limits, restored, 0),
             sent: Vec::new(),
             closed: Vec::new(),
             forgotten: Vec::new(),
+            watched: Vec::new(),
             now: 0,
-        }
+        };
+        let mut out = Vec::new();
+        chat.core.start(&mut out);
+        chat.carry_out(out);
+        chat
     }
 
     fn event(&mut self, event: Event) {
@@ -75,6 +82,7 @@ impl Chat {
                         self.log.forget(&room);
                         self.forgotten.push(room.to_string())
                     }
+                    Command::Watch(room) => self.watched.push(room.to_string()),
                 }
             }
             let mut events = Vec::new();
@@ -429,6 +437,7 @@ fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
         epoch: 7,
         high_water: 42,
         rooms: vec![("general".into(), 42, vec![stored(41), stored(42)])],
+        on_demand: false,
     };
     let mut chat = Chat::restored(limits(), restored);
     let w = chat.join(c(0), r#"{"type":"join","room":"general","username":"a"}"#);
@@ -688,4 +697,146 @@ fn the_implicit_default_room_can_be_joined_or_left() {
     chat.send(c(1), r#"{"username":"b","message":"x"}"#);
     assert_eq!(chat.error_to(c(1)), "not_joined");
     assert_eq!(chat.core.members("lobby"), [c(0)]);
+}
+
+/// A core on a shared log (Redis): rooms are loaded when first joined.
+fn on_demand() -> Chat {
+    Chat::restored(
+        limits(),
+        Restored {
+            epoch: 7,
+            on_demand: true,
+            ..Restored::default()
+        },
+    )
+}
+
+fn record(room: &str, id: u64) -> crate::log::Record {
+    crate::log::Record {
+        room: room.into(),
+        id,
+        json: format!(r#"{{"type":"message","room":"{room}","id":{id},"time":5}}"#).into(),
+        time: 5,
+        sender: None,
+    }
+}
+
+fn loaded(chat: &mut Chat, room: &str, epoch: u64, last_id: u64, ids: &[u64]) {
+    chat.event(Event::Log(LogEvent::Loaded {
+        room: room.into(),
+        epoch,
+        last_id,
+        history: ids.iter().map(|&id| record(room, id)).collect(),
+    }));
+}
+
+#[test]
+fn with_a_shared_log_a_join_waits_for_its_room_to_be_loaded() {
+    let mut chat = on_demand();
+    assert_eq!(
+        chat.watched,
+        ["lobby"],
+        "the default room is watched from the start"
+    );
+    chat.connect(c(0));
+    chat.send(c(0), r#"{"type":"join","room":"dev","username":"ann"}"#);
+    assert!(
+        chat.received(c(0)).is_empty(),
+        "no welcome before the room is loaded"
+    );
+    assert_eq!(chat.watched, ["lobby", "dev"]);
+    // A record for a room not loaded here is not delivered, and makes no room.
+    chat.event(Event::Log(LogEvent::Committed(record("elsewhere", 3))));
+    assert!(chat.sent.is_empty());
+    assert!(chat.core.members("elsewhere").is_empty());
+
+    loaded(&mut chat, "dev", 99, 5, &[4, 5]);
+    let w = chat.last_to(c(0));
+    assert_eq!(
+        (w["type"].as_str(), w["epoch"].as_u64()),
+        (Some("welcome"), Some(99))
+    );
+    assert_eq!(history_ids(&w), [4, 5]);
+    assert_eq!(w["last_id"], 5);
+
+    // A second join with since of this epoch gets only what is new.
+    chat.connect(c(1));
+    chat.send(
+        c(1),
+        r#"{"type":"join","room":"dev","username":"bob","since":4,"epoch":99}"#,
+    );
+    assert_eq!(
+        history_ids(&chat.last_to(c(1))),
+        [5],
+        "the room is ready: answered at once"
+    );
+}
+
+#[test]
+fn with_a_shared_log_a_new_epoch_rewelcomes_members_and_an_empty_room_is_forgotten() {
+    let mut chat = on_demand();
+    chat.connect(c(0));
+    chat.send(c(0), r#"{"type":"join","room":"dev","username":"ann"}"#);
+    loaded(&mut chat, "dev", 99, 5, &[4, 5]);
+    // The log lost its data: the room starts over, and the page is told.
+    loaded(&mut chat, "dev", 100, 0, &[]);
+    let w = chat.last_to(c(0));
+    assert_eq!(
+        (w["type"].as_str(), w["epoch"].as_u64()),
+        (Some("welcome"), Some(100))
+    );
+    assert!(history_ids(&w).is_empty());
+    assert!(chat.core.history_ids("dev").is_empty());
+
+    chat.event(Event::Log(LogEvent::Committed(record("dev", 1))));
+    assert_eq!(chat.core.history_ids("dev"), [1]);
+    chat.send(c(0), r#"{"type":"leave","room":"dev"}"#);
+    assert_eq!(
+        chat.forgotten,
+        ["dev"],
+        "no member here: unwatched, history and all"
+    );
+    assert_eq!(chat.core.history_bytes(), 0);
+}
+
+#[test]
+fn with_a_shared_log_a_client_gone_while_waiting_releases_the_room() {
+    let mut chat = on_demand();
+    chat.connect(c(0));
+    chat.send(c(0), r#"{"type":"join","room":"dev","username":"ann"}"#);
+    chat.event(Event::Gone {
+        client: c(0),
+        now: 0,
+    });
+    assert_eq!(chat.forgotten, ["dev"]);
+    loaded(&mut chat, "dev", 99, 5, &[5]);
+    assert!(
+        chat.sent.is_empty(),
+        "a late load for a forgotten room is ignored"
+    );
+}
+
+#[test]
+fn with_a_shared_log_joins_waiting_count_toward_the_room_limit() {
+    let mut chat = Chat::restored(
+        Limits {
+            max_rooms_per_client: 2,
+            ..limits()
+        },
+        Restored {
+            epoch: 7,
+            on_demand: true,
+            ..Restored::default()
+        },
+    );
+    chat.connect(c(0));
+    for room in ["a", "b"] {
+        chat.send(
+            c(0),
+            &format!(r#"{{"type":"join","room":"{room}","username":"ann"}}"#),
+        );
+    }
+    chat.send(c(0), r#"{"type":"join","room":"c","username":"ann"}"#);
+    assert_eq!(chat.error_to(c(0)), "room_limit");
+    assert_eq!(chat.watched, ["lobby", "a", "b"]);
 }

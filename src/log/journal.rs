@@ -110,6 +110,7 @@ impl Journal {
             .open(dir.join(CURRENT))?;
         let size = file.metadata()?.len();
         let mut restored = Restored {
+            on_demand: false,
             epoch,
             high_water: 0,
             rooms: Vec::new(),
@@ -282,8 +283,9 @@ impl MessageLog for Journal {
         self.health
     }
 
-    fn sync_pending(&self) -> bool {
-        self.unsynced && self.policy == FsyncPolicy::Interval
+    fn wake_in(&self, _now_ms: u64) -> Option<u64> {
+        // A pending interval sync is done within a second.
+        (self.unsynced && self.policy == FsyncPolicy::Interval).then_some(1000)
     }
 
     fn close(&mut self, now_ms: u64) {
@@ -405,6 +407,7 @@ mod tests {
             .map(|e| match e {
                 LogEvent::Committed(r) => (r.room.to_string(), r.id),
                 LogEvent::Refused { room, .. } => (format!("refused {room}"), 0),
+                LogEvent::Loaded { .. } => unreachable!("a journal restores rooms at start"),
             })
             .collect()
     }

@@ -9,16 +9,21 @@
 //! hand a record back in the same turn (memory, file journal) or turns later
 //! (a remote log): the core does not care.
 //!
-//! Backends: [`memory::MemoryLog`] and [`journal::Journal`] (`--data-dir`).
+//! Backends: [`memory::MemoryLog`], [`journal::Journal`] (`--data-dir`) and
+//! [`redis::RedisLog`] (`--redis`: many processes, one set of rooms; its
+//! sockets are polled by the server's loop like any connection, and rooms are
+//! loaded from it when first joined, see [`MessageLog::watch`]).
 //! What is common to both, numbering records per room, is [`Sequence`]. The
 //! types that cross the seam belong to the core (`chat/record.rs`): a log
 //! serves the core, the core does not depend on any log.
 
 pub mod journal;
 pub mod memory;
+pub mod redis;
 
 use crate::chat::protocol::RoomName;
 pub use crate::chat::record::{Draft, LogEvent, Record, Restored};
+use mio::Token;
 use std::collections::HashMap;
 
 /// Whether the log is taking messages, for `/healthz` and `/metrics`.
@@ -43,10 +48,19 @@ pub trait MessageLog {
     /// log may drop its sequence too. A later record there starts above the high water.
     fn forget(&mut self, room: &str);
     fn health(&self) -> LogHealth;
-    /// Whether the loop must wake up within a second for a pending sync.
-    fn sync_pending(&self) -> bool {
-        false
+    /// A log that loads rooms on demand ([`Restored::on_demand`]): the core
+    /// has a member in `room` now; its history comes back as
+    /// [`LogEvent::Loaded`], then its records as `Committed`, until `forget`.
+    fn watch(&mut self, _room: &RoomName) {}
+    /// The poll reported readiness for one of this log's own sockets.
+    fn ready(&mut self, _token: Token, _readable: bool, _writable: bool) {}
+    /// The loop must call [`commit`](Self::commit) within this many ms even
+    /// if nothing happens (a sync or a reconnect is due).
+    fn wake_in(&self, _now_ms: u64) -> Option<u64> {
+        None
     }
+    /// Backend-specific lines for `/metrics` (Prometheus text format).
+    fn metrics(&self, _out: &mut String) {}
     /// Shutdown: write and sync everything.
     fn close(&mut self, now_ms: u64);
 }

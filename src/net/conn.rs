@@ -43,7 +43,7 @@ pub struct Ctx<'a> {
     pub core: &'a mut Core,
     pub commands: &'a mut Vec<Command>,
     pub stats: &'a mut Stats,
-    pub log_health: crate::log::LogHealth,
+    pub log: &'a dyn crate::log::MessageLog,
     /// Monotonic milliseconds (for deadlines).
     pub now: u64,
     /// Wall-clock milliseconds since the Unix epoch (for message times).
@@ -356,6 +356,10 @@ impl Conn {
                 date,
             ),
             Route::Health | Route::Metrics => {
+                let mut log_metrics = String::new();
+                if route == Route::Metrics {
+                    ctx.log.metrics(&mut log_metrics);
+                }
                 let snap = Snapshot {
                     stats: ctx.stats,
                     uptime_secs: ctx.uptime_secs,
@@ -365,7 +369,8 @@ impl Conn {
                     rooms: ctx.core.rooms(),
                     rooms_with_members: ctx.core.rooms_with_members(),
                     last_id: ctx.core.last_id(),
-                    log: ctx.log_health,
+                    log: ctx.log.health(),
+                    log_metrics: &log_metrics,
                     fd_limit: ctx.fd_limit,
                     max_connections: ctx.max_connections,
                 };

@@ -24,6 +24,7 @@ use crate::chat::{Audience, ClientId, Command, Core, Event, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
+use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{EndReason, Stats};
@@ -47,6 +48,9 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const ADMIN: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+/// The Redis log's two links (`--redis`): commands and subscriptions.
+const REDIS_COMMANDS: Token = Token(usize::MAX - 4);
+const REDIS_SUBSCRIPTIONS: Token = Token(usize::MAX - 5);
 
 /// The loop-wide read buffer: every connection reads into this, then keeps
 /// only an unparsed remainder. 64 KiB holds many batched frames per read.
@@ -88,9 +92,24 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
 }
 
+/// Why the server could not start, and the exit status that says so: 2 for
+/// what the operator must fix in the configuration (a password Redis refuses,
+/// an unreadable password file), 1 for the rest.
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    pub status: u8,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError { message, status: 1 }
+    }
+}
+
 impl Server {
     /// Binds the listeners, opens the message log and builds the chat core.
-    pub fn bind(config: Config) -> Result<Server, String> {
+    pub fn bind(config: Config) -> Result<Server, StartError> {
         let fd_limit = crate::os::raise_fd_limit();
         let max_connections = if config.max_connections == 0 {
             (fd_limit as usize).saturating_sub(FD_RESERVE).max(16)
@@ -98,12 +117,21 @@ impl Server {
             config.max_connections
         };
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
-        let listen_at = |s: &str| -> Result<TcpListener, String> {
+        let listen_at = |s: &str, reuse_port: bool| -> Result<TcpListener, String> {
             let addr = config::resolve_addr(s)?;
-            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {s}: {e}"))
+            let listener = if reuse_port {
+                crate::os::listen_reuse_port(addr).map(TcpListener::from_std)
+            } else {
+                TcpListener::bind(addr)
+            };
+            listener.map_err(|e| format!("cannot listen on {s}: {e}"))
         };
-        let mut listener = listen_at(&config.listen)?;
-        let mut admin = config.admin_listen.as_deref().map(listen_at).transpose()?;
+        let mut listener = listen_at(&config.listen, config.reuse_port)?;
+        let mut admin = config
+            .admin_listen
+            .as_deref()
+            .map(|a| listen_at(a, false))
+            .transpose()?;
         let reg = poll.registry();
         reg.register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
@@ -113,6 +141,17 @@ impl Server {
         }
         let wall = logging::unix_millis();
         let (log, restored): (Box<dyn MessageLog>, Restored) = match &config.data_dir {
+            None if config.redis.is_some() => {
+                let redis =
+                    redis_config(&config).map_err(|message| StartError { message, status: 2 })?;
+                let (log, restored) = RedisLog::open(
+                    redis,
+                    poll.registry(),
+                    (REDIS_COMMANDS, REDIS_SUBSCRIPTIONS),
+                )
+                .map_err(|message| StartError { message, status: 2 })?;
+                (Box::new(log), restored)
+            }
             Some(dir) => {
                 let (j, restored) = Journal::open(
                     dir,
@@ -148,7 +187,9 @@ impl Server {
             fixed_rooms: (!config.rooms.is_empty())
                 .then(|| config.rooms.iter().map(|r| r.as_str().into()).collect()),
         };
-        let core = Core::new(limits, restored, wall);
+        let mut core = Core::new(limits, restored, wall);
+        let mut commands = Vec::new();
+        core.start(&mut commands);
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -159,7 +200,7 @@ impl Server {
             log,
             wheel: TimerWheel::new(0),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-            commands: Vec::new(),
+            commands,
             log_events: Vec::new(),
             tick_secs: 0,
             due: Vec::new(),
@@ -226,6 +267,11 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
+                    token @ (REDIS_COMMANDS | REDIS_SUBSCRIPTIONS) => self.log.ready(
+                        token,
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    ),
                     Token(key) => {
                         if event.is_writable() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -281,8 +327,8 @@ impl Server {
         }
         let now = self.now_ms();
         let mut wait = self.wheel.next_wake_in(now);
-        if self.log.sync_pending() {
-            wait = Some(wait.map_or(1000, |w| w.min(1000)));
+        if let Some(log_wait) = self.log.wake_in(now) {
+            wait = Some(wait.map_or(log_wait, |w| w.min(log_wait)));
         }
         if let Some(deadline) = self.shutdown_deadline {
             let left = deadline
@@ -409,7 +455,7 @@ impl Server {
             core: &mut self.core,
             commands: &mut self.commands,
             stats: &mut self.stats,
-            log_health: self.log.health(),
+            log: &*self.log,
             now,
             wall_ms: logging::unix_millis(),
             date: &self.date,
@@ -525,6 +571,7 @@ impl Server {
                     self.log.append(draft);
                 }
                 Command::Forget(room) => self.log.forget(&room),
+                Command::Watch(room) => self.log.watch(&room),
                 Command::Close { client, reason } => {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
@@ -679,4 +726,30 @@ fn schedule_on(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut C
             at,
         });
     }
+}
+
+/// `--redis` and its companions as the Redis log needs them: the URL parsed
+/// and resolved, the password file read.
+fn redis_config(config: &Config) -> Result<RedisConfig, String> {
+    let url = config.redis.as_deref().unwrap_or_default();
+    let (target, db, mut password) = RedisConfig::parse_url(url)?;
+    if let Some(file) = &config.redis_password_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "cannot read the Redis password from {}: {e}",
+                file.display()
+            )
+        })?;
+        password = text.lines().next().map(str::to_owned);
+    }
+    Ok(RedisConfig {
+        target,
+        db,
+        password,
+        prefix: config.redis_prefix.clone(),
+        max_pending: config.redis_max_pending,
+        retry_max_ms: config.redis_retry_max.as_millis() as u64,
+        check_interval_ms: config.redis_check_interval.as_millis() as u64,
+        history: config.history,
+    })
 }

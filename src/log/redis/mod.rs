@@ -1,0 +1,895 @@
+//! The message log on Redis (`--redis`): any number of picochat processes
+//! share one set of rooms. Modelled on Centrifuge's Redis broker.
+//!
+//! - **Publish** is one Lua script (`publish.lua`): the room's meta hash gives
+//!   the epoch and the next id (`HINCRBY`), the message is `XADD`ed to the
+//!   room's stream under that id, then `PUBLISH`ed to the room's channel. So a
+//!   message is numbered, stored and fanned out at once, or not at all.
+//! - **Delivery** comes only from the subscription (or from the stream), never
+//!   from the publish reply: every node hands its core the same records in the
+//!   same order, whichever node a message was sent through.
+//! - **Watching a room**: subscribe first, then read the stream (`read.lua`);
+//!   messages arriving meanwhile wait, and duplicates are dropped by id. A gap
+//!   in ids (a message the subscription missed) is filled from the stream; an
+//!   epoch change (Redis lost its data) reloads the room. Every
+//!   `--redis-check-interval` each room's position is read again, so a
+//!   subscription that silently stopped is found.
+//! - **Two links** (`link.rs`): commands and subscriptions, each a mio source
+//!   with a RESP codec (`resp.rs`), reconnecting with a backoff capped at
+//!   `--redis-retry-max`. A publish never sent is refused (`unavailable`); one
+//!   handed to the kernel is in doubt until its reply, and is never reported
+//!   as failed: if the link drops, catch-up from the stream tells the truth.
+//!
+//! Nothing here blocks except [`RedisLog::open`]'s start-up check, which runs
+//! before the loop. The chat rules stay in the core.
+
+mod link;
+mod resp;
+
+use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored};
+use crate::chat::protocol::{self, RoomName};
+use crate::chat::session::ClientId;
+use crate::{log_info, log_warn};
+pub use link::Target;
+use link::{Change, Link};
+use mio::{Registry, Token};
+use resp::Value;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const PUBLISH_LUA: &str = include_str!("publish.lua");
+const READ_LUA: &str = include_str!("read.lua");
+
+/// How picochat reaches Redis, from the command line.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub target: Target,
+    pub db: u32,
+    pub password: Option<String>,
+    pub prefix: String,
+    /// Publishes written and not yet answered, at most: past it senders get `unavailable`.
+    pub max_pending: usize,
+    pub retry_max_ms: u64,
+    pub check_interval_ms: u64,
+    /// Messages kept per room (the stream's `MAXLEN ~`, and what a join reads).
+    pub history: usize,
+}
+
+impl RedisConfig {
+    /// Parses `redis://[:password@]host:port[/db]` or `unix:///path[?db=N]`.
+    /// The host name is resolved here, once, so the loop never looks one up.
+    pub fn parse_url(url: &str) -> Result<(Target, u32, Option<String>), String> {
+        if url.starts_with("rediss://") {
+            return Err("rediss:// (TLS) is not supported: use a Unix socket \
+                        (unix:///run/redis/redis.sock) or a local TLS tunnel"
+                .into());
+        }
+        if let Some(rest) = url.strip_prefix("unix://") {
+            let (path, db) = match rest.split_once("?db=") {
+                Some((p, d)) => (p, d.parse().map_err(|_| format!("bad db in {url}"))?),
+                None => (rest, 0),
+            };
+            if !path.starts_with('/') {
+                return Err(format!("{url}: a Unix socket path must be absolute"));
+            }
+            return Ok((Target::Unix(path.into()), db, None));
+        }
+        let rest = url
+            .strip_prefix("redis://")
+            .ok_or_else(|| format!("{url}: expected redis://HOST:PORT[/DB] or unix:///PATH"))?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let password = auth.map(|a| a.split_once(':').map_or(a, |(_, p)| p).to_string());
+        let (hostport, db) = match rest.split_once('/') {
+            Some((h, "")) => (h, 0),
+            Some((h, d)) => (h, d.parse().map_err(|_| format!("bad db in {url}"))?),
+            None => (rest, 0),
+        };
+        let hostport = if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:6379")
+        };
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
+            .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("cannot resolve {hostport}"))?;
+        Ok((Target::Tcp(addr), db, password.filter(|p| !p.is_empty())))
+    }
+}
+
+/// What a reply on the command link answers, in the order sent.
+#[derive(Debug)]
+enum Pending {
+    Handshake(&'static str),
+    Publish {
+        room: RoomName,
+        sender: ClientId,
+        sent: Instant,
+        /// The link's byte count once this command is written.
+        end: u64,
+    },
+    Read {
+        room: RoomName,
+        gen: u64,
+    },
+}
+
+/// One room this node has members in.
+#[derive(Debug)]
+struct Watch {
+    channel: Vec<u8>,
+    /// Incremented on every (re)watch, so a late reply for an old one is ignored.
+    gen: u64,
+    /// The epoch and last id handed to the core; `None` until the first load.
+    epoch: Option<u64>,
+    last: u64,
+    subscribed: bool,
+    reading: bool,
+    /// Published messages held while a read is in flight.
+    held: Vec<Published>,
+}
+
+#[derive(Debug)]
+struct Published {
+    epoch: u64,
+    id: u64,
+    time: u64,
+    fields: String,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+struct Stats {
+    rtt_sum: Duration,
+    rtt_count: u64,
+    reconnects: u64,
+    gaps_filled: u64,
+    position_checks: u64,
+    bad_data: u64,
+}
+
+/// Most published messages held per room while a read is in flight; past
+/// it they are dropped, and the next one's gap is read from the stream.
+const MAX_HELD: usize = 10_000;
+
+pub struct RedisLog {
+    registry: Registry,
+    cmd: Link,
+    sub: Link,
+    cfg: RedisConfig,
+    publish_sha: String,
+    read_sha: String,
+    pending: VecDeque<Pending>,
+    publishes_pending: usize,
+    /// Replies on the subscription link that answer AUTH/SELECT, not pub/sub.
+    sub_handshake: usize,
+    rooms: HashMap<RoomName, Watch>,
+    channels: HashMap<Vec<u8>, RoomName>,
+    next_gen: u64,
+    ready: Vec<LogEvent>,
+    replies: Vec<Value>,
+    stats: Stats,
+    errors_total: u64,
+    /// A refusal Redis gave the handshake (a wrong password): degraded until it passes.
+    refused: Option<String>,
+    /// The refusal came on the current connections: drop them at the end of the turn.
+    drop_links: bool,
+    /// Whether both links were up, to log each change once.
+    was_up: Option<bool>,
+    next_check: u64,
+}
+
+impl RedisLog {
+    /// Checks Redis once before the loop starts: a refused password is an
+    /// error (exit 2); Redis not answering is not (picochat starts degraded
+    /// and keeps trying). Then makes the two links, registered under
+    /// `tokens`. In Redis mode rooms are loaded when first joined.
+    pub fn open(
+        cfg: RedisConfig,
+        registry: &Registry,
+        tokens: (Token, Token),
+    ) -> Result<(RedisLog, Restored), String> {
+        probe(&cfg)?;
+        let registry = registry
+            .try_clone()
+            .map_err(|e| format!("cannot watch Redis sockets: {e}"))?;
+        let log = RedisLog {
+            registry,
+            cmd: Link::new(cfg.target.clone(), tokens.0, "commands", cfg.retry_max_ms),
+            sub: Link::new(
+                cfg.target.clone(),
+                tokens.1,
+                "subscriptions",
+                cfg.retry_max_ms,
+            ),
+            publish_sha: sha1_hex(PUBLISH_LUA),
+            read_sha: sha1_hex(READ_LUA),
+            pending: VecDeque::new(),
+            publishes_pending: 0,
+            sub_handshake: 0,
+            rooms: HashMap::new(),
+            channels: HashMap::new(),
+            next_gen: 0,
+            ready: Vec::new(),
+            replies: Vec::new(),
+            stats: Stats::default(),
+            errors_total: 0,
+            refused: None,
+            drop_links: false,
+            was_up: None,
+            next_check: cfg.check_interval_ms,
+            cfg,
+        };
+        let restored = Restored {
+            epoch: crate::logging::unix_millis(),
+            on_demand: true,
+            ..Restored::default()
+        };
+        Ok((log, restored))
+    }
+
+    fn key(&self, kind: &str, room: &str) -> String {
+        format!("{}{kind}:{room}", self.cfg.prefix)
+    }
+
+    fn up(&self) -> bool {
+        self.cmd.is_up() && self.sub.is_up() && self.refused.is_none()
+    }
+
+    /// Queues AUTH and SELECT on a fresh connection; returns how many.
+    fn handshake(link: &mut Link, cfg: &RedisConfig) -> usize {
+        let commands = handshake_commands(cfg);
+        for c in &commands {
+            link.send(c);
+        }
+        commands.len()
+    }
+
+    fn send_read(&mut self, room: &RoomName) {
+        let Some(w) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if !self.cmd.is_up() || w.reading {
+            return;
+        }
+        w.reading = true;
+        let since = w.epoch.map(|_| w.last.to_string()).unwrap_or_default();
+        let gen = w.gen;
+        let meta = format!("{}meta:{room}", self.cfg.prefix);
+        let stream = format!("{}stream:{room}", self.cfg.prefix);
+        self.cmd.send(&[
+            "EVALSHA",
+            &self.read_sha,
+            "2",
+            &meta,
+            &stream,
+            &since,
+            &self.cfg.history.max(1).to_string(),
+            &crate::logging::unix_millis().to_string(),
+        ]);
+        self.pending.push_back(Pending::Read {
+            room: room.clone(),
+            gen,
+        });
+    }
+
+    fn on_cmd_connected(&mut self) {
+        self.stats.reconnects += 1;
+        for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
+            self.pending.push_back(Pending::Handshake("AUTH/SELECT"));
+        }
+        for script in [PUBLISH_LUA, READ_LUA] {
+            self.cmd.send(&["SCRIPT", "LOAD", script]);
+            self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
+        }
+        let rooms: Vec<RoomName> = self
+            .rooms
+            .iter()
+            .filter(|(_, w)| w.subscribed)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for room in rooms {
+            self.send_read(&room);
+        }
+    }
+
+    fn on_sub_connected(&mut self) {
+        self.sub_handshake = Self::handshake(&mut self.sub, &self.cfg);
+        let channels: Vec<&[u8]> = self.rooms.values().map(|w| &w.channel[..]).collect();
+        if !channels.is_empty() {
+            let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+            args.extend(channels);
+            self.sub.send(&args);
+        }
+    }
+
+    /// The command link dropped: publishes never written are refused;
+    /// written ones are in doubt, and catch-up will show whether they were stored.
+    fn on_cmd_lost(&mut self) {
+        let written = self.cmd.written();
+        for p in self.pending.drain(..) {
+            match p {
+                Pending::Publish {
+                    room, sender, end, ..
+                } if end > written => self.ready.push(LogEvent::Refused { room, sender }),
+                _ => {}
+            }
+        }
+        self.publishes_pending = 0;
+        for w in self.rooms.values_mut() {
+            w.reading = false;
+        }
+    }
+
+    fn on_sub_lost(&mut self) {
+        for w in self.rooms.values_mut() {
+            w.subscribed = false;
+        }
+    }
+
+    fn note_state(&mut self, why: Option<&str>) {
+        let up = self.up();
+        if self.was_up != Some(up) {
+            match (up, why) {
+                (true, _) => log_info!("redis: connected ({} rooms watched)", self.rooms.len()),
+                (false, Some(why)) => log_warn!(
+                    "redis: unavailable ({why}); retrying at least every {} ms",
+                    self.cfg.retry_max_ms
+                ),
+                (false, None) => log_warn!("redis: unavailable; retrying"),
+            }
+            self.was_up = Some(up);
+        }
+    }
+
+    fn cmd_reply(&mut self, reply: Value) {
+        let Some(p) = self.pending.pop_front() else {
+            self.errors_total += 1;
+            log_warn!("redis: a reply nothing asked for: {reply:?}");
+            return;
+        };
+        match p {
+            Pending::Handshake(what) => match reply {
+                Value::Error(e) => {
+                    if self.refused.is_none() {
+                        log_warn!("redis: {what} refused: {e}");
+                    }
+                    self.refused = Some(e);
+                    self.drop_links = true;
+                    self.errors_total += 1;
+                }
+                _ => {
+                    // The last step of the handshake: all of it passed.
+                    if what == "SCRIPT LOAD" && !self.drop_links {
+                        self.refused = None;
+                    }
+                }
+            },
+            Pending::Publish {
+                room, sender, sent, ..
+            } => {
+                self.publishes_pending -= 1;
+                match reply {
+                    Value::Array(_) => {
+                        self.stats.rtt_sum += sent.elapsed();
+                        self.stats.rtt_count += 1;
+                    }
+                    other => {
+                        self.errors_total += 1;
+                        self.stats.bad_data += 1;
+                        log_warn!("redis: publish to {room} failed: {other:?}");
+                        if matches!(&other, Value::Error(e) if e.starts_with("NOSCRIPT")) {
+                            self.cmd.send(&["SCRIPT", "LOAD", PUBLISH_LUA]);
+                            self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
+                        }
+                        self.ready.push(LogEvent::Refused { room, sender });
+                    }
+                }
+            }
+            Pending::Read { room, gen } => self.read_reply(room, gen, reply),
+        }
+    }
+
+    /// `read.lua`'s answer: `{epoch, seq, entries}`.
+    fn read_reply(&mut self, room: RoomName, gen: u64, reply: Value) {
+        let Some(w) = self.rooms.get_mut(&room).filter(|w| w.gen == gen) else {
+            return; // unwatched (or watched again) since
+        };
+        w.reading = false;
+        let parsed = match &reply {
+            Value::Array(a) if a.len() == 3 => {
+                a[0].as_u64().zip(a[1].as_u64()).map(|(e, s)| (e, s, &a[2]))
+            }
+            _ => None,
+        };
+        let Some((epoch, seq, entries)) = parsed else {
+            self.errors_total += 1;
+            self.stats.bad_data += 1;
+            log_warn!("redis: reading {room} failed: {reply:?}");
+            return;
+        };
+        let mut records = Vec::new();
+        if let Value::Array(entries) = entries {
+            for e in entries {
+                match entry(&room, e) {
+                    Some(r) => records.push(r),
+                    None => {
+                        self.stats.bad_data += 1;
+                        log_warn!("redis: skipped a malformed entry in {room}'s stream: {e:?}");
+                    }
+                }
+            }
+        }
+        let fresh = w.epoch != Some(epoch);
+        // Entries the node lacks that the stream no longer holds (trimmed
+        // while it was away): start the room over rather than leave a hole.
+        let hole = !fresh && records.first().is_some_and(|r| r.id > w.last + 1);
+        if fresh || hole {
+            w.epoch = Some(epoch);
+            w.last = seq.max(records.last().map_or(0, |r| r.id));
+            self.ready.push(LogEvent::Loaded {
+                room: room.clone(),
+                epoch,
+                last_id: w.last,
+                history: records,
+            });
+        } else {
+            let mut filled = false;
+            for r in records {
+                if r.id > w.last {
+                    w.last = r.id;
+                    filled = true;
+                    self.ready.push(LogEvent::Committed(r));
+                }
+            }
+            if filled {
+                self.stats.gaps_filled += 1;
+            }
+            // Ids a failed script took and never stored: nothing to wait for.
+            w.last = w.last.max(seq);
+        }
+        let held = std::mem::take(&mut w.held);
+        for p in held {
+            self.published(&room, p);
+        }
+    }
+
+    /// A message from the subscription.
+    fn published(&mut self, room: &RoomName, p: Published) {
+        let Some(w) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if w.reading || w.epoch.is_none() {
+            if w.held.len() < MAX_HELD {
+                w.held.push(p);
+            }
+            return;
+        }
+        if Some(p.epoch) != w.epoch || p.id > w.last + 1 {
+            // A new epoch, or a gap: read the stream, hold this meanwhile.
+            w.held.push(p);
+            self.send_read(room);
+            return;
+        }
+        if p.id <= w.last {
+            return; // already delivered (from the stream, or twice)
+        }
+        w.last = p.id;
+        let json = protocol::seal_message(room, p.id, &p.fields);
+        self.ready.push(LogEvent::Committed(Record {
+            room: room.clone(),
+            id: p.id,
+            json: json.into(),
+            time: p.time,
+            sender: None,
+        }));
+    }
+
+    fn sub_reply(&mut self, reply: Value) {
+        let Value::Array(parts) = reply else {
+            if self.sub_handshake > 0 {
+                self.sub_handshake -= 1;
+                if let Value::Error(e) = reply {
+                    if self.refused.is_none() {
+                        log_warn!("redis: subscription link refused: {e}");
+                    }
+                    self.refused = Some(e);
+                    self.drop_links = true;
+                    self.errors_total += 1;
+                }
+            }
+            return;
+        };
+        let kind = parts.first().and_then(Value::as_bytes).unwrap_or_default();
+        let channel = parts.get(1).and_then(Value::as_bytes).unwrap_or_default();
+        let Some(room) = self.channels.get(channel).cloned() else {
+            return;
+        };
+        match kind {
+            b"subscribe" => {
+                if let Some(w) = self.rooms.get_mut(&room) {
+                    w.subscribed = true;
+                }
+                self.send_read(&room);
+            }
+            b"message" => {
+                let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
+                match parse_published(payload) {
+                    Some(p) => self.published(&room, p),
+                    None => {
+                        self.stats.bad_data += 1;
+                        log_warn!(
+                            "redis: skipped a foreign message on {room}'s channel: {:?}",
+                            String::from_utf8_lossy(&payload[..payload.len().min(80)])
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves the command link's bytes and handles its replies.
+    fn pump_cmd(&mut self, now: u64, replies: &mut Vec<Value>) {
+        loop {
+            match self.cmd.pump(&self.registry, now, replies) {
+                // Queue the handshake, then go round to write it.
+                Change::Connected => self.on_cmd_connected(),
+                Change::Lost(why) => {
+                    self.on_cmd_lost();
+                    self.note_state(Some(&format!("{} link: {why}", self.cmd.name())));
+                    break;
+                }
+                Change::None => break,
+            }
+        }
+        for r in replies.drain(..) {
+            self.cmd_reply(r);
+        }
+    }
+
+    fn pump(&mut self, now: u64) {
+        let mut replies = std::mem::take(&mut self.replies);
+        self.pump_cmd(now, &mut replies);
+        loop {
+            match self.sub.pump(&self.registry, now, &mut replies) {
+                Change::Connected => self.on_sub_connected(),
+                Change::Lost(why) => {
+                    self.on_sub_lost();
+                    self.note_state(Some(&format!("{} link: {why}", self.sub.name())));
+                    break;
+                }
+                Change::None => break,
+            }
+        }
+        for r in replies.drain(..) {
+            self.sub_reply(r);
+        }
+        if now >= self.next_check {
+            self.next_check = now + self.cfg.check_interval_ms.max(100);
+            let rooms: Vec<RoomName> = self
+                .rooms
+                .iter()
+                .filter(|(_, w)| w.subscribed && w.epoch.is_some())
+                .map(|(r, _)| r.clone())
+                .collect();
+            for room in rooms {
+                self.stats.position_checks += 1;
+                self.send_read(&room);
+            }
+        }
+        // Reads queued by subscription replies or the check, a script
+        // reload queued by a reply: write them in this turn.
+        self.pump_cmd(now, &mut replies);
+        self.replies = replies;
+        if std::mem::take(&mut self.drop_links) {
+            // A refused handshake: drop both links, try again after the backoff.
+            let why = self.refused.clone().unwrap_or_default();
+            self.cmd.drop_connection(&self.registry, now, &why);
+            self.sub.drop_connection(&self.registry, now, &why);
+            self.on_cmd_lost();
+            self.on_sub_lost();
+        }
+        self.note_state(None);
+    }
+}
+
+impl MessageLog for RedisLog {
+    fn append(&mut self, draft: Draft) {
+        if !self.up() || self.publishes_pending >= self.cfg.max_pending {
+            self.ready.push(LogEvent::Refused {
+                room: draft.room,
+                sender: draft.sender,
+            });
+            return;
+        }
+        let meta = self.key("meta", &draft.room);
+        let stream = self.key("stream", &draft.room);
+        let channel = self.key("room", &draft.room);
+        let end = self.cmd.send(&[
+            "EVALSHA",
+            &self.publish_sha,
+            "2",
+            &meta,
+            &stream,
+            &draft.fields,
+            &draft.time.to_string(),
+            &self.cfg.history.max(1).to_string(),
+            &crate::logging::unix_millis().to_string(),
+            &channel,
+        ]);
+        self.publishes_pending += 1;
+        self.pending.push_back(Pending::Publish {
+            room: draft.room,
+            sender: draft.sender,
+            sent: Instant::now(),
+            end,
+        });
+    }
+
+    fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        self.pump(now_ms);
+        out.append(&mut self.ready);
+    }
+
+    fn watch(&mut self, room: &RoomName) {
+        if self.rooms.contains_key(room) {
+            return;
+        }
+        self.next_gen += 1;
+        let channel = self.key("room", room).into_bytes();
+        self.channels.insert(channel.clone(), room.clone());
+        if self.sub.is_up() {
+            self.sub.send(&[&b"SUBSCRIBE"[..], &channel]);
+        }
+        self.rooms.insert(
+            room.clone(),
+            Watch {
+                channel,
+                gen: self.next_gen,
+                epoch: None,
+                last: 0,
+                subscribed: false,
+                reading: false,
+                held: Vec::new(),
+            },
+        );
+    }
+
+    fn forget(&mut self, room: &str) {
+        if let Some(w) = self.rooms.remove(room) {
+            self.channels.remove(&w.channel);
+            if self.sub.is_up() {
+                self.sub.send(&[&b"UNSUBSCRIBE"[..], &w.channel]);
+            }
+        }
+    }
+
+    fn ready(&mut self, token: Token, readable: bool, writable: bool) {
+        for link in [&mut self.cmd, &mut self.sub] {
+            if link.token() == token {
+                link.ready(readable, writable);
+            }
+        }
+    }
+
+    fn wake_in(&self, now_ms: u64) -> Option<u64> {
+        let mut at = self.next_check;
+        for link in [&self.cmd, &self.sub] {
+            if let Some(t) = link.wake_at() {
+                at = at.min(t);
+            }
+        }
+        Some(at.saturating_sub(now_ms))
+    }
+
+    fn health(&self) -> LogHealth {
+        LogHealth {
+            degraded: !self.up(),
+            errors_total: self.errors_total,
+        }
+    }
+
+    fn metrics(&self, out: &mut String) {
+        let s = &self.stats;
+        let rows: [(&str, &str, &str, String); 8] = [
+            ("picochat_redis_up", "gauge", "1 when both the command and the subscription links to Redis are up", u8::from(self.up()).to_string()),
+            ("picochat_redis_pending_commands", "gauge", "Commands sent to Redis and not yet answered", self.pending.len().to_string()),
+            ("picochat_redis_rtt_seconds_sum", "counter", "Publish round trips to Redis, total seconds", format!("{:.6}", s.rtt_sum.as_secs_f64())),
+            ("picochat_redis_rtt_seconds_count", "counter", "Publish round trips to Redis", s.rtt_count.to_string()),
+            ("picochat_redis_reconnects_total", "counter", "Connections made to Redis (the first one included)", s.reconnects.to_string()),
+            ("picochat_redis_gaps_filled_total", "counter", "Reads from a room's stream that found messages the subscription had not delivered", s.gaps_filled.to_string()),
+            ("picochat_redis_position_checks_total", "counter", "Periodic reads of a room's position in Redis", s.position_checks.to_string()),
+            ("picochat_redis_bad_data_total", "counter", "Replies or entries under picochat's keys that were not what picochat writes, skipped", s.bad_data.to_string()),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+
+    fn close(&mut self, now_ms: u64) {
+        // Publishes already written will be answered or not; nothing to sync.
+        self.pump(now_ms);
+    }
+}
+
+/// One stream entry `[id, [field, value, ...]]` as the record it stores.
+fn entry(room: &RoomName, e: &Value) -> Option<Record> {
+    let Value::Array(parts) = e else { return None };
+    let id = std::str::from_utf8(parts.first()?.as_bytes()?)
+        .ok()?
+        .split_once('-')?
+        .0
+        .parse()
+        .ok()?;
+    let Value::Array(kv) = parts.get(1)? else {
+        return None;
+    };
+    let mut time = None;
+    let mut fields = None;
+    for pair in kv.chunks(2) {
+        match (pair[0].as_bytes()?, pair.get(1)) {
+            (b"t", Some(v)) => time = v.as_u64(),
+            (b"f", Some(v)) => fields = std::str::from_utf8(v.as_bytes()?).ok(),
+            _ => {}
+        }
+    }
+    let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
+    Some(Record {
+        room: room.clone(),
+        id,
+        json: protocol::seal_message(room, id, fields).into(),
+        time: time?,
+        sender: None,
+    })
+}
+
+/// `"<epoch> <id> <time> <fields>"`, as `publish.lua` publishes it.
+fn parse_published(payload: &[u8]) -> Option<Published> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let epoch = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    let time = parts.next()?.parse().ok()?;
+    let fields = parts.next()?;
+    if !(fields.starts_with('{') && fields.ends_with('}')) {
+        return None;
+    }
+    Some(Published {
+        epoch,
+        id,
+        time,
+        fields: fields.to_string(),
+    })
+}
+
+fn sha1_hex(script: &str) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(script.as_bytes())
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The start-up check: connect (1 s timeout), authenticate, `PING`. Only a
+/// refusal is an error; Redis being away is not.
+fn probe(cfg: &RedisConfig) -> Result<(), String> {
+    let timeout = Some(Duration::from_secs(1));
+    let mut stream: Box<dyn ReadWriteTimeout> = match &cfg.target {
+        Target::Tcp(addr) => {
+            match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1)) {
+                Ok(s) => Box::new(s),
+                Err(_) => return Ok(()),
+            }
+        }
+        Target::Unix(path) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => Box::new(s),
+            Err(_) => return Ok(()),
+        },
+    };
+    stream.timeouts(timeout);
+    let mut out = Vec::new();
+    let mut commands = handshake_commands(cfg);
+    commands.push(vec!["PING".into()]);
+    for c in &commands {
+        resp::encode(&mut out, c);
+    }
+    let expected = commands.len();
+    if stream.write_all(&out).is_err() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    let mut got = 0;
+    let mut chunk = [0u8; 4096];
+    while got < expected {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Ok(Some((v, used))) = resp::decode(&buf) {
+            buf.drain(..used);
+            got += 1;
+            if let Value::Error(e) = v {
+                return Err(format!("Redis refused picochat: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+trait ReadWriteTimeout: Read + Write {
+    fn timeouts(&self, t: Option<Duration>);
+}
+
+impl ReadWriteTimeout for std::net::TcpStream {
+    fn timeouts(&self, t: Option<Duration>) {
+        let _ = self.set_read_timeout(t);
+        let _ = self.set_write_timeout(t);
+    }
+}
+
+impl ReadWriteTimeout for std::os::unix::net::UnixStream {
+    fn timeouts(&self, t: Option<Duration>) {
+        let _ = self.set_read_timeout(t);
+        let _ = self.set_write_timeout(t);
+    }
+}
+
+/// AUTH and SELECT, as a fresh connection needs them.
+fn handshake_commands(cfg: &RedisConfig) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    if let Some(p) = &cfg.password {
+        commands.push(vec!["AUTH".into(), p.clone()]);
+    }
+    if cfg.db != 0 {
+        commands.push(vec!["SELECT".into(), cfg.db.to_string()]);
+    }
+    commands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_tls_is_refused() {
+        let (t, db, pw) = RedisConfig::parse_url("redis://:s3cret@127.0.0.1:6380/2").unwrap();
+        assert_eq!(t, Target::Tcp("127.0.0.1:6380".parse().unwrap()));
+        assert_eq!((db, pw.as_deref()), (2, Some("s3cret")));
+        let (t, db, _) = RedisConfig::parse_url("unix:///run/redis.sock?db=3").unwrap();
+        assert_eq!((t, db), (Target::Unix("/run/redis.sock".into()), 3));
+        assert!(RedisConfig::parse_url("rediss://h:1")
+            .unwrap_err()
+            .contains("TLS"));
+        assert!(RedisConfig::parse_url("http://h").is_err());
+    }
+
+    #[test]
+    fn published_payloads_parse_and_foreign_ones_do_not() {
+        let p = parse_published(br#"17 5 1000 {"a":"b c"}"#).unwrap();
+        assert_eq!(
+            (p.epoch, p.id, p.time, &*p.fields),
+            (17, 5, 1000, r#"{"a":"b c"}"#)
+        );
+        for bad in [&b"hello"[..], b"1 2 3 x", b"1 two 3 {}", b""] {
+            assert!(parse_published(bad).is_none());
+        }
+    }
+
+    #[test]
+    fn the_script_hashes_are_what_redis_computes() {
+        // sha1("") is well known; Redis names a script by the SHA-1 of its text.
+        assert_eq!(sha1_hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+}

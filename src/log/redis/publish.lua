@@ -1,0 +1,19 @@
+-- Numbers, stores and publishes one chat message, atomically (one script).
+-- KEYS[1]: the room's meta hash (epoch, seq)   KEYS[2]: the room's stream
+-- ARGV[1]: the message's fields (a JSON object)   ARGV[2]: its time (ms)
+-- ARGV[3]: history kept (MAXLEN ~)   ARGV[4]: the epoch to use if the room has none
+-- ARGV[5]: the room's channel
+-- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
+-- ask the stream for ids after the one they have.
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  -- A new room, or one whose meta was lost: a new id sequence. A stream left
+  -- from the old one would refuse the new ids, and must not be read as this one's.
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1])
+redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
+return {epoch, id}
