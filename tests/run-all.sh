@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check picochat has, from a fresh machine: installs what is missing
-# (Debian's Chromium and nginx, Python and npm test tools; the proxy and Pi
+# (Debian's Chromium, nginx and redis-server, Python and npm test tools; the proxy and Pi
 # checks install Caddy, cross compilers and qemu themselves), then runs
 # format and lint checks, the Rust unit and integration tests, the browser
 # end-to-end test, the Autobahn conformance suite and the ops checks (metrics
@@ -21,6 +21,8 @@ command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx-light)
 # tests/durability.rs reads the order of write/fsync/writev calls with strace.
 command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
+# tests/redis.rs starts its own redis-server per test (Debian's, on a Unix socket).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_missing+=(redis-server)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null

@@ -5,6 +5,7 @@
 /// CPU and memory of a process from /proc (shared with picochat-load).
 #[path = "../../src/bin/picochat-load/procfs.rs"]
 pub mod procfs;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

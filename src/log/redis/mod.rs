@@ -697,9 +697,10 @@ impl MessageLog for RedisLog {
 
     fn metrics(&self, out: &mut String) {
         let s = &self.stats;
-        let rows: [(&str, &str, &str, String); 8] = [
+        let rows: [(&str, &str, &str, String); 9] = [
             ("picochat_redis_up", "gauge", "1 when both the command and the subscription links to Redis are up", u8::from(self.up()).to_string()),
             ("picochat_redis_pending_commands", "gauge", "Commands sent to Redis and not yet answered", self.pending.len().to_string()),
+            ("picochat_redis_pending_publishes", "gauge", "Chat messages sent to Redis and not yet answered (--redis-max-pending bounds it)", self.publishes_pending.to_string()),
             ("picochat_redis_rtt_seconds_sum", "counter", "Publish round trips to Redis, total seconds", format!("{:.6}", s.rtt_sum.as_secs_f64())),
             ("picochat_redis_rtt_seconds_count", "counter", "Publish round trips to Redis", s.rtt_count.to_string()),
             ("picochat_redis_reconnects_total", "counter", "Connections made to Redis (the first one included)", s.reconnects.to_string()),

@@ -1,0 +1,614 @@
+//! Scale-out on Redis with real processes: a real `redis-server` per test
+//! and several picochat nodes on it. Messages cross nodes once, in order,
+//! with the same ids; catch-up works on any node; and every fault the issue
+//! lists (Redis absent at start, kill -9 and back with its AOF, restarted
+//! without data, stalled by SIGSTOP, foreign data, a refused password, a
+//! node killed) ends with nothing lost, duplicated or delivered unstored.
+
+mod common;
+use common::redis::Redis;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+fn node(redis: &Redis, extra: &[&str]) -> TestServer {
+    let url = redis.url();
+    let mut args = vec![
+        "--redis",
+        url.as_str(),
+        "--msg-rate",
+        "0",
+        "--redis-check-interval",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+fn join_room(ws: &mut Ws, room: &str, name: &str) -> Value {
+    send_json(ws, json!({"type": "join", "room": room, "username": name}));
+    recv_type(ws, "welcome")
+}
+
+/// Every frame until none came for `quiet`.
+fn frames(ws: &mut Ws, quiet: Duration) -> Vec<Value> {
+    set_timeout(ws, quiet);
+    let mut out = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => out.push(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(Message::Close(c)) => panic!("closed: {c:?}"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    set_timeout(ws, Duration::from_secs(10));
+    out
+}
+
+fn set_timeout(ws: &mut Ws, t: Duration) {
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(t)).unwrap();
+    }
+}
+
+fn of_type(frames: &[Value], kind: &str) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// (id, text) of each chat message, in arrival order.
+fn messages(frames: &[Value]) -> Vec<(u64, String)> {
+    of_type(frames, "message")
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_u64().unwrap(),
+                m["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn health(s: &TestServer) -> (u16, String) {
+    let raw = http_raw(
+        s.addr,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let code = text[9..12].parse().unwrap();
+    (code, text)
+}
+
+fn wait_healthy(s: &TestServer, within: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if health(s).0 == 200 {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("not healthy within {within:?}:\n{}", s.log_text());
+}
+
+#[test]
+fn three_nodes_deliver_every_message_once_in_order_with_the_same_ids() {
+    let redis = Redis::start();
+    let nodes: Vec<TestServer> = (0..3).map(|_| node(&redis, &[])).collect();
+    let mut pages: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    // The Go tutorial's clients: no join, no room, the default room.
+    let mut gophers: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    let mut epoch = 0;
+    for (i, p) in pages.iter_mut().enumerate() {
+        let w = join_room(p, "dev", &format!("user{i}"));
+        assert!(
+            epoch == 0 || w["epoch"] == epoch,
+            "one epoch for the room on every node"
+        );
+        epoch = w["epoch"].as_u64().unwrap();
+    }
+    for round in 0..20 {
+        for (i, p) in pages.iter_mut().enumerate() {
+            send_json(p, json!({"room": "dev", "message": format!("{i}-{round}")}));
+        }
+    }
+    for (i, g) in gophers.iter_mut().enumerate() {
+        for round in 0..5 {
+            send_json(
+                g,
+                json!({"email": "", "username": format!("gopher{i}"), "message": format!("g{i}-{round}")}),
+            );
+        }
+    }
+    let seen: Vec<Vec<(u64, String)>> = pages
+        .iter_mut()
+        .map(|p| messages(&frames(p, Duration::from_millis(700))))
+        .collect();
+    assert_eq!(seen[0].len(), 60, "{:?}", seen[0]);
+    let ids: Vec<u64> = seen[0].iter().map(|m| m.0).collect();
+    assert_eq!(
+        ids,
+        (1..=60).collect::<Vec<_>>(),
+        "ids from the log, in order"
+    );
+    for (i, s) in seen.iter().enumerate() {
+        assert_eq!(
+            s, &seen[0],
+            "node {i} delivered the same messages in the same order"
+        );
+    }
+    for i in 0..3 {
+        let own: Vec<&String> = seen[0]
+            .iter()
+            .map(|m| &m.1)
+            .filter(|t| t.starts_with(&format!("{i}-")))
+            .collect();
+        let sent: Vec<String> = (0..20).map(|r| format!("{i}-{r}")).collect();
+        assert_eq!(
+            own,
+            sent.iter().collect::<Vec<_>>(),
+            "a sender's order is kept"
+        );
+    }
+    let lobby: Vec<Vec<(u64, String)>> = gophers
+        .iter_mut()
+        .map(|g| messages(&frames(g, Duration::from_millis(300))))
+        .collect();
+    assert_eq!(lobby[0].len(), 15);
+    assert!(lobby.iter().all(|l| l == &lobby[0]));
+    assert!(
+        lobby[0].iter().all(|m| m.1.starts_with('g')),
+        "rooms stay apart"
+    );
+
+    // Catch-up on a node other than the senders': exactly what is new.
+    let mut late = nodes[2].ws();
+    send_json(
+        &mut late,
+        json!({"type": "join", "room": "dev", "username": "late", "since": 45, "epoch": epoch}),
+    );
+    let w = recv_type(&mut late, "welcome");
+    let history: Vec<u64> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(history, (46..=60).collect::<Vec<_>>());
+    assert_eq!(w["last_id"], 60);
+    for n in &nodes {
+        assert_eq!(n.metric("picochat_redis_up"), 1.0);
+    }
+}
+
+#[test]
+fn redis_absent_at_start_degraded_then_in_use_within_about_a_second() {
+    let mut redis = Redis::prepared(false, None);
+    let n = node(&redis, &["--redis-retry-max", "1s"]);
+    let (code, body) = health(&n);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("degraded"), "{body}");
+    assert!(
+        http_get(n.addr, "/").contains("<html"),
+        "the page is served"
+    );
+    assert_eq!(n.metric("picochat_redis_up"), 0.0);
+    let mut gopher = n.ws();
+    send_json(
+        &mut gopher,
+        json!({"username": "g", "message": "nobody stores this"}),
+    );
+    assert_eq!(recv_type(&mut gopher, "error")["code"], "unavailable");
+    let mut page = n.ws();
+    send_json(
+        &mut page,
+        json!({"type": "join", "room": "dev", "username": "ann"}),
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let down = n.log_text().matches("redis: unavailable").count();
+    assert_eq!(
+        down,
+        1,
+        "logged once per state change, not per try:\n{}",
+        n.log_text()
+    );
+
+    redis.spawn();
+    let took = wait_healthy(&n, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(2), "back in use after {took:?}");
+    assert_eq!(n.log_text().matches("redis: connected").count(), 1);
+    // The join that waited is answered, and messages flow.
+    let w = recv_type(&mut page, "welcome");
+    assert_eq!(w["room"], "dev");
+    send_json(&mut page, json!({"room": "dev", "message": "now stored"}));
+    let m = recv_type(&mut page, "message");
+    assert_eq!(
+        (m["id"].as_u64(), m["message"].as_str()),
+        (Some(1), Some("now stored"))
+    );
+    assert!(messages(&frames(&mut gopher, Duration::from_millis(300))).is_empty());
+}
+
+/// Sends `texts` to `room` from `ws`; returns those refused with `unavailable`.
+fn send_all(ws: &mut Ws, room: &str, texts: &[String]) {
+    for t in texts {
+        send_json(ws, json!({"room": room, "message": t}));
+    }
+}
+
+fn batch(who: &str, phase: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{who}-{phase}-{i}")).collect()
+}
+
+#[test]
+fn redis_killed_and_back_with_its_aof_loses_and_duplicates_nothing_acknowledged() {
+    let mut redis = Redis::start_aof();
+    let nodes: Vec<TestServer> = (0..2)
+        .map(|_| node(&redis, &["--redis-retry-max", "200ms"]))
+        .collect();
+    let mut senders: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    let mut readers: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    let mut epoch = 0;
+    for (i, ws) in senders.iter_mut().chain(readers.iter_mut()).enumerate() {
+        epoch = join_room(ws, "dev", &format!("u{i}"))["epoch"]
+            .as_u64()
+            .unwrap();
+    }
+    // Each message of "before" and "during" is either refused (the sender
+    // hears `unavailable`) or stored and delivered to everyone; "after" all arrive.
+    let mut in_doubt: Vec<String> = Vec::new();
+    for (i, s) in senders.iter_mut().enumerate() {
+        let b = batch(&format!("s{i}"), "before", 30);
+        send_all(s, "dev", &b);
+        in_doubt.extend(b);
+    }
+    // Killed while those may still be in flight, and more sent while it is down.
+    std::thread::sleep(Duration::from_millis(5));
+    redis.kill9();
+    for (i, s) in senders.iter_mut().enumerate() {
+        let b = batch(&format!("s{i}"), "during", 10);
+        send_all(s, "dev", &b);
+        in_doubt.extend(b);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for n in &nodes {
+        assert_eq!(health(n).0, 503, "degraded while Redis is down");
+    }
+    redis.spawn();
+    for n in &nodes {
+        wait_healthy(n, Duration::from_secs(5));
+    }
+    let mut sent: Vec<String> = Vec::new();
+    for (i, s) in senders.iter_mut().enumerate() {
+        let b = batch(&format!("s{i}"), "after", 30);
+        send_all(s, "dev", &b);
+        sent.extend(b);
+    }
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut views = Vec::new();
+    for (i, ws) in senders.iter_mut().chain(readers.iter_mut()).enumerate() {
+        let f = frames(ws, Duration::from_millis(1500));
+        assert!(
+            of_type(&f, "welcome").iter().all(|w| w["epoch"] == epoch),
+            "the AOF kept the epoch: no page starts over"
+        );
+        if i < 2 {
+            // A sender learns of a refusal in order: match them to its "during" batch.
+            let errors = of_type(&f, "error");
+            assert!(
+                errors.iter().all(|e| e["code"] == "unavailable"),
+                "{errors:?}"
+            );
+            let delivered: HashSet<String> = messages(&f).into_iter().map(|m| m.1).collect();
+            let mine: Vec<&String> = in_doubt
+                .iter()
+                .filter(|t| t.starts_with(&format!("s{i}-")))
+                .collect();
+            let not_delivered: Vec<&String> = mine
+                .into_iter()
+                .filter(|t| !delivered.contains(*t))
+                .collect();
+            assert_eq!(
+                errors.len(),
+                not_delivered.len(),
+                "every message of the outage is either refused or delivered, never both or neither"
+            );
+            refused.extend(not_delivered.into_iter().cloned());
+        }
+        views.push(messages(&f));
+    }
+    for (i, v) in views.iter().enumerate() {
+        let ids: Vec<u64> = v.iter().map(|m| m.0).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "client {i}: ids in order, none twice: {ids:?}"
+        );
+        assert_eq!(v, &views[0], "client {i} saw what client 0 saw");
+        let texts: HashSet<&String> = v.iter().map(|m| &m.1).collect();
+        for t in &sent {
+            assert!(
+                texts.contains(t),
+                "client {i} lost the acknowledged message {t}"
+            );
+        }
+        for t in &in_doubt {
+            assert!(
+                texts.contains(t) != refused.contains(t),
+                "{t}: refused and delivered"
+            );
+        }
+    }
+    assert!(
+        views[0].len() > sent.len() && !refused.is_empty(),
+        "the kill fell amid traffic: some stored before it, some refused ({} refused)",
+        refused.len()
+    );
+    // What was delivered is what Redis kept: a page joining now gets it all.
+    let mut fresh = nodes[1].ws();
+    let w = join_room(&mut fresh, "dev", "fresh");
+    let history: Vec<(u64, String)> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_u64().unwrap(),
+                m["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history, views[0],
+        "the stream holds exactly what was delivered"
+    );
+}
+
+#[test]
+fn redis_restarted_without_its_data_gives_pages_a_new_epoch_never_a_silent_gap() {
+    let mut redis = Redis::start();
+    let n = node(&redis, &["--redis-retry-max", "200ms"]);
+    let mut page = n.ws();
+    let first = join_room(&mut page, "dev", "ann");
+    send_all(&mut page, "dev", &batch("a", "old", 3));
+    assert_eq!(
+        messages(&frames(&mut page, Duration::from_millis(400))).len(),
+        3
+    );
+    redis.kill9();
+    redis.spawn();
+    let w = recv_type(&mut page, "welcome");
+    assert_ne!(w["epoch"], first["epoch"], "a new id sequence is announced");
+    assert_eq!(w["history"], json!([]));
+    send_all(&mut page, "dev", &batch("a", "new", 1));
+    let m = recv_type(&mut page, "message");
+    assert_eq!(m["id"], 1, "ids start over in the new epoch");
+}
+
+#[test]
+fn a_stalled_redis_bounds_pending_publishes_and_the_node_keeps_serving() {
+    let redis = Redis::start();
+    let n = node(&redis, &["--redis-max-pending", "5"]);
+    let mut page = n.ws();
+    join_room(&mut page, "dev", "ann");
+    redis.signal("-STOP");
+    send_all(&mut page, "dev", &batch("a", "stalled", 8));
+    let f = frames(&mut page, Duration::from_millis(500));
+    let errors = of_type(&f, "error");
+    assert_eq!(
+        errors.len(),
+        3,
+        "only what is past --redis-max-pending is refused: {f:?}"
+    );
+    assert!(errors.iter().all(|e| e["code"] == "unavailable"));
+    assert!(
+        messages(&f).is_empty(),
+        "nothing is delivered before Redis stored it"
+    );
+    // The loop is not blocked: the page, health and a new WebSocket all answer.
+    let started = Instant::now();
+    assert!(http_get(n.addr, "/").contains("<html"));
+    assert_eq!(health(&n).0, 200, "links are up, only slow");
+    let mut other = n.ws();
+    other.send(Message::Ping(vec![1, 2].into())).unwrap();
+    let got_pong = loop {
+        match other.read().unwrap() {
+            Message::Pong(p) => break p.to_vec() == [1, 2],
+            _ => continue,
+        }
+    };
+    assert!(got_pong);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(n.metric("picochat_redis_pending_publishes"), 5.0);
+    // Never told "failed" for what Redis may still store: after SIGCONT they arrive.
+    redis.signal("-CONT");
+    let f = frames(&mut page, Duration::from_millis(700));
+    assert!(of_type(&f, "error").is_empty(), "{f:?}");
+    let texts: Vec<String> = messages(&f).into_iter().map(|m| m.1).collect();
+    assert_eq!(texts, batch("a", "stalled", 5));
+}
+
+#[test]
+fn foreign_data_under_our_keys_is_logged_and_skipped() {
+    let redis = Redis::start();
+    let n = node(&redis, &[]);
+    let mut page = n.ws();
+    join_room(&mut page, "dev", "ann");
+    // Someone else's value where a room's meta hash belongs, and junk on a channel.
+    assert!(redis
+        .command(&["SET", "picochat:meta:bad", "x"])
+        .unwrap()
+        .contains("OK"));
+    redis.command(&["PUBLISH", "picochat:room:dev", "not ours"]);
+    redis.command(&["PUBLISH", "picochat:room:dev", "1 2 3 [\"array\"]"]);
+    let mut other = n.ws();
+    send_json(
+        &mut other,
+        json!({"type": "join", "room": "bad", "username": "bob"}),
+    );
+    send_all(&mut page, "dev", &batch("a", "ok", 2));
+    let texts: Vec<String> = messages(&frames(&mut page, Duration::from_millis(500)))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(texts, batch("a", "ok", 2), "the room goes on");
+    assert!(n.metric("picochat_redis_bad_data_total") >= 3.0);
+    let log = n.log_text();
+    assert!(log.contains("skipped a foreign message on dev"), "{log}");
+    assert!(log.contains("reading bad failed"), "{log}");
+    let mut n = n;
+    assert!(n.is_running());
+}
+
+fn picochat_fails(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_refused_password_or_an_unusable_setting_stops_the_start_with_status_2() {
+    let redis = Redis::start_with(false, Some("s3cret"));
+    let dir = redis.dir.clone();
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let right = dir.join("right");
+    std::fs::write(&right, "s3cret\n").unwrap();
+    let url = redis.url();
+
+    let (code, err) = picochat_fails(&[
+        "--redis",
+        &url,
+        "--redis-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("Redis refused picochat") && err.contains("WRONGPASS"),
+        "{err}"
+    );
+    let (code, err) = picochat_fails(&["--redis", &url]);
+    assert_eq!(code, Some(2), "no password: {err}");
+    assert!(err.contains("NOAUTH"), "{err}");
+    let missing = dir.join("missing");
+    let (code, err) = picochat_fails(&[
+        "--redis",
+        &url,
+        "--redis-password-file",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read the Redis password"), "{err}");
+    let (code, err) = picochat_fails(&["--redis", "rediss://127.0.0.1:6380"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("TLS"), "{err}");
+    let (code, err) = picochat_fails(&["--redis", &url, "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("appendonly"), "{err}");
+
+    let n = node(&redis, &["--redis-password-file", right.to_str().unwrap()]);
+    let mut page = n.ws();
+    join_room(&mut page, "dev", "ann");
+    send_all(&mut page, "dev", &batch("a", "auth", 1));
+    assert_eq!(recv_type(&mut page, "message")["message"], "a-auth-0");
+}
+
+#[test]
+fn a_node_killed_its_pages_catch_up_on_another_without_a_gap() {
+    let redis = Redis::start();
+    let mut a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let mut on_a = a.ws();
+    let w = join_room(&mut on_a, "dev", "ann");
+    let epoch = w["epoch"].as_u64().unwrap();
+    let mut on_b = b.ws();
+    join_room(&mut on_b, "dev", "bob");
+    send_all(&mut on_a, "dev", &batch("a", "x", 5));
+    let seen = messages(&frames(&mut on_a, Duration::from_millis(400)));
+    let last = seen.last().unwrap().0;
+    a.signal("-KILL");
+    let _ = a.child.wait();
+    send_all(&mut on_b, "dev", &batch("b", "y", 5));
+    assert_eq!(
+        messages(&frames(&mut on_b, Duration::from_millis(400))).len(),
+        10
+    );
+    // The page reconnects to the other node, as the page's own code does.
+    let mut again = b.ws();
+    send_json(
+        &mut again,
+        json!({"type": "join", "room": "dev", "username": "ann", "since": last, "epoch": epoch}),
+    );
+    let w = recv_type(&mut again, "welcome");
+    let texts: Vec<&str> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, batch("b", "y", 5), "exactly what it missed");
+    assert!(a.log_text().contains("listening"));
+}
+
+/// Stores a message in `room` the way publish.lua does, but without
+/// PUBLISH: a message the subscription missed.
+fn store_unpublished(redis: &Redis, room: &str, text: &str) {
+    let script = "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1) \
+                  redis.call('XADD', KEYS[2], id .. '-0', 't', '1', 'f', ARGV[1]) return id";
+    let fields = format!(r#"{{"time":1,"username":"ghost","message":"{text}"}}"#);
+    let reply = redis
+        .command(&[
+            "EVAL",
+            script,
+            "2",
+            &format!("picochat:meta:{room}"),
+            &format!("picochat:stream:{room}"),
+            &fields,
+        ])
+        .unwrap();
+    assert!(reply.starts_with(':'), "{reply}");
+}
+
+#[test]
+fn a_message_the_subscription_missed_is_filled_from_the_stream_in_order() {
+    let redis = Redis::start();
+    // A long check interval: here the gap is found by the next message's id.
+    let n = node(&redis, &["--redis-check-interval", "1h"]);
+    let mut page = n.ws();
+    join_room(&mut page, "dev", "ann");
+    send_all(&mut page, "dev", &batch("a", "x", 1));
+    assert_eq!(recv_type(&mut page, "message")["id"], 1);
+    store_unpublished(&redis, "dev", "missed");
+    send_all(&mut page, "dev", &batch("a", "y", 1));
+    let seen = messages(&frames(&mut page, Duration::from_millis(400)));
+    let expected: Vec<(u64, String)> = vec![(2, "missed".into()), (3, "a-y-0".into())];
+    assert_eq!(seen, expected);
+    assert_eq!(n.metric("picochat_redis_gaps_filled_total"), 1.0);
+
+    // With nothing after it, the periodic position check finds it.
+    let m = node(&redis, &["--redis-check-interval", "300ms"]);
+    let mut other = m.ws();
+    join_room(&mut other, "dev", "bob");
+    store_unpublished(&redis, "dev", "silent");
+    let seen = messages(&frames(&mut other, Duration::from_millis(900)));
+    assert_eq!(seen, vec![(4, "silent".to_string())]);
+    assert!(m.metric("picochat_redis_position_checks_total") >= 1.0);
+}
