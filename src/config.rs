@@ -121,6 +121,9 @@ pub struct Config {
     /// How often each room's position is read back from Redis, to find a
     /// subscription that silently stopped delivering.
     pub redis_check_interval: Duration,
+    /// How long a process's presence entries live in Redis without a refresh:
+    /// the users of a process that died leave within this.
+    pub redis_presence_ttl: Duration,
     /// SO_REUSEPORT on the listener, so several processes share one port.
     pub reuse_port: bool,
     /// Size of one log segment; the log keeps at most two, so this bounds the disk use at 2x.
@@ -175,6 +178,7 @@ impl Default for Config {
             redis_max_pending: 1000,
             redis_retry_max: Duration::from_secs(1),
             redis_check_interval: Duration::from_secs(40),
+            redis_presence_ttl: Duration::from_secs(60),
             reuse_port: false,
             log_segment: 8 * 1024 * 1024,
             allow_origin: Vec::new(),
@@ -439,6 +443,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--redis-max-pending", "PICOCHAT_REDIS_MAX_PENDING", "N", "publishes awaiting Redis' reply; past it senders get unavailable", num redis_max_pending),
     opt!("--redis-retry-max", "PICOCHAT_REDIS_RETRY_MAX", "DURATION", "longest wait between Redis reconnect attempts", duration redis_retry_max),
     opt!("--redis-check-interval", "PICOCHAT_REDIS_CHECK_INTERVAL", "DURATION", "how often each room's position is checked against Redis", duration redis_check_interval),
+    opt!("--redis-presence-ttl", "PICOCHAT_REDIS_PRESENCE_TTL", "DURATION", "a process's users leave within this if it dies (refreshed at 5/12 of it)", duration redis_presence_ttl),
     opt!("--reuse-port", "PICOCHAT_REUSE_PORT", "on|off", "SO_REUSEPORT: several processes share one listening port", switch reuse_port),
     opt!(
         "--allow-origin",
@@ -628,8 +633,9 @@ impl Config {
             }
             if self.redis_retry_max < Duration::from_millis(10)
                 || self.redis_check_interval < Duration::from_millis(100)
+                || self.redis_presence_ttl < Duration::from_millis(500)
             {
-                return Err("--redis-retry-max must be at least 10ms and --redis-check-interval at least 100ms".into());
+                return Err("--redis-retry-max must be at least 10ms, --redis-check-interval at least 100ms and --redis-presence-ttl at least 500ms".into());
             }
         }
         Ok(())

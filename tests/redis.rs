@@ -612,3 +612,64 @@ fn a_message_the_subscription_missed_is_filled_from_the_stream_in_order() {
     assert_eq!(seen, vec![(4, "silent".to_string())]);
     assert!(m.metric("picochat_redis_position_checks_total") >= 1.0);
 }
+
+#[test]
+fn presence_spans_nodes_and_a_dead_node_s_users_leave_within_the_ttl() {
+    let redis = Redis::start();
+    let ttl = ["--redis-presence-ttl", "2s"];
+    let mut a = node(&redis, &ttl);
+    let b = node(&redis, &ttl);
+    // A long TTL here: a graceful stop must not wait for it.
+    let c = node(&redis, &["--redis-presence-ttl", "60s"]);
+    let mut ann = a.ws();
+    join_room(&mut ann, "dev", "ann");
+    let mut bob = b.ws();
+    let w = join_room(&mut bob, "dev", "bob");
+    let names: Vec<&str> = w["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!((names, w["online"].as_u64()), (vec!["ann", "bob"], Some(2)));
+    let j = recv_type(&mut ann, "join");
+    assert_eq!(
+        (j["username"].as_str(), j["online"].as_u64()),
+        (Some("bob"), Some(2))
+    );
+
+    // ann opens a second tab on b and closes it: she was online all along.
+    let mut ann2 = b.ws();
+    let w = join_room(&mut ann2, "dev", "ann");
+    assert_eq!(w["online"], 2, "one user on two nodes is listed once");
+    drop(ann2);
+    // carol on a third node, gracefully stopped: her leave is at once.
+    let mut carol = c.ws();
+    join_room(&mut carol, "dev", "carol");
+    assert_eq!(recv_type(&mut bob, "join")["username"], "carol");
+    c.signal("-TERM");
+    let started = Instant::now();
+    let l = recv_type(&mut bob, "leave");
+    assert_eq!(l["username"], "carol", "no leave for ann's second tab");
+    // Within the shutdown (its connections are closed with a handshake first).
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // a dies: ann leaves within the TTL (2 s) plus one refresh interval.
+    a.signal("-KILL");
+    let _ = a.child.wait();
+    let started = Instant::now();
+    let l = recv_type(&mut bob, "leave");
+    assert_eq!(
+        (l["username"].as_str(), l["online"].as_u64()),
+        (Some("ann"), Some(1))
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(frames(&mut bob, Duration::from_millis(300))
+        .iter()
+        .all(|f| f["type"] != "leave"));
+}

@@ -26,7 +26,7 @@
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
-use super::record::{Draft, LogEvent, Record, Restored};
+use super::record::{Draft, LogEvent, Record, RemotePresence, Restored};
 use super::room::{Room, Stored, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
 use std::collections::{BTreeMap, HashMap};
@@ -112,6 +112,14 @@ pub enum Command {
     Forget(RoomName),
     /// A shared log: load this room, and hand its records over until `Forget`.
     Watch(RoomName),
+    /// A shared log: this user's first connection in `room` on this process
+    /// came (`online`), or its last one went; other processes are told.
+    Presence {
+        room: RoomName,
+        username: Rc<str>,
+        avatar: Option<Rc<str>>,
+        online: bool,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -254,7 +262,9 @@ impl Core {
                 epoch,
                 last_id,
                 history,
-            }) => self.loaded(room, epoch, last_id, history, out),
+                presence,
+            }) => self.loaded(room, epoch, last_id, history, presence, out),
+            Event::Log(LogEvent::Presence(p)) => self.remote_presence(p, out),
         }
     }
 
@@ -458,7 +468,11 @@ impl Core {
             return;
         };
         if let Some(who) = who {
-            if r.depart(who) {
+            let change = r.depart(who);
+            if change.here && self.on_demand {
+                out.push(presence_command(room, who, false));
+            }
+            if change.anywhere {
                 let json = protocol::presence_json("leave", room, &who.view(), now, r.online.len());
                 send_room(out, room, Some(client), json);
             }
@@ -613,7 +627,15 @@ impl Core {
         }
         let r = self.room_entry(room, now);
         r.last_activity = r.last_activity.max(now);
-        let arrived = (!already_in || newly_identified) && r.arrive(&identity);
+        let change = if !already_in || newly_identified {
+            r.arrive(&identity)
+        } else {
+            Default::default()
+        };
+        if change.here && self.on_demand {
+            out.push(presence_command(room, &identity, true));
+        }
+        let arrived = change.anywhere;
         let room_epoch = self.rooms.get(room).map_or(self.epoch, |r| r.epoch);
         let since = if msg.epoch.is_some_and(|e| e != room_epoch) {
             None
@@ -756,12 +778,17 @@ impl Core {
         epoch: u64,
         last_id: u64,
         history: Vec<Record>,
+        presence: Vec<RemotePresence>,
         out: &mut Out,
     ) {
         let keep = self.limits.history;
         let Some(r) = self.rooms.get_mut(&room) else {
             return; // forgotten meanwhile
         };
+        r.clear_remote();
+        for p in &presence {
+            r.remote(&p.node, &p.username, p.avatar.as_deref(), true);
+        }
         let was_ready = r.ready;
         let mut freed = r.clear_history();
         let mut added = 0;
@@ -817,6 +844,25 @@ impl Core {
         }
         self.release_if_unused(&room, out);
         self.trim_history(out);
+    }
+
+    /// A user online (or gone) on another process: announced here when that
+    /// brought them online (or offline) in the room as a whole.
+    fn remote_presence(&mut self, p: RemotePresence, out: &mut Out) {
+        let now = self.now;
+        let Some(r) = self.rooms.get_mut(&p.room).filter(|r| r.ready) else {
+            return; // the room's snapshot, when it is loaded, has it
+        };
+        if !r.remote(&p.node, &p.username, p.avatar.as_deref(), p.online) {
+            return;
+        }
+        let who = protocol::UserView {
+            username: &p.username,
+            avatar: p.avatar.as_deref(),
+        };
+        let kind = if p.online { "join" } else { "leave" };
+        let json = protocol::presence_json(kind, &p.room, &who, now, r.online.len());
+        send_room(out, &p.room, None, json);
     }
 
     /// A record the log committed: remembered in its room's history, sent to its members.
@@ -936,6 +982,15 @@ impl Core {
             },
         };
         protocol::welcome_json(&head, history)
+    }
+}
+
+fn presence_command(room: &RoomName, who: &Identity, online: bool) -> Command {
+    Command::Presence {
+        room: room.clone(),
+        username: who.username.clone(),
+        avatar: who.avatar.clone(),
+        online,
     }
 }
 

@@ -50,7 +50,23 @@ pub enum LogEvent {
         epoch: u64,
         last_id: u64,
         history: Vec<Record>,
+        /// Who is online in the room on other processes.
+        presence: Vec<RemotePresence>,
     },
+    /// Another process sharing the log: a user came online in a room there,
+    /// or went (its last connection closed, or that process stopped answering).
+    Presence(RemotePresence),
+}
+
+/// A user online (or no more) in a room on another process sharing the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemotePresence {
+    pub room: RoomName,
+    /// Which process (the log's own name for it).
+    pub node: String,
+    pub username: String,
+    pub avatar: Option<String>,
+    pub online: bool,
 }
 
 /// What a log held when opened: the epoch of its id sequences and each room's

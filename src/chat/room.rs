@@ -21,11 +21,24 @@ pub fn charge(json: &str) -> usize {
     json.len() + std::mem::size_of::<Stored>() + 16
 }
 
-/// Who is online: one entry per username, however many tabs it has open.
+/// Who is online: one entry per username, however many tabs it has open,
+/// here or (with a shared log) on other processes.
 #[derive(Debug)]
 pub struct Presence {
     pub avatar: Option<Rc<str>>,
+    /// This process's connections of the user in the room.
     pub connections: u32,
+    /// Other processes the user is online on in this room (a shared log), by node id.
+    pub nodes: Vec<Rc<str>>,
+}
+
+/// What one connection arriving or departing changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// The user's first connection here came, or its last one here went.
+    pub here: bool,
+    /// The user came online, or went offline, in the room as a whole.
+    pub anywhere: bool,
 }
 
 #[derive(Debug)]
@@ -110,12 +123,15 @@ impl Room {
         }
     }
 
-    /// Counts one more connection of `who`; true when the user just came online here.
-    pub fn arrive(&mut self, who: &Identity) -> bool {
+    /// Counts one more connection of `who`.
+    pub fn arrive(&mut self, who: &Identity) -> Change {
         match self.online.get_mut(&who.username) {
             Some(p) => {
                 p.connections += 1;
-                false
+                Change {
+                    here: p.connections == 1,
+                    anywhere: false,
+                }
             }
             None => {
                 self.online.insert(
@@ -123,26 +139,73 @@ impl Room {
                     Presence {
                         avatar: who.avatar.clone(),
                         connections: 1,
+                        nodes: Vec::new(),
                     },
                 );
-                true
+                Change {
+                    here: true,
+                    anywhere: true,
+                }
             }
         }
     }
 
-    /// Counts one connection of `who` fewer; true when it was the user's last here.
-    pub fn depart(&mut self, who: &Identity) -> bool {
-        match self.online.get_mut(&who.username) {
-            Some(p) if p.connections > 1 => {
-                p.connections -= 1;
+    /// Counts one connection of `who` fewer.
+    pub fn depart(&mut self, who: &Identity) -> Change {
+        let Some(p) = self.online.get_mut(&who.username) else {
+            return Change::default();
+        };
+        if p.connections == 0 {
+            return Change::default();
+        }
+        p.connections -= 1;
+        let here = p.connections == 0;
+        let anywhere = here && p.nodes.is_empty();
+        if anywhere {
+            self.online.remove(&who.username);
+        }
+        Change { here, anywhere }
+    }
+
+    /// Another process has `username` online here now (or no more); true
+    /// when that brought the user online (or offline) in the room as a whole.
+    pub fn remote(&mut self, node: &str, username: &str, avatar: Option<&str>, on: bool) -> bool {
+        match (self.online.get_mut(username), on) {
+            (Some(p), true) => {
+                if !p.nodes.iter().any(|n| &**n == node) {
+                    p.nodes.push(node.into());
+                }
                 false
             }
-            Some(_) => {
-                self.online.remove(&who.username);
+            (None, true) => {
+                self.online.insert(
+                    username.into(),
+                    Presence {
+                        avatar: avatar.map(Into::into),
+                        connections: 0,
+                        nodes: vec![node.into()],
+                    },
+                );
                 true
             }
-            None => false,
+            (Some(p), false) => {
+                p.nodes.retain(|n| &**n != node);
+                let gone = p.connections == 0 && p.nodes.is_empty();
+                if gone {
+                    self.online.remove(username);
+                }
+                gone
+            }
+            (None, false) => false,
         }
+    }
+
+    /// Forgets every other process's presence (before a snapshot replaces it).
+    pub fn clear_remote(&mut self) {
+        self.online.retain(|_, p| {
+            p.nodes.clear();
+            p.connections > 0
+        });
     }
 
     /// A record the log committed. Returns the bytes added to history.

@@ -17,6 +17,8 @@ struct Chat {
     forgotten: Vec<String>,
     /// Rooms the core asked a shared log to watch.
     watched: Vec<String>,
+    /// Presence changes the core told a shared log: (room, username, online).
+    presence: Vec<(String, String, bool)>,
     now: u64,
 }
 
@@ -50,6 +52,7 @@ impl Chat {
             closed: Vec::new(),
             forgotten: Vec::new(),
             watched: Vec::new(),
+            presence: Vec::new(),
             now: 0,
         };
         let mut out = Vec::new();
@@ -83,6 +86,14 @@ impl Chat {
                         self.forgotten.push(room.to_string())
                     }
                     Command::Watch(room) => self.watched.push(room.to_string()),
+                    Command::Presence {
+                        room,
+                        username,
+                        online,
+                        ..
+                    } => self
+                        .presence
+                        .push((room.to_string(), username.to_string(), online)),
                 }
             }
             let mut events = Vec::new();
@@ -727,6 +738,7 @@ fn loaded(chat: &mut Chat, room: &str, epoch: u64, last_id: u64, ids: &[u64]) {
         epoch,
         last_id,
         history: ids.iter().map(|&id| record(room, id)).collect(),
+        presence: Vec::new(),
     }));
 }
 
@@ -839,4 +851,72 @@ fn with_a_shared_log_joins_waiting_count_toward_the_room_limit() {
     chat.send(c(0), r#"{"type":"join","room":"c","username":"ann"}"#);
     assert_eq!(chat.error_to(c(0)), "room_limit");
     assert_eq!(chat.watched, ["lobby", "a", "b"]);
+}
+
+fn remote(room: &str, node: &str, username: &str, online: bool) -> Event<'static> {
+    Event::Log(LogEvent::Presence(crate::log::RemotePresence {
+        room: room.into(),
+        node: node.into(),
+        username: username.into(),
+        avatar: None,
+        online,
+    }))
+}
+
+#[test]
+fn with_a_shared_log_presence_spans_processes_and_each_user_is_listed_once() {
+    let mut chat = on_demand();
+    chat.connect(c(0));
+    chat.send(c(0), r#"{"type":"join","room":"dev","username":"ann"}"#);
+    chat.event(Event::Log(LogEvent::Loaded {
+        room: "dev".into(),
+        epoch: 9,
+        last_id: 0,
+        history: Vec::new(),
+        presence: vec![crate::log::RemotePresence {
+            room: "dev".into(),
+            node: "n2".into(),
+            username: "bob".into(),
+            avatar: None,
+            online: true,
+        }],
+    }));
+    let w = chat.last_to(c(0));
+    assert_eq!(w["online"], 2, "{w}");
+    assert_eq!(w["users"][1]["username"], "bob");
+    assert_eq!(chat.presence, [("dev".into(), "ann".into(), true)]);
+
+    // ann's own arrival was announced (to nobody else here yet).
+    let joins = |chat: &Chat| chat.room_frames("dev", "join").len() - 1;
+    let leaves = |chat: &Chat| chat.room_frames("dev", "leave").len();
+    chat.event(remote("dev", "n2", "carol", true));
+    assert_eq!(
+        (joins(&chat), chat.last_to(c(0))["online"].as_u64()),
+        (1, Some(3))
+    );
+    chat.event(remote("dev", "n3", "bob", true));
+    chat.event(remote("dev", "n2", "bob", false));
+    assert_eq!((joins(&chat), leaves(&chat)), (1, 0), "bob is still on n3");
+    chat.event(remote("dev", "n3", "bob", false));
+    assert_eq!(leaves(&chat), 1, "bob's last process went");
+    chat.event(remote("dev", "n3", "bob", false));
+    assert_eq!(leaves(&chat), 1, "a repeated notice changes nothing");
+
+    // carol, online elsewhere, opens a tab here: no join, but this process tells the others.
+    chat.connect(c(1));
+    chat.send(c(1), r#"{"type":"join","room":"dev","username":"carol"}"#);
+    assert_eq!(joins(&chat), 1);
+    assert_eq!(
+        chat.presence.last(),
+        Some(&("dev".into(), "carol".into(), true))
+    );
+    chat.event(Event::Gone {
+        client: c(1),
+        now: 0,
+    });
+    assert_eq!(leaves(&chat), 1, "carol is still on n2");
+    assert_eq!(
+        chat.presence.last(),
+        Some(&("dev".into(), "carol".into(), false))
+    );
 }

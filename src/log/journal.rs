@@ -407,7 +407,9 @@ mod tests {
             .map(|e| match e {
                 LogEvent::Committed(r) => (r.room.to_string(), r.id),
                 LogEvent::Refused { room, .. } => (format!("refused {room}"), 0),
-                LogEvent::Loaded { .. } => unreachable!("a journal restores rooms at start"),
+                LogEvent::Loaded { .. } | LogEvent::Presence(_) => {
+                    unreachable!("a journal restores rooms at start")
+                }
             })
             .collect()
     }

@@ -22,7 +22,7 @@ pub mod memory;
 pub mod redis;
 
 use crate::chat::protocol::RoomName;
-pub use crate::chat::record::{Draft, LogEvent, Record, Restored};
+pub use crate::chat::record::{Draft, LogEvent, Record, RemotePresence, Restored};
 use mio::Token;
 use std::collections::HashMap;
 
@@ -58,6 +58,22 @@ pub trait MessageLog {
     /// if nothing happens (a sync or a reconnect is due).
     fn wake_in(&self, _now_ms: u64) -> Option<u64> {
         None
+    }
+    /// A shared log: `username`'s first connection in `room` on this process
+    /// came (`online`) or its last one went; other processes hear of it.
+    fn presence(
+        &mut self,
+        _room: &RoomName,
+        _username: &str,
+        _avatar: Option<&str>,
+        _online: bool,
+    ) {
+    }
+    /// Something was asked of the log after this turn's commit (by what the
+    /// commit's own events caused) that a commit could send now: the loop
+    /// commits again before it sleeps.
+    fn wants_commit(&self) -> bool {
+        false
     }
     /// Backend-specific lines for `/metrics` (Prometheus text format).
     fn metrics(&self, _out: &mut String) {}

@@ -315,7 +315,7 @@ impl Server {
             }
             self.apply_commands();
             self.flush_all();
-            if self.reap_list.is_empty() && self.commands.is_empty() {
+            if self.reap_list.is_empty() && self.commands.is_empty() && !self.log.wants_commit() {
                 break;
             }
         }
@@ -572,6 +572,14 @@ impl Server {
                 }
                 Command::Forget(room) => self.log.forget(&room),
                 Command::Watch(room) => self.log.watch(&room),
+                Command::Presence {
+                    room,
+                    username,
+                    avatar,
+                    online,
+                } => self
+                    .log
+                    .presence(&room, &username, avatar.as_deref(), online),
                 Command::Close { client, reason } => {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
@@ -751,5 +759,6 @@ fn redis_config(config: &Config) -> Result<RedisConfig, String> {
         retry_max_ms: config.redis_retry_max.as_millis() as u64,
         check_interval_ms: config.redis_check_interval.as_millis() as u64,
         history: config.history,
+        presence_ttl_ms: config.redis_presence_ttl.as_millis() as u64,
     })
 }

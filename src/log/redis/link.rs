@@ -158,6 +158,11 @@ impl Link {
         self.queued_total
     }
 
+    /// Commands are queued and the socket has not said it is full.
+    pub fn can_write_more(&self) -> bool {
+        self.state == State::Up && self.writable && self.out_pos < self.out.len()
+    }
+
     /// Bytes of this connection handed to the kernel.
     pub fn written(&self) -> u64 {
         self.written_total

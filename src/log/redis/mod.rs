@@ -14,11 +14,20 @@
 //!   epoch change (Redis lost its data) reloads the room. Every
 //!   `--redis-check-interval` each room's position is read again, so a
 //!   subscription that silently stopped is found.
+//! - **Presence** across nodes (`presence.lua`): per room, a hash of who is
+//!   online on which node and a sorted set of when each entry expires. A node
+//!   refreshes its entries every `--redis-presence-ttl` × 5/12 (25 s of 60 s)
+//!   and sweeps expired ones, so the users of a node that died leave within
+//!   the TTL. Changes travel on the room's channel; the core announces a
+//!   join or leave only when a user came or went in the room as a whole.
 //! - **Two links** (`link.rs`): commands and subscriptions, each a mio source
 //!   with a RESP codec (`resp.rs`), reconnecting with a backoff capped at
 //!   `--redis-retry-max`. A publish never sent is refused (`unavailable`); one
-//!   handed to the kernel is in doubt until its reply, and is never reported
-//!   as failed: if the link drops, catch-up from the stream tells the truth.
+//!   handed to the kernel is in doubt until its reply, with no timeout that
+//!   guesses. If the link drops first, the room's next read from the stream
+//!   tells the truth: each publish carries a tag (node and number) stored
+//!   beside the message, so one found there was delivered by that read, and
+//!   one not found is refused then.
 //!
 //! Nothing here blocks except [`RedisLog::open`]'s start-up check, which runs
 //! before the loop. The chat rules stay in the core.
@@ -26,7 +35,7 @@
 mod link;
 mod resp;
 
-use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored};
+use super::{Draft, LogEvent, LogHealth, MessageLog, Record, RemotePresence, Restored};
 use crate::chat::protocol::{self, RoomName};
 use crate::chat::session::ClientId;
 use crate::{log_info, log_warn};
@@ -34,13 +43,14 @@ pub use link::Target;
 use link::{Change, Link};
 use mio::{Registry, Token};
 use resp::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const PUBLISH_LUA: &str = include_str!("publish.lua");
 const READ_LUA: &str = include_str!("read.lua");
+const PRESENCE_LUA: &str = include_str!("presence.lua");
 
 /// How picochat reaches Redis, from the command line.
 #[derive(Clone, Debug)]
@@ -55,6 +65,8 @@ pub struct RedisConfig {
     pub check_interval_ms: u64,
     /// Messages kept per room (the stream's `MAXLEN ~`, and what a join reads).
     pub history: usize,
+    /// How long a node's presence entries live without a refresh.
+    pub presence_ttl_ms: u64,
 }
 
 impl RedisConfig {
@@ -109,6 +121,8 @@ enum Pending {
     Publish {
         room: RoomName,
         sender: ClientId,
+        /// This node's number for the message (its tag in the stream).
+        tag: u64,
         sent: Instant,
         /// The link's byte count once this command is written.
         end: u64,
@@ -117,6 +131,8 @@ enum Pending {
         room: RoomName,
         gen: u64,
     },
+    /// A presence change, refresh or sweep: only a failure matters.
+    Presence,
 }
 
 /// One room this node has members in.
@@ -182,6 +198,24 @@ pub struct RedisLog {
     /// Whether both links were up, to log each change once.
     was_up: Option<bool>,
     next_check: u64,
+    /// This process's name in presence entries: start time and pid.
+    node: String,
+    presence_sha: String,
+    /// Who is online here, per room (what this node refreshes in Redis).
+    local: HashMap<RoomName, HashMap<String, String>>,
+    next_refresh: u64,
+    /// The tag of the next publish.
+    next_tag: u64,
+    /// Publishes written before the link dropped, unanswered: settled by
+    /// the room's next read.
+    in_doubt: Vec<InDoubt>,
+}
+
+#[derive(Debug)]
+struct InDoubt {
+    room: RoomName,
+    sender: ClientId,
+    tag: u64,
 }
 
 impl RedisLog {
@@ -209,6 +243,12 @@ impl RedisLog {
             ),
             publish_sha: sha1_hex(PUBLISH_LUA),
             read_sha: sha1_hex(READ_LUA),
+            presence_sha: sha1_hex(PRESENCE_LUA),
+            node: format!("{:x}-{}", crate::logging::unix_millis(), std::process::id()),
+            local: HashMap::new(),
+            next_refresh: 0,
+            next_tag: 0,
+            in_doubt: Vec::new(),
             pending: VecDeque::new(),
             publishes_pending: 0,
             sub_handshake: 0,
@@ -262,12 +302,14 @@ impl RedisLog {
         let gen = w.gen;
         let meta = format!("{}meta:{room}", self.cfg.prefix);
         let stream = format!("{}stream:{room}", self.cfg.prefix);
+        let presence = format!("{}presence:{room}", self.cfg.prefix);
         self.cmd.send(&[
             "EVALSHA",
             &self.read_sha,
-            "2",
+            "3",
             &meta,
             &stream,
+            &presence,
             &since,
             &self.cfg.history.max(1).to_string(),
             &crate::logging::unix_millis().to_string(),
@@ -283,7 +325,7 @@ impl RedisLog {
         for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
             self.pending.push_back(Pending::Handshake("AUTH/SELECT"));
         }
-        for script in [PUBLISH_LUA, READ_LUA] {
+        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
             self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
         }
@@ -295,6 +337,61 @@ impl RedisLog {
             .collect();
         for room in rooms {
             self.send_read(&room);
+        }
+        // Whoever is online here is put back (a restarted Redis may have lost them).
+        self.next_refresh = 0;
+    }
+
+    /// Runs `presence.lua` in `mode` for `room` with `args` (pairs or names).
+    fn send_presence(&mut self, room: &str, mode: &str, args: &[&str], now_wall: u64) {
+        if !self.cmd.is_up() {
+            return; // the refresh after the reconnect puts this node's entries back
+        }
+        let hash = self.key("presence", room);
+        let expiry = self.key("presence-expiry", room);
+        let channel = self.key("room", room);
+        let now = now_wall.to_string();
+        let ttl = self.cfg.presence_ttl_ms.to_string();
+        let mut cmd: Vec<&str> = vec![
+            "EVALSHA",
+            &self.presence_sha,
+            "2",
+            &hash,
+            &expiry,
+            mode,
+            &channel,
+            &now,
+            &ttl,
+            &self.node,
+        ];
+        cmd.extend_from_slice(args);
+        self.cmd.send(&cmd);
+        self.pending.push_back(Pending::Presence);
+    }
+
+    /// Every refresh interval: this node's entries get a new expiry (and
+    /// come back if Redis lost them), and expired entries of any node go.
+    fn refresh_presence(&mut self) {
+        let wall = crate::logging::unix_millis();
+        let local: Vec<(RoomName, Vec<String>)> = self
+            .local
+            .iter()
+            .filter(|(_, users)| !users.is_empty())
+            .map(|(room, users)| {
+                let pairs = users
+                    .iter()
+                    .flat_map(|(u, a)| [u.clone(), a.clone()])
+                    .collect();
+                (room.clone(), pairs)
+            })
+            .collect();
+        for (room, pairs) in local {
+            let args: Vec<&str> = pairs.iter().map(String::as_str).collect();
+            self.send_presence(&room, "on", &args, wall);
+        }
+        let watched: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        for room in watched {
+            self.send_presence(&room, "sweep", &[], wall);
         }
     }
 
@@ -317,6 +414,9 @@ impl RedisLog {
                 Pending::Publish {
                     room, sender, end, ..
                 } if end > written => self.ready.push(LogEvent::Refused { room, sender }),
+                Pending::Publish {
+                    room, sender, tag, ..
+                } => self.in_doubt.push(InDoubt { room, sender, tag }),
                 _ => {}
             }
         }
@@ -392,6 +492,13 @@ impl RedisLog {
                 }
             }
             Pending::Read { room, gen } => self.read_reply(room, gen, reply),
+            Pending::Presence => {
+                if let Value::Error(e) = reply {
+                    self.errors_total += 1;
+                    self.stats.bad_data += 1;
+                    log_warn!("redis: a presence update failed: {e}");
+                }
+            }
         }
     }
 
@@ -402,22 +509,27 @@ impl RedisLog {
         };
         w.reading = false;
         let parsed = match &reply {
-            Value::Array(a) if a.len() == 3 => {
-                a[0].as_u64().zip(a[1].as_u64()).map(|(e, s)| (e, s, &a[2]))
-            }
+            Value::Array(a) if a.len() == 4 => a[0]
+                .as_u64()
+                .zip(a[1].as_u64())
+                .map(|(e, s)| (e, s, &a[2], &a[3])),
             _ => None,
         };
-        let Some((epoch, seq, entries)) = parsed else {
+        let Some((epoch, seq, entries, online)) = parsed else {
             self.errors_total += 1;
             self.stats.bad_data += 1;
             log_warn!("redis: reading {room} failed: {reply:?}");
             return;
         };
         let mut records = Vec::new();
+        let mut tags = HashSet::new();
         if let Value::Array(entries) = entries {
             for e in entries {
                 match entry(&room, e) {
-                    Some(r) => records.push(r),
+                    Some((r, tag)) => {
+                        records.push(r);
+                        tags.extend(tag);
+                    }
                     None => {
                         self.stats.bad_data += 1;
                         log_warn!("redis: skipped a malformed entry in {room}'s stream: {e:?}");
@@ -425,6 +537,21 @@ impl RedisLog {
                 }
             }
         }
+        // Publishes in doubt since a lost link: stored (delivered below) or refused now.
+        let node = &self.node;
+        let ready = &mut self.ready;
+        self.in_doubt.retain(|d| {
+            if d.room != room {
+                return true;
+            }
+            if !tags.contains(&format!("{node}:{}", d.tag)) {
+                ready.push(LogEvent::Refused {
+                    room: d.room.clone(),
+                    sender: d.sender,
+                });
+            }
+            false
+        });
         let fresh = w.epoch != Some(epoch);
         // Entries the node lacks that the stream no longer holds (trimmed
         // while it was away): start the room over rather than leave a hole.
@@ -432,11 +559,13 @@ impl RedisLog {
         if fresh || hole {
             w.epoch = Some(epoch);
             w.last = seq.max(records.last().map_or(0, |r| r.id));
+            let presence = presence_snapshot(&room, online, &self.node);
             self.ready.push(LogEvent::Loaded {
                 room: room.clone(),
                 epoch,
                 last_id: w.last,
                 history: records,
+                presence,
             });
         } else {
             let mut filled = false;
@@ -519,6 +648,19 @@ impl RedisLog {
             }
             b"message" => {
                 let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
+                if let Some(json) = payload.strip_prefix(b"p") {
+                    match parse_presence(&room, json) {
+                        Some(p) if p.node == self.node => {}
+                        Some(p) => self.ready.push(LogEvent::Presence(p)),
+                        None => {
+                            self.stats.bad_data += 1;
+                            log_warn!(
+                                "redis: skipped a foreign presence notice on {room}'s channel"
+                            );
+                        }
+                    }
+                    return;
+                }
                 match parse_published(payload) {
                     Some(p) => self.published(&room, p),
                     None => {
@@ -570,6 +712,11 @@ impl RedisLog {
         for r in replies.drain(..) {
             self.sub_reply(r);
         }
+        if now >= self.next_refresh && self.cmd.is_up() {
+            // 25 s of a 60 s TTL, as Centrifuge: two refreshes may fail before entries expire.
+            self.next_refresh = now + (self.cfg.presence_ttl_ms * 5 / 12).max(50);
+            self.refresh_presence();
+        }
         if now >= self.next_check {
             self.next_check = now + self.cfg.check_interval_ms.max(100);
             let rooms: Vec<RoomName> = self
@@ -611,6 +758,8 @@ impl MessageLog for RedisLog {
         let meta = self.key("meta", &draft.room);
         let stream = self.key("stream", &draft.room);
         let channel = self.key("room", &draft.room);
+        self.next_tag += 1;
+        let tag = self.next_tag;
         let end = self.cmd.send(&[
             "EVALSHA",
             &self.publish_sha,
@@ -622,11 +771,13 @@ impl MessageLog for RedisLog {
             &self.cfg.history.max(1).to_string(),
             &crate::logging::unix_millis().to_string(),
             &channel,
+            &format!("{}:{tag}", self.node),
         ]);
         self.publishes_pending += 1;
         self.pending.push_back(Pending::Publish {
             room: draft.room,
             sender: draft.sender,
+            tag,
             sent: Instant::now(),
             end,
         });
@@ -662,12 +813,38 @@ impl MessageLog for RedisLog {
     }
 
     fn forget(&mut self, room: &str) {
+        // Nobody here is in the room any more: nobody to tell about these.
+        self.in_doubt.retain(|d| &*d.room != room);
         if let Some(w) = self.rooms.remove(room) {
             self.channels.remove(&w.channel);
             if self.sub.is_up() {
                 self.sub.send(&[&b"UNSUBSCRIBE"[..], &w.channel]);
             }
         }
+    }
+
+    fn presence(&mut self, room: &RoomName, username: &str, avatar: Option<&str>, online: bool) {
+        let wall = crate::logging::unix_millis();
+        let avatar = avatar.unwrap_or_default();
+        if online {
+            self.local
+                .entry(room.clone())
+                .or_default()
+                .insert(username.to_string(), avatar.to_string());
+            self.send_presence(room, "on", &[username, avatar], wall);
+        } else {
+            if let Some(users) = self.local.get_mut(room) {
+                users.remove(username);
+                if users.is_empty() {
+                    self.local.remove(room);
+                }
+            }
+            self.send_presence(room, "off", &[username], wall);
+        }
+    }
+
+    fn wants_commit(&self) -> bool {
+        self.cmd.can_write_more() || self.sub.can_write_more() || !self.ready.is_empty()
     }
 
     fn ready(&mut self, token: Token, readable: bool, writable: bool) {
@@ -679,7 +856,7 @@ impl MessageLog for RedisLog {
     }
 
     fn wake_in(&self, now_ms: u64) -> Option<u64> {
-        let mut at = self.next_check;
+        let mut at = self.next_check.min(self.next_refresh);
         for link in [&self.cmd, &self.sub] {
             if let Some(t) = link.wake_at() {
                 at = at.min(t);
@@ -717,13 +894,32 @@ impl MessageLog for RedisLog {
     }
 
     fn close(&mut self, now_ms: u64) {
-        // Publishes already written will be answered or not; nothing to sync.
-        self.pump(now_ms);
+        // This node's users leave at once rather than when their entries
+        // expire: a short, bounded wait, after the loop has stopped.
+        let wall = crate::logging::unix_millis();
+        let local: Vec<(RoomName, Vec<String>)> = self
+            .local
+            .drain()
+            .map(|(room, users)| (room, users.into_keys().collect()))
+            .collect();
+        for (room, users) in local {
+            let args: Vec<&str> = users.iter().map(String::as_str).collect();
+            self.send_presence(&room, "off", &args, wall);
+        }
+        let until = Instant::now() + Duration::from_millis(300);
+        while self.cmd.is_up() && self.pending.iter().any(|p| matches!(p, Pending::Presence)) {
+            if Instant::now() >= until {
+                break;
+            }
+            self.cmd.ready(true, true);
+            self.pump(now_ms);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
 /// One stream entry `[id, [field, value, ...]]` as the record it stores.
-fn entry(room: &RoomName, e: &Value) -> Option<Record> {
+fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
     let Value::Array(parts) = e else { return None };
     let id = std::str::from_utf8(parts.first()?.as_bytes()?)
         .ok()?
@@ -736,20 +932,64 @@ fn entry(room: &RoomName, e: &Value) -> Option<Record> {
     };
     let mut time = None;
     let mut fields = None;
+    let mut tag = None;
     for pair in kv.chunks(2) {
         match (pair[0].as_bytes()?, pair.get(1)) {
             (b"t", Some(v)) => time = v.as_u64(),
             (b"f", Some(v)) => fields = std::str::from_utf8(v.as_bytes()?).ok(),
+            (b"n", Some(v)) => tag = std::str::from_utf8(v.as_bytes()?).ok(),
             _ => {}
         }
     }
     let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
-    Some(Record {
+    let record = Record {
         room: room.clone(),
         id,
         json: protocol::seal_message(room, id, fields).into(),
         time: time?,
         sender: None,
+    };
+    Some((record, tag.map(str::to_owned)))
+}
+
+/// A room's presence hash (HGETALL: field, value, ...) without this node's entries.
+fn presence_snapshot(room: &RoomName, flat: &Value, own: &str) -> Vec<RemotePresence> {
+    let Value::Array(flat) = flat else {
+        return Vec::new();
+    };
+    flat.chunks(2)
+        .filter_map(|pair| {
+            let field = pair.first()?.as_bytes()?;
+            let avatar = std::str::from_utf8(pair.get(1)?.as_bytes()?).ok()?;
+            let (node, username): (String, String) = serde_json::from_slice(field).ok()?;
+            (node != own).then(|| RemotePresence {
+                room: room.clone(),
+                node,
+                username,
+                avatar: (!avatar.is_empty()).then(|| avatar.to_string()),
+                online: true,
+            })
+        })
+        .collect()
+}
+
+/// `{"n": node, "u": username, "a": avatar, "on": bool}`, as `presence.lua` publishes it.
+fn parse_presence(room: &RoomName, json: &[u8]) -> Option<RemotePresence> {
+    #[derive(serde::Deserialize)]
+    struct Notice {
+        n: String,
+        u: String,
+        #[serde(default)]
+        a: String,
+        on: bool,
+    }
+    let n: Notice = serde_json::from_slice(json).ok()?;
+    Some(RemotePresence {
+        room: room.clone(),
+        node: n.n,
+        username: n.u,
+        avatar: (!n.a.is_empty()).then_some(n.a),
+        online: n.on,
     })
 }
 

@@ -2,7 +2,9 @@
 -- KEYS[1]: the room's meta hash (epoch, seq)   KEYS[2]: the room's stream
 -- ARGV[1]: the message's fields (a JSON object)   ARGV[2]: its time (ms)
 -- ARGV[3]: history kept (MAXLEN ~)   ARGV[4]: the epoch to use if the room has none
--- ARGV[5]: the room's channel
+-- ARGV[5]: the room's channel   ARGV[6]: the sending node's tag for this
+-- message, kept in the stream so a node whose link dropped before the reply
+-- can tell, from the stream, whether the message was stored.
 -- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
 -- ask the stream for ids after the one they have.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -14,6 +16,6 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
 redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
 return {epoch, id}
