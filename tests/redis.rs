@@ -192,6 +192,29 @@ fn three_nodes_deliver_every_message_once_in_order_with_the_same_ids() {
     for n in &nodes {
         assert_eq!(n.metric("picochat_redis_up"), 1.0);
     }
+
+    // /api/rooms on any node lists rooms active anywhere, with everyone online.
+    let mut quiet = nodes[0].ws();
+    join_room(&mut quiet, "elsewhere", "solo");
+    let end = Instant::now() + Duration::from_secs(5);
+    let listing = loop {
+        let body: Value = serde_json::from_str(&http_get(nodes[1].addr, "/api/rooms")).unwrap();
+        let rooms = body["rooms"].as_array().unwrap().clone();
+        if rooms.iter().any(|r| r["room"] == "elsewhere") || Instant::now() > end {
+            break rooms;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let find = |name: &str| listing.iter().find(|r| r["room"] == name).cloned();
+    assert_eq!(find("dev").unwrap()["online"], 4, "{listing:?}");
+    let elsewhere = find("elsewhere").expect("a room only node 0 holds");
+    assert_eq!(
+        (
+            elsewhere["online"].as_u64(),
+            elsewhere["last_message_time"].as_u64()
+        ),
+        (Some(1), None)
+    );
 }
 
 #[test]
@@ -457,6 +480,11 @@ fn foreign_data_under_our_keys_is_logged_and_skipped() {
     send_json(
         &mut other,
         json!({"type": "join", "room": "bad", "username": "bob"}),
+    );
+    let e = recv_type(&mut other, "error");
+    assert_eq!(
+        (e["code"].as_str(), e["room"].as_str()),
+        (Some("unavailable"), Some("bad"))
     );
     send_all(&mut page, "dev", &batch("a", "ok", 2));
     let texts: Vec<String> = messages(&frames(&mut page, Duration::from_millis(500)))

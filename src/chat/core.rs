@@ -26,7 +26,7 @@
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
-use super::record::{Draft, LogEvent, Record, RemotePresence, Restored};
+use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored};
 use super::room::{Room, Stored, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
 use std::collections::{BTreeMap, HashMap};
@@ -179,6 +179,8 @@ pub struct Core {
     on_demand: bool,
     /// The newest wall-clock time an event brought (for what a log event causes).
     now: u64,
+    /// Rooms a shared log lists as active on any process (`/api/rooms`).
+    directory: Vec<DirectoryEntry>,
 }
 
 type Out = Vec<Command>;
@@ -198,6 +200,7 @@ impl Core {
             users: BTreeMap::new(),
             on_demand: restored.on_demand,
             now,
+            directory: Vec::new(),
             limits,
         };
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
@@ -265,6 +268,8 @@ impl Core {
                 presence,
             }) => self.loaded(room, epoch, last_id, history, presence, out),
             Event::Log(LogEvent::Presence(p)) => self.remote_presence(p, out),
+            Event::Log(LogEvent::Unreadable(room)) => self.unreadable(&room, out),
+            Event::Log(LogEvent::Directory(list)) => self.directory = list,
         }
     }
 
@@ -313,16 +318,30 @@ impl Core {
     }
 
     /// `GET /api/rooms`: rooms with people or history, the busiest first.
+    /// With a shared log, rooms active on other processes too: those this
+    /// process holds are counted here, the others as the log last listed them.
     pub fn rooms_json(&self) -> String {
         let mut list: Vec<protocol::RoomSummary> = self
             .rooms
             .values()
+            .filter(|r| r.ready)
             .map(|r| protocol::RoomSummary {
                 room: &r.name,
                 online: r.online.len(),
                 last_message_time: r.last_message_time,
             })
             .collect();
+        list.extend(
+            self.directory
+                .iter()
+                .filter(|d| !self.rooms.get(d.room.as_str()).is_some_and(|r| r.ready))
+                .filter(|d| d.online > 0 || d.last_message_time.is_some())
+                .map(|d| protocol::RoomSummary {
+                    room: &d.room,
+                    online: d.online,
+                    last_message_time: d.last_message_time,
+                }),
+        );
         list.sort_by(|a, b| b.online.cmp(&a.online).then(a.room.cmp(b.room)));
         protocol::rooms_json(&list)
     }
@@ -844,6 +863,25 @@ impl Core {
         }
         self.release_if_unused(&room, out);
         self.trim_history(out);
+    }
+
+    /// A shared log cannot read `room`: the joins waiting for it get
+    /// `unavailable`, and the room is dropped (a later join tries again).
+    fn unreadable(&mut self, room: &RoomName, out: &mut Out) {
+        let Some(r) = self.rooms.get_mut(room).filter(|r| !r.ready) else {
+            return;
+        };
+        for w in std::mem::take(&mut r.waiting) {
+            if let Some(s) = self.session_mut(w.client) {
+                s.loading = s.loading.saturating_sub(1);
+                reply(
+                    out,
+                    w.client,
+                    protocol::error_json(ErrorCode::Unavailable, Some(room)),
+                );
+            }
+        }
+        self.release_if_unused(room, out);
     }
 
     /// A user online (or gone) on another process: announced here when that

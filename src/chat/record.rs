@@ -56,6 +56,20 @@ pub enum LogEvent {
     /// Another process sharing the log: a user came online in a room there,
     /// or went (its last connection closed, or that process stopped answering).
     Presence(RemotePresence),
+    /// The log cannot read this room (what is stored under its name is not
+    /// what picochat writes): the joins waiting for it are refused.
+    Unreadable(RoomName),
+    /// Rooms active on any process sharing the log, newest first (for `GET /api/rooms`).
+    Directory(Vec<DirectoryEntry>),
+}
+
+/// One room as the shared log lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub room: String,
+    /// Distinct users online in it, on any process.
+    pub online: usize,
+    pub last_message_time: Option<u64>,
 }
 
 /// A user online (or no more) in a room on another process sharing the log.

@@ -407,9 +407,7 @@ mod tests {
             .map(|e| match e {
                 LogEvent::Committed(r) => (r.room.to_string(), r.id),
                 LogEvent::Refused { room, .. } => (format!("refused {room}"), 0),
-                LogEvent::Loaded { .. } | LogEvent::Presence(_) => {
-                    unreachable!("a journal restores rooms at start")
-                }
+                other => unreachable!("a journal only commits or refuses: {other:?}"),
             })
             .collect()
     }

@@ -37,6 +37,7 @@ mod resp;
 
 use super::{Draft, LogEvent, LogHealth, MessageLog, Record, RemotePresence, Restored};
 use crate::chat::protocol::{self, RoomName};
+use crate::chat::record::DirectoryEntry;
 use crate::chat::session::ClientId;
 use crate::{log_info, log_warn};
 pub use link::Target;
@@ -51,6 +52,11 @@ use std::time::{Duration, Instant};
 const PUBLISH_LUA: &str = include_str!("publish.lua");
 const READ_LUA: &str = include_str!("read.lua");
 const PRESENCE_LUA: &str = include_str!("presence.lua");
+const ROOMS_LUA: &str = include_str!("rooms.lua");
+/// How often the rooms directory (`/api/rooms` across nodes) is read.
+const DIRECTORY_EVERY_MS: u64 = 2000;
+/// Rooms the directory lists, at most.
+const DIRECTORY_ROOMS: usize = 100;
 
 /// How picochat reaches Redis, from the command line.
 #[derive(Clone, Debug)]
@@ -133,6 +139,7 @@ enum Pending {
     },
     /// A presence change, refresh or sweep: only a failure matters.
     Presence,
+    Directory,
 }
 
 /// One room this node has members in.
@@ -201,6 +208,8 @@ pub struct RedisLog {
     /// This process's name in presence entries: start time and pid.
     node: String,
     presence_sha: String,
+    rooms_sha: String,
+    next_directory: u64,
     /// Who is online here, per room (what this node refreshes in Redis).
     local: HashMap<RoomName, HashMap<String, String>>,
     next_refresh: u64,
@@ -244,6 +253,8 @@ impl RedisLog {
             publish_sha: sha1_hex(PUBLISH_LUA),
             read_sha: sha1_hex(READ_LUA),
             presence_sha: sha1_hex(PRESENCE_LUA),
+            rooms_sha: sha1_hex(ROOMS_LUA),
+            next_directory: 0,
             node: format!("{:x}-{}", crate::logging::unix_millis(), std::process::id()),
             local: HashMap::new(),
             next_refresh: 0,
@@ -325,7 +336,7 @@ impl RedisLog {
         for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
             self.pending.push_back(Pending::Handshake("AUTH/SELECT"));
         }
-        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA] {
+        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA, ROOMS_LUA] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
             self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
         }
@@ -349,20 +360,23 @@ impl RedisLog {
         }
         let hash = self.key("presence", room);
         let expiry = self.key("presence-expiry", room);
+        let index = format!("{}rooms", self.cfg.prefix);
         let channel = self.key("room", room);
         let now = now_wall.to_string();
         let ttl = self.cfg.presence_ttl_ms.to_string();
         let mut cmd: Vec<&str> = vec![
             "EVALSHA",
             &self.presence_sha,
-            "2",
+            "3",
             &hash,
             &expiry,
+            &index,
             mode,
             &channel,
             &now,
             &ttl,
             &self.node,
+            room,
         ];
         cmd.extend_from_slice(args);
         self.cmd.send(&cmd);
@@ -499,6 +513,13 @@ impl RedisLog {
                     log_warn!("redis: a presence update failed: {e}");
                 }
             }
+            Pending::Directory => match directory(&reply) {
+                Some(list) => self.ready.push(LogEvent::Directory(list)),
+                None => {
+                    self.stats.bad_data += 1;
+                    log_warn!("redis: reading the rooms directory failed: {reply:?}");
+                }
+            },
         }
     }
 
@@ -519,6 +540,9 @@ impl RedisLog {
             self.errors_total += 1;
             self.stats.bad_data += 1;
             log_warn!("redis: reading {room} failed: {reply:?}");
+            if w.epoch.is_none() {
+                self.ready.push(LogEvent::Unreadable(room));
+            }
             return;
         };
         let mut records = Vec::new();
@@ -717,6 +741,19 @@ impl RedisLog {
             self.next_refresh = now + (self.cfg.presence_ttl_ms * 5 / 12).max(50);
             self.refresh_presence();
         }
+        if now >= self.next_directory && self.cmd.is_up() {
+            self.next_directory = now + DIRECTORY_EVERY_MS;
+            let index = format!("{}rooms", self.cfg.prefix);
+            self.cmd.send(&[
+                "EVALSHA",
+                &self.rooms_sha,
+                "1",
+                &index,
+                &DIRECTORY_ROOMS.to_string(),
+                &self.cfg.prefix,
+            ]);
+            self.pending.push_back(Pending::Directory);
+        }
         if now >= self.next_check {
             self.next_check = now + self.cfg.check_interval_ms.max(100);
             let rooms: Vec<RoomName> = self
@@ -757,21 +794,24 @@ impl MessageLog for RedisLog {
         }
         let meta = self.key("meta", &draft.room);
         let stream = self.key("stream", &draft.room);
+        let index = format!("{}rooms", self.cfg.prefix);
         let channel = self.key("room", &draft.room);
         self.next_tag += 1;
         let tag = self.next_tag;
         let end = self.cmd.send(&[
             "EVALSHA",
             &self.publish_sha,
-            "2",
+            "3",
             &meta,
             &stream,
+            &index,
             &draft.fields,
             &draft.time.to_string(),
             &self.cfg.history.max(1).to_string(),
             &crate::logging::unix_millis().to_string(),
             &channel,
             &format!("{}:{tag}", self.node),
+            &draft.room,
         ]);
         self.publishes_pending += 1;
         self.pending.push_back(Pending::Publish {
@@ -856,7 +896,10 @@ impl MessageLog for RedisLog {
     }
 
     fn wake_in(&self, now_ms: u64) -> Option<u64> {
-        let mut at = self.next_check.min(self.next_refresh);
+        let mut at = self
+            .next_check
+            .min(self.next_refresh)
+            .min(self.next_directory);
         for link in [&self.cmd, &self.sub] {
             if let Some(t) = link.wake_at() {
                 at = at.min(t);
@@ -950,6 +993,27 @@ fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
         sender: None,
     };
     Some((record, tag.map(str::to_owned)))
+}
+
+/// `rooms.lua`'s answer: room, last message time (0: none), users online, ...
+fn directory(reply: &Value) -> Option<Vec<DirectoryEntry>> {
+    let Value::Array(flat) = reply else {
+        return None;
+    };
+    flat.chunks(3)
+        .map(|row| {
+            let room = std::str::from_utf8(row.first()?.as_bytes()?).ok()?;
+            let time: f64 = std::str::from_utf8(row.get(1)?.as_bytes()?)
+                .ok()?
+                .parse()
+                .ok()?;
+            Some(DirectoryEntry {
+                room: room.to_string(),
+                online: row.get(2)?.as_u64()? as usize,
+                last_message_time: (time >= 1.0).then_some(time as u64),
+            })
+        })
+        .collect()
 }
 
 /// A room's presence hash (HGETALL: field, value, ...) without this node's entries.

@@ -7,6 +7,8 @@
 -- ARGV[1]: 'on', 'off' or 'sweep'   ARGV[2]: the room's channel   ARGV[3]: now (ms)
 -- ARGV[4]: TTL (ms)   ARGV[5]: this node
 -- then, for 'on': username, avatar pairs; for 'off': usernames.
+-- KEYS[3]: the rooms index, ARGV[6]: the room: a room with people and no
+-- message yet is listed too (score 0).
 local function announce(field, avatar, on)
   local who = cjson.decode(field)
   redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({n = who[1], u = who[2], a = avatar, on = on}))
@@ -21,7 +23,10 @@ if ARGV[1] == 'sweep' then
   return #dead
 end
 local expiry = tonumber(ARGV[3]) + tonumber(ARGV[4])
-local i = 6
+local i = 7
+if ARGV[1] == 'on' then
+  redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[6])
+end
 while i <= #ARGV do
   local field = cjson.encode({ARGV[5], ARGV[i]})
   if ARGV[1] == 'on' then

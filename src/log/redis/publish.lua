@@ -5,6 +5,7 @@
 -- ARGV[5]: the room's channel   ARGV[6]: the sending node's tag for this
 -- message, kept in the stream so a node whose link dropped before the reply
 -- can tell, from the stream, whether the message was stored.
+-- KEYS[3]: the rooms index (room -> last message time), ARGV[7]: the room.
 -- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
 -- ask the stream for ids after the one they have.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -17,5 +18,8 @@ if not epoch then
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
+-- The index keeps the 1,000 rooms with the newest messages.
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1001)
 redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
 return {epoch, id}
