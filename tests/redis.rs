@@ -701,3 +701,109 @@ fn presence_spans_nodes_and_a_dead_node_s_users_leave_within_the_ttl() {
         .iter()
         .all(|f| f["type"] != "leave"));
 }
+
+#[test]
+fn with_reuse_port_several_nodes_share_one_port_and_one_set_of_rooms() {
+    let redis = Redis::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let shared = ["--listen", listen.as_str(), "--reuse-port", "on"];
+    let a = node(&redis, &shared);
+    let b = node(&redis, &shared);
+    assert_eq!(a.addr, b.addr);
+    let (code, err) = picochat_fails(&["--listen", &listen]);
+    assert_eq!(
+        code,
+        Some(1),
+        "without --reuse-port the port is taken: {err}"
+    );
+    assert!(err.contains("cannot listen"), "{err}");
+
+    // The kernel spreads connections over both; every page sees every message.
+    let mut pages: Vec<Ws> = (0..16).map(|_| a.ws()).collect();
+    for (i, p) in pages.iter_mut().enumerate() {
+        join_room(p, "dev", &format!("u{i}"));
+    }
+    let opened = |s: &TestServer| s.log_text().matches("websocket open (chat)").count();
+    assert_eq!(opened(&a) + opened(&b), 16);
+    assert!(
+        opened(&a) > 0 && opened(&b) > 0,
+        "{} and {}",
+        opened(&a),
+        opened(&b)
+    );
+    send_all(&mut pages[0], "dev", &batch("a", "shared", 1));
+    for p in pages.iter_mut() {
+        assert_eq!(recv_type(p, "message")["message"], "a-shared-0");
+    }
+}
+
+fn load(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(args)
+        .args(["--json", "--quiet"])
+        .output()
+        .expect("run picochat-load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_load_generator_spreads_clients_over_nodes_and_counts_every_delivery_on_all() {
+    let redis = Redis::start();
+    let nodes: Vec<TestServer> = (0..2).map(|_| node(&redis, &[])).collect();
+    let urls: Vec<String> = nodes.iter().map(|n| n.url("/ws")).collect();
+    let pids: Vec<String> = nodes.iter().map(|n| n.pid().to_string()).collect();
+    for rooms in ["0", "3"] {
+        let r = load(&[
+            "--url",
+            &urls[0],
+            "--url",
+            &urls[1],
+            "--server-pid",
+            &pids[0],
+            "--server-pid",
+            &pids[1],
+            "--clients",
+            "60",
+            "--senders",
+            "6",
+            "--rate",
+            "200",
+            "--duration",
+            "2s",
+            "--rooms",
+            rooms,
+        ]);
+        assert_eq!(
+            (r["failed"].as_u64(), r["dropped"].as_u64()),
+            (Some(0), Some(0)),
+            "{r}"
+        );
+        assert!(r["sent"].as_u64().unwrap() > 100, "{r}");
+        assert_eq!(r["lost"], 0, "every node delivered every message: {r}");
+        assert_eq!(r["expected"], r["received"]);
+        if rooms == "0" {
+            assert_eq!(
+                r["expected"].as_u64(),
+                Some(r["sent"].as_u64().unwrap() * 60),
+                "{r}"
+            );
+        }
+        let per_node = r["nodes"].as_array().unwrap();
+        assert_eq!(per_node.len(), 2);
+        for n in per_node {
+            assert_eq!(n["clients"], 30, "{r}");
+            assert!(n["received"].as_u64().unwrap() > 0);
+        }
+        assert_eq!(r["servers"].as_array().unwrap().len(), 2);
+    }
+}

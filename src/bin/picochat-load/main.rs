@@ -28,7 +28,10 @@ const HELP: &str = "picochat-load: load generator for tutorial-protocol WebSocke
 
 Usage: picochat-load [OPTIONS]
 
-  --url URL            server WebSocket URL (default ws://127.0.0.1:8000/ws)
+  --url URL            server WebSocket URL (default ws://127.0.0.1:8000/ws); give it
+                       several times to spread clients over nodes sharing rooms
+                       (client i uses URL i mod count; a message sent through one
+                       node is expected, and counted, on all of them)
   --clients N          WebSocket clients to connect (default 100; the maximum in --step mode)
   --senders K          how many of them send (default 10)
   --rate R             total messages/s across senders; 0 = closed loop (default 100)
@@ -47,17 +50,50 @@ Usage: picochat-load [OPTIONS]
                        latency passes --threshold or deliveries are lost
   --step-duration D    how long each step measures (default 5s)
   --threshold D        p95 latency bound for --step (default 500ms)
-  --server-pid PID     also report the server's CPU time and peak RSS
+  --server-pid PID     also report the server's CPU time and peak RSS (repeatable:
+                       each process is reported, and their CPU summed)
   --json               print one JSON object instead of the table
   --quiet              no progress line on stderr
   -h, --help           this help
 ";
 
+/// One server (node) the clients connect to.
 #[derive(Clone, Debug)]
-struct Args {
+struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or("--url must start with ws:// (TLS is not supported)")?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr = host
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+        Ok(Target {
+            addr,
+            host: host.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}{}", self.host, self.path)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    targets: Vec<Target>,
     clients: usize,
     senders: usize,
     rate: f64,
@@ -71,16 +107,14 @@ struct Args {
     step: usize,
     step_duration: Duration,
     threshold: Duration,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     json: bool,
     quiet: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        addr: "127.0.0.1:8000".parse().map_err(|_| "addr")?,
-        host: "127.0.0.1:8000".into(),
-        path: "/ws".into(),
+        targets: Vec::new(),
         clients: 100,
         senders: 10,
         rate: 100.0,
@@ -94,11 +128,11 @@ fn parse_args() -> Result<Args, String> {
         step: 0,
         step_duration: Duration::from_secs(5),
         threshold: Duration::from_millis(500),
-        server_pid: None,
+        server_pids: Vec::new(),
         json: false,
         quiet: false,
     };
-    let mut url = "ws://127.0.0.1:8000/ws".to_string();
+    let mut urls: Vec<String> = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -107,7 +141,7 @@ fn parse_args() -> Result<Args, String> {
                 print!("{HELP}");
                 std::process::exit(0);
             }
-            "--url" => url = val()?,
+            "--url" => urls.push(val()?),
             "--clients" => a.clients = parse_num(&val()?)?,
             "--senders" => a.senders = parse_num(&val()?)?,
             "--rate" => a.rate = val()?.parse().map_err(|_| "--rate: expected a number")?,
@@ -125,26 +159,19 @@ fn parse_args() -> Result<Args, String> {
             "--step" => a.step = parse_num(&val()?)?,
             "--step-duration" => a.step_duration = parse_duration(&val()?)?,
             "--threshold" => a.threshold = parse_duration(&val()?)?,
-            "--server-pid" => a.server_pid = Some(parse_num(&val()?)?),
+            "--server-pid" => a.server_pids.push(parse_num(&val()?)?),
             "--json" => a.json = true,
             "--quiet" => a.quiet = true,
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or("--url must start with ws:// (TLS is not supported)")?;
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    a.host = host.to_string();
-    a.path = path.to_string();
-    a.addr = host
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to nothing"))?;
+    if urls.is_empty() {
+        urls.push("ws://127.0.0.1:8000/ws".into());
+    }
+    a.targets = urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<_, _>>()?;
     a.senders = a.senders.min(a.clients.max(1));
     a.payload = a.payload.max(40);
     if a.inflight == 0 {
@@ -237,6 +264,8 @@ struct Client {
     room: Option<usize>,
     /// With `--rooms`: welcomes received (one per room it joins).
     welcomes: usize,
+    /// Which `--url` it connected to.
+    node: usize,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -274,6 +303,9 @@ struct Gen {
     room_received: Vec<u64>,
     /// Clients opened so far: client i joins room i mod --rooms.
     opened_total: usize,
+    /// Per `--url`: clients connected through it, deliveries received through it.
+    node_clients: Vec<u64>,
+    node_received: Vec<u64>,
 }
 
 impl Gen {
@@ -289,7 +321,9 @@ impl Gen {
     }
 
     fn open_one(&mut self) {
-        match TcpStream::connect(self.args.addr) {
+        let node = self.opened_total % self.args.targets.len();
+        let target = &self.args.targets[node];
+        match TcpStream::connect(target.addr) {
             Ok(mut stream) => {
                 let _ = stream.set_nodelay(true);
                 let entry = self.clients.vacant_entry();
@@ -310,7 +344,7 @@ impl Gen {
                 let req = format!(
                     "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                    self.args.path, self.args.host
+                    target.path, target.host
                 );
                 let room = (self.args.rooms > 0).then(|| self.opened_total % self.args.rooms);
                 self.opened_total += 1;
@@ -326,9 +360,10 @@ impl Gen {
                     started: Instant::now(),
                     room,
                     welcomes: 0,
+                    node,
                 });
             }
-            Err(e) => self.fail(None, format!("connect {}: {e}", self.args.addr)),
+            Err(e) => self.fail(None, format!("connect {}: {e}", target.addr)),
         }
     }
 
@@ -457,6 +492,7 @@ impl Gen {
             }
             c.state = State::Open;
             self.c.connected += 1;
+            self.node_clients[c.node] += 1;
             if let Some(r) = c.room {
                 join_room = Some((r, key));
             }
@@ -490,6 +526,7 @@ impl Gen {
                                 }
                             } else if let Some((sender, sent_us)) = token(payload) {
                                 self.c.received += 1;
+                                self.node_received[c.node] += 1;
                                 if let Some(r) = room_index(payload) {
                                     if let Some(n) = self.room_received.get_mut(r) {
                                         *n += 1;
@@ -800,13 +837,17 @@ struct ServerWatch {
 }
 
 impl ServerWatch {
-    fn new(pid: Option<u32>) -> Option<Self> {
-        let pid = pid?;
-        Some(ServerWatch {
+    fn new(pid: u32) -> Self {
+        ServerWatch {
             pid,
             cpu0: procfs::cpu_seconds(pid).unwrap_or(0.0),
             peak_rss: 0,
-        })
+        }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak_rss
+            .max(procfs::rss_bytes(self.pid).map_or(0, |r| r.1))
     }
     fn sample(&mut self) {
         if let Some((rss, _)) = procfs::rss_bytes(self.pid) {
@@ -833,9 +874,11 @@ fn main() {
             args.clients
         );
     }
-    if let Err(e) = std::net::TcpStream::connect_timeout(&args.addr, Duration::from_secs(3)) {
-        eprintln!("picochat-load: cannot reach {}: {e}", args.addr);
-        std::process::exit(1);
+    for t in &args.targets {
+        if let Err(e) = std::net::TcpStream::connect_timeout(&t.addr, Duration::from_secs(3)) {
+            eprintln!("picochat-load: cannot reach {}: {e}", t.addr);
+            std::process::exit(1);
+        }
     }
     let poll = match Poll::new() {
         Ok(p) => p,
@@ -860,16 +903,22 @@ fn main() {
         room_expected: vec![0; args.rooms],
         room_received: vec![0; args.rooms],
         opened_total: 0,
+        node_clients: vec![0; args.targets.len()],
+        node_received: vec![0; args.targets.len()],
     };
     let mut events = Events::with_capacity(4096);
-    let mut server = ServerWatch::new(args.server_pid);
+    let mut servers: Vec<ServerWatch> = args
+        .server_pids
+        .iter()
+        .map(|&p| ServerWatch::new(p))
+        .collect();
     let report = if args.step > 0 {
-        step_mode(&mut g, &mut events, &mut server)
+        step_mode(&mut g, &mut events, &mut servers)
     } else {
         let t = Instant::now();
         g.connect(args.clients, &mut events);
         let connect_time = t.elapsed();
-        if let Some(s) = server.as_mut() {
+        for s in servers.iter_mut() {
             s.cpu0 = procfs::cpu_seconds(s.pid).unwrap_or(0.0);
         }
         let (elapsed, gen_cpu) = if args.idle {
@@ -877,9 +926,7 @@ fn main() {
             let gen0 = procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
             while t.elapsed() < args.duration {
                 g.turn(&mut events, Duration::from_millis(100));
-                if let Some(s) = server.as_mut() {
-                    s.sample();
-                }
+                servers.iter_mut().for_each(ServerWatch::sample);
             }
             (
                 t.elapsed(),
@@ -887,12 +934,10 @@ fn main() {
             )
         } else {
             let r = g.run(args.duration, &mut events);
-            if let Some(s) = server.as_mut() {
-                s.sample();
-            }
+            servers.iter_mut().for_each(ServerWatch::sample);
             r
         };
-        summary(&g, &args, elapsed, gen_cpu, connect_time, server.as_ref())
+        summary(&g, &args, elapsed, gen_cpu, connect_time, &servers)
     };
     if !args.quiet && std::io::stderr().is_terminal() {
         eprintln!();
@@ -900,7 +945,7 @@ fn main() {
     println!("{report}");
 }
 
-fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>) -> String {
+fn step_mode(g: &mut Gen, events: &mut Events, servers: &mut [ServerWatch]) -> String {
     let args = g.args.clone();
     let mut best = 0;
     let mut steps = Vec::new();
@@ -913,9 +958,7 @@ fn step_mode(g: &mut Gen, events: &mut Events, server: &mut Option<ServerWatch>)
         g.hist = Histogram::new();
         let before = g.c.clone();
         g.run(args.step_duration, events);
-        if let Some(s) = server.as_mut() {
-            s.sample();
-        }
+        servers.iter_mut().for_each(ServerWatch::sample);
         let lost = (g.c.expected - before.expected).saturating_sub(g.c.received - before.received);
         let p95 = g.hist.quantile(0.95);
         let pass =
@@ -967,18 +1010,39 @@ fn summary(
     elapsed: Duration,
     gen_cpu: f64,
     connect_time: Duration,
-    server: Option<&ServerWatch>,
+    servers: &[ServerWatch],
 ) -> String {
     let c = &g.c;
     let lost = c.expected.saturating_sub(c.received);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let deliveries_per_s = c.received as f64 / secs;
-    let (server_cpu, server_rss) = server.map_or((None, None), |s| {
+    // Several servers (nodes): CPU summed, peak RSS of the largest; each is also listed.
+    let (server_cpu, server_rss) = if servers.is_empty() {
+        (None, None)
+    } else {
         (
-            Some(s.cpu()),
-            Some(s.peak_rss.max(procfs::rss_bytes(s.pid).map_or(0, |r| r.1))),
+            Some(servers.iter().map(ServerWatch::cpu).sum::<f64>()),
+            servers.iter().map(ServerWatch::peak).max(),
         )
-    });
+    };
+    let per_server: Vec<ServerReport> = servers
+        .iter()
+        .map(|s| ServerReport {
+            pid: s.pid,
+            cpu_s: s.cpu(),
+            peak_rss_bytes: s.peak(),
+        })
+        .collect();
+    let nodes: Vec<NodeReport> = args
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| NodeReport {
+            url: t.url(),
+            clients: g.node_clients[i],
+            received: g.node_received[i],
+        })
+        .collect();
     let saturated = gen_cpu / secs > 0.9;
     let q = |p| ms(g.hist.quantile(p));
     let server_fields = server_cpu.zip(server_rss);
@@ -1031,6 +1095,8 @@ fn summary(
                 }
             }),
             server_peak_rss_bytes: server_rss,
+            servers: (servers.len() > 1).then_some(per_server),
+            nodes: (args.targets.len() > 1).then_some(nodes),
             rooms: (args.rooms > 0).then(|| RoomsReport {
                 rooms: args.rooms,
                 joined: c.joined,
@@ -1041,7 +1107,8 @@ fn summary(
         });
     }
     let mut t = String::new();
-    let _ = writeln!(t, "picochat-load → ws://{}{}", args.host, args.path);
+    let urls: Vec<String> = args.targets.iter().map(Target::url).collect();
+    let _ = writeln!(t, "picochat-load → {}", urls.join(", "));
     let _ = writeln!(t, "  clients      {} connected, {} failed, {} dropped by the server (connect {:.2}s, p50 {:.1} ms, max {:.1} ms)",
         c.connected, c.failed, c.dropped, connect_time.as_secs_f64(), pct(&c.connect_us, 0.5) as f64 / 1000.0, pct(&c.connect_us, 1.0) as f64 / 1000.0);
     if !args.idle {
@@ -1094,6 +1161,26 @@ fn summary(
             },
             rss as f64 / 1048576.0
         );
+        if per_server.len() > 1 {
+            for s in &per_server {
+                let _ = writeln!(
+                    t,
+                    "    pid {:<8} {:.2} s CPU, peak RSS {:.1} MiB",
+                    s.pid,
+                    s.cpu_s,
+                    s.peak_rss_bytes as f64 / 1048576.0
+                );
+            }
+        }
+    }
+    if nodes.len() > 1 {
+        for n in &nodes {
+            let _ = writeln!(
+                t,
+                "  node         {}: {} clients, {} deliveries",
+                n.url, n.clients, n.received
+            );
+        }
     }
     if args.rooms > 0 {
         let _ = writeln!(
@@ -1149,9 +1236,29 @@ struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     server_peak_rss_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    servers: Option<Vec<ServerReport>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<Vec<NodeReport>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rooms: Option<RoomsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_error: Option<&'a str>,
+}
+
+/// With several `--server-pid`: each process.
+#[derive(serde::Serialize)]
+struct ServerReport {
+    pid: u32,
+    cpu_s: f64,
+    peak_rss_bytes: u64,
+}
+
+/// With several `--url`: what went through each node.
+#[derive(serde::Serialize)]
+struct NodeReport {
+    url: String,
+    clients: u64,
+    received: u64,
 }
 
 #[derive(serde::Serialize)]
