@@ -9,6 +9,12 @@
 //! 6. rooms (picochat only): 10,000 clients in 1,000 rooms of 10, every room
 //!    1 msg/s -> p50/p99, losses per room, deliveries per server CPU-second; and
 //!    the RSS per idle WebSocket with every client in 3 rooms
+//! 7. Redis (picochat only, Debian's `redis-server` with `appendonly yes`,
+//!    `appendfsync everysec`): fan-out as in 1 with the 1,000 clients split
+//!    over 2 nodes -> p50/p99 and what the Redis hop adds to 1's p50; Redis
+//!    CPU per message and its share of all CPU used; saturation as in 2 with
+//!    1 node and with 2 nodes on Redis, with the CPU of every process. Nothing
+//!    is pinned here: nodes, Redis and the generator share the cores.
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -119,6 +125,133 @@ fn load(r: &Running, args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// A redis-server for scenario 7, on a Unix socket in a temporary directory.
+struct Redis {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let dir = std::env::temp_dir().join(format!("picochat-bench-redis-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).ok()?;
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "everysec", "--logfile", ""])
+            .arg("--unixsocket")
+            .arg(dir.join("redis.sock"))
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let r = Redis { child, dir };
+        let t = Instant::now();
+        while std::os::unix::net::UnixStream::connect(r.dir.join("redis.sock")).is_err() {
+            if t.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(r)
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.join("redis.sock").display())
+    }
+
+    fn cpu(&self) -> f64 {
+        procfs::cpu_seconds(self.child.id()).unwrap_or(0.0)
+    }
+}
+
+/// A picochat node on `redis`: pinned to core 0 like scenario 1's server
+/// when `pin`, else free to run on any core.
+fn start_node(server_bin: &str, redis: &Redis, pin: bool) -> Running {
+    let addr = free_addr();
+    let argv: Vec<String> = [
+        server_bin,
+        "--listen",
+        &addr.to_string(),
+        "--redis",
+        &redis.url(),
+        "--msg-rate",
+        "0",
+        "--log-level",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec();
+    let child = command(pin.then_some(0), &argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a node");
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "a node did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Running { child, addr }
+}
+
+/// `argv` pinned to `core` (see [`pinned`]), or free to run anywhere.
+fn command(core: Option<usize>, argv: &[String]) -> Command {
+    match core {
+        Some(c) => pinned(c, argv),
+        None => {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            cmd
+        }
+    }
+}
+
+/// picochat-load over several nodes (on core 1 like scenario 1's when
+/// `pin`); returns its report and the Redis CPU-seconds the run cost.
+fn load_nodes(
+    nodes: &[&Running],
+    redis: &Redis,
+    pin: bool,
+    args: &[&str],
+) -> (serde_json::Value, f64) {
+    let mut argv = vec![env!("CARGO_BIN_EXE_picochat-load").to_string()];
+    for n in nodes {
+        argv.extend(["--url".to_string(), format!("ws://{}/ws", n.addr)]);
+        argv.extend(["--server-pid".to_string(), pid(n).to_string()]);
+    }
+    argv.extend(["--json", "--quiet"].map(String::from));
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let redis0 = redis.cpu();
+    let out = command(pin.then_some(1), &argv)
+        .output()
+        .expect("run picochat-load");
+    let redis_cpu = redis.cpu() - redis0;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "picochat-load output ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (v, redis_cpu)
 }
 
 fn rss(pid: u32) -> u64 {
@@ -510,6 +643,13 @@ fn main() {
         }
     }
 
+    if want("redis") {
+        match Redis::start() {
+            None => eprintln!("redis: redis-server not found or not starting: scenario 7 skipped"),
+            Some(redis) => redis_scenarios(&server_bin, &redis, clients, dur, &mut rows, push),
+        }
+    }
+
     println!();
     let has_base = targets.len() > 1;
     if has_base {
@@ -538,5 +678,205 @@ fn main() {
         } else {
             println!("| {label} | {} |", fmt(vals[0]));
         }
+    }
+}
+
+type Rows = Vec<(String, Vec<Option<f64>>)>;
+
+/// Scenario 7: fan-out and saturation with the message log on Redis.
+fn redis_scenarios(
+    server_bin: &str,
+    redis: &Redis,
+    clients: &str,
+    dur: &str,
+    rows: &mut Rows,
+    push: impl Fn(&mut Rows, usize, &str, Option<f64>),
+) {
+    let single_p50 = rows
+        .iter()
+        .find(|(l, _)| l == "1 fan-out p50 latency (ms)")
+        .and_then(|(_, v)| v[0]);
+    let cpu_of = |v: &serde_json::Value| -> Vec<f64> {
+        v["servers"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|x| x["cpu_s"].as_f64()).collect())
+            .unwrap_or_else(|| v["server_cpu_s"].as_f64().into_iter().collect())
+    };
+    let not_in = |v: &serde_json::Value| {
+        v["failed"]
+            .as_f64()
+            .zip(v["dropped"].as_f64())
+            .map(|(f, d)| f + d)
+    };
+    let fanout = [
+        "--clients",
+        clients,
+        "--senders",
+        "10",
+        "--rate",
+        "100",
+        "--payload",
+        "100",
+        "--duration",
+        dur,
+    ];
+
+    // 7a. The hop alone: 1 node on Redis, pinned as scenario 1 (Redis runs anywhere).
+    let one = start_node(server_bin, redis, true);
+    let (v, _) = load_nodes(&[&one], redis, true, &fanout);
+    eprintln!("redis fan-out, 1 node pinned: {v}");
+    drop(one);
+    let label = "7 Redis fan-out, 1 node (pinned as 1)";
+    let p50 = v["latency_ms"]["p50"].as_f64();
+    push(rows, 0, &format!("{label}: p50 latency (ms)"), p50);
+    push(
+        rows,
+        0,
+        &format!("{label}: p99 latency (ms)"),
+        v["latency_ms"]["p99"].as_f64(),
+    );
+    push(
+        rows,
+        0,
+        "7 Redis fan-out: p50 added by the Redis hop (ms, vs 1)",
+        p50.zip(single_p50).map(|(r, s)| r - s),
+    );
+    push(
+        rows,
+        0,
+        &format!("{label}: deliveries lost"),
+        v["lost"].as_f64(),
+    );
+
+    // 7b. Fan-out over 2 nodes: nodes, Redis and the generator share the 2 cores.
+    let a = start_node(server_bin, redis, false);
+    let b = start_node(server_bin, redis, false);
+    let (v, redis_cpu) = load_nodes(&[&a, &b], redis, false, &fanout);
+    eprintln!("redis fan-out, 2 nodes: {v} (redis CPU {redis_cpu:.3} s)");
+    drop((a, b));
+    let label = "7 Redis fan-out, 2 nodes";
+    push(
+        rows,
+        0,
+        &format!("{label}: p50 latency (ms)"),
+        v["latency_ms"]["p50"].as_f64(),
+    );
+    push(
+        rows,
+        0,
+        &format!("{label}: p99 latency (ms)"),
+        v["latency_ms"]["p99"].as_f64(),
+    );
+    push(
+        rows,
+        0,
+        &format!("{label}: deliveries lost"),
+        v["lost"].as_f64(),
+    );
+    push(
+        rows,
+        0,
+        &format!("{label}: clients failed or dropped"),
+        not_in(&v),
+    );
+    let sent = v["sent"].as_f64().unwrap_or(0.0).max(1.0);
+    push(
+        rows,
+        0,
+        &format!("{label}: Redis CPU per message, its idle work included (µs)"),
+        Some(redis_cpu / sent * 1e6),
+    );
+    let nodes_cpu: f64 = cpu_of(&v).iter().sum();
+    let total = nodes_cpu + redis_cpu + v["generator_cpu_s"].as_f64().unwrap_or(0.0);
+    push(
+        rows,
+        0,
+        &format!("{label}: Redis share of all CPU used (%)"),
+        (total > 0.0).then(|| redis_cpu / total * 100.0),
+    );
+    push(
+        rows,
+        0,
+        &format!("{label}: CPU of both nodes (s)"),
+        Some(nodes_cpu),
+    );
+
+    // 7c. Saturation: 1 node, then 2 nodes, on Redis.
+    for n in [1, 2] {
+        let nodes: Vec<Running> = (0..n)
+            .map(|_| start_node(server_bin, redis, false))
+            .collect();
+        let refs: Vec<&Running> = nodes.iter().collect();
+        let (v, redis_cpu) = load_nodes(
+            &refs,
+            redis,
+            false,
+            &[
+                "--clients",
+                clients,
+                "--senders",
+                "10",
+                "--inflight",
+                "2",
+                "--rate",
+                "0",
+                "--payload",
+                "100",
+                "--duration",
+                dur,
+            ],
+        );
+        eprintln!("redis saturation, {n} node(s): {v} (redis CPU {redis_cpu:.3} s)");
+        let label = format!(
+            "7 Redis saturation, {n} node{}",
+            if n == 1 { "" } else { "s" }
+        );
+        let secs = v["duration_s"].as_f64().unwrap_or(1.0).max(1e-9);
+        let pct = |cpu: f64| Some(cpu / secs * 100.0);
+        push(
+            rows,
+            0,
+            &format!("{label}: deliveries/s"),
+            v["deliveries_per_s"].as_f64(),
+        );
+        push(
+            rows,
+            0,
+            &format!("{label}: deliveries lost"),
+            v["lost"].as_f64(),
+        );
+        push(
+            rows,
+            0,
+            &format!("{label}: clients failed or dropped"),
+            not_in(&v),
+        );
+        for (i, cpu) in cpu_of(&v).iter().enumerate() {
+            push(
+                rows,
+                0,
+                &format!("{label}: node {} CPU (% of a core)", i + 1),
+                pct(*cpu),
+            );
+        }
+        push(
+            rows,
+            0,
+            &format!("{label}: Redis CPU (% of a core)"),
+            pct(redis_cpu),
+        );
+        push(
+            rows,
+            0,
+            &format!("{label}: generator CPU (% of a core)"),
+            v["generator_cpu_s"].as_f64().and_then(pct),
+        );
+        let sent = v["sent"].as_f64().unwrap_or(0.0).max(1.0);
+        push(
+            rows,
+            0,
+            &format!("{label}: Redis CPU per message (µs)"),
+            Some(redis_cpu / sent * 1e6),
+        );
     }
 }

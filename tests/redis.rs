@@ -807,3 +807,52 @@ fn the_load_generator_spreads_clients_over_nodes_and_counts_every_delivery_on_al
         assert_eq!(r["servers"].as_array().unwrap().len(), 2);
     }
 }
+
+#[test]
+fn a_redis_that_lost_its_newest_writes_gives_a_new_epoch_not_reused_ids() {
+    let redis = Redis::start();
+    let n = node(&redis, &[]);
+    let mut page = n.ws();
+    let first = join_room(&mut page, "dev", "ann");
+    send_all(&mut page, "dev", &batch("a", "kept", 3));
+    assert_eq!(
+        messages(&frames(&mut page, Duration::from_millis(400))).len(),
+        3
+    );
+    // What an appendfsync-everysec crash leaves: the last two writes gone.
+    // At once, so no read by the node falls between the two.
+    let lose = "redis.call('HSET', KEYS[1], 'seq', 1) \
+                local n = redis.call('XDEL', KEYS[2], '2-0', '3-0') \
+                redis.call('XSETID', KEYS[2], '1-0') return n";
+    let reply = redis
+        .command(&[
+            "EVAL",
+            lose,
+            "2",
+            "picochat:meta:dev",
+            "picochat:stream:dev",
+        ])
+        .unwrap();
+    assert!(reply.starts_with(":2"), "{reply}");
+    // The periodic check (500 ms here) reads the room and finds it behind.
+    let f = frames(&mut page, Duration::from_millis(1500));
+    let w = of_type(&f, "welcome")
+        .pop()
+        .unwrap_or_else(|| panic!("{f:?}\n{}", n.log_text()));
+    assert_ne!(w["epoch"], first["epoch"], "pages start the room over");
+    let history: Vec<u64> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(history, [1]);
+    send_all(&mut page, "dev", &batch("a", "new", 1));
+    let f = frames(&mut page, Duration::from_millis(1000));
+    assert_eq!(
+        messages(&f),
+        [(2, "a-new-0".to_string())],
+        "id 2 again, in the new epoch: delivered, not taken for a duplicate: {f:?}\n{}",
+        n.log_text()
+    );
+}

@@ -310,6 +310,7 @@ impl RedisLog {
         }
         w.reading = true;
         let since = w.epoch.map(|_| w.last.to_string()).unwrap_or_default();
+        let epoch = w.epoch.map(|e| e.to_string()).unwrap_or_default();
         let gen = w.gen;
         let meta = format!("{}meta:{room}", self.cfg.prefix);
         let stream = format!("{}stream:{room}", self.cfg.prefix);
@@ -324,6 +325,7 @@ impl RedisLog {
             &since,
             &self.cfg.history.max(1).to_string(),
             &crate::logging::unix_millis().to_string(),
+            &epoch,
         ]);
         self.pending.push_back(Pending::Read {
             room: room.clone(),

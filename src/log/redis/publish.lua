@@ -19,7 +19,9 @@ end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
--- The index keeps the 1,000 rooms with the newest messages.
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1001)
+-- The index keeps the 1,000 rooms with the newest messages (trimmed by 100s).
+if redis.call('ZCARD', KEYS[3]) > 1100 then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1001)
+end
 redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
 return {epoch, id}
