@@ -254,6 +254,17 @@ fn load_nodes(
     (v, redis_cpu)
 }
 
+/// One sample from a server's `/metrics`.
+fn metric(r: &Running, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(r.addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 fn rss(pid: u32) -> u64 {
     procfs::rss_bytes(pid).map_or(0, |r| r.0)
 }
@@ -725,6 +736,9 @@ fn redis_scenarios(
     let one = start_node(server_bin, redis, true);
     let (v, _) = load_nodes(&[&one], redis, true, &fanout);
     eprintln!("redis fan-out, 1 node pinned: {v}");
+    let rtt = metric(&one, "picochat_redis_rtt_seconds_sum")
+        .zip(metric(&one, "picochat_redis_rtt_seconds_count"))
+        .map(|(s, n)| s / n.max(1.0) * 1000.0);
     drop(one);
     let label = "7 Redis fan-out, 1 node (pinned as 1)";
     let p50 = v["latency_ms"]["p50"].as_f64();
@@ -746,6 +760,56 @@ fn redis_scenarios(
         0,
         &format!("{label}: deliveries lost"),
         v["lost"].as_f64(),
+    );
+    push(rows, 0, "7 Redis publish round trip, mean (ms)", rtt);
+
+    // 7a'. The same with cores to spare: 200 clients, single process vs 1 node on Redis.
+    let light = [
+        "--clients",
+        "200",
+        "--senders",
+        "10",
+        "--rate",
+        "100",
+        "--payload",
+        "100",
+        "--duration",
+        dur,
+    ];
+    let single = start(&Target {
+        name: "picochat".into(),
+        argv: vec![
+            server_bin.into(),
+            "--listen".into(),
+            "{addr}".into(),
+            "--msg-rate".into(),
+            "0".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ],
+    });
+    let base = load(&single, &light);
+    drop(single);
+    let one = start_node(server_bin, redis, true);
+    let (v, _) = load_nodes(&[&one], redis, true, &light);
+    drop(one);
+    eprintln!("fan-out at 200 clients: alone {base}, on Redis {v}");
+    let (a, b) = (
+        base["latency_ms"]["p50"].as_f64(),
+        v["latency_ms"]["p50"].as_f64(),
+    );
+    push(rows, 0, "7 fan-out at 200 clients: p50 alone (ms)", a);
+    push(
+        rows,
+        0,
+        "7 fan-out at 200 clients: p50 on Redis, 1 node (ms)",
+        b,
+    );
+    push(
+        rows,
+        0,
+        "7 fan-out at 200 clients: p50 added by the Redis hop (ms)",
+        a.zip(b).map(|(a, b)| b - a),
     );
 
     // 7b. Fan-out over 2 nodes: nodes, Redis and the generator share the 2 cores.

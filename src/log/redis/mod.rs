@@ -923,7 +923,10 @@ impl MessageLog for RedisLog {
             ("picochat_redis_up", "gauge", "1 when both the command and the subscription links to Redis are up", u8::from(self.up()).to_string()),
             ("picochat_redis_pending_commands", "gauge", "Commands sent to Redis and not yet answered", self.pending.len().to_string()),
             ("picochat_redis_pending_publishes", "gauge", "Chat messages sent to Redis and not yet answered (--redis-max-pending bounds it)", self.publishes_pending.to_string()),
-            ("picochat_redis_rtt_seconds_sum", "counter", "Publish round trips to Redis, total seconds", format!("{:.6}", s.rtt_sum.as_secs_f64())),
+            ("picochat_redis_rtt_seconds_sum", "counter", "Publish round trips to Redis, total seconds", {
+                let us = s.rtt_sum.as_micros();
+                format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+            }),
             ("picochat_redis_rtt_seconds_count", "counter", "Publish round trips to Redis", s.rtt_count.to_string()),
             ("picochat_redis_reconnects_total", "counter", "Connections made to Redis (the first one included)", s.reconnects.to_string()),
             ("picochat_redis_gaps_filled_total", "counter", "Reads from a room's stream that found messages the subscription had not delivered", s.gaps_filled.to_string()),
@@ -1005,14 +1008,14 @@ fn directory(reply: &Value) -> Option<Vec<DirectoryEntry>> {
     flat.chunks(3)
         .map(|row| {
             let room = std::str::from_utf8(row.first()?.as_bytes()?).ok()?;
-            let time: f64 = std::str::from_utf8(row.get(1)?.as_bytes()?)
-                .ok()?
-                .parse()
-                .ok()?;
+            // A score is a double; ours are whole milliseconds, which Redis
+            // prints as integers (and "0" for a room without messages).
+            let score = std::str::from_utf8(row.get(1)?.as_bytes()?).ok()?;
+            let time: u64 = score.split('.').next()?.parse().ok()?;
             Some(DirectoryEntry {
                 room: room.to_string(),
                 online: row.get(2)?.as_u64()? as usize,
-                last_message_time: (time >= 1.0).then_some(time as u64),
+                last_message_time: (time > 0).then_some(time),
             })
         })
         .collect()
