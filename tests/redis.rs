@@ -6,6 +6,7 @@
 //! node killed) ends with nothing lost, duplicated or delivered unstored.
 
 mod common;
+use common::procfs;
 use common::redis::Redis;
 use common::*;
 use serde_json::{json, Value};
@@ -240,6 +241,7 @@ fn redis_absent_at_start_degraded_then_in_use_within_about_a_second() {
         &mut page,
         json!({"type": "join", "room": "dev", "username": "ann"}),
     );
+    let cpu0 = procfs::cpu_seconds(n.pid()).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     let down = n.log_text().matches("redis: unavailable").count();
     assert_eq!(
@@ -247,6 +249,11 @@ fn redis_absent_at_start_degraded_then_in_use_within_about_a_second() {
         1,
         "logged once per state change, not per try:\n{}",
         n.log_text()
+    );
+    let cpu = procfs::cpu_seconds(n.pid()).unwrap() - cpu0;
+    assert!(
+        cpu < 0.3,
+        "waiting for Redis is no busy loop: {cpu} s of CPU in 2.5 s"
     );
 
     redis.spawn();

@@ -357,8 +357,10 @@ impl RedisLog {
 
     /// Runs `presence.lua` in `mode` for `room` with `args` (pairs or names).
     fn send_presence(&mut self, room: &str, mode: &str, args: &[&str], now_wall: u64) {
-        if !self.cmd.is_up() {
-            return; // the refresh after the reconnect puts this node's entries back
+        if !self.cmd.is_up() || self.pending.len() >= self.cfg.max_pending {
+            // Down, or stalled with a backlog: the refresh after it puts this
+            // node's entries back, and entries not refreshed expire.
+            return;
         }
         let hash = self.key("presence", room);
         let expiry = self.key("presence-expiry", room);
@@ -743,7 +745,8 @@ impl RedisLog {
             self.next_refresh = now + (self.cfg.presence_ttl_ms * 5 / 12).max(50);
             self.refresh_presence();
         }
-        if now >= self.next_directory && self.cmd.is_up() {
+        let directory_pending = self.pending.iter().any(|p| matches!(p, Pending::Directory));
+        if now >= self.next_directory && self.cmd.is_up() && !directory_pending {
             self.next_directory = now + DIRECTORY_EVERY_MS;
             let index = format!("{}rooms", self.cfg.prefix);
             self.cmd.send(&[
@@ -898,10 +901,12 @@ impl MessageLog for RedisLog {
     }
 
     fn wake_in(&self, now_ms: u64) -> Option<u64> {
-        let mut at = self
-            .next_check
-            .min(self.next_refresh)
-            .min(self.next_directory);
+        let mut at = self.next_check;
+        if self.cmd.is_up() {
+            // Presence refresh and the directory wait for the link when it is
+            // down (the reconnect below comes first): no wake-ups meanwhile.
+            at = at.min(self.next_refresh).min(self.next_directory);
+        }
         for link in [&self.cmd, &self.sub] {
             if let Some(t) = link.wake_at() {
                 at = at.min(t);
