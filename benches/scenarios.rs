@@ -265,6 +265,40 @@ fn metric(r: &Running, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Scenario 1's load: `clients` clients, 10 senders, 100 msg/s of 100 B.
+fn fanout_args<'a>(clients: &'a str, dur: &'a str) -> [&'a str; 10] {
+    [
+        "--clients",
+        clients,
+        "--senders",
+        "10",
+        "--rate",
+        "100",
+        "--payload",
+        "100",
+        "--duration",
+        dur,
+    ]
+}
+
+/// Scenario 2's load: a closed loop, 10 senders with 2 messages in flight each.
+fn saturation_args<'a>(clients: &'a str, dur: &'a str) -> [&'a str; 12] {
+    [
+        "--clients",
+        clients,
+        "--senders",
+        "10",
+        "--inflight",
+        "2",
+        "--rate",
+        "0",
+        "--payload",
+        "100",
+        "--duration",
+        dur,
+    ]
+}
+
 fn rss(pid: u32) -> u64 {
     procfs::rss_bytes(pid).map_or(0, |r| r.0)
 }
@@ -398,21 +432,7 @@ fn main() {
         eprintln!("== {}", target.name);
         if want("fanout") {
             let r = start(target);
-            let v = load(
-                &r,
-                &[
-                    "--clients",
-                    clients,
-                    "--senders",
-                    "10",
-                    "--rate",
-                    "100",
-                    "--payload",
-                    "100",
-                    "--duration",
-                    dur,
-                ],
-            );
+            let v = load(&r, &fanout_args(clients, dur));
             eprintln!("fan-out: {v}");
             push(
                 &mut rows,
@@ -442,23 +462,7 @@ fn main() {
         }
         if want("saturation") {
             let r = start(target);
-            let v = load(
-                &r,
-                &[
-                    "--clients",
-                    clients,
-                    "--senders",
-                    "10",
-                    "--inflight",
-                    "2",
-                    "--rate",
-                    "0",
-                    "--payload",
-                    "100",
-                    "--duration",
-                    dur,
-                ],
-            );
+            let v = load(&r, &saturation_args(clients, dur));
             eprintln!("saturation: {v}");
             push(
                 &mut rows,
@@ -719,18 +723,7 @@ fn redis_scenarios(
             .zip(v["dropped"].as_f64())
             .map(|(f, d)| f + d)
     };
-    let fanout = [
-        "--clients",
-        clients,
-        "--senders",
-        "10",
-        "--rate",
-        "100",
-        "--payload",
-        "100",
-        "--duration",
-        dur,
-    ];
+    let fanout = fanout_args(clients, dur);
 
     // 7a. The hop alone: 1 node on Redis, pinned as scenario 1 (Redis runs anywhere).
     let one = start_node(server_bin, redis, true);
@@ -764,18 +757,7 @@ fn redis_scenarios(
     push(rows, 0, "7 Redis publish round trip, mean (ms)", rtt);
 
     // 7a'. The same with cores to spare: 200 clients, single process vs 1 node on Redis.
-    let light = [
-        "--clients",
-        "200",
-        "--senders",
-        "10",
-        "--rate",
-        "100",
-        "--payload",
-        "100",
-        "--duration",
-        dur,
-    ];
+    let light = fanout_args("200", dur);
     let single = start(&Target {
         name: "picochat".into(),
         argv: vec![
@@ -871,25 +853,7 @@ fn redis_scenarios(
             .map(|_| start_node(server_bin, redis, false))
             .collect();
         let refs: Vec<&Running> = nodes.iter().collect();
-        let (v, redis_cpu) = load_nodes(
-            &refs,
-            redis,
-            false,
-            &[
-                "--clients",
-                clients,
-                "--senders",
-                "10",
-                "--inflight",
-                "2",
-                "--rate",
-                "0",
-                "--payload",
-                "100",
-                "--duration",
-                dur,
-            ],
-        );
+        let (v, redis_cpu) = load_nodes(&refs, redis, false, &saturation_args(clients, dur));
         eprintln!("redis saturation, {n} node(s): {v} (redis CPU {redis_cpu:.3} s)");
         let label = format!(
             "7 Redis saturation, {n} node{}",

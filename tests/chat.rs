@@ -13,14 +13,7 @@ fn tmpdir(name: &str) -> PathBuf {
     dir
 }
 
-fn ids(welcome: &serde_json::Value) -> Vec<u64> {
-    welcome["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect()
-}
+use common::history_ids as ids;
 
 #[test]
 fn join_welcome_presence_and_leave() {

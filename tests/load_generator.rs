@@ -6,20 +6,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn load(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
-        .args(args)
-        .args(["--json", "--quiet"])
-        .output()
-        .expect("run picochat-load");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use common::run_load as load;
 
 #[test]
 fn counts_every_delivery_exactly() {

@@ -182,12 +182,7 @@ fn three_nodes_deliver_every_message_once_in_order_with_the_same_ids() {
         json!({"type": "join", "room": "dev", "username": "late", "since": 45, "epoch": epoch}),
     );
     let w = recv_type(&mut late, "welcome");
-    let history: Vec<u64> = w["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect();
+    let history = history_ids(&w);
     assert_eq!(history, (46..=60).collect::<Vec<_>>());
     assert_eq!(w["last_id"], 60);
     for n in &nodes {
@@ -749,19 +744,7 @@ fn with_reuse_port_several_nodes_share_one_port_and_one_set_of_rooms() {
     }
 }
 
-fn load(args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat-load"))
-        .args(args)
-        .args(["--json", "--quiet"])
-        .output()
-        .expect("run picochat-load");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::run_load as load;
 
 #[test]
 fn the_load_generator_spreads_clients_over_nodes_and_counts_every_delivery_on_all() {
@@ -847,12 +830,7 @@ fn a_redis_that_lost_its_newest_writes_gives_a_new_epoch_not_reused_ids() {
         .pop()
         .unwrap_or_else(|| panic!("{f:?}\n{}", n.log_text()));
     assert_ne!(w["epoch"], first["epoch"], "pages start the room over");
-    let history: Vec<u64> = w["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect();
+    let history = history_ids(&w);
     assert_eq!(history, [1]);
     send_all(&mut page, "dev", &batch("a", "new", 1));
     let f = frames(&mut page, Duration::from_millis(1000));

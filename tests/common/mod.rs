@@ -328,3 +328,29 @@ pub fn read_close_code(s: &mut TcpStream) -> u16 {
         }
     }
 }
+
+/// Runs `picochat-load` with `args` (plus `--json --quiet`) and returns its report.
+pub fn run_load(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(args)
+        .args(["--json", "--quiet"])
+        .output()
+        .expect("run picochat-load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The ids of a welcome's history, oldest first.
+pub fn history_ids(welcome: &serde_json::Value) -> Vec<u64> {
+    welcome["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}

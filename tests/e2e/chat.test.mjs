@@ -14,7 +14,7 @@ import { mkdtempSync, mkdirSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchBrowser, say } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
@@ -46,11 +46,7 @@ function stopServer(child) {
 
 before(async () => {
   ({ child: server, port } = await startServer('127.0.0.1:0'));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -72,10 +68,6 @@ async function joinAs(name, email, contextOptions = { viewport: { width: 1000, h
   return { page, errors };
 }
 
-async function say(page, text) {
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
 
 const texts = (page) => page.$$eval('#messages li.msg .text', (els) => els.map((e) => e.textContent));
 const ids = (page) => page.$$eval('#messages li.msg', (els) => els.map((e) => Number(e.dataset.id)));

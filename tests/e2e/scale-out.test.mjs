@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchBrowser, say } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
@@ -52,11 +52,7 @@ before(async () => {
     { stdio: 'ignore' });
   await waitFor(() => existsSync(socket), 10000, 'redis-server did not start (is Debian\'s redis-server installed?)');
   nodes.push(await startNode('127.0.0.1:0'), await startNode('127.0.0.1:0'));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -78,10 +74,6 @@ async function joinAs(name, port) {
   return { page, errors };
 }
 
-async function say(page, text) {
-  await page.fill('#text', text);
-  await page.press('#text', 'Enter');
-}
 
 const ids = (page) => page.$$eval('#messages li.msg', (els) => els.map((e) => Number(e.dataset.id)));
 const texts = (page) => page.$$eval('#messages li.msg .text', (els) => els.map((e) => e.textContent));

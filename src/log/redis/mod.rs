@@ -704,42 +704,40 @@ impl RedisLog {
         }
     }
 
-    /// Moves the command link's bytes and handles its replies.
-    fn pump_cmd(&mut self, now: u64, replies: &mut Vec<Value>) {
+    /// Moves one link's bytes (the subscription link if `sub`) and handles its replies.
+    fn pump_link(&mut self, sub: bool, now: u64, replies: &mut Vec<Value>) {
         loop {
-            match self.cmd.pump(&self.registry, now, replies) {
+            let link = if sub { &mut self.sub } else { &mut self.cmd };
+            let name = link.name();
+            match link.pump(&self.registry, now, replies) {
                 // Queue the handshake, then go round to write it.
+                Change::Connected if sub => self.on_sub_connected(),
                 Change::Connected => self.on_cmd_connected(),
                 Change::Lost(why) => {
-                    self.on_cmd_lost();
-                    self.note_state(Some(&format!("{} link: {why}", self.cmd.name())));
+                    if sub {
+                        self.on_sub_lost();
+                    } else {
+                        self.on_cmd_lost();
+                    }
+                    self.note_state(Some(&format!("{name} link: {why}")));
                     break;
                 }
                 Change::None => break,
             }
         }
         for r in replies.drain(..) {
-            self.cmd_reply(r);
+            if sub {
+                self.sub_reply(r);
+            } else {
+                self.cmd_reply(r);
+            }
         }
     }
 
     fn pump(&mut self, now: u64) {
         let mut replies = std::mem::take(&mut self.replies);
-        self.pump_cmd(now, &mut replies);
-        loop {
-            match self.sub.pump(&self.registry, now, &mut replies) {
-                Change::Connected => self.on_sub_connected(),
-                Change::Lost(why) => {
-                    self.on_sub_lost();
-                    self.note_state(Some(&format!("{} link: {why}", self.sub.name())));
-                    break;
-                }
-                Change::None => break,
-            }
-        }
-        for r in replies.drain(..) {
-            self.sub_reply(r);
-        }
+        self.pump_link(false, now, &mut replies);
+        self.pump_link(true, now, &mut replies);
         if now >= self.next_refresh && self.cmd.is_up() {
             // 25 s of a 60 s TTL, as Centrifuge: two refreshes may fail before entries expire.
             self.next_refresh = now + (self.cfg.presence_ttl_ms * 5 / 12).max(50);
@@ -774,7 +772,7 @@ impl RedisLog {
         }
         // Reads queued by subscription replies or the check, a script
         // reload queued by a reply: write them in this turn.
-        self.pump_cmd(now, &mut replies);
+        self.pump_link(false, now, &mut replies);
         self.replies = replies;
         if std::mem::take(&mut self.drop_links) {
             // A refused handshake: drop both links, try again after the backoff.
