@@ -29,24 +29,30 @@
 //!   beside the message, so one found there was delivered by that read, and
 //!   one not found is refused then.
 //!
-//! Nothing here blocks except [`RedisLog::open`]'s start-up check, which runs
-//! before the loop. The chat rules stay in the core.
+//! Here: the log's state (rooms watched, what each reply answers, publishes in
+//! doubt, presence kept, metrics). Elsewhere in this folder: `link.rs` (one
+//! connection), `resp.rs` (the wire format), `decode.rs` (what scripts and
+//! channels return), `setup.rs` (URLs, handshake, the start-up check), and the
+//! Lua scripts. Nothing here blocks except [`RedisLog::open`]'s start-up
+//! check, which runs before the loop. The chat rules stay in the core.
 
+mod decode;
 mod link;
 mod resp;
+mod setup;
 
-use super::{Draft, LogEvent, LogHealth, MessageLog, Record, RemotePresence, Restored};
+use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored};
 use crate::chat::protocol::{self, RoomName};
-use crate::chat::record::DirectoryEntry;
 use crate::chat::session::ClientId;
 use crate::{log_info, log_warn};
+use decode::Published;
 pub use link::Target;
 use link::{Change, Link};
 use mio::{Registry, Token};
 use resp::Value;
+pub use setup::RedisConfig;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const PUBLISH_LUA: &str = include_str!("publish.lua");
@@ -57,68 +63,6 @@ const ROOMS_LUA: &str = include_str!("rooms.lua");
 const DIRECTORY_EVERY_MS: u64 = 2000;
 /// Rooms the directory lists, at most.
 const DIRECTORY_ROOMS: usize = 100;
-
-/// How picochat reaches Redis, from the command line.
-#[derive(Clone, Debug)]
-pub struct RedisConfig {
-    pub target: Target,
-    pub db: u32,
-    pub password: Option<String>,
-    pub prefix: String,
-    /// Publishes written and not yet answered, at most: past it senders get `unavailable`.
-    pub max_pending: usize,
-    pub retry_max_ms: u64,
-    pub check_interval_ms: u64,
-    /// Messages kept per room (the stream's `MAXLEN ~`, and what a join reads).
-    pub history: usize,
-    /// How long a node's presence entries live without a refresh.
-    pub presence_ttl_ms: u64,
-}
-
-impl RedisConfig {
-    /// Parses `redis://[:password@]host:port[/db]` or `unix:///path[?db=N]`.
-    /// The host name is resolved here, once, so the loop never looks one up.
-    pub fn parse_url(url: &str) -> Result<(Target, u32, Option<String>), String> {
-        if url.starts_with("rediss://") {
-            return Err("rediss:// (TLS) is not supported: use a Unix socket \
-                        (unix:///run/redis/redis.sock) or a local TLS tunnel"
-                .into());
-        }
-        if let Some(rest) = url.strip_prefix("unix://") {
-            let (path, db) = match rest.split_once("?db=") {
-                Some((p, d)) => (p, d.parse().map_err(|_| format!("bad db in {url}"))?),
-                None => (rest, 0),
-            };
-            if !path.starts_with('/') {
-                return Err(format!("{url}: a Unix socket path must be absolute"));
-            }
-            return Ok((Target::Unix(path.into()), db, None));
-        }
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| format!("{url}: expected redis://HOST:PORT[/DB] or unix:///PATH"))?;
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((a, r)) => (Some(a), r),
-            None => (None, rest),
-        };
-        let password = auth.map(|a| a.split_once(':').map_or(a, |(_, p)| p).to_string());
-        let (hostport, db) = match rest.split_once('/') {
-            Some((h, "")) => (h, 0),
-            Some((h, d)) => (h, d.parse().map_err(|_| format!("bad db in {url}"))?),
-            None => (rest, 0),
-        };
-        let hostport = if hostport.contains(':') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:6379")
-        };
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
-            .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("cannot resolve {hostport}"))?;
-        Ok((Target::Tcp(addr), db, password.filter(|p| !p.is_empty())))
-    }
-}
 
 /// What a reply on the command link answers, in the order sent.
 #[derive(Debug)]
@@ -155,14 +99,6 @@ struct Watch {
     reading: bool,
     /// Published messages held while a read is in flight.
     held: Vec<Published>,
-}
-
-#[derive(Debug)]
-struct Published {
-    epoch: u64,
-    id: u64,
-    time: u64,
-    fields: String,
 }
 
 /// Counters for `/metrics`.
@@ -237,7 +173,7 @@ impl RedisLog {
         registry: &Registry,
         tokens: (Token, Token),
     ) -> Result<(RedisLog, Restored), String> {
-        probe(&cfg)?;
+        setup::probe(&cfg)?;
         let registry = registry
             .try_clone()
             .map_err(|e| format!("cannot watch Redis sockets: {e}"))?;
@@ -294,7 +230,7 @@ impl RedisLog {
 
     /// Queues AUTH and SELECT on a fresh connection; returns how many.
     fn handshake(link: &mut Link, cfg: &RedisConfig) -> usize {
-        let commands = handshake_commands(cfg);
+        let commands = setup::handshake_commands(cfg);
         for c in &commands {
             link.send(c);
         }
@@ -517,7 +453,7 @@ impl RedisLog {
                     log_warn!("redis: a presence update failed: {e}");
                 }
             }
-            Pending::Directory => match directory(&reply) {
+            Pending::Directory => match decode::directory(&reply) {
                 Some(list) => self.ready.push(LogEvent::Directory(list)),
                 None => {
                     self.stats.bad_data += 1;
@@ -553,7 +489,7 @@ impl RedisLog {
         let mut tags = HashSet::new();
         if let Value::Array(entries) = entries {
             for e in entries {
-                match entry(&room, e) {
+                match decode::entry(&room, e) {
                     Some((r, tag)) => {
                         records.push(r);
                         tags.extend(tag);
@@ -587,7 +523,7 @@ impl RedisLog {
         if fresh || hole {
             w.epoch = Some(epoch);
             w.last = seq.max(records.last().map_or(0, |r| r.id));
-            let presence = presence_snapshot(&room, online, &self.node);
+            let presence = decode::presence_snapshot(&room, online, &self.node);
             self.ready.push(LogEvent::Loaded {
                 room: room.clone(),
                 epoch,
@@ -677,7 +613,7 @@ impl RedisLog {
             b"message" => {
                 let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
                 if let Some(json) = payload.strip_prefix(b"p") {
-                    match parse_presence(&room, json) {
+                    match decode::parse_presence(&room, json) {
                         Some(p) if p.node == self.node => {}
                         Some(p) => self.ready.push(LogEvent::Presence(p)),
                         None => {
@@ -689,7 +625,7 @@ impl RedisLog {
                     }
                     return;
                 }
-                match parse_published(payload) {
+                match decode::parse_published(payload) {
                     Some(p) => self.published(&room, p),
                     None => {
                         self.stats.bad_data += 1;
@@ -969,121 +905,6 @@ impl MessageLog for RedisLog {
     }
 }
 
-/// One stream entry `[id, [field, value, ...]]` as the record it stores.
-fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
-    let Value::Array(parts) = e else { return None };
-    let id = std::str::from_utf8(parts.first()?.as_bytes()?)
-        .ok()?
-        .split_once('-')?
-        .0
-        .parse()
-        .ok()?;
-    let Value::Array(kv) = parts.get(1)? else {
-        return None;
-    };
-    let mut time = None;
-    let mut fields = None;
-    let mut tag = None;
-    for pair in kv.chunks(2) {
-        match (pair[0].as_bytes()?, pair.get(1)) {
-            (b"t", Some(v)) => time = v.as_u64(),
-            (b"f", Some(v)) => fields = std::str::from_utf8(v.as_bytes()?).ok(),
-            (b"n", Some(v)) => tag = std::str::from_utf8(v.as_bytes()?).ok(),
-            _ => {}
-        }
-    }
-    let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
-    let record = Record {
-        room: room.clone(),
-        id,
-        json: protocol::seal_message(room, id, fields).into(),
-        time: time?,
-        sender: None,
-    };
-    Some((record, tag.map(str::to_owned)))
-}
-
-/// `rooms.lua`'s answer: room, last message time (0: none), users online, ...
-fn directory(reply: &Value) -> Option<Vec<DirectoryEntry>> {
-    let Value::Array(flat) = reply else {
-        return None;
-    };
-    flat.chunks(3)
-        .map(|row| {
-            let room = std::str::from_utf8(row.first()?.as_bytes()?).ok()?;
-            // A score is a double; ours are whole milliseconds, which Redis
-            // prints as integers (and "0" for a room without messages).
-            let score = std::str::from_utf8(row.get(1)?.as_bytes()?).ok()?;
-            let time: u64 = score.split('.').next()?.parse().ok()?;
-            Some(DirectoryEntry {
-                room: room.to_string(),
-                online: row.get(2)?.as_u64()? as usize,
-                last_message_time: (time > 0).then_some(time),
-            })
-        })
-        .collect()
-}
-
-/// A room's presence hash (HGETALL: field, value, ...) without this node's entries.
-fn presence_snapshot(room: &RoomName, flat: &Value, own: &str) -> Vec<RemotePresence> {
-    let Value::Array(flat) = flat else {
-        return Vec::new();
-    };
-    flat.chunks(2)
-        .filter_map(|pair| {
-            let field = pair.first()?.as_bytes()?;
-            let avatar = std::str::from_utf8(pair.get(1)?.as_bytes()?).ok()?;
-            let (node, username): (String, String) = serde_json::from_slice(field).ok()?;
-            (node != own).then(|| RemotePresence {
-                room: room.clone(),
-                node,
-                username,
-                avatar: (!avatar.is_empty()).then(|| avatar.to_string()),
-                online: true,
-            })
-        })
-        .collect()
-}
-
-/// `{"n": node, "u": username, "a": avatar, "on": bool}`, as `presence.lua` publishes it.
-fn parse_presence(room: &RoomName, json: &[u8]) -> Option<RemotePresence> {
-    #[derive(serde::Deserialize)]
-    struct Notice {
-        n: String,
-        u: String,
-        #[serde(default)]
-        a: String,
-        on: bool,
-    }
-    let n: Notice = serde_json::from_slice(json).ok()?;
-    Some(RemotePresence {
-        room: room.clone(),
-        node: n.n,
-        username: n.u,
-        avatar: (!n.a.is_empty()).then_some(n.a),
-        online: n.on,
-    })
-}
-
-/// `"<epoch> <id> <time> <fields>"`, as `publish.lua` publishes it.
-fn parse_published(payload: &[u8]) -> Option<Published> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(4, ' ');
-    let epoch = parts.next()?.parse().ok()?;
-    let id = parts.next()?.parse().ok()?;
-    let time = parts.next()?.parse().ok()?;
-    let fields = parts.next()?;
-    if !(fields.starts_with('{') && fields.ends_with('}')) {
-        return None;
-    }
-    Some(Published {
-        epoch,
-        id,
-        time,
-        fields: fields.to_string(),
-    })
-}
-
 fn sha1_hex(script: &str) -> String {
     use sha1::{Digest, Sha1};
     Sha1::digest(script.as_bytes())
@@ -1094,111 +915,9 @@ fn sha1_hex(script: &str) -> String {
         })
 }
 
-/// The start-up check: connect (1 s timeout), authenticate, `PING`. Only a
-/// refusal is an error; Redis being away is not.
-fn probe(cfg: &RedisConfig) -> Result<(), String> {
-    let timeout = Some(Duration::from_secs(1));
-    let mut stream: Box<dyn ReadWriteTimeout> = match &cfg.target {
-        Target::Tcp(addr) => {
-            match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1)) {
-                Ok(s) => Box::new(s),
-                Err(_) => return Ok(()),
-            }
-        }
-        Target::Unix(path) => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(s) => Box::new(s),
-            Err(_) => return Ok(()),
-        },
-    };
-    stream.timeouts(timeout);
-    let mut out = Vec::new();
-    let mut commands = handshake_commands(cfg);
-    commands.push(vec!["PING".into()]);
-    for c in &commands {
-        resp::encode(&mut out, c);
-    }
-    let expected = commands.len();
-    if stream.write_all(&out).is_err() {
-        return Ok(());
-    }
-    let mut buf = Vec::new();
-    let mut got = 0;
-    let mut chunk = [0u8; 4096];
-    while got < expected {
-        let n = match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        while let Ok(Some((v, used))) = resp::decode(&buf) {
-            buf.drain(..used);
-            got += 1;
-            if let Value::Error(e) = v {
-                return Err(format!("Redis refused picochat: {e}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-trait ReadWriteTimeout: Read + Write {
-    fn timeouts(&self, t: Option<Duration>);
-}
-
-impl ReadWriteTimeout for std::net::TcpStream {
-    fn timeouts(&self, t: Option<Duration>) {
-        let _ = self.set_read_timeout(t);
-        let _ = self.set_write_timeout(t);
-    }
-}
-
-impl ReadWriteTimeout for std::os::unix::net::UnixStream {
-    fn timeouts(&self, t: Option<Duration>) {
-        let _ = self.set_read_timeout(t);
-        let _ = self.set_write_timeout(t);
-    }
-}
-
-/// AUTH and SELECT, as a fresh connection needs them.
-fn handshake_commands(cfg: &RedisConfig) -> Vec<Vec<String>> {
-    let mut commands = Vec::new();
-    if let Some(p) = &cfg.password {
-        commands.push(vec!["AUTH".into(), p.clone()]);
-    }
-    if cfg.db != 0 {
-        commands.push(vec!["SELECT".into(), cfg.db.to_string()]);
-    }
-    commands
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_parse_and_tls_is_refused() {
-        let (t, db, pw) = RedisConfig::parse_url("redis://:s3cret@127.0.0.1:6380/2").unwrap();
-        assert_eq!(t, Target::Tcp("127.0.0.1:6380".parse().unwrap()));
-        assert_eq!((db, pw.as_deref()), (2, Some("s3cret")));
-        let (t, db, _) = RedisConfig::parse_url("unix:///run/redis.sock?db=3").unwrap();
-        assert_eq!((t, db), (Target::Unix("/run/redis.sock".into()), 3));
-        assert!(RedisConfig::parse_url("rediss://h:1")
-            .unwrap_err()
-            .contains("TLS"));
-        assert!(RedisConfig::parse_url("http://h").is_err());
-    }
-
-    #[test]
-    fn published_payloads_parse_and_foreign_ones_do_not() {
-        let p = parse_published(br#"17 5 1000 {"a":"b c"}"#).unwrap();
-        assert_eq!(
-            (p.epoch, p.id, p.time, &*p.fields),
-            (17, 5, 1000, r#"{"a":"b c"}"#)
-        );
-        for bad in [&b"hello"[..], b"1 2 3 x", b"1 two 3 {}", b""] {
-            assert!(parse_published(bad).is_none());
-        }
-    }
 
     #[test]
     fn the_script_hashes_are_what_redis_computes() {

@@ -1,0 +1,150 @@
+//! What Redis hands back, decoded: stream entries, a published message or
+//! presence notice, a presence snapshot, the rooms directory. Anything that is
+//! not what picochat's scripts write comes out as `None`, for the caller to
+//! log and skip. No I/O and no state here.
+
+use super::resp::Value;
+use crate::chat::protocol::{self, RoomName};
+use crate::chat::record::{DirectoryEntry, Record, RemotePresence};
+
+/// A message as `publish.lua` publishes it on the room's channel.
+#[derive(Debug)]
+pub struct Published {
+    pub epoch: u64,
+    pub id: u64,
+    pub time: u64,
+    /// The message's own fields, one JSON object.
+    pub fields: String,
+}
+
+/// One stream entry `[id, [field, value, ...]]` as the record it stores.
+pub fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
+    let Value::Array(parts) = e else { return None };
+    let id = std::str::from_utf8(parts.first()?.as_bytes()?)
+        .ok()?
+        .split_once('-')?
+        .0
+        .parse()
+        .ok()?;
+    let Value::Array(kv) = parts.get(1)? else {
+        return None;
+    };
+    let mut time = None;
+    let mut fields = None;
+    let mut tag = None;
+    for pair in kv.chunks(2) {
+        match (pair[0].as_bytes()?, pair.get(1)) {
+            (b"t", Some(v)) => time = v.as_u64(),
+            (b"f", Some(v)) => fields = std::str::from_utf8(v.as_bytes()?).ok(),
+            (b"n", Some(v)) => tag = std::str::from_utf8(v.as_bytes()?).ok(),
+            _ => {}
+        }
+    }
+    let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
+    let record = Record {
+        room: room.clone(),
+        id,
+        json: protocol::seal_message(room, id, fields).into(),
+        time: time?,
+        sender: None,
+    };
+    Some((record, tag.map(str::to_owned)))
+}
+
+/// `rooms.lua`'s answer: room, last message time (0: none), users online, ...
+pub fn directory(reply: &Value) -> Option<Vec<DirectoryEntry>> {
+    let Value::Array(flat) = reply else {
+        return None;
+    };
+    flat.chunks(3)
+        .map(|row| {
+            let room = std::str::from_utf8(row.first()?.as_bytes()?).ok()?;
+            // A score is a double; ours are whole milliseconds, which Redis
+            // prints as integers (and "0" for a room without messages).
+            let score = std::str::from_utf8(row.get(1)?.as_bytes()?).ok()?;
+            let time: u64 = score.split('.').next()?.parse().ok()?;
+            Some(DirectoryEntry {
+                room: room.to_string(),
+                online: row.get(2)?.as_u64()? as usize,
+                last_message_time: (time > 0).then_some(time),
+            })
+        })
+        .collect()
+}
+
+/// A room's presence hash (HGETALL: field, value, ...) without this node's entries.
+pub fn presence_snapshot(room: &RoomName, flat: &Value, own: &str) -> Vec<RemotePresence> {
+    let Value::Array(flat) = flat else {
+        return Vec::new();
+    };
+    flat.chunks(2)
+        .filter_map(|pair| {
+            let field = pair.first()?.as_bytes()?;
+            let avatar = std::str::from_utf8(pair.get(1)?.as_bytes()?).ok()?;
+            let (node, username): (String, String) = serde_json::from_slice(field).ok()?;
+            (node != own).then(|| RemotePresence {
+                room: room.clone(),
+                node,
+                username,
+                avatar: (!avatar.is_empty()).then(|| avatar.to_string()),
+                online: true,
+            })
+        })
+        .collect()
+}
+
+/// `{"n": node, "u": username, "a": avatar, "on": bool}`, as `presence.lua` publishes it.
+pub fn parse_presence(room: &RoomName, json: &[u8]) -> Option<RemotePresence> {
+    #[derive(serde::Deserialize)]
+    struct Notice {
+        n: String,
+        u: String,
+        #[serde(default)]
+        a: String,
+        on: bool,
+    }
+    let n: Notice = serde_json::from_slice(json).ok()?;
+    Some(RemotePresence {
+        room: room.clone(),
+        node: n.n,
+        username: n.u,
+        avatar: (!n.a.is_empty()).then_some(n.a),
+        online: n.on,
+    })
+}
+
+/// `"<epoch> <id> <time> <fields>"`, as `publish.lua` publishes it.
+pub fn parse_published(payload: &[u8]) -> Option<Published> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let epoch = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    let time = parts.next()?.parse().ok()?;
+    let fields = parts.next()?;
+    if !(fields.starts_with('{') && fields.ends_with('}')) {
+        return None;
+    }
+    Some(Published {
+        epoch,
+        id,
+        time,
+        fields: fields.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_payloads_parse_and_foreign_ones_do_not() {
+        let p = parse_published(br#"17 5 1000 {"a":"b c"}"#).unwrap();
+        assert_eq!(
+            (p.epoch, p.id, p.time, &*p.fields),
+            (17, 5, 1000, r#"{"a":"b c"}"#)
+        );
+        for bad in [&b"hello"[..], b"1 2 3 x", b"1 two 3 {}", b""] {
+            assert!(parse_published(bad).is_none());
+        }
+    }
+}
