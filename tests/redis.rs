@@ -841,3 +841,40 @@ fn a_redis_that_lost_its_newest_writes_gives_a_new_epoch_not_reused_ids() {
         n.log_text()
     );
 }
+
+#[test]
+fn a_password_refused_later_is_degraded_and_logged_then_recovers() {
+    let mut redis = Redis::start_with(false, Some("s3cret"));
+    let file = redis.dir.join("password");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let n = node(
+        &redis,
+        &[
+            "--redis-password-file",
+            file.to_str().unwrap(),
+            "--redis-retry-max",
+            "200ms",
+        ],
+    );
+    wait_healthy(&n, Duration::from_secs(5));
+    // The password changes under a running node, and its connections are cut.
+    redis.command(&["CONFIG", "SET", "requirepass", "changed"]);
+    redis.password = Some("changed".into());
+    redis.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while health(&n).0 != 503 {
+        assert!(Instant::now() < end, "never degraded:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    n.wait_log("WRONGPASS", 5);
+    let refusals = n.log_text().matches("refused: WRONGPASS").count();
+    assert_eq!(refusals, 1, "logged once, not per try:\n{}", n.log_text());
+    // Back to the password the node has: it recovers by itself.
+    redis.command(&["CONFIG", "SET", "requirepass", "s3cret"]);
+    wait_healthy(&n, Duration::from_secs(5));
+    let mut page = n.ws();
+    join_room(&mut page, "dev", "ann");
+    send_all(&mut page, "dev", &batch("a", "again", 1));
+    assert_eq!(recv_type(&mut page, "message")["message"], "a-again-0");
+}

@@ -13,7 +13,8 @@ pub struct Redis {
     pub dir: PathBuf,
     child: Option<Child>,
     aof: bool,
-    password: Option<String>,
+    /// What `command` authenticates with (a test may change it with Redis').
+    pub password: Option<String>,
 }
 
 impl Redis {
