@@ -429,6 +429,7 @@ fn a_stalled_redis_bounds_pending_publishes_and_the_node_keeps_serving() {
     let mut page = n.ws();
     join_room(&mut page, "dev", "ann");
     redis.signal("-STOP");
+    let stopped = Instant::now();
     send_all(&mut page, "dev", &batch("a", "stalled", 8));
     let f = frames(&mut page, Duration::from_millis(500));
     let errors = of_type(&f, "error");
@@ -445,7 +446,7 @@ fn a_stalled_redis_bounds_pending_publishes_and_the_node_keeps_serving() {
     // The loop is not blocked: the page, health and a new WebSocket all answer.
     let started = Instant::now();
     assert!(http_get(n.addr, "/").contains("<html"));
-    assert_eq!(health(&n).0, 200, "links are up, only slow");
+    assert_eq!(health(&n).0, 200, "links are up, only slow (for now)");
     let mut other = n.ws();
     other.send(Message::Ping(vec![1, 2].into())).unwrap();
     let got_pong = loop {
@@ -457,12 +458,23 @@ fn a_stalled_redis_bounds_pending_publishes_and_the_node_keeps_serving() {
     assert!(got_pong);
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(n.metric("picochat_redis_pending_publishes"), 5.0);
+    // No reply for 5 s: degraded (a delivery that stopped shows), still nothing failed.
+    let cpu0 = procfs::cpu_seconds(n.pid()).unwrap();
+    std::thread::sleep(Duration::from_millis(5600).saturating_sub(stopped.elapsed()));
+    let (code, body) = health(&n);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(n.metric("picochat_redis_stalled"), 1.0);
+    n.wait_log("redis: no reply for 5 s", 3);
+    let cpu = procfs::cpu_seconds(n.pid()).unwrap() - cpu0;
+    assert!(cpu < 0.3, "waiting on a stalled Redis is no busy loop: {cpu} s");
     // Never told "failed" for what Redis may still store: after SIGCONT they arrive.
     redis.signal("-CONT");
     let f = frames(&mut page, Duration::from_millis(700));
     assert!(of_type(&f, "error").is_empty(), "{f:?}");
     let texts: Vec<String> = messages(&f).into_iter().map(|m| m.1).collect();
     assert_eq!(texts, batch("a", "stalled", 5));
+    assert_eq!(health(&n).0, 200);
+    assert!(n.log_text().contains("redis: answering again"));
 }
 
 #[test]

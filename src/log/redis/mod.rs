@@ -112,6 +112,10 @@ struct Stats {
     bad_data: u64,
 }
 
+/// Redis has not answered a command for this long: `/healthz` says
+/// `degraded` (nothing is failed for it: replies may still come).
+const STALL_MS: u128 = 5000;
+
 /// Most published messages held per room while a read is in flight; past
 /// it they are dropped, and the next one's gap is read from the stream.
 const MAX_HELD: usize = 10_000;
@@ -141,6 +145,9 @@ pub struct RedisLog {
     /// Whether both links were up, to log each change once.
     was_up: Option<bool>,
     next_check: u64,
+    /// Since when the oldest unanswered command has waited (reset by each reply).
+    waiting_since: Option<Instant>,
+    was_stalled: bool,
     /// This process's name in presence entries: start time and pid.
     node: String,
     presence_sha: String,
@@ -210,6 +217,8 @@ impl RedisLog {
             drop_links: false,
             was_up: None,
             next_check: cfg.check_interval_ms,
+            waiting_since: None,
+            was_stalled: false,
             cfg,
         };
         let restored = Restored {
@@ -226,6 +235,18 @@ impl RedisLog {
 
     fn up(&self) -> bool {
         self.cmd.is_up() && self.sub.is_up() && self.refused.is_none()
+    }
+
+    /// A command was sent and no reply has come for [`STALL_MS`].
+    fn stalled(&self) -> bool {
+        self.waiting_since
+            .is_some_and(|t| t.elapsed().as_millis() >= STALL_MS)
+    }
+
+    /// Notes what the next reply on the command link answers.
+    fn expect(&mut self, p: Pending) {
+        self.pending.push_back(p);
+        self.waiting_since.get_or_insert_with(Instant::now);
     }
 
     /// Queues AUTH and SELECT on a fresh connection; returns how many.
@@ -263,7 +284,7 @@ impl RedisLog {
             &crate::logging::unix_millis().to_string(),
             &epoch,
         ]);
-        self.pending.push_back(Pending::Read {
+        self.expect(Pending::Read {
             room: room.clone(),
             gen,
         });
@@ -272,11 +293,11 @@ impl RedisLog {
     fn on_cmd_connected(&mut self) {
         self.stats.reconnects += 1;
         for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
-            self.pending.push_back(Pending::Handshake("AUTH/SELECT"));
+            self.expect(Pending::Handshake("AUTH/SELECT"));
         }
         for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA, ROOMS_LUA] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
-            self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
+            self.expect(Pending::Handshake("SCRIPT LOAD"));
         }
         let rooms: Vec<RoomName> = self
             .rooms
@@ -320,7 +341,7 @@ impl RedisLog {
         ];
         cmd.extend_from_slice(args);
         self.cmd.send(&cmd);
-        self.pending.push_back(Pending::Presence);
+        self.expect(Pending::Presence);
     }
 
     /// Every refresh interval: this node's entries get a new expiry (and
@@ -375,6 +396,7 @@ impl RedisLog {
             }
         }
         self.publishes_pending = 0;
+        self.waiting_since = None;
         for w in self.rooms.values_mut() {
             w.reading = false;
         }
@@ -407,6 +429,8 @@ impl RedisLog {
             log_warn!("redis: a reply nothing asked for: {reply:?}");
             return;
         };
+        // A reply is progress: the wait starts again for the next one, if any.
+        self.waiting_since = (!self.pending.is_empty()).then(Instant::now);
         match p {
             Pending::Handshake(what) => match reply {
                 Value::Error(e) => {
@@ -439,7 +463,7 @@ impl RedisLog {
                         log_warn!("redis: publish to {room} failed: {other:?}");
                         if matches!(&other, Value::Error(e) if e.starts_with("NOSCRIPT")) {
                             self.cmd.send(&["SCRIPT", "LOAD", PUBLISH_LUA]);
-                            self.pending.push_back(Pending::Handshake("SCRIPT LOAD"));
+                            self.expect(Pending::Handshake("SCRIPT LOAD"));
                         }
                         self.ready.push(LogEvent::Refused { room, sender });
                     }
@@ -679,19 +703,9 @@ impl RedisLog {
             self.next_refresh = now + (self.cfg.presence_ttl_ms * 5 / 12).max(50);
             self.refresh_presence();
         }
-        let directory_pending = self.pending.iter().any(|p| matches!(p, Pending::Directory));
-        if now >= self.next_directory && self.cmd.is_up() && !directory_pending {
+        if now >= self.next_directory && self.cmd.is_up() {
             self.next_directory = now + DIRECTORY_EVERY_MS;
-            let index = format!("{}rooms", self.cfg.prefix);
-            self.cmd.send(&[
-                "EVALSHA",
-                &self.rooms_sha,
-                "1",
-                &index,
-                &DIRECTORY_ROOMS.to_string(),
-                &self.cfg.prefix,
-            ]);
-            self.pending.push_back(Pending::Directory);
+            self.read_directory();
         }
         if now >= self.next_check {
             self.next_check = now + self.cfg.check_interval_ms.max(100);
@@ -719,6 +733,36 @@ impl RedisLog {
             self.on_sub_lost();
         }
         self.note_state(None);
+        let stalled = self.stalled();
+        if stalled != self.was_stalled {
+            self.was_stalled = stalled;
+            if stalled {
+                log_warn!(
+                    "redis: no reply for {} s ({} commands waiting); degraded until it answers",
+                    STALL_MS / 1000,
+                    self.pending.len()
+                );
+            } else {
+                log_info!("redis: answering again");
+            }
+        }
+    }
+
+    /// Reads the rooms directory, unless a read of it still waits (a stalled Redis).
+    fn read_directory(&mut self) {
+        if self.pending.iter().any(|p| matches!(p, Pending::Directory)) {
+            return;
+        }
+        let index = format!("{}rooms", self.cfg.prefix);
+        self.cmd.send(&[
+            "EVALSHA",
+            &self.rooms_sha,
+            "1",
+            &index,
+            &DIRECTORY_ROOMS.to_string(),
+            &self.cfg.prefix,
+        ]);
+        self.expect(Pending::Directory);
     }
 }
 
@@ -753,7 +797,7 @@ impl MessageLog for RedisLog {
             &draft.room,
         ]);
         self.publishes_pending += 1;
-        self.pending.push_back(Pending::Publish {
+        self.expect(Pending::Publish {
             room: draft.room,
             sender: draft.sender,
             tag,
@@ -851,15 +895,16 @@ impl MessageLog for RedisLog {
 
     fn health(&self) -> LogHealth {
         LogHealth {
-            degraded: !self.up(),
+            degraded: !self.up() || self.stalled(),
             errors_total: self.errors_total,
         }
     }
 
     fn metrics(&self, out: &mut String) {
         let s = &self.stats;
-        let rows: [(&str, &str, &str, String); 9] = [
+        let rows: [(&str, &str, &str, String); 10] = [
             ("picochat_redis_up", "gauge", "1 when both the command and the subscription links to Redis are up", u8::from(self.up()).to_string()),
+            ("picochat_redis_stalled", "gauge", "1 while a command has waited 5 s or more for Redis' reply", u8::from(self.stalled()).to_string()),
             ("picochat_redis_pending_commands", "gauge", "Commands sent to Redis and not yet answered", self.pending.len().to_string()),
             ("picochat_redis_pending_publishes", "gauge", "Chat messages sent to Redis and not yet answered (--redis-max-pending bounds it)", self.publishes_pending.to_string()),
             ("picochat_redis_rtt_seconds_sum", "counter", "Publish round trips to Redis, total seconds", {
