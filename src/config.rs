@@ -103,6 +103,10 @@ pub struct Config {
     pub rooms: Vec<String>,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_client: usize,
+    /// Connections open at once from one client address (0 = no limit).
+    pub max_connections_per_address: u32,
+    /// New WebSocket upgrades per second from one client address (0 = no limit).
+    pub upgrades_per_address: u32,
     /// Rooms with members at once; rooms nobody is in do not count.
     pub max_rooms: usize,
     /// Directory for the durable message log. None = memory only.
@@ -169,6 +173,8 @@ impl Default for Config {
             default_room: "lobby".into(),
             rooms: Vec::new(),
             max_rooms_per_client: 32,
+            max_connections_per_address: 0,
+            upgrades_per_address: 0,
             max_rooms: 1000,
             data_dir: None,
             fsync: FsyncPolicy::Interval,
@@ -326,6 +332,8 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--pong-timeout", "PICOCHAT_PONG_TIMEOUT", "DURATION", "close a pinged client silent for this long (1001)", duration pong_timeout),
     opt!("--message-timeout", "PICOCHAT_MESSAGE_TIMEOUT", "DURATION", "a started WebSocket message must complete within (1008)", duration message_timeout),
     opt!("--max-connections", "PICOCHAT_MAX_CONNECTIONS", "N", "open connections; more get 503 (0 = fd limit - 64)", num max_connections),
+    opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
+    opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),
     opt!("--overflow-connections", "PICOCHAT_OVERFLOW_CONNECTIONS", "N", "connections past the limit that still get a 503 (more: closed at once)", num overflow_connections),
     opt!("--read-budget", "PICOCHAT_READ_BUDGET", "SIZE", "most bytes read from one connection per loop turn (fairness)", size read_budget),
     opt!("--linger", "PICOCHAT_LINGER", "DURATION", "a closing connection's time to drain its output and see the peer close", duration linger),

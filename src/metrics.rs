@@ -94,6 +94,8 @@ pub struct Stats {
     pub loop_iterations: u64,
     pub ends: [u64; EndReason::ALL.len()],
     pub accept_fd_exhausted: u64,
+    /// Connections and upgrades refused by a per-address limit.
+    pub per_address_refused: u64,
 }
 
 /// What the views need beyond the counters.
@@ -311,6 +313,13 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "counter",
         "accept() failures for lack of file descriptors.",
         st.accept_fd_exhausted,
+    );
+    metric(
+        &mut out,
+        "per_address_refused_total",
+        "counter",
+        "Connections or WebSocket upgrades refused (503) by --max-connections-per-address or --upgrades-per-address.",
+        st.per_address_refused,
     );
     metric(
         &mut out,

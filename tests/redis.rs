@@ -466,7 +466,10 @@ fn a_stalled_redis_bounds_pending_publishes_and_the_node_keeps_serving() {
     assert_eq!(n.metric("picochat_redis_stalled"), 1.0);
     n.wait_log("redis: no reply for 5 s", 3);
     let cpu = procfs::cpu_seconds(n.pid()).unwrap() - cpu0;
-    assert!(cpu < 0.3, "waiting on a stalled Redis is no busy loop: {cpu} s");
+    assert!(
+        cpu < 0.3,
+        "waiting on a stalled Redis is no busy loop: {cpu} s"
+    );
     // Never told "failed" for what Redis may still store: after SIGCONT they arrive.
     redis.signal("-CONT");
     let f = frames(&mut page, Duration::from_millis(700));

@@ -19,13 +19,14 @@ use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
 use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::http::{self, Parsed, Request, Route, Routes, Status};
+use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
 use crate::net::ws::{self, close, CloseReason, Message, Parse, Role};
 use crate::net::ws_session::{Quiet, Received, WsKind, WsSession};
 use crate::{log_debug, log_info, log_warn};
 use mio::net::TcpStream;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 
 #[derive(Debug)]
 enum Phase {
@@ -53,6 +54,7 @@ pub struct Ctx<'a> {
     pub uptime_secs: u64,
     pub fd_limit: u64,
     pub max_connections: usize,
+    pub per_address: &'a mut PerAddress,
 }
 
 #[derive(Debug)]
@@ -69,6 +71,10 @@ pub struct Conn {
     admin: bool,
     /// Accepted past `--max-connections`: every request gets a 503.
     over_limit: bool,
+    /// The address this connection is counted under in the per-address
+    /// limits (released when it is freed), or refused by them.
+    counted: Option<IpAddr>,
+    over_address: bool,
     phase: Phase,
     /// Unparsed input: a partial request head or frame. Empty (unallocated) when idle.
     inbuf: Vec<u8>,
@@ -130,6 +136,8 @@ impl Conn {
             gen,
             admin,
             over_limit,
+            counted: None,
+            over_address: false,
             phase: Phase::Http { served: false },
             inbuf: Vec::new(),
             out: WriteQueue::default(),
@@ -178,6 +186,33 @@ impl Conn {
 
     pub fn reason(&self) -> Option<EndReason> {
         self.reason
+    }
+
+    /// The client's address: the proxy-reported one when trusted, else the peer's.
+    pub fn client_ip(&self) -> IpAddr {
+        self.forwarded
+            .as_deref()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| self.peer.ip())
+    }
+
+    /// Counts this connection under its address in `limits` (or marks it
+    /// refused: it gets a 503 to its first request).
+    pub fn count_address(&mut self, limits: &mut PerAddress) {
+        if self.counted.is_some() || self.over_address || !limits.limits_open() {
+            return;
+        }
+        let ip = self.client_ip();
+        if limits.open(ip) {
+            self.counted = Some(ip);
+        } else {
+            self.over_address = true;
+        }
+    }
+
+    /// The address to release from the per-address limits when this connection is freed.
+    pub fn counted_address(&self) -> Option<IpAddr> {
+        self.counted
     }
 
     /// Who the peer is, for logs: the proxy-reported client when trusted.
@@ -321,13 +356,18 @@ impl Conn {
             ops: ctx.config.ops_endpoints && (self.admin || ctx.config.admin_listen.is_none()),
             echo_path: ctx.config.echo_path.as_deref(),
         };
-        if self.over_limit {
-            let reply = http::error(
-                Status::ServiceUnavailable,
-                "server at its connection limit",
-                false,
-                date,
-            );
+        if ctx.config.trust_proxy && !self.over_limit && !self.admin {
+            // Behind a trusted proxy the client's address is known only now.
+            self.count_address(ctx.per_address);
+        }
+        if self.over_limit || self.over_address {
+            let why = if self.over_limit {
+                "server at its connection limit"
+            } else {
+                ctx.stats.per_address_refused += 1;
+                "too many connections from your address"
+            };
+            let reply = http::error(Status::ServiceUnavailable, why, false, date);
             self.reply(reply, ctx);
             return self.begin_close(EndReason::OverCapacity, ctx.now);
         }
@@ -390,6 +430,20 @@ impl Conn {
     }
 
     fn upgrade(&mut self, req: &Request, kind: WsKind, ctx: &mut Ctx) {
+        if !ctx
+            .per_address
+            .upgrade(self.client_ip(), ctx.wall_ms / 1000)
+        {
+            ctx.stats.per_address_refused += 1;
+            let reply = http::error(
+                Status::ServiceUnavailable,
+                "too many new connections from your address",
+                false,
+                ctx.date,
+            );
+            self.reply(reply, ctx);
+            return self.begin_close(EndReason::OverCapacity, ctx.now);
+        }
         match http::upgrade(req, &ctx.config.allow_origin, ctx.date) {
             Ok(head) => {
                 self.queue(Chunk::from(head), ctx.config, ctx.now);

@@ -1,12 +1,14 @@
 //! The network shell: one mio loop ([`server`]) and its connections
 //! ([`conn`]), HTTP ([`http`], with the compiled-in page in [`assets`]),
 //! WebSocket framing ([`ws`]) and session rules ([`ws_session`]), per-client
-//! output ([`write_queue`]) and deadlines ([`timer`]). It moves bytes, events
+//! output ([`write_queue`]), deadlines ([`timer`]) and per-address limits
+//! ([`per_address`]). It moves bytes, events
 //! and time; the chat's rules are in `crate::chat`, storage in `crate::log`.
 
 pub mod assets;
 pub mod conn;
 pub mod http;
+pub mod per_address;
 pub mod server;
 pub mod timer;
 pub mod write_queue;

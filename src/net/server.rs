@@ -29,6 +29,7 @@ use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{EndReason, Stats};
 use crate::net::conn::{Conn, Ctx, ReadResult};
+use crate::net::per_address::PerAddress;
 use crate::net::timer::{Entry, TimerWheel};
 use crate::net::write_queue::Chunk;
 use crate::net::ws::{self, close};
@@ -89,6 +90,7 @@ pub struct Server {
     spare_fd: Option<File>,
     fd_limit: u64,
     max_connections: usize,
+    per_address: PerAddress,
     shutdown_deadline: Option<Instant>,
 }
 
@@ -215,6 +217,10 @@ impl Server {
             spare_fd: File::open("/dev/null").ok(),
             fd_limit,
             max_connections,
+            per_address: PerAddress::new(
+                config.max_connections_per_address,
+                config.upgrades_per_address,
+            ),
             shutdown_deadline: None,
             config,
         })
@@ -425,7 +431,7 @@ impl Server {
             return;
         }
         self.next_gen = self.next_gen.wrapping_add(1);
-        entry.insert(Conn::new(
+        let conn = entry.insert(Conn::new(
             stream,
             peer,
             key,
@@ -434,6 +440,10 @@ impl Server {
             over_limit,
             now,
         ));
+        if !self.config.trust_proxy && !over_limit && !admin {
+            // The peer is the client: count it now (behind a proxy: at its first request).
+            conn.count_address(&mut self.per_address);
+        }
         self.stats.connections_total += 1;
         self.stats.connections_open = self.conns.len();
         log_debug!("{peer}: connected");
@@ -462,6 +472,7 @@ impl Server {
             uptime_secs,
             fd_limit: self.fd_limit,
             max_connections: self.max_connections,
+            per_address: &mut self.per_address,
         };
         let more = conn.read_ready(&mut self.scratch, &mut ctx);
         if more == ReadResult::More && !conn.in_read_list {
@@ -535,6 +546,9 @@ impl Server {
             }
             let mut conn = self.conns.remove(key);
             let _ = self.poll.registry().deregister(conn.stream_mut());
+            if let Some(ip) = conn.counted_address() {
+                self.per_address.close(ip);
+            }
             let reason = conn.reason().unwrap_or(EndReason::PeerGone);
             self.stats.ends[reason.index()] += 1;
             self.stats.connections_open = self.conns.len();
