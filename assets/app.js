@@ -5,12 +5,14 @@
 const $ = (id) => document.getElementById(id);
 const STORE = 'picochat.me';
 const ROOMS_STORE = 'picochat.rooms';
+const PASSWORD_STORE = 'picochat.password';   // sessionStorage: this tab's session only
 const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 let badLink = null;       // a /r/NAME whose NAME no server would accept
 
 const state = {
   me: loadMe(),            // { username, email } from the join screen
+  password: sessionStorage.getItem(PASSWORD_STORE), // a server with --auth password
   status: 'connecting',    // connecting | online | offline
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
@@ -369,12 +371,34 @@ function send(frame) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
 }
 
+// A join as this page sends every one: name, e-mail, and the password if the server asked for one.
+function baseJoin() {
+  const join = { type: 'join', username: state.me.username };
+  if (state.me.email) join.email = state.me.email;
+  if (state.password) join.password = state.password;
+  return join;
+}
+
 function joinFrame(name) {
   const r = state.rooms.get(name);
-  const join = { type: 'join', room: name, username: state.me.username };
-  if (state.me.email) join.email = state.me.email;
+  const join = { ...baseJoin(), room: name };
   if (r && r.epoch !== null) { join.since = r.lastId; join.epoch = r.epoch; }
   return join;
+}
+
+// The server wants its password (or refuses this address for a while): back to
+// the join screen, with the password field and why.
+function needPassword(why) {
+  state.password = null;
+  sessionStorage.removeItem(PASSWORD_STORE);
+  state.me = null;   // no reconnect until the form is sent again
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000, 'password needed');
+  renderScreens();
+  $('join-password-row').hidden = false;
+  $('join-error').textContent = why;
+  $('join-password').focus();
 }
 
 // The rooms to be in after (re)connecting: those joined, the one in the URL,
@@ -396,9 +420,7 @@ function connect() {
     const names = roomsToJoin();
     if (names.length === 0) {
       // The server's default room: the welcome names it.
-      const join = { type: 'join', username: state.me.username };
-      if (state.me.email) join.email = state.me.email;
-      ws.send(JSON.stringify(join));
+      ws.send(JSON.stringify(baseJoin()));
     }
     for (const name of names) ws.send(JSON.stringify(joinFrame(name)));
   });
@@ -488,7 +510,12 @@ function onServerMessage(m) {
     case 'left':
       break;
     case 'error':
-      if (['bad_room', 'room_limit'].includes(m.code) && (m.room || state.wanted)) {
+      if (m.code === 'bad_password') {
+        needPassword(state.password ? 'Wrong password.' : 'This chat needs its password.');
+      } else if (m.code === 'rate_limited' && ![...state.rooms.values()].some((r) => r.joined)) {
+        // Refused before any join: too many wrong passwords from this address.
+        needPassword('Too many wrong passwords from here: try again in a minute.');
+      } else if (['bad_room', 'room_limit'].includes(m.code) && (m.room || state.wanted)) {
         // About the room just asked for (a name the server could not read has no `room`).
         const name = m.room || state.wanted;
         const r = state.rooms.get(name);
@@ -501,9 +528,7 @@ function onServerMessage(m) {
         const left = [...state.rooms.values()].some((x) => x.joined || x.pending);
         if (!left && state.me) {
           // Nowhere to be (a link to a room that does not exist): the server's default room.
-          const join = { type: 'join', username: state.me.username };
-          if (state.me.email) join.email = state.me.email;
-          send(join);
+          send(baseJoin());
         }
         renderRooms();
       } else {
@@ -619,6 +644,11 @@ function wire() {
       $('join-error').textContent = 'Please enter a name of 1 to 32 characters.';
       return;
     }
+    if (!$('join-password-row').hidden) {
+      state.password = $('join-password').value;
+      sessionStorage.setItem(PASSWORD_STORE, state.password);
+    }
+    $('join-error').textContent = '';
     state.me = { username, email };
     localStorage.setItem(STORE, JSON.stringify(state.me));
     renderScreens();

@@ -115,7 +115,14 @@ fn main() {
 
     let mut core = Core::new(Limits::new(200), Restored::default(), 0);
     let client = ClientId::new(0, 1);
-    core.handle(Event::Connected { client, now: 0 }, &mut Vec::new());
+    core.handle(
+        Event::Connected {
+            client,
+            now: 0,
+            addr: None,
+        },
+        &mut Vec::new(),
+    );
     let mut out: Vec<Command> = Vec::new();
     let text = br#"{"email":"a@example.org","username":"load1","message":"hello, this is a one hundred byte chat message used for the benchmarks"}"#;
     measure(
@@ -192,7 +199,14 @@ fn rooms_of_ten(total: usize) -> (Core, MemoryLog) {
     let mut out = Vec::new();
     for key in 0..total {
         let client = ClientId::new(key, 1);
-        core.handle(Event::Connected { client, now: 0 }, &mut out);
+        core.handle(
+            Event::Connected {
+                client,
+                now: 0,
+                addr: None,
+            },
+            &mut out,
+        );
         let room = (key + total - total / 2) / 10 % (total / 10);
         let join = format!(r#"{{"type":"join","room":"room-{room}","username":"u{key}"}}"#);
         core.handle(

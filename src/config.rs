@@ -103,6 +103,10 @@ pub struct Config {
     pub rooms: Vec<String>,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_client: usize,
+    /// Who may speak: anyone, or connections that joined with the shared password.
+    pub auth: AuthMode,
+    /// `--auth password`: the file holding the password.
+    pub password_file: Option<PathBuf>,
     /// Connections open at once from one client address (0 = no limit).
     pub max_connections_per_address: u32,
     /// New WebSocket upgrades per second from one client address (0 = no limit).
@@ -173,6 +177,8 @@ impl Default for Config {
             default_room: "lobby".into(),
             rooms: Vec::new(),
             max_rooms_per_client: 32,
+            auth: AuthMode::Open,
+            password_file: None,
             max_connections_per_address: 0,
             upgrades_per_address: 0,
             max_rooms: 1000,
@@ -196,6 +202,13 @@ impl Default for Config {
             log_format: LogFormat::Text,
         }
     }
+}
+
+/// `--auth`: who may speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    Open,
+    Password,
 }
 
 /// File descriptors kept back from `max_connections`' automatic value: the
@@ -332,6 +345,40 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--pong-timeout", "PICOCHAT_PONG_TIMEOUT", "DURATION", "close a pinged client silent for this long (1001)", duration pong_timeout),
     opt!("--message-timeout", "PICOCHAT_MESSAGE_TIMEOUT", "DURATION", "a started WebSocket message must complete within (1008)", duration message_timeout),
     opt!("--max-connections", "PICOCHAT_MAX_CONNECTIONS", "N", "open connections; more get 503 (0 = fd limit - 64)", num max_connections),
+    opt!(
+        "--auth",
+        "PICOCHAT_AUTH",
+        "open|password",
+        "who may speak: anyone, or only connections that joined with --password-file's password",
+        |c, v| {
+            c.auth = match v {
+                "open" => AuthMode::Open,
+                "password" => AuthMode::Password,
+                _ => return Err("expected open or password".into()),
+            };
+            Ok(())
+        },
+        |c| match c.auth {
+            AuthMode::Open => "open",
+            AuthMode::Password => "password",
+        }
+        .into()
+    ),
+    opt!(
+        "--password-file",
+        "PICOCHAT_PASSWORD_FILE",
+        "FILE",
+        "with --auth password: the shared password (the file's text, one trailing newline ignored)",
+        |c, v| {
+            c.password_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        |c| c
+            .password_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    ),
     opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
     opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),
     opt!("--overflow-connections", "PICOCHAT_OVERFLOW_CONNECTIONS", "N", "connections past the limit that still get a 503 (more: closed at once)", num overflow_connections),
@@ -618,6 +665,9 @@ impl Config {
         if self.log_segment < 4096 {
             return Err("--log-segment must be at least 4KiB".into());
         }
+        if (self.auth == AuthMode::Password) != self.password_file.is_some() {
+            return Err("--auth password and --password-file go together".into());
+        }
         if let Some(url) = &self.redis {
             if self.data_dir.is_some() {
                 return Err(
@@ -831,6 +881,7 @@ mod tests {
             placeholders,
             [
                 "--admin-listen",
+                "--password-file",
                 "--rooms",
                 "--data-dir",
                 "--redis",

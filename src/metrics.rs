@@ -108,6 +108,8 @@ pub struct Snapshot<'a> {
     pub rooms: usize,
     pub rooms_with_members: usize,
     pub last_id: u64,
+    /// Wrong or blocked password attempts (`--auth password`).
+    pub auth_failures: u64,
     /// Whether the message log takes messages, and its failures so far.
     pub log: crate::log::LogHealth,
     /// The log backend's own `/metrics` lines (Redis links, round trips...).
@@ -313,6 +315,13 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "counter",
         "accept() failures for lack of file descriptors.",
         st.accept_fd_exhausted,
+    );
+    metric(
+        &mut out,
+        "auth_failures_total",
+        "counter",
+        "Joins with a wrong or missing password, and attempts refused after 10 failures from one address (--auth password).",
+        s.auth_failures,
     );
     metric(
         &mut out,

@@ -561,7 +561,7 @@ fn a_refused_password_or_an_unusable_setting_stops_the_start_with_status_2() {
         missing.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("cannot read the Redis password"), "{err}");
+    assert!(err.contains("--redis-password-file: cannot read"), "{err}");
     let (code, err) = picochat_fails(&["--redis", "rediss://127.0.0.1:6380"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("TLS"), "{err}");

@@ -62,8 +62,22 @@ pub fn ws_chat(data: &[u8]) {
     let mut log = MemoryLog::new();
     let (a, b) = (ClientId::new(0, 1), ClientId::new(1, 1));
     let mut actions: Vec<Command> = Vec::new();
-    core.handle(Event::Connected { client: a, now: 0 }, &mut actions);
-    core.handle(Event::Connected { client: b, now: 0 }, &mut actions);
+    core.handle(
+        Event::Connected {
+            client: a,
+            now: 0,
+            addr: None,
+        },
+        &mut actions,
+    );
+    core.handle(
+        Event::Connected {
+            client: b,
+            now: 0,
+            addr: None,
+        },
+        &mut actions,
+    );
     let mut asm = Assembler::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut now = 0;

@@ -25,11 +25,13 @@
 //! room's members to deliver a `Send` to it, so a message costs the room's
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
+use super::access::{Access, Check, Secret};
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored};
 use super::room::{Room, Stored, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::rc::Rc;
 
 /// The rules the core enforces; taken from the server's `Config`.
@@ -57,6 +59,8 @@ pub struct Limits {
     /// `--rooms`: the only rooms that exist (the default room always among
     /// them). `None`: rooms are made by joining.
     pub fixed_rooms: Option<Vec<RoomName>>,
+    /// `--auth password`: the shared password a connection joins with.
+    pub password: Option<Secret>,
 }
 
 impl Limits {
@@ -73,6 +77,7 @@ impl Limits {
             max_rooms: 1000,
             default_room: "lobby".into(),
             fixed_rooms: None,
+            password: None,
         }
     }
 }
@@ -81,7 +86,12 @@ impl Limits {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A chat WebSocket opened: it is in the default room until it joins one.
-    Connected { client: ClientId, now: u64 },
+    /// `addr` is the client's address (failed passwords are limited per address).
+    Connected {
+        client: ClientId,
+        now: u64,
+        addr: Option<IpAddr>,
+    },
     /// One complete text message from a client.
     Text {
         client: ClientId,
@@ -181,6 +191,10 @@ pub struct Core {
     now: u64,
     /// Rooms a shared log lists as active on any process (`/api/rooms`).
     directory: Vec<DirectoryEntry>,
+    /// `--auth`: the password check and its per-address failure counts.
+    access: Access,
+    /// With a password: each connection's address, until it is gone.
+    addresses: HashMap<ClientId, IpAddr>,
 }
 
 type Out = Vec<Command>;
@@ -201,6 +215,8 @@ impl Core {
             on_demand: restored.on_demand,
             now,
             directory: Vec::new(),
+            access: Access::new(limits.password.clone()),
+            addresses: HashMap::new(),
             limits,
         };
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
@@ -250,10 +266,18 @@ impl Core {
             self.now = self.now.max(now);
         }
         match event {
-            Event::Connected { client, now } => self.connect(client, now),
+            Event::Connected { client, now, addr } => {
+                if let Some(a) = addr.filter(|_| self.access.password_required()) {
+                    self.addresses.insert(client, a);
+                }
+                self.connect(client, now)
+            }
             Event::Text { client, text, now } => self.text(client, text, now, out),
             Event::Gone { client, now } => self.gone(client, now, out),
-            Event::Tick { now: _ } => self.bound_idle_rooms(out),
+            Event::Tick { now } => {
+                self.access.tick(now);
+                self.bound_idle_rooms(out)
+            }
             Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
             Event::Log(LogEvent::Refused { room, sender }) => reply(
                 out,
@@ -275,6 +299,11 @@ impl Core {
 
     pub fn clients(&self) -> usize {
         self.session_count
+    }
+
+    /// Wrong or blocked password attempts since start.
+    pub fn auth_failures(&self) -> u64 {
+        self.access.failures_total
     }
 
     /// Distinct joined usernames online, in any room.
@@ -411,6 +440,7 @@ impl Core {
         self.sessions[key] = Some(Session {
             gen: client.gen,
             joined: false,
+            authed: false,
             loading: 0,
             identity: None,
             bucket: TokenBucket::new(self.limits.msg_rate, now),
@@ -428,6 +458,7 @@ impl Core {
             return;
         };
         self.session_count -= 1;
+        self.addresses.remove(&client);
         if let Some(who) = &session.identity {
             if let Some(n) = self.users.get_mut(&who.username) {
                 *n -= 1;
@@ -528,6 +559,9 @@ impl Core {
         let Some(msg) = protocol::parse(text) else {
             return reply(out, client, protocol::error_json(ErrorCode::BadJson, None));
         };
+        if let Err(code) = self.admit(client, &msg, now) {
+            return reply(out, client, protocol::error_json(code, None));
+        }
         let room = match self.room_of(&msg.room) {
             Ok(room) => room,
             Err(code) => return reply(out, client, protocol::error_json(code, None)),
@@ -540,6 +574,28 @@ impl Core {
         };
         if let Err(code) = result {
             reply(out, client, protocol::error_json(code, Some(&room)));
+        }
+    }
+
+    /// `--auth password`: nothing from a connection counts until it joined
+    /// with the password; a wrong one is counted against its address.
+    fn admit(&mut self, client: ClientId, msg: &Incoming, now: u64) -> Result<(), ErrorCode> {
+        if !self.access.password_required() || self.session(client).is_none_or(|s| s.authed) {
+            return Ok(());
+        }
+        if msg.kind.as_deref() != Some("join") {
+            return Err(ErrorCode::BadPassword);
+        }
+        let addr = self.addresses.get(&client).copied();
+        match self.access.check(msg.password.as_deref(), addr, now) {
+            Check::Ok => {
+                if let Some(s) = self.session_mut(client) {
+                    s.authed = true;
+                }
+                Ok(())
+            }
+            Check::Wrong => Err(ErrorCode::BadPassword),
+            Check::Blocked => Err(ErrorCode::RateLimited),
         }
     }
 
@@ -853,6 +909,7 @@ impl Core {
                 username: w.username.map(Into::into),
                 email: w.email.map(Into::into),
                 message: None,
+                password: None,
                 since: w.since,
                 epoch: w.epoch,
             };

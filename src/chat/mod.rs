@@ -5,6 +5,7 @@
 //! The network shell (`server.rs`, `conn.rs`) carries the commands out; the
 //! message log (`crate::log`) numbers and stores what the core asks it to.
 
+pub mod access;
 pub mod core;
 pub mod protocol;
 pub mod record;

@@ -35,6 +35,9 @@ pub struct Incoming<'a> {
     pub email: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
+    /// `--auth password`: the shared password, on a join.
+    #[serde(borrow, default)]
+    pub password: Option<Cow<'a, str>>,
     #[serde(default)]
     pub since: Option<u64>,
     #[serde(default)]
@@ -121,6 +124,7 @@ pub enum ErrorCode {
     RateLimited,
     Unavailable,
     BinaryUnsupported,
+    BadPassword,
 }
 
 impl ErrorCode {
@@ -139,6 +143,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::BinaryUnsupported => "binary_unsupported",
+            ErrorCode::BadPassword => "bad_password",
         }
     }
 
@@ -161,6 +166,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "slow down: too many messages per second",
             ErrorCode::Unavailable => "the message log cannot store messages right now; not sent",
             ErrorCode::BinaryUnsupported => "send JSON text frames",
+            ErrorCode::BadPassword => "this chat needs its password: join with the right one first",
         }
     }
 }

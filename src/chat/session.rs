@@ -48,6 +48,8 @@ pub struct Session {
     /// Whether the client has joined a room by name. Until then it is in the
     /// default room only, and `rooms` is empty (no allocation).
     pub joined: bool,
+    /// `--auth password`: it joined with the password (until then nothing it sends is taken).
+    pub authed: bool,
     /// Joins waiting for their room to be loaded from a shared log (they
     /// count toward `--max-rooms-per-client` like rooms already joined).
     pub loading: u16,

@@ -108,6 +108,7 @@ impl Chat {
         self.event(Event::Connected {
             client,
             now: self.now,
+            addr: Some([10, 0, 0, client.key as u8].into()),
         });
     }
 
@@ -919,4 +920,75 @@ fn with_a_shared_log_presence_spans_processes_and_each_user_is_listed_once() {
         chat.presence.last(),
         Some(&("dev".into(), "carol".into(), false))
     );
+}
+
+#[test]
+fn with_a_password_nothing_counts_until_a_join_carries_it() {
+    let mut chat = Chat::new(Limits {
+        password: Some(super::access::Secret::new(b"family")),
+        ..limits()
+    });
+    chat.connect(c(0));
+    // The Go tutorial's frame: refused, not broadcast.
+    chat.send(c(0), r#"{"username":"go","message":"hi"}"#);
+    assert_eq!(chat.error_to(c(0)), "bad_password");
+    chat.send(c(0), r#"{"type":"join","username":"ann"}"#);
+    assert_eq!(chat.error_to(c(0)), "bad_password", "no password");
+    chat.send(
+        c(0),
+        r#"{"type":"join","username":"ann","password":"famil"}"#,
+    );
+    assert_eq!(chat.error_to(c(0)), "bad_password", "a wrong one");
+    assert!(chat.room_frames("lobby", "message").is_empty());
+    let w = chat.join(
+        c(0),
+        r#"{"type":"join","username":"ann","password":"family"}"#,
+    );
+    assert_eq!(w["type"], "welcome");
+    chat.send(c(0), r#"{"message":"in"}"#);
+    assert_eq!(
+        chat.last_to(c(0))["message"],
+        "in",
+        "joined once, it speaks freely"
+    );
+    assert_eq!(
+        chat.core.auth_failures(),
+        2,
+        "joins without it or with a wrong one"
+    );
+}
+
+#[test]
+fn with_a_password_ten_failures_block_that_address_not_others() {
+    let mut chat = Chat::new(Limits {
+        password: Some(super::access::Secret::new(b"family")),
+        ..limits()
+    });
+    chat.connect(c(1));
+    for _ in 0..10 {
+        chat.send(c(1), r#"{"type":"join","username":"x","password":"guess"}"#);
+        assert_eq!(chat.error_to(c(1)), "bad_password");
+    }
+    chat.send(
+        c(1),
+        r#"{"type":"join","username":"x","password":"family"}"#,
+    );
+    assert_eq!(
+        chat.error_to(c(1)),
+        "rate_limited",
+        "blocked, even with the right one"
+    );
+    // Another connection from another address (10.0.0.2) gets in.
+    let w = chat.join(
+        c(2),
+        r#"{"type":"join","username":"y","password":"family"}"#,
+    );
+    assert_eq!(w["type"], "welcome");
+    // A minute later the address may try again.
+    chat.now += super::access::BLOCK_MS;
+    let w = chat.join(
+        c(1),
+        r#"{"type":"join","username":"x","password":"family"}"#,
+    );
+    assert_eq!(w["type"], "welcome");
 }

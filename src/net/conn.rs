@@ -409,6 +409,7 @@ impl Conn {
                     rooms: ctx.core.rooms(),
                     rooms_with_members: ctx.core.rooms_with_members(),
                     last_id: ctx.core.last_id(),
+                    auth_failures: ctx.core.auth_failures(),
                     log: ctx.log.health(),
                     log_metrics: &log_metrics,
                     fd_limit: ctx.fd_limit,
@@ -455,6 +456,7 @@ impl Conn {
                         Event::Connected {
                             client,
                             now: ctx.wall_ms,
+                            addr: Some(self.client_ip()),
                         },
                         ctx.commands,
                     );

@@ -20,6 +20,7 @@
 //! connection's own state machine in `conn.rs`. This file only moves bytes,
 //! events and time.
 
+use crate::chat::access::Secret;
 use crate::chat::{Audience, ClientId, Command, Core, Event, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::log::journal::Journal;
@@ -188,6 +189,12 @@ impl Server {
             default_room: config.default_room.as_str().into(),
             fixed_rooms: (!config.rooms.is_empty())
                 .then(|| config.rooms.iter().map(|r| r.as_str().into()).collect()),
+            password: config
+                .password_file
+                .as_deref()
+                .map(|f| read_secret(f, 1, "--password-file").map(|s| Secret::new(&s)))
+                .transpose()
+                .map_err(|message| StartError { message, status: 2 })?,
         };
         let mut core = Core::new(limits, restored, wall);
         let mut commands = Vec::new();
@@ -756,13 +763,11 @@ fn redis_config(config: &Config) -> Result<RedisConfig, String> {
     let url = config.redis.as_deref().unwrap_or_default();
     let (target, db, mut password) = RedisConfig::parse_url(url)?;
     if let Some(file) = &config.redis_password_file {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!(
-                "cannot read the Redis password from {}: {e}",
-                file.display()
-            )
-        })?;
-        password = text.lines().next().map(str::to_owned);
+        let secret = read_secret(file, 1, "--redis-password-file")?;
+        password = Some(
+            String::from_utf8(secret)
+                .map_err(|_| format!("the Redis password in {} is not UTF-8", file.display()))?,
+        );
     }
     Ok(RedisConfig {
         target,
@@ -775,4 +780,21 @@ fn redis_config(config: &Config) -> Result<RedisConfig, String> {
         history: config.history,
         presence_ttl_ms: config.redis_presence_ttl.as_millis() as u64,
     })
+}
+
+/// A secret from a file: its text with one trailing newline ignored, at
+/// least `min` bytes. What went wrong is said without the secret.
+fn read_secret(file: &std::path::Path, min: usize, flag: &str) -> Result<Vec<u8>, String> {
+    let mut bytes =
+        std::fs::read(file).map_err(|e| format!("{flag}: cannot read {}: {e}", file.display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    if bytes.len() < min {
+        return Err(format!("{flag}: {} is empty", file.display()));
+    }
+    Ok(bytes)
 }

@@ -9,6 +9,7 @@ pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -353,4 +354,46 @@ pub fn history_ids(welcome: &serde_json::Value) -> Vec<u64> {
         .iter()
         .map(|m| m["id"].as_u64().unwrap())
         .collect()
+}
+
+/// A TCP connection to `to` from the local address `from` (bound first).
+pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let sin = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a socket we own; the sockaddr_in values outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let local = sin(from, 0);
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind {from:?}"
+        );
+        let remote = sin([127, 0, 0, 1], to.port());
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0,
+            "connect"
+        );
+        let s = TcpStream::from_raw_fd(fd);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+}
+
+/// A chat WebSocket to `server` from the local address `from`.
+pub fn ws_from(from: [u8; 4], server: &TestServer) -> Ws {
+    let stream = connect_from(from, server.addr);
+    let url = format!("ws://127.0.0.1:{}/ws", server.addr.port());
+    let (ws, _) = tungstenite::client::client(url, MaybeTlsStream::Plain(stream))
+        .expect("websocket handshake");
+    ws
 }

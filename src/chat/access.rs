@@ -1,0 +1,173 @@
+//! Who may speak (`--auth`). `open`: anyone. `password`: a connection must
+//! join with the shared password (`--password-file`) before anything it sends
+//! is accepted; wrong attempts are counted and, past 10 within a minute from
+//! one client address, refused for a minute without being checked. The
+//! password is kept as a [`Secret`], compared in constant time, and never
+//! printed. No sockets or clocks here: the core passes addresses and time in.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A secret read from a file: compared in constant time, shown as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Box<[u8]>);
+
+impl Secret {
+    pub fn new(bytes: &[u8]) -> Secret {
+        Secret(bytes.into())
+    }
+
+    /// Equal, in time that depends only on the lengths.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let ours = &self.0;
+        let mut diff = u8::from(ours.len() != given.len());
+        for (i, &b) in ours.iter().enumerate() {
+            diff |= b ^ given.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Failed attempts from one address that close it for [`BLOCK_MS`].
+pub const MAX_FAILURES: u32 = 10;
+/// The window those failures are counted in, and how long the address is then refused.
+pub const BLOCK_MS: u64 = 60_000;
+
+/// What a join's password check says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    Ok,
+    Wrong,
+    /// Too many failures from this address lately: not even checked.
+    Blocked,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    since: u64,
+    count: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Access {
+    password: Option<Secret>,
+    failures: HashMap<IpAddr, Failures>,
+    /// Wrong passwords and blocked attempts since start (`/metrics`).
+    pub failures_total: u64,
+}
+
+impl Access {
+    pub fn new(password: Option<Secret>) -> Access {
+        Access {
+            password,
+            ..Access::default()
+        }
+    }
+
+    /// Whether connections must join with the password before speaking.
+    pub fn password_required(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// Checks a join's password from `addr` at wall-clock `now` (ms).
+    pub fn check(&mut self, given: Option<&str>, addr: Option<IpAddr>, now: u64) -> Check {
+        let Some(password) = &self.password else {
+            return Check::Ok;
+        };
+        let key = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if let Some(f) = self.failures.get(&key) {
+            if now.saturating_sub(f.since) >= BLOCK_MS {
+                self.failures.remove(&key);
+            } else if f.count >= MAX_FAILURES {
+                self.failures_total += 1;
+                return Check::Blocked;
+            }
+        }
+        if given.is_some_and(|g| password.matches(g.as_bytes())) {
+            return Check::Ok;
+        }
+        self.failures_total += 1;
+        let f = self.failures.entry(key).or_insert(Failures {
+            since: now,
+            count: 0,
+        });
+        f.count += 1;
+        if f.count == MAX_FAILURES {
+            // Refused from now on, for a whole block time.
+            f.since = now;
+        }
+        Check::Wrong
+    }
+
+    /// Forgets addresses whose window has passed (called about once a second).
+    pub fn tick(&mut self, now: u64) {
+        if !self.failures.is_empty() {
+            self.failures
+                .retain(|_, f| now.saturating_sub(f.since) < BLOCK_MS);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole_and_never_print() {
+        let s = Secret::new(b"correct horse");
+        assert!(s.matches(b"correct horse"));
+        for wrong in [
+            &b"correct hors"[..],
+            b"correct horsee",
+            b"",
+            b"Correct horse",
+        ] {
+            assert!(!s.matches(wrong));
+        }
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn ten_failures_from_one_address_block_it_for_a_minute_and_no_other() {
+        let mut a = Access::new(Some(Secret::new(b"pw")));
+        let (x, y): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for i in 0..10 {
+            assert_eq!(a.check(Some("no"), Some(x), 1000 + i), Check::Wrong);
+        }
+        assert_eq!(
+            a.check(Some("pw"), Some(x), 2000),
+            Check::Blocked,
+            "even the right one"
+        );
+        assert_eq!(
+            a.check(Some("pw"), Some(y), 2000),
+            Check::Ok,
+            "another address"
+        );
+        assert_eq!(
+            a.check(None, Some(y), 2000),
+            Check::Wrong,
+            "no password is a wrong one"
+        );
+        assert_eq!(
+            a.check(Some("pw"), Some(x), 1009 + BLOCK_MS - 1),
+            Check::Blocked
+        );
+        assert_eq!(
+            a.check(Some("pw"), Some(x), 1009 + BLOCK_MS),
+            Check::Ok,
+            "a minute later"
+        );
+        assert_eq!(a.failures_total, 13, "10 wrong, 2 blocked, 1 missing");
+        a.tick(10 * BLOCK_MS);
+        assert!(a.failures.is_empty());
+        assert_eq!(Access::new(None).check(None, None, 0), Check::Ok, "open");
+    }
+}
