@@ -71,9 +71,9 @@ pub struct Conn {
     admin: bool,
     /// Accepted past `--max-connections`: every request gets a 503.
     over_limit: bool,
-    /// The address this connection is counted under in the per-address
+    /// Counted under its address ([`Conn::client_ip`]) in the per-address
     /// limits (released when it is freed), or refused by them.
-    counted: Option<IpAddr>,
+    counted: bool,
     over_address: bool,
     phase: Phase,
     /// Unparsed input: a partial request head or frame. Empty (unallocated) when idle.
@@ -136,7 +136,7 @@ impl Conn {
             gen,
             admin,
             over_limit,
-            counted: None,
+            counted: false,
             over_address: false,
             phase: Phase::Http { served: false },
             inbuf: Vec::new(),
@@ -199,12 +199,11 @@ impl Conn {
     /// Counts this connection under its address in `limits` (or marks it
     /// refused: it gets a 503 to its first request).
     pub fn count_address(&mut self, limits: &mut PerAddress) {
-        if self.counted.is_some() || self.over_address || !limits.limits_open() {
+        if self.counted || self.over_address || !limits.limits_open() {
             return;
         }
-        let ip = self.client_ip();
-        if limits.open(ip) {
-            self.counted = Some(ip);
+        if limits.open(self.client_ip()) {
+            self.counted = true;
         } else {
             self.over_address = true;
         }
@@ -212,7 +211,7 @@ impl Conn {
 
     /// The address to release from the per-address limits when this connection is freed.
     pub fn counted_address(&self) -> Option<IpAddr> {
-        self.counted
+        self.counted.then(|| self.client_ip())
     }
 
     /// Who the peer is, for logs: the proxy-reported client when trusted.
@@ -340,7 +339,9 @@ impl Conn {
 
     fn handle_request(&mut self, req: &Request, ctx: &mut Ctx) {
         if ctx.config.trust_proxy {
-            if let Some(xff) = req.forwarded_for {
+            // The first request's client is the connection's (and what the
+            // per-address limits counted it under).
+            if let Some(xff) = req.forwarded_for.filter(|_| self.forwarded.is_none()) {
                 // The rightmost address is the one our own proxy added.
                 let client = xff.rsplit(',').next().unwrap_or(xff).trim();
                 if !client.is_empty() && client.len() <= 64 {
