@@ -107,6 +107,8 @@ pub struct Config {
     pub auth: AuthMode,
     /// `--auth password`: the file holding the password.
     pub password_file: Option<PathBuf>,
+    /// The admin API's bearer token (`/api/admin/`); no file, no admin API.
+    pub admin_token_file: Option<PathBuf>,
     /// Connections open at once from one client address (0 = no limit).
     pub max_connections_per_address: u32,
     /// New WebSocket upgrades per second from one client address (0 = no limit).
@@ -179,6 +181,7 @@ impl Default for Config {
             max_rooms_per_client: 32,
             auth: AuthMode::Open,
             password_file: None,
+            admin_token_file: None,
             max_connections_per_address: 0,
             upgrades_per_address: 0,
             max_rooms: 1000,
@@ -378,6 +381,21 @@ pub const OPTIONS: &[OptSpec] = &[
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(none)".into())
+    ),
+    opt!(
+        "--admin-token-file",
+        "PICOCHAT_ADMIN_TOKEN_FILE",
+        "FILE",
+        "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)",
+        |c, v| {
+            c.admin_token_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+        |c| c
+            .admin_token_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none: no admin API)".into())
     ),
     opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
     opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),
@@ -882,6 +900,7 @@ mod tests {
             [
                 "--admin-listen",
                 "--password-file",
+                "--admin-token-file",
                 "--rooms",
                 "--data-dir",
                 "--redis",

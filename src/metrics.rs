@@ -37,10 +37,12 @@ pub enum EndReason {
     Shutdown,
     /// Socket read or write error (reset by peer...).
     IoError,
+    /// Removed through the admin API.
+    Kicked,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 13] = [
+    pub const ALL: [EndReason; 14] = [
         EndReason::ClientClosed,
         EndReason::PeerGone,
         EndReason::HttpDone,
@@ -54,6 +56,7 @@ impl EndReason {
         EndReason::OverCapacity,
         EndReason::Shutdown,
         EndReason::IoError,
+        EndReason::Kicked,
     ];
 
     pub fn label(self) -> &'static str {
@@ -71,6 +74,7 @@ impl EndReason {
             EndReason::OverCapacity => "over_capacity",
             EndReason::Shutdown => "shutdown",
             EndReason::IoError => "io_error",
+            EndReason::Kicked => "kicked",
         }
     }
 
@@ -361,4 +365,17 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndReason;
+
+    #[test]
+    fn every_end_reason_is_listed_at_its_index() {
+        // `ends[]` is indexed by the discriminant and labelled through ALL.
+        for (i, r) in EndReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{}", r.label());
+        }
+    }
 }

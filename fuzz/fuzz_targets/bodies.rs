@@ -16,6 +16,7 @@ pub fn http_request(data: &[u8]) {
     let routes = Routes {
         chat: true,
         ops: true,
+        admin: true,
         echo_path: Some("/echo"),
     };
     let mut rest = data;
@@ -27,6 +28,9 @@ pub fn http_request(data: &[u8]) {
             }
             Route::Asset(a) => {
                 let _ = http::asset(&req, a, "date");
+            }
+            Route::Admin => {
+                let _ = picochat::net::admin::route(req.method, req.path);
             }
             _ => {
                 let _ = http::error(http::Status::NotFound, "x", req.keep_alive, "date");

@@ -4,6 +4,7 @@
 //! one client address, refused for a minute without being checked. The
 //! password is kept as a [`Secret`], compared in constant time, and never
 //! printed. No sockets or clocks here: the core passes addresses and time in.
+//! [`Attempts`] (failures per address) serves the admin token too.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -55,10 +56,57 @@ struct Failures {
     count: u32,
 }
 
+/// Failed attempts per client address: [`MAX_FAILURES`] within [`BLOCK_MS`]
+/// refuse that address for [`BLOCK_MS`] (the chat password here, the admin
+/// token in `net/admin.rs`).
+#[derive(Debug, Default)]
+pub struct Attempts {
+    failures: HashMap<IpAddr, Failures>,
+}
+
+impl Attempts {
+    /// Whether `addr` is refused now (too many failures lately).
+    pub fn blocked(&mut self, addr: IpAddr, now: u64) -> bool {
+        match self.failures.get(&addr) {
+            Some(f) if now.saturating_sub(f.since) >= BLOCK_MS => {
+                self.failures.remove(&addr);
+                false
+            }
+            Some(f) => f.count >= MAX_FAILURES,
+            None => false,
+        }
+    }
+
+    /// One more failure from `addr`.
+    pub fn failed(&mut self, addr: IpAddr, now: u64) {
+        let f = self.failures.entry(addr).or_insert(Failures {
+            since: now,
+            count: 0,
+        });
+        f.count += 1;
+        if f.count == MAX_FAILURES {
+            // Refused from now on, for a whole block time.
+            f.since = now;
+        }
+    }
+
+    /// Forgets addresses whose window has passed (called about once a second).
+    pub fn tick(&mut self, now: u64) {
+        if !self.failures.is_empty() {
+            self.failures
+                .retain(|_, f| now.saturating_sub(f.since) < BLOCK_MS);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Access {
     password: Option<Secret>,
-    failures: HashMap<IpAddr, Failures>,
+    attempts: Attempts,
     /// Wrong passwords and blocked attempts since start (`/metrics`).
     pub failures_total: u64,
 }
@@ -82,36 +130,20 @@ impl Access {
             return Check::Ok;
         };
         let key = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if let Some(f) = self.failures.get(&key) {
-            if now.saturating_sub(f.since) >= BLOCK_MS {
-                self.failures.remove(&key);
-            } else if f.count >= MAX_FAILURES {
-                self.failures_total += 1;
-                return Check::Blocked;
-            }
+        if self.attempts.blocked(key, now) {
+            self.failures_total += 1;
+            return Check::Blocked;
         }
         if given.is_some_and(|g| password.matches(g.as_bytes())) {
             return Check::Ok;
         }
         self.failures_total += 1;
-        let f = self.failures.entry(key).or_insert(Failures {
-            since: now,
-            count: 0,
-        });
-        f.count += 1;
-        if f.count == MAX_FAILURES {
-            // Refused from now on, for a whole block time.
-            f.since = now;
-        }
+        self.attempts.failed(key, now);
         Check::Wrong
     }
 
-    /// Forgets addresses whose window has passed (called about once a second).
     pub fn tick(&mut self, now: u64) {
-        if !self.failures.is_empty() {
-            self.failures
-                .retain(|_, f| now.saturating_sub(f.since) < BLOCK_MS);
-        }
+        self.attempts.tick(now);
     }
 }
 
@@ -167,7 +199,7 @@ mod tests {
         );
         assert_eq!(a.failures_total, 13, "10 wrong, 2 blocked, 1 missing");
         a.tick(10 * BLOCK_MS);
-        assert!(a.failures.is_empty());
+        assert!(a.attempts.is_empty());
         assert_eq!(Access::new(None).check(None, None, 0), Check::Ok, "open");
     }
 }

@@ -61,6 +61,8 @@ pub struct Limits {
     pub fixed_rooms: Option<Vec<RoomName>>,
     /// `--auth password`: the shared password a connection joins with.
     pub password: Option<Secret>,
+    /// Keep each connection's address (for the admin API's listing).
+    pub keep_addresses: bool,
 }
 
 impl Limits {
@@ -78,6 +80,7 @@ impl Limits {
             default_room: "lobby".into(),
             fixed_rooms: None,
             password: None,
+            keep_addresses: false,
         }
     }
 }
@@ -147,12 +150,15 @@ pub enum Audience {
 pub enum Farewell {
     /// Kept sending past the rate limit after being told to slow down.
     Flooding,
+    /// An admin removed the connection (or every connection of its user).
+    Kicked,
 }
 
 impl Farewell {
     pub fn text(self) -> &'static str {
         match self {
             Farewell::Flooding => "message rate limit exceeded",
+            Farewell::Kicked => "removed by a moderator",
         }
     }
 }
@@ -193,7 +199,7 @@ pub struct Core {
     directory: Vec<DirectoryEntry>,
     /// `--auth`: the password check and its per-address failure counts.
     access: Access,
-    /// With a password: each connection's address, until it is gone.
+    /// With a password or the admin API: each connection's address, until it is gone.
     addresses: HashMap<ClientId, IpAddr>,
 }
 
@@ -267,7 +273,8 @@ impl Core {
         }
         match event {
             Event::Connected { client, now, addr } => {
-                if let Some(a) = addr.filter(|_| self.access.password_required()) {
+                let keep = self.access.password_required() || self.limits.keep_addresses;
+                if let Some(a) = addr.filter(|_| keep) {
                     self.addresses.insert(client, a);
                 }
                 self.connect(client, now)
@@ -299,6 +306,85 @@ impl Core {
 
     pub fn clients(&self) -> usize {
         self.session_count
+    }
+
+    /// `GET /api/admin/rooms`: every room with members, who is online in it
+    /// and each of their connections here (id and address).
+    pub fn admin_rooms_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Conn {
+            id: String,
+            address: Option<String>,
+        }
+        #[derive(serde::Serialize)]
+        struct User<'a> {
+            username: &'a str,
+            connections: Vec<Conn>,
+        }
+        #[derive(serde::Serialize)]
+        struct RoomView<'a> {
+            room: &'a str,
+            online: usize,
+            users: Vec<User<'a>>,
+            anonymous_connections: usize,
+        }
+        let mut rooms: Vec<RoomView> = self
+            .rooms
+            .values()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let mut users: BTreeMap<&str, Vec<Conn>> = BTreeMap::new();
+                let mut anonymous = 0;
+                for &c in &r.members {
+                    match self.session(c).and_then(|s| s.identity.as_deref()) {
+                        Some(who) => users.entry(&who.username).or_default().push(Conn {
+                            id: admin_id(c),
+                            address: self.addresses.get(&c).map(|a| a.to_string()),
+                        }),
+                        None => anonymous += 1,
+                    }
+                }
+                RoomView {
+                    room: &r.name,
+                    online: r.online.len(),
+                    users: users
+                        .into_iter()
+                        .map(|(username, connections)| User {
+                            username,
+                            connections,
+                        })
+                        .collect(),
+                    anonymous_connections: anonymous,
+                }
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.room.cmp(b.room));
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            rooms: Vec<RoomView<'a>>,
+        }
+        serde_json::to_string(&Body { rooms }).unwrap_or_default()
+    }
+
+    /// The admin API's kick: the connection with this id (`"key.gen"`), or
+    /// every connection of this username. Returns how many are closed.
+    pub fn kick(&self, target: Kick, out: &mut Out) -> usize {
+        let before = out.len();
+        for (key, s) in self.sessions.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let client = ClientId::new(key, s.gen);
+            let hit = match &target {
+                Kick::Connection(id) => admin_id(client) == *id,
+                Kick::User(name) => s.identity.as_deref().is_some_and(|i| &*i.username == name),
+            };
+            if hit {
+                out.push(Command::Close {
+                    client,
+                    reason: Farewell::Kicked,
+                });
+            }
+        }
+        out.len() - before
     }
 
     /// Wrong or blocked password attempts since start.
@@ -1078,6 +1164,20 @@ impl Core {
         };
         protocol::welcome_json(&head, history)
     }
+}
+
+/// Whom the admin API's kick is for.
+#[derive(Debug)]
+pub enum Kick {
+    /// A connection, by the id `GET /api/admin/rooms` lists.
+    Connection(String),
+    /// Every connection of a username.
+    User(String),
+}
+
+/// A connection's id in the admin API: its slab key and generation.
+fn admin_id(c: ClientId) -> String {
+    format!("{}.{}", c.key, c.gen)
 }
 
 fn presence_command(room: &RoomName, who: &Identity, online: bool) -> Command {

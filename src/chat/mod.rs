@@ -12,7 +12,7 @@ pub mod record;
 pub mod room;
 pub mod session;
 
-pub use self::core::{Audience, Command, Core, Event, Farewell, Limits};
+pub use self::core::{Audience, Command, Core, Event, Farewell, Kick, Limits};
 pub use self::session::ClientId;
 
 #[cfg(test)]

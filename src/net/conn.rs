@@ -18,6 +18,7 @@ use crate::chat::protocol::{self, ErrorCode};
 use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
 use crate::metrics::{EndReason, Snapshot, Stats};
+use crate::net::admin::Admin;
 use crate::net::http::{self, Parsed, Request, Route, Routes, Status};
 use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
@@ -55,6 +56,8 @@ pub struct Ctx<'a> {
     pub fd_limit: u64,
     pub max_connections: usize,
     pub per_address: &'a mut PerAddress,
+    /// The admin API, with `--admin-token-file`.
+    pub admin_api: Option<&'a mut Admin>,
 }
 
 #[derive(Debug)]
@@ -355,6 +358,7 @@ impl Conn {
         let routes = Routes {
             chat: !self.admin,
             ops: ctx.config.ops_endpoints && (self.admin || ctx.config.admin_listen.is_none()),
+            admin: ctx.admin_api.is_some() && (self.admin || ctx.config.admin_listen.is_none()),
             echo_path: ctx.config.echo_path.as_deref(),
         };
         if ctx.config.trust_proxy && !self.over_limit && !self.admin {
@@ -373,6 +377,25 @@ impl Conn {
             return self.begin_close(EndReason::OverCapacity, ctx.now);
         }
         let route = http::route(req.path, routes);
+        if route == Route::Admin {
+            let keep = keep_alive;
+            if let Some(admin) = ctx.admin_api.as_deref_mut() {
+                let reply = admin.handle(
+                    req,
+                    self.client_ip(),
+                    ctx.wall_ms,
+                    ctx.core,
+                    ctx.commands,
+                    date,
+                );
+                self.reply(reply, ctx);
+            }
+            self.idle_since = ctx.now;
+            if !keep {
+                self.begin_close(EndReason::HttpDone, ctx.now);
+            }
+            return;
+        }
         if !get_or_head {
             self.reply(
                 http::error(Status::MethodNotAllowed, "only GET and HEAD", false, date),
@@ -418,7 +441,9 @@ impl Conn {
                 };
                 http::ops(&route, &snap, req.method == "HEAD", keep_alive, date)
             }
-            Route::NotFound => http::error(Status::NotFound, "no such page", keep_alive, date),
+            Route::NotFound | Route::Admin => {
+                http::error(Status::NotFound, "no such page", keep_alive, date)
+            }
         };
         let keep = reply.keep_alive && keep_alive;
         self.reply(reply, ctx);

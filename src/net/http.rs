@@ -37,6 +37,8 @@ pub struct Request<'a> {
     pub host: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub forwarded_for: Option<&'a str>,
+    /// `Authorization` (the admin API's bearer token).
+    pub authorization: Option<&'a str>,
 }
 
 /// Result of trying to parse the head at the start of a buffer.
@@ -56,11 +58,13 @@ pub enum Status {
     Ok,
     NotModified,
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
     UpgradeRequired,
+    TooManyRequests,
     HeaderTooLarge,
     ServiceUnavailable,
 }
@@ -72,11 +76,13 @@ impl Status {
             Status::Ok => 200,
             Status::NotModified => 304,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
             Status::UpgradeRequired => 426,
+            Status::TooManyRequests => 429,
             Status::HeaderTooLarge => 431,
             Status::ServiceUnavailable => 503,
         }
@@ -88,11 +94,13 @@ impl Status {
             Status::Ok => "OK",
             Status::NotModified => "Not Modified",
             Status::BadRequest => "Bad Request",
+            Status::Unauthorized => "Unauthorized",
             Status::Forbidden => "Forbidden",
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
             Status::UpgradeRequired => "Upgrade Required",
+            Status::TooManyRequests => "Too Many Requests",
             Status::HeaderTooLarge => "Request Header Fields Too Large",
             Status::ServiceUnavailable => "Service Unavailable",
         }
@@ -165,6 +173,8 @@ pub fn parse(buf: &[u8], max_header: usize) -> Parsed<'_> {
             out.origin = Some(value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             out.forwarded_for = Some(value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            out.authorization = Some(value);
         } else if name.eq_ignore_ascii_case("content-length") {
             if content_length_seen {
                 return Parsed::Invalid(Status::BadRequest);
@@ -208,6 +218,8 @@ pub enum Route {
     EchoSocket,
     /// `GET /api/rooms`: the rooms a page may offer.
     Rooms,
+    /// Under `/api/admin/` with `--admin-token-file` (see `admin.rs`).
+    Admin,
     Health,
     Metrics,
     NotFound,
@@ -220,10 +232,15 @@ pub struct Routes<'a> {
     pub chat: bool,
     /// `/healthz` and `/metrics`.
     pub ops: bool,
+    /// `/api/admin/` (an admin token is configured, and this is its listener).
+    pub admin: bool,
     pub echo_path: Option<&'a str>,
 }
 
 pub fn route(path: &str, routes: Routes) -> Route {
+    if routes.admin && path.starts_with("/api/admin/") {
+        return Route::Admin;
+    }
     if routes.ops && path == "/healthz" {
         return Route::Health;
     }
@@ -352,6 +369,19 @@ pub fn rooms(json: &str, head_only: bool, keep_alive: bool, date: &str) -> Reply
         "",
         head_only,
         keep_alive,
+        date,
+    )
+}
+
+/// A JSON answer that keeps the connection (the admin API's).
+pub fn json(status: Status, body: &str, date: &str) -> Reply {
+    simple(
+        status,
+        "application/json",
+        body.as_bytes(),
+        "Cache-Control: no-store\r\n",
+        false,
+        true,
         date,
     )
 }

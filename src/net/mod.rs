@@ -2,9 +2,10 @@
 //! ([`conn`]), HTTP ([`http`], with the compiled-in page in [`assets`]),
 //! WebSocket framing ([`ws`]) and session rules ([`ws_session`]), per-client
 //! output ([`write_queue`]), deadlines ([`timer`]) and per-address limits
-//! ([`per_address`]). It moves bytes, events
+//! ([`per_address`]), and the admin API ([`admin`]). It moves bytes, events
 //! and time; the chat's rules are in `crate::chat`, storage in `crate::log`.
 
+pub mod admin;
 pub mod assets;
 pub mod conn;
 pub mod http;

@@ -21,7 +21,7 @@
 //! events and time.
 
 use crate::chat::access::Secret;
-use crate::chat::{Audience, ClientId, Command, Core, Event, Limits};
+use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
@@ -29,6 +29,7 @@ use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{EndReason, Stats};
+use crate::net::admin::Admin;
 use crate::net::conn::{Conn, Ctx, ReadResult};
 use crate::net::per_address::PerAddress;
 use crate::net::timer::{Entry, TimerWheel};
@@ -92,6 +93,7 @@ pub struct Server {
     fd_limit: u64,
     max_connections: usize,
     per_address: PerAddress,
+    admin_api: Option<Admin>,
     shutdown_deadline: Option<Instant>,
 }
 
@@ -195,7 +197,14 @@ impl Server {
                 .map(|f| read_secret(f, 1, "--password-file").map(|s| Secret::new(&s)))
                 .transpose()
                 .map_err(|message| StartError { message, status: 2 })?,
+            keep_addresses: config.admin_token_file.is_some(),
         };
+        let admin_api = config
+            .admin_token_file
+            .as_deref()
+            .map(|f| read_secret(f, 16, "--admin-token-file").map(|s| Admin::new(Secret::new(&s))))
+            .transpose()
+            .map_err(|message| StartError { message, status: 2 })?;
         let mut core = Core::new(limits, restored, wall);
         let mut commands = Vec::new();
         core.start(&mut commands);
@@ -224,6 +233,7 @@ impl Server {
             spare_fd: File::open("/dev/null").ok(),
             fd_limit,
             max_connections,
+            admin_api,
             per_address: PerAddress::new(
                 config.max_connections_per_address,
                 config.upgrades_per_address,
@@ -364,6 +374,9 @@ impl Server {
             self.tick_secs = secs;
             self.core
                 .handle(Event::Tick { now: wall }, &mut self.commands);
+            if let Some(admin) = self.admin_api.as_mut() {
+                admin.tick(wall);
+            }
         }
     }
 
@@ -480,6 +493,7 @@ impl Server {
             fd_limit: self.fd_limit,
             max_connections: self.max_connections,
             per_address: &mut self.per_address,
+            admin_api: self.admin_api.as_mut(),
         };
         let more = conn.read_ready(&mut self.scratch, &mut ctx);
         if more == ReadResult::More && !conn.in_read_list {
@@ -605,7 +619,11 @@ impl Server {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
                         log_warn!("{}: disconnected: {}", conn.who(), reason.text());
-                        conn.close_with(close::POLICY, reason.text(), EndReason::RateLimited, now);
+                        let end = match reason {
+                            Farewell::Flooding => EndReason::RateLimited,
+                            Farewell::Kicked => EndReason::Kicked,
+                        };
+                        conn.close_with(close::POLICY, reason.text(), end, now);
                         self.after_event(key);
                     }
                 }
