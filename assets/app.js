@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const STORE = 'picochat.me';
 const ROOMS_STORE = 'picochat.rooms';
 const PASSWORD_STORE = 'picochat.password';   // sessionStorage: this tab's session only
+const SECRET_STORE = 'picochat.secret';       // this browser's own random secret: its names are held for it
 const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 let badLink = null;       // a /r/NAME whose NAME no server would accept
@@ -13,6 +14,7 @@ let badLink = null;       // a /r/NAME whose NAME no server would accept
 const state = {
   me: loadMe(),            // { username, email } from the join screen
   password: sessionStorage.getItem(PASSWORD_STORE), // a server with --auth password
+  secret: loadSecret(),
   status: 'connecting',    // connecting | online | offline
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
@@ -41,6 +43,17 @@ function newRoom(name) {
     // reconnect are reconnects too, not news.
     returning: new Set(),
   };
+}
+
+// 128 random bits, made once per browser. getRandomValues works on plain
+// http on a LAN too (randomUUID needs a secure context).
+function loadSecret() {
+  let s = localStorage.getItem(SECRET_STORE);
+  if (!s) {
+    s = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem(SECRET_STORE, s);
+  }
+  return s;
 }
 
 function loadMe() {
@@ -373,7 +386,7 @@ function send(frame) {
 
 // A join as this page sends every one: name, e-mail, and the password if the server asked for one.
 function baseJoin() {
-  const join = { type: 'join', username: state.me.username };
+  const join = { type: 'join', username: state.me.username, secret: state.secret };
   if (state.me.email) join.email = state.me.email;
   if (state.password) join.password = state.password;
   return join;
@@ -386,19 +399,24 @@ function joinFrame(name) {
   return join;
 }
 
-// The server wants its password (or refuses this address for a while): back to
-// the join screen, with the password field and why.
+// The server refused the join: back to the join screen, saying why (no
+// reconnect until the form is sent again).
+function refusedJoin(why, focus) {
+  state.me = null;
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000, 'join refused');
+  renderScreens();
+  $('join-error').textContent = why;
+  $(focus).focus();
+}
+
+// The server wants its password (or refuses this address for a while).
 function needPassword(why) {
   state.password = null;
   sessionStorage.removeItem(PASSWORD_STORE);
-  state.me = null;   // no reconnect until the form is sent again
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close(1000, 'password needed');
-  renderScreens();
   $('join-password-row').hidden = false;
-  $('join-error').textContent = why;
-  $('join-password').focus();
+  refusedJoin(why, 'join-password');
 }
 
 // The rooms to be in after (re)connecting: those joined, the one in the URL,
@@ -510,7 +528,10 @@ function onServerMessage(m) {
     case 'left':
       break;
     case 'error':
-      if (m.code === 'bad_password') {
+      if (m.code === 'name_taken' && ![...state.rooms.values()].some((r) => r.joined)) {
+        refusedJoin('That name is someone else\'s here: please choose another.', 'join-username');
+        $('join-username').select();
+      } else if (m.code === 'bad_password') {
         needPassword(state.password ? 'Wrong password.' : 'This chat needs its password.');
       } else if (m.code === 'rate_limited' && ![...state.rooms.values()].some((r) => r.joined)) {
         // Refused before any join: too many wrong passwords from this address.

@@ -107,6 +107,8 @@ pub struct Config {
     pub auth: AuthMode,
     /// `--auth password`: the file holding the password.
     pub password_file: Option<PathBuf>,
+    /// How long a name stays held for its page's secret after its last connection.
+    pub name_hold: Duration,
     /// The admin API's bearer token (`/api/admin/`); no file, no admin API.
     pub admin_token_file: Option<PathBuf>,
     /// Connections open at once from one client address (0 = no limit).
@@ -182,6 +184,7 @@ impl Default for Config {
             auth: AuthMode::Open,
             password_file: None,
             admin_token_file: None,
+            name_hold: Duration::from_secs(30 * 24 * 3600),
             max_connections_per_address: 0,
             upgrades_per_address: 0,
             max_rooms: 1000,
@@ -382,6 +385,7 @@ pub const OPTIONS: &[OptSpec] = &[
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(none)".into())
     ),
+    opt!("--name-hold", "PICOCHAT_NAME_HOLD", "DURATION", "a name stays its page's for this long after its last connection (0 = while online)", duration name_hold),
     opt!(
         "--admin-token-file",
         "PICOCHAT_ADMIN_TOKEN_FILE",
@@ -657,6 +661,9 @@ impl Config {
         }
         if self.output_soft_limit > self.max_output {
             return Err("--output-soft-limit must not exceed --max-output".into());
+        }
+        if self.max_rooms_per_client > 255 {
+            return Err("--max-rooms-per-client must be at most 255".into());
         }
         if self.max_rooms_per_client == 0 || self.max_rooms == 0 {
             return Err("--max-rooms-per-client and --max-rooms must be at least 1".into());

@@ -26,6 +26,7 @@
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
 use super::access::{Access, Check, Secret};
+use super::names::{self, Names};
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored};
 use super::room::{Room, Stored, WaitingJoin};
@@ -63,6 +64,8 @@ pub struct Limits {
     pub password: Option<Secret>,
     /// Keep each connection's address (for the admin API's listing).
     pub keep_addresses: bool,
+    /// How long a name stays held for its secret after its last connection (`--name-hold`).
+    pub name_hold_ms: u64,
 }
 
 impl Limits {
@@ -81,6 +84,7 @@ impl Limits {
             fixed_rooms: None,
             password: None,
             keep_addresses: false,
+            name_hold_ms: 0,
         }
     }
 }
@@ -201,6 +205,10 @@ pub struct Core {
     access: Access,
     /// With a password or the admin API: each connection's address, until it is gone.
     addresses: HashMap<ClientId, IpAddr>,
+    /// Names held by page secrets.
+    names: Names,
+    /// When held names were last pruned (about once a minute).
+    names_pruned: u64,
 }
 
 type Out = Vec<Command>;
@@ -223,6 +231,8 @@ impl Core {
             directory: Vec::new(),
             access: Access::new(limits.password.clone()),
             addresses: HashMap::new(),
+            names: Names::new(limits.name_hold_ms),
+            names_pruned: now,
             limits,
         };
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
@@ -283,6 +293,10 @@ impl Core {
             Event::Gone { client, now } => self.gone(client, now, out),
             Event::Tick { now } => {
                 self.access.tick(now);
+                if now.saturating_sub(self.names_pruned) >= 60_000 {
+                    self.names_pruned = now;
+                    self.names.prune(now);
+                }
                 self.bound_idle_rooms(out)
             }
             Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
@@ -527,6 +541,7 @@ impl Core {
             gen: client.gen,
             joined: false,
             authed: false,
+            holder: false,
             loading: 0,
             identity: None,
             bucket: TokenBucket::new(self.limits.msg_rate, now),
@@ -545,6 +560,9 @@ impl Core {
         };
         self.session_count -= 1;
         self.addresses.remove(&client);
+        if let Some(who) = session.identity.as_deref().filter(|_| session.holder) {
+            self.names.depart(&who.username, now);
+        }
         if let Some(who) = &session.identity {
             if let Some(n) = self.users.get_mut(&who.username) {
                 *n -= 1;
@@ -742,6 +760,10 @@ impl Core {
             }
         };
         let newly_identified = session.identity.is_none();
+        let secret = msg.secret.as_deref().map(names::hash_secret);
+        if newly_identified && !self.names.may_use(&identity.username, secret.as_ref(), now) {
+            return Err(ErrorCode::NameTaken);
+        }
         let already_in = session.in_room(room, &limits.default_room);
         if !already_in {
             let joined_rooms = if session.joined {
@@ -769,6 +791,17 @@ impl Core {
             return Ok(());
         };
         session.identity = Some(Box::new(identity.clone()));
+        if newly_identified {
+            if let Some(secret) = &secret {
+                let holder = self.names.arrive(&identity.username, secret, now);
+                if let Some(s) = self.session_mut(client) {
+                    s.holder = holder;
+                }
+            }
+        }
+        let Some(session) = self.session_mut(client) else {
+            return Ok(());
+        };
         let first_join = !session.joined;
         session.joined = true;
         if first_join {
@@ -857,10 +890,17 @@ impl Core {
         }
         let identity = match &session.identity {
             Some(identity) => (**identity).clone(),
-            None => Identity {
-                username: protocol::username(msg.username.as_deref().unwrap_or(""))?.into(),
-                avatar: protocol::avatar(msg.email.as_deref())?,
-            },
+            None => {
+                let username = protocol::username(msg.username.as_deref().unwrap_or(""))?;
+                // A client that never joined names itself in each message: not a held name.
+                if !self.names.may_use(username, None, now) {
+                    return Err(ErrorCode::NameTaken);
+                }
+                Identity {
+                    username: username.into(),
+                    avatar: protocol::avatar(msg.email.as_deref())?,
+                }
+            }
         };
         let text = msg.message.as_deref().unwrap_or("");
         if text.trim().is_empty() {
@@ -914,6 +954,7 @@ impl Core {
             email: msg.email.as_deref().map(str::to_owned),
             since: msg.since,
             epoch: msg.epoch,
+            secret: msg.secret.as_deref().map(str::to_owned),
         };
         match known {
             Some(i) => r.waiting[i] = wait,
@@ -996,6 +1037,7 @@ impl Core {
                 email: w.email.map(Into::into),
                 message: None,
                 password: None,
+                secret: w.secret.map(Into::into),
                 since: w.since,
                 epoch: w.epoch,
             };

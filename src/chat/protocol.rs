@@ -38,6 +38,9 @@ pub struct Incoming<'a> {
     /// `--auth password`: the shared password, on a join.
     #[serde(borrow, default)]
     pub password: Option<Cow<'a, str>>,
+    /// The page's own random secret, on a join: the name it uses is held for it.
+    #[serde(borrow, default)]
+    pub secret: Option<Cow<'a, str>>,
     #[serde(default)]
     pub since: Option<u64>,
     #[serde(default)]
@@ -125,6 +128,7 @@ pub enum ErrorCode {
     Unavailable,
     BinaryUnsupported,
     BadPassword,
+    NameTaken,
 }
 
 impl ErrorCode {
@@ -144,6 +148,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::BinaryUnsupported => "binary_unsupported",
             ErrorCode::BadPassword => "bad_password",
+            ErrorCode::NameTaken => "name_taken",
         }
     }
 
@@ -167,6 +172,9 @@ impl ErrorCode {
             ErrorCode::Unavailable => "the message log cannot store messages right now; not sent",
             ErrorCode::BinaryUnsupported => "send JSON text frames",
             ErrorCode::BadPassword => "this chat needs its password: join with the right one first",
+            ErrorCode::NameTaken => {
+                "this name is someone else's (in use, or used lately): choose another"
+            }
         }
     }
 }

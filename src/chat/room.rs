@@ -79,6 +79,7 @@ pub struct WaitingJoin {
     pub email: Option<String>,
     pub since: Option<u64>,
     pub epoch: Option<u64>,
+    pub secret: Option<String>,
 }
 
 impl Room {

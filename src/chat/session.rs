@@ -50,9 +50,12 @@ pub struct Session {
     pub joined: bool,
     /// `--auth password`: it joined with the password (until then nothing it sends is taken).
     pub authed: bool,
+    /// Its name is held for its secret (`names.rs`): released when it goes.
+    pub holder: bool,
     /// Joins waiting for their room to be loaded from a shared log (they
     /// count toward `--max-rooms-per-client` like rooms already joined).
-    pub loading: u16,
+    /// (At most `--max-rooms-per-client`, which is at most 255.)
+    pub loading: u8,
     /// Boxed: an anonymous client (the Go tutorial's) pays 8 bytes for it.
     pub identity: Option<Box<Identity>>,
     pub bucket: TokenBucket,

@@ -992,3 +992,50 @@ fn with_a_password_ten_failures_block_that_address_not_others() {
     );
     assert_eq!(w["type"], "welcome");
 }
+
+#[test]
+fn a_name_is_held_for_the_secret_that_took_it() {
+    let mut chat = Chat::new(Limits {
+        name_hold_ms: 1000,
+        ..limits()
+    });
+    let w = chat.join(c(0), r#"{"type":"join","username":"Ann","secret":"s-ann"}"#);
+    assert_eq!(w["type"], "welcome");
+    for frame in [
+        r#"{"type":"join","username":"ann","secret":"s-other"}"#,
+        r#"{"type":"join","username":"Ann"}"#,
+    ] {
+        chat.connect(c(1));
+        chat.send(c(1), frame);
+        assert_eq!(chat.error_to(c(1)), "name_taken", "{frame}");
+    }
+    // The Go tutorial's frames name themselves per message: not as a held name.
+    chat.connect(c(2));
+    chat.send(c(2), r#"{"username":"ANN","message":"it's me"}"#);
+    assert_eq!(chat.error_to(c(2)), "name_taken");
+    chat.send(c(2), r#"{"username":"gopher","message":"hello"}"#);
+    assert_eq!(chat.last_to(c(2))["message"], "hello");
+    // Ann's second tab, same secret.
+    let w = chat.join(c(3), r#"{"type":"join","username":"Ann","secret":"s-ann"}"#);
+    assert_eq!(w["type"], "welcome");
+    for client in [c(0), c(3)] {
+        chat.event(Event::Gone { client, now: 0 });
+    }
+    chat.now = 999;
+    chat.connect(c(4));
+    chat.send(
+        c(4),
+        r#"{"type":"join","username":"Ann","secret":"s-other"}"#,
+    );
+    assert_eq!(
+        chat.error_to(c(4)),
+        "name_taken",
+        "held for --name-hold after leaving"
+    );
+    chat.now = 1000;
+    chat.send(
+        c(4),
+        r#"{"type":"join","username":"Ann","secret":"s-other"}"#,
+    );
+    assert_eq!(chat.last_to(c(4))["type"], "welcome", "then free");
+}

@@ -198,6 +198,7 @@ impl Server {
                 .transpose()
                 .map_err(|message| StartError { message, status: 2 })?,
             keep_addresses: config.admin_token_file.is_some(),
+            name_hold_ms: config.name_hold.as_millis() as u64,
         };
         let admin_api = config
             .admin_token_file

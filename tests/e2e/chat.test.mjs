@@ -317,3 +317,22 @@ test('rooms: two users in two rooms, unread counts, /r/NAME, mentions, phone dra
   if (process.env.SCREENSHOT_OUT) copyFileSync(join(artifacts, 'rooms.png'), process.env.SCREENSHOT_OUT.replace(/\.png$/, '-rooms.png'));
   for (const { errors } of [erin, frank, phone, lost]) assert.deepEqual(errors, [], 'no page errors');
 });
+
+test('a name is held for the browser that took it', async () => {
+  const zed = await joinAs('Zed');
+  // Another browser (its own storage, so its own secret) asks for the same name.
+  const context = await browser.newContext();
+  const other = await context.newPage();
+  await other.goto(`http://127.0.0.1:${port}/`);
+  await other.fill('#join-username', 'zed');
+  await other.click('#join-form button[type=submit]');
+  await other.waitForSelector('#join-error >> text=That name is someone else\'s here');
+  assert.equal(await other.isVisible('#join-screen'), true, 'back on the join screen');
+  await other.fill('#join-username', 'Zed Two');
+  await other.click('#join-form button[type=submit]');
+  await other.waitForSelector('#status[data-state=online]');
+  // The browser that holds it keeps it across a reload.
+  await zed.page.reload();
+  await zed.page.waitForSelector('#status[data-state=online]');
+  assert.deepEqual(zed.errors, []);
+});
