@@ -300,8 +300,13 @@ fn redis_killed_and_back_with_its_aof_loses_and_duplicates_nothing_acknowledged(
         send_all(s, "dev", &b);
         in_doubt.extend(b);
     }
-    // Killed while those may still be in flight, and more sent while it is down.
-    std::thread::sleep(Duration::from_millis(5));
+    // Killed as soon as Redis has stored some (a publish answered), while
+    // the rest may still be in flight; more are sent while it is down.
+    let stored = |n: &TestServer| n.metric("picochat_redis_rtt_seconds_count");
+    let end = Instant::now() + Duration::from_secs(5);
+    while nodes.iter().map(stored).sum::<f64>() < 1.0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     redis.kill9();
     for (i, s) in senders.iter_mut().enumerate() {
         let b = batch(&format!("s{i}"), "during", 10);
@@ -676,7 +681,19 @@ fn presence_spans_nodes_and_a_dead_node_s_users_leave_within_the_ttl() {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!((names, w["online"].as_u64()), (vec!["ann", "bob"], Some(2)));
+    if names != ["ann", "bob"] {
+        // Presence across nodes is eventually consistent: if bob's node read
+        // the room a moment before ann's arrival reached Redis, the join
+        // notice for her follows at once.
+        assert_eq!(names, ["bob"]);
+        let j = recv_type(&mut bob, "join");
+        assert_eq!(
+            (j["username"].as_str(), j["online"].as_u64()),
+            (Some("ann"), Some(2))
+        );
+    } else {
+        assert_eq!(w["online"], 2);
+    }
     let j = recv_type(&mut ann, "join");
     assert_eq!(
         (j["username"].as_str(), j["online"].as_u64()),

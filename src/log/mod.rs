@@ -75,6 +75,10 @@ pub trait MessageLog {
     fn wants_commit(&self) -> bool {
         false
     }
+    /// Hands what was asked of the log since its commit to the kernel now,
+    /// before the turn's replies leave (a presence change before the welcome
+    /// that follows from it). Never blocks; replies are read at the next commit.
+    fn flush(&mut self) {}
     /// Backend-specific lines for `/metrics` (Prometheus text format).
     fn metrics(&self, _out: &mut String) {}
     /// Shutdown: write and sync everything.

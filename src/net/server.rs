@@ -338,6 +338,8 @@ impl Server {
                 self.core.handle(Event::Log(event), &mut self.commands);
             }
             self.apply_commands();
+            // What those commands asked of the log leaves before the replies they caused.
+            self.log.flush();
             self.flush_all();
             if self.reap_list.is_empty() && self.commands.is_empty() && !self.log.wants_commit() {
                 break;

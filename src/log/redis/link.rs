@@ -158,6 +158,14 @@ impl Link {
         self.queued_total
     }
 
+    /// Writes queued commands until `WouldBlock`; a failure is left for the
+    /// next [`pump`](Self::pump) to find (and report as `Lost`).
+    pub fn flush(&mut self) {
+        if self.state == State::Up && self.write().is_err() {
+            self.writable = true;
+        }
+    }
+
     /// Commands are queued and the socket has not said it is full.
     pub fn can_write_more(&self) -> bool {
         self.state == State::Up && self.writable && self.out_pos < self.out.len()

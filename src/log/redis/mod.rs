@@ -866,6 +866,11 @@ impl MessageLog for RedisLog {
         }
     }
 
+    fn flush(&mut self) {
+        self.cmd.flush();
+        self.sub.flush();
+    }
+
     fn wants_commit(&self) -> bool {
         self.cmd.can_write_more() || self.sub.can_write_more() || !self.ready.is_empty()
     }
