@@ -99,17 +99,7 @@ fn a_missing_unreadable_or_empty_password_file_stops_the_start() {
     let empty = dir.join("empty");
     std::fs::write(&empty, "\n").unwrap();
     let missing = dir.join("missing");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = run_to_exit;
     let (status, err) = run(&["--auth", "password"]);
     assert_eq!(status, Some(2));
     assert!(err.contains("--password-file"), "{err}");

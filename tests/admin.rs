@@ -204,17 +204,8 @@ fn with_an_admin_listener_the_api_is_only_there_and_short_tokens_are_refused() {
     );
 
     let short = token_file("short", "too-short\n");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token-file",
-            short.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (status, err) = run_to_exit(&["--admin-token-file", short.to_str().unwrap()]);
+    assert_eq!(status, Some(2), "{err}");
     assert!(
         err.contains("--admin-token-file") && !err.contains("too-short"),
         "{err}"

@@ -522,17 +522,7 @@ fn foreign_data_under_our_keys_is_logged_and_skipped() {
     assert!(n.is_running());
 }
 
-fn picochat_fails(args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picochat"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use common::run_to_exit as picochat_fails;
 
 #[test]
 fn a_refused_password_or_an_unusable_setting_stops_the_start_with_status_2() {

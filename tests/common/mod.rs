@@ -397,3 +397,17 @@ pub fn ws_from(from: [u8; 4], server: &TestServer) -> Ws {
         .expect("websocket handshake");
     ws
 }
+
+/// Runs the binary with `args` (on 127.0.0.1:0) to its exit, for settings
+/// that must stop the start: its exit status and stderr.
+pub fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_picochat"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .expect("run picochat");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
