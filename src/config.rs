@@ -242,7 +242,8 @@ impl OptSpec {
 
 /// One row of [`OPTIONS`]: flag, environment variable, value name, help, and
 /// either the kind of value and the `Config` field it sets (`size`,
-/// `duration`, `num`, `switch` on/off, `text`), or a parse and a show function.
+/// `duration`, `num`, `switch` on/off, `text`, `file` with the text shown
+/// when there is none), or a parse and a show function.
 macro_rules! opt {
     ($flag:literal, $env:literal, $value:literal, $help:literal, size $field:ident) => {
         opt!(
@@ -294,6 +295,23 @@ macro_rules! opt {
                 Ok(())
             },
             |c| on_off(c.$field)
+        )
+    };
+    ($flag:literal, $env:literal, $value:literal, $help:literal, file $field:ident, $absent:literal) => {
+        opt!(
+            $flag,
+            $env,
+            $value,
+            $help,
+            |c, v| {
+                c.$field = (!v.is_empty()).then(|| PathBuf::from(v));
+                Ok(())
+            },
+            |c| c
+                .$field
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| $absent.into())
         )
     };
     ($flag:literal, $env:literal, $value:literal, $help:literal, text $field:ident) => {
@@ -370,37 +388,9 @@ pub const OPTIONS: &[OptSpec] = &[
         }
         .into()
     ),
-    opt!(
-        "--password-file",
-        "PICOCHAT_PASSWORD_FILE",
-        "FILE",
-        "with --auth password: the shared password (the file's text, one trailing newline ignored)",
-        |c, v| {
-            c.password_file = (!v.is_empty()).then(|| PathBuf::from(v));
-            Ok(())
-        },
-        |c| c
-            .password_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none)".into())
-    ),
+    opt!("--password-file", "PICOCHAT_PASSWORD_FILE", "FILE", "with --auth password: the shared password (the file's text, one trailing newline ignored)", file password_file, "(none)"),
     opt!("--name-hold", "PICOCHAT_NAME_HOLD", "DURATION", "a name stays its page's for this long after its last connection (0 = while online)", duration name_hold),
-    opt!(
-        "--admin-token-file",
-        "PICOCHAT_ADMIN_TOKEN_FILE",
-        "FILE",
-        "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)",
-        |c, v| {
-            c.admin_token_file = (!v.is_empty()).then(|| PathBuf::from(v));
-            Ok(())
-        },
-        |c| c
-            .admin_token_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none: no admin API)".into())
-    ),
+    opt!("--admin-token-file", "PICOCHAT_ADMIN_TOKEN_FILE", "FILE", "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)", file admin_token_file, "(none: no admin API)"),
     opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
     opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),
     opt!("--overflow-connections", "PICOCHAT_OVERFLOW_CONNECTIONS", "N", "connections past the limit that still get a 503 (more: closed at once)", num overflow_connections),
@@ -446,25 +436,7 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
     opt!("--max-rooms-per-client", "PICOCHAT_MAX_ROOMS_PER_CLIENT", "N", "rooms one connection may be in at once (room_limit past it)", num max_rooms_per_client),
     opt!("--max-rooms", "PICOCHAT_MAX_ROOMS", "N", "rooms with members at once (room_limit past it)", num max_rooms),
-    opt!(
-        "--data-dir",
-        "PICOCHAT_DATA_DIR",
-        "DIR",
-        "keep a durable message log in DIR",
-        |c, v| {
-            c.data_dir = if v.is_empty() {
-                None
-            } else {
-                Some(PathBuf::from(v))
-            };
-            Ok(())
-        },
-        |c| c
-            .data_dir
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none: memory only)".into())
-    ),
+    opt!("--data-dir", "PICOCHAT_DATA_DIR", "DIR", "keep a durable message log in DIR", file data_dir, "(none: memory only)"),
     opt!(
         "--fsync",
         "PICOCHAT_FSYNC",
@@ -501,21 +473,7 @@ pub const OPTIONS: &[OptSpec] = &[
             .clone()
             .unwrap_or_else(|| "(none: this process alone)".into())
     ),
-    opt!(
-        "--redis-password-file",
-        "PICOCHAT_REDIS_PASSWORD_FILE",
-        "FILE",
-        "read the Redis password from FILE (its first line)",
-        |c, v| {
-            c.redis_password_file = (!v.is_empty()).then(|| PathBuf::from(v));
-            Ok(())
-        },
-        |c| c
-            .redis_password_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none)".into())
-    ),
+    opt!("--redis-password-file", "PICOCHAT_REDIS_PASSWORD_FILE", "FILE", "the Redis password (the file's text, one trailing newline ignored)", file redis_password_file, "(none)"),
     opt!("--redis-prefix", "PICOCHAT_REDIS_PREFIX", "TEXT", "prefix of every Redis key and channel picochat uses", text redis_prefix),
     opt!("--redis-max-pending", "PICOCHAT_REDIS_MAX_PENDING", "N", "publishes awaiting Redis' reply; past it senders get unavailable", num redis_max_pending),
     opt!("--redis-retry-max", "PICOCHAT_REDIS_RETRY_MAX", "DURATION", "longest wait between Redis reconnect attempts", duration redis_retry_max),
