@@ -48,6 +48,11 @@ impl Names {
     }
 
     fn held(&self, username: &str, now: u64) -> Option<&Hold> {
+        if self.holds.is_empty() {
+            // No page has sent a secret: nothing to look up (the Go tutorial's
+            // clients name themselves in every message).
+            return None;
+        }
         self.holds
             .get(&key(username))
             .filter(|h| h.online > 0 || now < h.until)
