@@ -122,7 +122,7 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// `--redis`: the shared message log many processes use. None = this process alone.
     pub redis: Option<String>,
-    /// A file holding the Redis password (first line), read at start.
+    /// A file holding the Redis password (its text, one trailing newline ignored), read at start.
     pub redis_password_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel picochat uses.
     pub redis_prefix: String,

@@ -116,10 +116,6 @@ struct Stats {
 /// `degraded` (nothing is failed for it: replies may still come).
 const STALL_MS: u128 = 5000;
 
-/// Most published messages held per room while a read is in flight; past
-/// it they are dropped, and the next one's gap is read from the stream.
-const MAX_HELD: usize = 10_000;
-
 pub struct RedisLog {
     registry: Registry,
     cmd: Link,
@@ -581,15 +577,21 @@ impl RedisLog {
         let Some(w) = self.rooms.get_mut(room) else {
             return;
         };
+        // Messages wait while the room is read (or must be): at most
+        // `--history` of them, what the stream keeps anyway. Past that they
+        // are dropped, and the next one's gap is read from the stream.
+        let hold_max = self.cfg.history.max(1);
         if w.reading || w.epoch.is_none() {
-            if w.held.len() < MAX_HELD {
+            if w.held.len() < hold_max {
                 w.held.push(p);
             }
             return;
         }
         if Some(p.epoch) != w.epoch || p.id > w.last + 1 {
             // A new epoch, or a gap: read the stream, hold this meanwhile.
-            w.held.push(p);
+            if w.held.len() < hold_max {
+                w.held.push(p);
+            }
             self.send_read(room);
             return;
         }
