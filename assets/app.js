@@ -19,7 +19,8 @@ const state = {
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
   you: null,               // { username, avatar } as the server knows us
-  limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32 },
+  limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32, edit_window_ms: 900000 },
+  editing: null,           // { room, id } of our own message being edited in the composer
   rooms: new Map(),        // name -> room state, in the order shown
   current: null,           // the room on screen
   wanted: roomFromPath(),  // a room named in the URL, joined on connect
@@ -284,12 +285,87 @@ function messageItem(m) {
   when.dateTime = date.toISOString();
   when.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   meta.append(name, when);
+  if (m.edited) meta.append(editedMark());
+  if (isMine(m)) meta.append(ownActions(m));
   const text = document.createElement('div');
   text.className = 'text';
   text.append(linkified(m.message));
   body.append(meta, text);
   li.append(avatar(m), body);
   return li;
+}
+
+function editedMark() {
+  const mark = document.createElement('span');
+  mark.className = 'edited';
+  mark.textContent = '(edited)';
+  return mark;
+}
+
+// Edit (while the server's edit window lasts) and delete, on our own messages.
+function ownActions(m) {
+  const span = document.createElement('span');
+  span.className = 'actions';
+  const edit = document.createElement('button');
+  edit.type = 'button';
+  edit.className = 'link edit';
+  edit.textContent = 'Edit';
+  edit.title = 'Edit this message';
+  edit.addEventListener('click', () => startEdit(m));
+  const del = document.createElement('button');
+  del.type = 'button';
+  del.className = 'link delete';
+  del.textContent = 'Delete';
+  del.title = 'Delete this message for everyone';
+  del.addEventListener('click', () => {
+    if (confirm('Delete this message for everyone?')) send({ type: 'delete', room: m.room, id: m.id });
+  });
+  if (Date.now() - m.time < state.limits.edit_window_ms) span.append(edit);
+  span.append(del);
+  return span;
+}
+
+function startEdit(m) {
+  state.editing = { room: m.room, id: m.id };
+  $('text').value = m.message;
+  $('composer').classList.add('editing');
+  hint('Editing your message: Enter saves, Esc cancels.');
+  autosize();
+  $('text').focus();
+}
+
+function stopEdit() {
+  if (!state.editing) return;
+  state.editing = null;
+  $('text').value = '';
+  $('composer').classList.remove('editing');
+  autosize();
+  hint('');
+}
+
+// An edit or a delete the server committed: applied to the kept message and
+// to the one on screen (if either is still here).
+function applyChange(r, c) {
+  r.lastId = Math.max(r.lastId, c.id);
+  if (r.seen.has(c.id)) return;
+  r.seen.add(c.id);
+  const at = r.messages.findIndex((x) => x.kind === 'msg' && x.m.id === c.target);
+  if (at < 0) return;
+  const old = r.messages[at].m;
+  if (c.type === 'delete') r.messages.splice(at, 1);
+  else r.messages[at] = { kind: 'msg', m: { ...old, message: c.message, edited: true } };
+  if (state.editing && state.editing.room === r.name && state.editing.id === c.target) stopEdit();
+  if (r.name !== state.current) return;
+  const li = $('messages').querySelector(`li.msg[data-id="${c.target}"]`);
+  if (!li) return;
+  if (c.type === 'delete') li.remove();
+  else li.replaceWith(messageItem(r.messages[at].m));
+}
+
+// One record of a room's log: a message, or a change to one.
+function addRecord(r, m, live) {
+  if (m.type === 'edit' || m.type === 'delete') applyChange(r, m);
+  else addMessage(r, m, live);
 }
 
 function systemItem(text) {
@@ -482,7 +558,7 @@ function onWelcome(m) {
   state.limits = m.limits;
   state.status = 'online';
   setTimeout(() => r.returning.clear(), 30000);
-  for (const msg of m.history) addMessage(r, msg, !first);
+  for (const msg of m.history) addRecord(r, msg, !first);
   if (state.current === null || state.current === m.room || (state.wanted === m.room)) {
     if (state.wanted === m.room) state.wanted = null;
     switchTo(m.room, 'replace');
@@ -502,7 +578,9 @@ function onServerMessage(m) {
       onWelcome(m);
       break;
     case 'message':
-      if (m.room && state.rooms.has(m.room)) addMessage(state.rooms.get(m.room), m, true);
+    case 'edit':
+    case 'delete':
+      if (m.room && state.rooms.has(m.room)) addRecord(state.rooms.get(m.room), m, true);
       break;
     case 'join': {
       const r = state.rooms.get(m.room);
@@ -644,6 +722,11 @@ function sendMessage() {
     hint('Not connected yet — your message is kept here.', true);
     return;
   }
+  if (state.editing) {
+    send({ type: 'edit', room: state.editing.room, id: state.editing.id, message: text });
+    stopEdit();
+    return;
+  }
   send({ type: 'message', room: state.current, message: text });
   $('text').value = '';
   autosize();
@@ -694,6 +777,7 @@ function wire() {
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendMessage(); });
   $('text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
+    if (e.key === 'Escape' && state.editing) { e.preventDefault(); stopEdit(); }
   });
   $('text').addEventListener('input', () => { autosize(); checkLength(); });
   $('messages').addEventListener('scroll', () => {

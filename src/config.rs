@@ -109,6 +109,7 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     /// How long a name stays held for its page's secret after its last connection.
     pub name_hold: Duration,
+    pub edit_window: Duration,
     /// The admin API's bearer token (`/api/admin/`); no file, no admin API.
     pub admin_token_file: Option<PathBuf>,
     /// Connections open at once from one client address (0 = no limit).
@@ -185,6 +186,7 @@ impl Default for Config {
             password_file: None,
             admin_token_file: None,
             name_hold: Duration::from_secs(30 * 24 * 3600),
+            edit_window: Duration::from_secs(15 * 60),
             max_connections_per_address: 0,
             upgrades_per_address: 0,
             max_rooms: 1000,
@@ -390,6 +392,7 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
     opt!("--password-file", "PICOCHAT_PASSWORD_FILE", "FILE", "with --auth password: the shared password (the file's text, one trailing newline ignored)", file password_file, "(none)"),
     opt!("--name-hold", "PICOCHAT_NAME_HOLD", "DURATION", "a name stays its page's for this long after its last connection (0 = while online)", duration name_hold),
+    opt!("--edit-window", "PICOCHAT_EDIT_WINDOW", "DURATION", "a sender may edit a message for this long after sending it (0 = never)", duration edit_window),
     opt!("--admin-token-file", "PICOCHAT_ADMIN_TOKEN_FILE", "FILE", "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)", file admin_token_file, "(none: no admin API)"),
     opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
     opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),

@@ -7,8 +7,7 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
-use std::io::Write;
+use serde_json::json;
 use std::time::Duration;
 use tungstenite::Message;
 
@@ -20,37 +19,6 @@ fn token_file(name: &str, text: &str) -> std::path::PathBuf {
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
     file
-}
-
-/// One admin call: (status, JSON body).
-fn call(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    call_on(
-        &mut std::net::TcpStream::connect(addr).unwrap(),
-        method,
-        path,
-        token,
-    )
-}
-
-fn call_on(
-    s: &mut std::net::TcpStream,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-) -> (u16, Value) {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let raw = read_all(s, Duration::from_secs(5));
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn join_room(ws: &mut Ws, room: &str, name: &str) {
@@ -76,40 +44,49 @@ fn closed_with(ws: &mut Ws) -> (u16, String) {
 #[test]
 fn without_a_token_file_there_is_no_admin_api() {
     let s = TestServer::start(&[]);
-    assert_eq!(call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0, 404);
+    assert_eq!(
+        admin_call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0,
+        404
+    );
 }
 
 #[test]
 fn tokens_are_checked_and_failures_limited_per_address() {
     let file = token_file("t1", &format!("{TOKEN}\n"));
     let s = TestServer::start(&["--admin-token-file", file.to_str().unwrap()]);
-    let (status, body) = call(s.addr, "GET", "/api/admin/rooms", None);
+    let (status, body) = admin_call(s.addr, "GET", "/api/admin/rooms", None);
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("unauthorized"))
     );
-    let (status, body) = call(s.addr, "GET", "/api/admin/rooms", Some("not-the-token"));
+    let (status, body) = admin_call(s.addr, "GET", "/api/admin/rooms", Some("not-the-token"));
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
-    assert_eq!(call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0, 200);
     assert_eq!(
-        call(s.addr, "GET", "/api/admin/users/x/kick", Some(TOKEN)).0,
+        admin_call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0,
+        200
+    );
+    assert_eq!(
+        admin_call(s.addr, "GET", "/api/admin/users/x/kick", Some(TOKEN)).0,
         405
     );
     // Ten failures from 127.0.0.2: refused there, even with the token, not here.
     for _ in 0..10 {
         let mut c = connect_from([127, 0, 0, 2], s.addr);
         assert_eq!(
-            call_on(&mut c, "GET", "/api/admin/rooms", Some("guess")).0,
+            admin_call_on(&mut c, "GET", "/api/admin/rooms", Some("guess")).0,
             403
         );
     }
     let mut c = connect_from([127, 0, 0, 2], s.addr);
-    let (status, body) = call_on(&mut c, "GET", "/api/admin/rooms", Some(TOKEN));
+    let (status, body) = admin_call_on(&mut c, "GET", "/api/admin/rooms", Some(TOKEN));
     assert_eq!(
         (status, body["error"].as_str()),
         (429, Some("rate_limited"))
     );
-    assert_eq!(call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0, 200);
+    assert_eq!(
+        admin_call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0,
+        200
+    );
     let log = s.log_text();
     assert!(log.contains("admin API: wrong token"), "{log}");
     assert!(!log.contains(TOKEN) && !log.contains("guess"), "{log}");
@@ -125,7 +102,7 @@ fn admins_list_rooms_and_kick_a_connection_or_a_user() {
     join_room(&mut ann_tab, "dev", "Ann Lee");
     let mut bob = s.ws();
     join_room(&mut bob, "dev", "bob");
-    let (status, body) = call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN));
+    let (status, body) = admin_call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN));
     assert_eq!(status, 200);
     let dev = body["rooms"]
         .as_array()
@@ -145,7 +122,7 @@ fn admins_list_rooms_and_kick_a_connection_or_a_user() {
         .to_string();
 
     // One connection.
-    let (status, body) = call(
+    let (status, body) = admin_call(
         s.addr,
         "POST",
         &format!("/api/admin/connections/{bob_id}/kick"),
@@ -157,7 +134,7 @@ fn admins_list_rooms_and_kick_a_connection_or_a_user() {
         (1008, "removed by a moderator".into())
     );
     // Every connection of a user, by name (percent-encoded).
-    let (status, body) = call(
+    let (status, body) = admin_call(
         s.addr,
         "POST",
         "/api/admin/users/Ann%20Lee/kick",
@@ -167,7 +144,7 @@ fn admins_list_rooms_and_kick_a_connection_or_a_user() {
     for ws in [&mut ann, &mut ann_tab] {
         assert_eq!(closed_with(ws).0, 1008);
     }
-    let (status, body) = call(s.addr, "POST", "/api/admin/users/nobody/kick", Some(TOKEN));
+    let (status, body) = admin_call(s.addr, "POST", "/api/admin/users/nobody/kick", Some(TOKEN));
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     // The others chat on.
     let mut carol = s.ws();
@@ -197,9 +174,12 @@ fn with_an_admin_listener_the_api_is_only_there_and_short_tokens_are_refused() {
         "--admin-listen",
         &admin_port.to_string(),
     ]);
-    assert_eq!(call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0, 404);
     assert_eq!(
-        call(admin_port, "GET", "/api/admin/rooms", Some(TOKEN)).0,
+        admin_call(s.addr, "GET", "/api/admin/rooms", Some(TOKEN)).0,
+        404
+    );
+    assert_eq!(
+        admin_call(admin_port, "GET", "/api/admin/rooms", Some(TOKEN)).0,
         200
     );
 

@@ -900,3 +900,85 @@ fn a_password_refused_later_is_degraded_and_logged_then_recovers() {
     send_all(&mut page, "dev", &batch("a", "again", 1));
     assert_eq!(recv_type(&mut page, "message")["message"], "a-again-0");
 }
+
+#[test]
+fn edits_deletes_and_their_owners_travel_between_nodes() {
+    let redis = Redis::start();
+    let dir = std::env::temp_dir().join(format!("picochat-redis-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "an-admin-token-of-some-length").unwrap();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &["--admin-token-file", token.to_str().unwrap()]);
+    let joined = |s: &TestServer, name: &str, secret: &str| {
+        let mut ws = s.ws();
+        send_json(
+            &mut ws,
+            json!({"type": "join", "room": "dev", "username": name, "secret": secret}),
+        );
+        recv_type(&mut ws, "welcome");
+        ws
+    };
+    let mut ann_a = joined(&a, "ann", "secret-of-ann");
+    let mut bob_b = joined(&b, "bob", "secret-of-bob");
+    for text in ["helo", "second", "spam"] {
+        send_json(&mut ann_a, json!({"room": "dev", "message": text}));
+    }
+    let ids: Vec<u64> = (0..3)
+        .map(|_| recv_type(&mut bob_b, "message")["id"].as_u64().unwrap())
+        .collect();
+    // An edit made on A reaches B; B knows the message is not bob's.
+    send_json(
+        &mut ann_a,
+        json!({"type": "edit", "room": "dev", "id": ids[0], "message": "hello"}),
+    );
+    assert_eq!(
+        recv_type(&mut bob_b, "edit")["target"].as_u64(),
+        Some(ids[0])
+    );
+    send_json(
+        &mut bob_b,
+        json!({"type": "delete", "room": "dev", "id": ids[1]}),
+    );
+    assert_eq!(recv_type(&mut bob_b, "error")["code"], "not_yours");
+    // Ann's tab on B, same secret: the message sent through A is hers there too.
+    let mut ann_b = joined(&b, "ann", "secret-of-ann");
+    send_json(
+        &mut ann_b,
+        json!({"type": "delete", "room": "dev", "id": ids[1]}),
+    );
+    assert_eq!(
+        recv_type(&mut ann_a, "delete")["target"].as_u64(),
+        Some(ids[1])
+    );
+    // A moderator on B deletes for everyone.
+    let (status, _) = admin_call(
+        b.addr,
+        "DELETE",
+        &format!("/api/admin/rooms/dev/messages/{}", ids[2]),
+        Some("an-admin-token-of-some-length"),
+    );
+    assert_eq!(status, 202);
+    let d = recv_type(&mut ann_a, "delete");
+    assert_eq!(
+        (d["target"].as_u64(), d["by"].as_str()),
+        (Some(ids[2]), Some("admin"))
+    );
+    // A page joining on a third node sees the result.
+    let c = node(&redis, &[]);
+    let mut cy = c.ws();
+    let w = join_room(&mut cy, "dev", "cy");
+    let shown: Vec<(u64, String)> = messages(w["history"].as_array().unwrap());
+    assert_eq!(shown, [(ids[0], "hello".to_string())]);
+    assert_eq!(w["history"][0]["edited"], true);
+    // C read those from the stream: the owner came with them.
+    let mut ann_c = joined(&c, "ann", "secret-of-ann");
+    send_json(
+        &mut ann_c,
+        json!({"type": "delete", "room": "dev", "id": ids[0]}),
+    );
+    assert_eq!(
+        recv_type(&mut cy, "delete")["target"].as_u64(),
+        Some(ids[0])
+    );
+}

@@ -11,7 +11,10 @@
 //! `Append`, and only the record the log hands back (with the id the log gave
 //! it) is remembered in history and sent to the room. So a page can never
 //! see a message that was not stored, whether the log answers in the same
-//! turn (memory, file journal) or later (a remote log).
+//! turn (memory, file journal) or later (a remote log). Edits and deletes
+//! of one's own messages (and a moderator's delete) are records the same
+//! way, with ids of their own; a room's history applies them when committed
+//! (`room.rs`), so every later welcome, catch-up, restart and node agrees.
 //!
 //! With a shared log (Redis) rooms are not restored at start but loaded on
 //! demand: the first join to a room this process does not hold sends
@@ -66,6 +69,8 @@ pub struct Limits {
     pub keep_addresses: bool,
     /// How long a name stays held for its secret after its last connection (`--name-hold`).
     pub name_hold_ms: u64,
+    /// How long after sending a message its sender may still edit it (`--edit-window`).
+    pub edit_window_ms: u64,
 }
 
 impl Limits {
@@ -85,6 +90,7 @@ impl Limits {
             password: None,
             keep_addresses: false,
             name_hold_ms: 0,
+            edit_window_ms: 15 * 60_000,
         }
     }
 }
@@ -247,12 +253,14 @@ impl Core {
             room.base = 0;
             room.last_id = last;
             let skip = history.len().saturating_sub(keep);
-            let mut added = 0;
+            let (mut added, mut freed) = (0, 0);
             for stored in history.into_iter().skip(skip) {
                 let time = message_time(&stored.json);
-                added += room.remember(stored, keep, time);
+                let (a, f) = room.remember(stored, keep, time);
+                added += a;
+                freed += f;
             }
-            core.history_bytes += added;
+            core.history_bytes = core.history_bytes + added - freed;
         }
         let mut ignored = Vec::new();
         core.trim_history(&mut ignored);
@@ -300,11 +308,12 @@ impl Core {
                 self.bound_idle_rooms(out)
             }
             Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
-            Event::Log(LogEvent::Refused { room, sender }) => reply(
-                out,
-                sender,
-                protocol::error_json(ErrorCode::Unavailable, Some(&room)),
-            ),
+            Event::Log(LogEvent::Refused { room, sender }) => {
+                if let Some(sender) = sender {
+                    let json = protocol::error_json(ErrorCode::Unavailable, Some(&room));
+                    reply(out, sender, json);
+                }
+            }
             Event::Log(LogEvent::Loaded {
                 room,
                 epoch,
@@ -378,6 +387,23 @@ impl Core {
             rooms: Vec<RoomView<'a>>,
         }
         serde_json::to_string(&Body { rooms }).unwrap_or_default()
+    }
+
+    /// `GET /api/admin/rooms/{room}/messages`: the chat messages in the
+    /// room's history as its pages show them (edited text, deleted ones
+    /// gone), oldest first; `None` when this process does not hold the room.
+    pub fn admin_messages_json(&self, room: &str) -> Option<String> {
+        let r = self.rooms.get(room).filter(|r| r.ready)?;
+        let mut out = format!(r#"{{"room":"{}","messages":["#, r.name);
+        let messages = r.history.iter().filter(|s| r.message(s.id).is_some());
+        for (i, s) in messages.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&s.json);
+        }
+        out.push_str("]}");
+        Some(out)
     }
 
     /// The admin API's kick: the connection with this id (`"key.gen"`), or
@@ -674,6 +700,7 @@ impl Core {
             Some("join") => self.join(client, &room, &msg, now, out),
             Some("leave") => self.leave(client, &room, now, out),
             None | Some("message") => self.message(client, &room, &msg, now, out),
+            Some("edit" | "delete") => self.change(client, &room, &msg, now, out),
             Some(_) => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {
@@ -755,6 +782,7 @@ impl Core {
                             None => username.into(),
                         },
                         avatar,
+                        owner: msg.secret.as_deref().map(protocol::owner_of),
                     },
                 }
             }
@@ -899,9 +927,22 @@ impl Core {
                 Identity {
                     username: username.into(),
                     avatar: protocol::avatar(msg.email.as_deref())?,
+                    owner: None,
                 }
             }
         };
+        let text = self.text_of(msg)?;
+        out.push(Command::Append(Draft {
+            room: room.clone(),
+            sender: Some(client),
+            time: now,
+            fields: protocol::message_fields(now, &identity.view(), text, identity.owner),
+        }));
+        Ok(())
+    }
+
+    /// A message's or an edit's text: not blank, at most `--max-text` bytes.
+    fn text_of<'m>(&self, msg: &'m Incoming) -> Result<&'m str, ErrorCode> {
         let text = msg.message.as_deref().unwrap_or("");
         if text.trim().is_empty() {
             return Err(ErrorCode::BadMessage);
@@ -909,11 +950,65 @@ impl Core {
         if text.len() > self.limits.max_text {
             return Err(ErrorCode::MessageTooLong);
         }
+        Ok(text)
+    }
+
+    /// `{"type":"edit"|"delete","room":R,"id":N}`: a change to one's own
+    /// message, appended as a record of its own (applied when committed).
+    fn change(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        msg: &Incoming,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let Some(session) = self.session(client) else {
+            return Ok(());
+        };
+        if !session.in_room(room, &self.limits.default_room) {
+            return Err(ErrorCode::NotJoined);
+        }
+        let who = session.identity.as_deref();
+        let target = self
+            .rooms
+            .get(room)
+            .zip(msg.id)
+            .and_then(|(r, id)| r.message(id))
+            .ok_or(ErrorCode::NotFound)?;
+        let Some(who) = who.filter(|w| w.owner.is_some() && w.owner == target.owner) else {
+            return Err(ErrorCode::NotYours);
+        };
+        let fields = if msg.kind.as_deref() == Some("edit") {
+            let text = self.text_of(msg)?;
+            let sent = message_time(&target.json).unwrap_or(0);
+            let window = self.limits.edit_window_ms;
+            if window == 0 || now.saturating_sub(sent) > window {
+                return Err(ErrorCode::EditWindow);
+            }
+            protocol::edit_fields(now, &who.username, target.id, text)
+        } else {
+            protocol::delete_fields(now, Some(&who.username), target.id)
+        };
         out.push(Command::Append(Draft {
             room: room.clone(),
-            sender: client,
+            sender: Some(client),
             time: now,
-            fields: protocol::message_fields(now, &identity.view(), text),
+            fields,
+        }));
+        Ok(())
+    }
+
+    /// The admin API's delete: message `id` in `room` is deleted for
+    /// everyone, by the same record a sender's own delete is.
+    pub fn admin_delete(&self, room: &str, id: u64, out: &mut Out) -> Result<(), ErrorCode> {
+        let r = self.rooms.get(room).filter(|r| r.ready);
+        let target = r.and_then(|r| r.message(id)).ok_or(ErrorCode::NotFound)?;
+        out.push(Command::Append(Draft {
+            room: r.map(|r| r.name.clone()).unwrap_or_else(|| room.into()),
+            sender: None,
+            time: self.now,
+            fields: protocol::delete_fields(self.now, None, target.id),
         }));
         Ok(())
     }
@@ -1003,8 +1098,11 @@ impl Core {
             let stored = Stored {
                 id: record.id,
                 json: record.json,
+                owner: record.owner,
             };
-            added += r.remember(stored, keep, Some(record.time));
+            let (a, f) = r.remember(stored, keep, Some(record.time));
+            added += a;
+            freed += f;
         }
         while r.history.len() > keep {
             freed += r.forget_oldest();
@@ -1040,6 +1138,7 @@ impl Core {
                 secret: w.secret.map(Into::into),
                 since: w.since,
                 epoch: w.epoch,
+                id: None,
             };
             let now = self.now;
             if let Err(code) = self.join(w.client, &room, &msg, now, out) {
@@ -1099,15 +1198,15 @@ impl Core {
         if r.base >= record.id {
             r.base = record.id - 1;
         }
-        let added = r.remember(
+        let (added, mut freed) = r.remember(
             Stored {
                 id: record.id,
                 json: record.json.clone(),
+                owner: record.owner,
             },
             keep,
             Some(record.time),
         );
-        let mut freed = 0;
         while r.history.len() > keep {
             freed += r.forget_oldest();
         }
@@ -1202,6 +1301,7 @@ impl Core {
                 max_message: self.limits.max_message,
                 msg_rate: self.limits.msg_rate,
                 max_rooms_per_client: self.limits.max_rooms_per_client,
+                edit_window_ms: self.limits.edit_window_ms,
             },
         };
         protocol::welcome_json(&head, history)

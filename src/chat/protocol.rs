@@ -45,6 +45,9 @@ pub struct Incoming<'a> {
     pub since: Option<u64>,
     #[serde(default)]
     pub epoch: Option<u64>,
+    /// An edit or a delete: the id of the message it is for.
+    #[serde(default)]
+    pub id: Option<u64>,
 }
 
 /// The `"room"` field as sent: absent (the default room), a string (checked
@@ -129,6 +132,9 @@ pub enum ErrorCode {
     BinaryUnsupported,
     BadPassword,
     NameTaken,
+    NotFound,
+    NotYours,
+    EditWindow,
 }
 
 impl ErrorCode {
@@ -149,13 +155,16 @@ impl ErrorCode {
             ErrorCode::BinaryUnsupported => "binary_unsupported",
             ErrorCode::BadPassword => "bad_password",
             ErrorCode::NameTaken => "name_taken",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NotYours => "not_yours",
+            ErrorCode::EditWindow => "edit_window",
         }
     }
 
     fn sentence(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "expected one JSON object",
-            ErrorCode::BadType => "type must be join, leave or message",
+            ErrorCode::BadType => "type must be join, leave, message, edit or delete",
             ErrorCode::BadUsername => "username must be 1 to 32 characters, no control characters",
             ErrorCode::BadEmail => {
                 "email must look like name@host (it is only used for the avatar)"
@@ -175,6 +184,9 @@ impl ErrorCode {
             ErrorCode::NameTaken => {
                 "this name is someone else's (in use, or used lately): choose another"
             }
+            ErrorCode::NotFound => "no such message here (deleted, or older than the history kept)",
+            ErrorCode::NotYours => "only the page that sent a message may change it",
+            ErrorCode::EditWindow => "this message is too old to edit",
         }
     }
 }
@@ -261,6 +273,8 @@ pub struct LimitsView {
     pub max_message: usize,
     pub msg_rate: u32,
     pub max_rooms_per_client: usize,
+    /// How long after sending a message its sender may edit it (ms; 0 = never).
+    pub edit_window_ms: u64,
 }
 
 /// Everything in a welcome but its history.
@@ -300,6 +314,74 @@ pub fn welcome_json<'h>(
     out
 }
 
+/// Who may edit or delete a message: a tag derived from the sending page's
+/// secret. Stored with the record (the journal line, the Redis entry) but
+/// never sent to anyone.
+pub type Owner = u64;
+
+/// The owner tag of a page secret (not the hash that holds its name, so
+/// neither can be told from the other).
+pub fn owner_of(secret: &str) -> Owner {
+    let digest = Sha256::new()
+        .chain_update(b"picochat owner\0")
+        .chain_update(secret.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// `,"owner":"` + 16 hex digits + `"}`: how a stored record ends when it has an owner.
+const OWNER_KEY: &str = ",\"owner\":\"";
+const OWNER_SUFFIX_LEN: usize = OWNER_KEY.len() + 16 + 2;
+
+/// Appends the owner to a JSON object (before its closing brace).
+fn with_owner(mut json: String, owner: Option<Owner>) -> String {
+    if let Some(o) = owner {
+        json.pop();
+        let _ = write!(json, "{OWNER_KEY}{o:016x}\"}}");
+    }
+    json
+}
+
+/// A stored object split into its body without the closing brace and owner
+/// suffix, and the owner, when it ends with one.
+fn split_owner(json: &str) -> (&str, Option<Owner>) {
+    let body = json.strip_suffix('}').unwrap_or(json);
+    if json.len() >= OWNER_SUFFIX_LEN {
+        let at = json.len() - OWNER_SUFFIX_LEN;
+        let owner = json
+            .get(at..)
+            .filter(|tail| tail.starts_with(OWNER_KEY) && tail.ends_with("\"}"))
+            .and_then(|tail| tail.get(OWNER_KEY.len()..OWNER_KEY.len() + 16))
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+        if owner.is_some() {
+            return (&json[..at], owner);
+        }
+    }
+    (body, None)
+}
+
+/// A stored record (a journal line) as the frame delivered and its owner.
+pub fn unstore(stored: &str) -> (Cow<'_, str>, Option<Owner>) {
+    match split_owner(stored) {
+        (body, Some(o)) => (Cow::Owned(format!("{body}}}")), Some(o)),
+        _ => (Cow::Borrowed(stored), None),
+    }
+}
+
+/// A delivered frame with its owner, as stored (a journal line).
+pub fn store(frame: &str, owner: Option<Owner>, out: &mut Vec<u8>) {
+    match owner {
+        Some(o) => {
+            out.extend_from_slice(frame.strip_suffix('}').unwrap_or(frame).as_bytes());
+            let _ = std::io::Write::write_fmt(out, format_args!("{OWNER_KEY}{o:016x}\"}}"));
+        }
+        None => out.extend_from_slice(frame.as_bytes()),
+    }
+}
+
 /// The fields of a chat message frame that the sender decides; the log adds
 /// the rest (`room` and the `id` it assigns) when it commits the record.
 #[derive(Serialize)]
@@ -311,28 +393,127 @@ struct MessageFields<'a> {
     message: &'a str,
 }
 
-/// `{"time":T,"username":U,["avatar":A,]"message":M}`: what a
+/// `{"time":T,"username":U,["avatar":A,]"message":M[,"owner":O]}`: what a
 /// [`super::record::Draft`] carries until the log seals it with an id.
-pub fn message_fields(time: u64, who: &UserView, message: &str) -> String {
-    to_json(&MessageFields {
+pub fn message_fields(time: u64, who: &UserView, message: &str, owner: Option<Owner>) -> String {
+    let fields = to_json(&MessageFields {
         time,
         username: who.username,
         avatar: who.avatar,
         message,
+    });
+    with_owner(fields, owner)
+}
+
+/// An edit or a delete of message `target`, as a record of its own.
+#[derive(Serialize)]
+struct ChangeFields<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: u64,
+    time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    /// `"admin"` when a moderator deleted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'static str>,
+}
+
+/// `{"type":"edit","target":N,"time":T,"username":U,"message":M}`: message
+/// `target` now reads `message`.
+pub fn edit_fields(time: u64, who: &str, target: u64, message: &str) -> String {
+    to_json(&ChangeFields {
+        kind: "edit",
+        target,
+        time,
+        username: Some(who),
+        message: Some(message),
+        by: None,
     })
 }
 
-/// The complete message frame: `{"type":"message","room":R,"id":N,` and the
-/// rest of the [`message_fields`] object. Room names need no escaping (`a-z
-/// 0-9 - _` only).
-pub fn seal_message(room: &str, id: u64, fields: &str) -> String {
-    let rest = fields.strip_prefix('{').unwrap_or(fields);
+/// `{"type":"delete","target":N,"time":T,"username":U}` (its sender deleted
+/// it) or `{...,"by":"admin"}` (a moderator did).
+pub fn delete_fields(time: u64, who: Option<&str>, target: u64) -> String {
+    to_json(&ChangeFields {
+        kind: "delete",
+        target,
+        time,
+        username: who,
+        message: None,
+        by: who.is_none().then_some("admin"),
+    })
+}
+
+/// The complete frame of a record: `{"type":K,"room":R,"id":N,` and the rest
+/// of its fields (`K` is `message` unless the fields name another type), and
+/// the owner the fields carried, which the frame does not. Room names need
+/// no escaping (`a-z 0-9 - _` only).
+pub fn seal(room: &str, id: u64, fields: &str) -> (String, Option<Owner>) {
+    let (body, owner) = split_owner(fields);
+    let body = body.strip_prefix('{').unwrap_or(body);
+    let (kind, rest) = match body.strip_prefix("\"type\":\"") {
+        Some(typed) => match typed.split_once('"') {
+            Some((kind, rest)) => (kind, rest.strip_prefix(',').unwrap_or(rest)),
+            None => ("message", body),
+        },
+        None => ("message", body),
+    };
     let mut out = String::with_capacity(fields.len() + room.len() + 48);
-    let _ = write!(
-        out,
-        "{{\"type\":\"message\",\"room\":\"{room}\",\"id\":{id},{rest}"
-    );
-    out
+    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
+    if !rest.is_empty() {
+        out.push(',');
+        out.push_str(rest);
+    }
+    out.push('}');
+    (out, owner)
+}
+
+/// What a record does to its room's history.
+#[derive(Debug, PartialEq)]
+pub enum RecordKind {
+    Message,
+    /// Message `target` now reads `message`.
+    Edit {
+        target: u64,
+        message: String,
+    },
+    /// Message `target` is gone.
+    Delete {
+        target: u64,
+    },
+}
+
+/// Reads a record's kind from its frame (a chat message without parsing it).
+pub fn record_kind(frame: &str) -> RecordKind {
+    if frame.starts_with("{\"type\":\"message\"") {
+        return RecordKind::Message;
+    }
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<Cow<'a, str>>,
+        target: Option<u64>,
+        message: Option<String>,
+    }
+    let Ok(head) = serde_json::from_str::<Head>(frame) else {
+        return RecordKind::Message;
+    };
+    match (head.kind.as_deref(), head.target, head.message) {
+        (Some("edit"), Some(target), Some(message)) => RecordKind::Edit { target, message },
+        (Some("delete"), Some(target), _) => RecordKind::Delete { target },
+        _ => RecordKind::Message,
+    }
+}
+
+/// A message frame with its text replaced and `"edited":true`.
+pub fn edited(frame: &str, message: &str) -> Option<String> {
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(frame).ok()?;
+    v.insert("message".into(), message.into());
+    v.insert("edited".into(), true.into());
+    serde_json::to_string(&v).ok()
 }
 
 /// Lowercase hex SHA-256 of the trimmed, lower-cased e-mail: Gravatar's hash.
@@ -437,14 +618,75 @@ mod tests {
             username: "a\"b",
             avatar: None,
         };
-        let fields = message_fields(5, &who, "hi \"there\"\n");
-        let v: serde_json::Value =
-            serde_json::from_str(&seal_message("general", 42, &fields)).unwrap();
+        let fields = message_fields(5, &who, "hi \"there\"\n", None);
+        let v: serde_json::Value = serde_json::from_str(&seal("general", 42, &fields).0).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "general");
         assert_eq!(v["id"], 42);
         assert_eq!(v["username"], "a\"b");
         assert_eq!(v["message"], "hi \"there\"\n");
+    }
+
+    #[test]
+    fn an_owner_is_stored_with_a_record_and_never_sealed_into_its_frame() {
+        let who = UserView {
+            username: "ann",
+            avatar: None,
+        };
+        let owner = owner_of("secret");
+        let fields = message_fields(5, &who, r#"ends ,"owner":"0123456789abcdef"}"#, Some(owner));
+        let (frame, got) = seal("general", 3, &fields);
+        assert_eq!(got, Some(owner));
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["message"], r#"ends ,"owner":"0123456789abcdef"}"#);
+        assert!(v.get("owner").is_none(), "{frame}");
+        let mut line = Vec::new();
+        store(&frame, got, &mut line);
+        let line = String::from_utf8(line).unwrap();
+        assert_eq!(unstore(&line), (Cow::Borrowed(&*frame), Some(owner)));
+        // A text that looks like the suffix is escaped, so it is no owner.
+        let (plain, none) = seal(
+            "general",
+            4,
+            &message_fields(5, &who, r#"","owner":"0123456789abcdef"#, None),
+        );
+        assert_eq!(none, None, "{plain}");
+        assert_eq!(unstore(&plain).1, None);
+    }
+
+    #[test]
+    fn edits_and_deletes_are_sealed_with_their_own_type_and_read_back() {
+        let (edit, _) = seal("general", 9, &edit_fields(7, "ann", 3, "new"));
+        let v: serde_json::Value = serde_json::from_str(&edit).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["room"].as_str(), v["id"].as_u64()),
+            (Some("edit"), Some("general"), Some(9))
+        );
+        assert_eq!(
+            record_kind(&edit),
+            RecordKind::Edit {
+                target: 3,
+                message: "new".into()
+            }
+        );
+        let (delete, _) = seal("general", 10, &delete_fields(7, None, 3));
+        assert!(
+            delete.starts_with(r#"{"type":"delete","room":"general","id":10,"target":3"#),
+            "{delete}"
+        );
+        assert!(delete.contains(r#""by":"admin""#));
+        assert_eq!(record_kind(&delete), RecordKind::Delete { target: 3 });
+        let message = seal("general", 1, r#"{"time":1,"username":"a","message":"x"}"#).0;
+        assert_eq!(record_kind(&message), RecordKind::Message);
+        let e: serde_json::Value = serde_json::from_str(&edited(&message, "y").unwrap()).unwrap();
+        assert_eq!(
+            (
+                e["message"].as_str(),
+                e["edited"].as_bool(),
+                e["id"].as_u64()
+            ),
+            (Some("y"), Some(true), Some(1))
+        );
     }
 
     #[test]

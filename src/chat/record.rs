@@ -3,16 +3,17 @@
 //! id the log gave it), the [`LogEvent`] that reports either outcome, and what
 //! a log held when it was opened ([`Restored`]). Storage itself is `crate::log`.
 
-use super::protocol::RoomName;
+use super::protocol::{Owner, RoomName};
 use super::room::Stored;
 use super::session::ClientId;
 use std::rc::Rc;
 
-/// A message the core wants stored: everything but its id.
+/// A record the core wants stored (a message, an edit, a delete): everything but its id.
 #[derive(Debug)]
 pub struct Draft {
     pub room: RoomName,
-    pub sender: ClientId,
+    /// Who is told if it cannot be stored (none for a moderator's delete).
+    pub sender: Option<ClientId>,
     /// Wall-clock ms the message was sent.
     pub time: u64,
     /// The frame's own fields as one JSON object, see [`crate::chat::protocol::message_fields`].
@@ -29,6 +30,8 @@ pub struct Record {
     pub time: u64,
     /// Who sent it, when it was sent through this process.
     pub sender: Option<ClientId>,
+    /// Who may edit or delete it (stored, never delivered).
+    pub owner: Option<Owner>,
 }
 
 /// What the log reports back to the core.
@@ -39,7 +42,7 @@ pub enum LogEvent {
     /// delivered, and its sender is told `unavailable`.
     Refused {
         room: RoomName,
-        sender: ClientId,
+        sender: Option<ClientId>,
     },
     /// A log that loads rooms on demand: `room`'s epoch, last id and newest
     /// records, oldest first. Sent when a watched room is first read, and

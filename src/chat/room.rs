@@ -3,16 +3,18 @@
 //! entry per username, however many tabs). No rules about who may join or
 //! send live here (`core.rs`), and no ids are made here: they come from the log.
 
-use super::protocol::{RoomName, UserView};
+use super::protocol::{self, Owner, RecordKind, RoomName, UserView};
 use super::session::{ClientId, Identity};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-/// A committed message held in history: its id and the exact JSON that was broadcast.
+/// A committed record held in history: its id, the exact JSON that was
+/// broadcast (a message's as last edited) and who may change it.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub id: u64,
     pub json: Rc<str>,
+    pub owner: Option<Owner>,
 }
 
 /// Bytes one stored message is charged against `--history-bytes`: its JSON
@@ -209,20 +211,53 @@ impl Room {
         });
     }
 
-    /// A record the log committed. Returns the bytes added to history.
-    pub fn remember(&mut self, stored: Stored, keep: usize, time: Option<u64>) -> usize {
+    /// The message with this id in history, if it is one (not an edit or a delete).
+    pub fn message(&self, id: u64) -> Option<&Stored> {
+        self.message_index(id).map(|i| &self.history[i])
+    }
+
+    fn message_index(&self, id: u64) -> Option<usize> {
+        let i = self.history.binary_search_by_key(&id, |s| s.id).ok()?;
+        (protocol::record_kind(&self.history[i].json) == RecordKind::Message).then_some(i)
+    }
+
+    /// A record the log committed: an edit or a delete is applied to the
+    /// message it names (when still in history) and kept too, so a catch-up
+    /// replays it. Returns the bytes added to and freed from history.
+    pub fn remember(&mut self, stored: Stored, keep: usize, time: Option<u64>) -> (usize, usize) {
         self.last_id = self.last_id.max(stored.id);
         if let Some(t) = time {
             self.last_message_time = Some(t);
             self.last_activity = self.last_activity.max(t);
         }
         if keep == 0 {
-            return 0;
+            return (0, 0);
         }
-        let added = charge(&stored.json);
+        let (mut added, mut freed) = (0, 0);
+        match protocol::record_kind(&stored.json) {
+            RecordKind::Message => {}
+            RecordKind::Edit { target, message } => {
+                if let Some(i) = self.message_index(target) {
+                    if let Some(json) = protocol::edited(&self.history[i].json, &message) {
+                        freed += charge(&self.history[i].json);
+                        added += charge(&json);
+                        self.history[i].json = json.into();
+                    }
+                }
+            }
+            RecordKind::Delete { target } => {
+                if let Some(gone) = self
+                    .message_index(target)
+                    .and_then(|i| self.history.remove(i))
+                {
+                    freed += charge(&gone.json);
+                }
+            }
+        }
+        added += charge(&stored.json);
         self.history.push_back(stored);
-        self.history_bytes += added;
-        added
+        self.history_bytes = self.history_bytes + added - freed;
+        (added, freed)
     }
 
     /// Drops the oldest message. Returns the bytes freed.

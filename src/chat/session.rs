@@ -2,7 +2,7 @@
 //! its message-rate bucket and the rooms it is in. Rooms' own state (history,
 //! presence, members) is in `room.rs`; the rules that tie both are in `core.rs`.
 
-use super::protocol::{RoomName, UserView};
+use super::protocol::{Owner, RoomName, UserView};
 use std::rc::Rc;
 
 /// A client of the core: the server's slab key plus a generation, so a slab
@@ -28,6 +28,8 @@ impl ClientId {
 pub struct Identity {
     pub username: Rc<str>,
     pub avatar: Option<Rc<str>>,
+    /// From the page's secret: its messages may be edited and deleted by it.
+    pub owner: Option<Owner>,
 }
 
 impl Identity {

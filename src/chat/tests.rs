@@ -1,7 +1,7 @@
 //! The chat core's rules, driven without sockets: events in, commands out,
 //! with the memory log in the loop exactly as the server runs it.
 
-use super::protocol::gravatar_hash;
+use super::protocol::{gravatar_hash, ErrorCode};
 use super::*;
 use crate::log::memory::MemoryLog;
 use crate::log::{LogEvent, MessageLog, Restored};
@@ -211,7 +211,7 @@ fn a_message_is_delivered_only_as_the_record_the_log_committed() {
     chat.core.handle(
         Event::Log(LogEvent::Refused {
             room: "lobby".into(),
-            sender: c(0),
+            sender: Some(c(0)),
         }),
         &mut out,
     );
@@ -444,6 +444,7 @@ fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
     let stored = |id: u64| super::room::Stored {
         id,
         json: format!(r#"{{"type":"message","room":"general","id":{id},"time":5}}"#).into(),
+        owner: None,
     };
     let restored = Restored {
         epoch: 7,
@@ -730,6 +731,7 @@ fn record(room: &str, id: u64) -> crate::log::Record {
         json: format!(r#"{{"type":"message","room":"{room}","id":{id},"time":5}}"#).into(),
         time: 5,
         sender: None,
+        owner: None,
     }
 }
 
@@ -1038,4 +1040,150 @@ fn a_name_is_held_for_the_secret_that_took_it() {
         r#"{"type":"join","username":"Ann","secret":"s-other"}"#,
     );
     assert_eq!(chat.last_to(c(4))["type"], "welcome", "then free");
+}
+
+#[test]
+fn a_sender_edits_and_deletes_its_own_messages_as_records_of_the_log() {
+    let mut chat = Chat::new(limits());
+    chat.join(c(0), r#"{"type":"join","username":"ann","secret":"s-ann"}"#);
+    chat.join(c(1), r#"{"type":"join","username":"bob","secret":"s-bob"}"#);
+    chat.now = 10;
+    chat.send(c(0), r#"{"message":"helo"}"#);
+    chat.send(c(0), r#"{"message":"second"}"#);
+    let ids: Vec<u64> = chat
+        .room_frames("lobby", "message")
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !chat.last_to(c(1)).to_string().contains("owner"),
+        "the owner is never sent"
+    );
+    // Someone else's message, a missing id, an empty text: refused.
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"edit","id":{},"message":"x"}}"#, ids[0]),
+    );
+    assert_eq!(chat.error_to(c(1)), "not_yours");
+    chat.send(c(1), &format!(r#"{{"type":"delete","id":{}}}"#, ids[0]));
+    assert_eq!(chat.error_to(c(1)), "not_yours");
+    chat.send(c(0), r#"{"type":"edit","id":999,"message":"x"}"#);
+    assert_eq!(chat.error_to(c(0)), "not_found");
+    chat.send(
+        c(0),
+        &format!(r#"{{"type":"edit","id":{},"message":" "}}"#, ids[0]),
+    );
+    assert_eq!(chat.error_to(c(0)), "bad_message");
+    let long = "x".repeat(101);
+    chat.send(
+        c(0),
+        &format!(r#"{{"type":"edit","id":{},"message":"{long}"}}"#, ids[0]),
+    );
+    assert_eq!(chat.error_to(c(0)), "message_too_long");
+    // The edit and the delete are broadcast with ids of their own.
+    chat.send(
+        c(0),
+        &format!(r#"{{"type":"edit","id":{},"message":"hello"}}"#, ids[0]),
+    );
+    let edit = chat.last_to(c(1));
+    assert_eq!(edit["type"], "edit", "{edit}");
+    assert_eq!(
+        (edit["target"].as_u64(), edit["message"].as_str()),
+        (Some(ids[0]), Some("hello"))
+    );
+    assert!(edit["id"].as_u64() > Some(ids[1]));
+    chat.send(c(0), &format!(r#"{{"type":"delete","id":{}}}"#, ids[1]));
+    let delete = chat.last_to(c(1));
+    assert_eq!(
+        (delete["type"].as_str(), delete["target"].as_u64()),
+        (Some("delete"), Some(ids[1]))
+    );
+    chat.send(c(0), &format!(r#"{{"type":"delete","id":{}}}"#, ids[1]));
+    assert_eq!(chat.error_to(c(0)), "not_found", "already deleted");
+    // A later welcome: the edited text, the deleted message gone; the
+    // records themselves follow, so a catch-up replays them in order.
+    let w = chat.join(c(2), r#"{"type":"join","username":"cy"}"#);
+    let history = w["history"].as_array().unwrap();
+    assert_eq!(history[0]["message"], "hello");
+    assert_eq!(history[0]["edited"], true);
+    assert!(history.iter().all(|m| m["id"] != ids[1]), "{w}");
+    assert_eq!(
+        history_ids(&w),
+        vec![
+            ids[0],
+            edit["id"].as_u64().unwrap(),
+            delete["id"].as_u64().unwrap()
+        ]
+    );
+    let since = chat.join(
+        c(3),
+        &format!(
+            r#"{{"type":"join","username":"dee","since":{},"epoch":7}}"#,
+            ids[1]
+        ),
+    );
+    let kinds: Vec<&str> = since["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["edit", "delete"]);
+}
+
+#[test]
+fn without_a_secret_nothing_can_be_changed_and_edits_close_after_the_window() {
+    let mut chat = Chat::new(Limits {
+        edit_window_ms: 1000,
+        ..limits()
+    });
+    chat.connect(c(0));
+    chat.send(c(0), r#"{"username":"gopher","message":"hi"}"#);
+    chat.send(c(0), r#"{"type":"delete","id":1}"#);
+    assert_eq!(
+        chat.error_to(c(0)),
+        "not_yours",
+        "a tutorial client owns nothing"
+    );
+    chat.join(c(1), r#"{"type":"join","username":"ann","secret":"s"}"#);
+    chat.now = 5000;
+    chat.send(c(1), r#"{"message":"typo"}"#);
+    let id = chat.room_frames("lobby", "message").last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    chat.now = 6000;
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"edit","id":{id},"message":"ok"}}"#),
+    );
+    assert_eq!(chat.last_to(c(1))["type"], "edit", "within the window");
+    chat.now = 6001;
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"edit","id":{id},"message":"late"}}"#),
+    );
+    assert_eq!(chat.error_to(c(1)), "edit_window");
+    chat.send(c(1), &format!(r#"{{"type":"delete","id":{id}}}"#));
+    assert_eq!(
+        chat.last_to(c(1))["type"],
+        "delete",
+        "a delete has no window"
+    );
+    // A moderator's delete needs no owner.
+    chat.send(c(1), r#"{"message":"spam"}"#);
+    let spam = chat.room_frames("lobby", "message").last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        chat.core.admin_delete("lobby", 999, &mut out),
+        Err(ErrorCode::NotFound)
+    );
+    chat.core.admin_delete("lobby", spam, &mut out).unwrap();
+    chat.carry_out(out);
+    let d = chat.last_to(c(1));
+    assert_eq!(
+        (d["type"].as_str(), d["by"].as_str()),
+        (Some("delete"), Some("admin"))
+    );
 }

@@ -224,15 +224,16 @@ impl Journal {
 impl MessageLog for Journal {
     fn append(&mut self, draft: Draft) {
         let (id, undo) = self.sequence.next(&draft.room);
-        let json = protocol::seal_message(&draft.room, id, &draft.fields);
-        self.pending.extend_from_slice(json.as_bytes());
+        let (json, owner) = protocol::seal(&draft.room, id, &draft.fields);
+        protocol::store(&json, owner, &mut self.pending);
         self.pending.push(b'\n');
         let record = Record {
             room: draft.room,
             id,
             json: json.into(),
             time: draft.time,
-            sender: Some(draft.sender),
+            sender: draft.sender,
+            owner,
         };
         self.batch.push((record, undo));
     }
@@ -250,12 +251,10 @@ impl MessageLog for Journal {
                     let mut undos = Vec::with_capacity(batch.len());
                     for (record, undo) in batch {
                         undos.push(undo);
-                        if let Some(sender) = record.sender {
-                            out.push(LogEvent::Refused {
-                                room: record.room,
-                                sender,
-                            });
-                        }
+                        out.push(LogEvent::Refused {
+                            room: record.room,
+                            sender: record.sender,
+                        });
                     }
                     self.sequence.undo(undos.into_iter());
                 }
@@ -330,9 +329,11 @@ fn scan(path: &Path, bytes: &[u8], keep: usize, default_room: &RoomName, tails: 
                     if tail.len() == keep {
                         tail.pop_front();
                     }
+                    let (json, owner) = protocol::unstore(text);
                     tail.push_back(Stored {
                         id,
-                        json: Rc::from(text),
+                        json: Rc::from(json),
+                        owner,
                     });
                 }
                 good = next;
@@ -394,7 +395,7 @@ mod tests {
     fn draft(room: &str, text: &str) -> Draft {
         Draft {
             room: room.into(),
-            sender: ClientId::new(0, 1),
+            sender: Some(ClientId::new(0, 1)),
             time: 0,
             fields: format!(r#"{{"time":0,"username":"u","message":"{text}"}}"#),
         }

@@ -28,13 +28,14 @@ impl MemoryLog {
 impl MessageLog for MemoryLog {
     fn append(&mut self, draft: Draft) {
         let (id, _) = self.sequence.next(&draft.room);
-        let json = protocol::seal_message(&draft.room, id, &draft.fields);
+        let (json, owner) = protocol::seal(&draft.room, id, &draft.fields);
         self.pending.push(Record {
             room: draft.room,
             id,
             json: json.into(),
             time: draft.time,
-            sender: Some(draft.sender),
+            sender: draft.sender,
+            owner,
         });
     }
 

@@ -9,7 +9,14 @@
 //! - `GET /api/admin/rooms`: rooms with members, their users and each
 //!   connection's id and address;
 //! - `POST /api/admin/connections/{id}/kick`: close one connection (1008);
-//! - `POST /api/admin/users/{name}/kick`: close every connection of a user.
+//! - `POST /api/admin/users/{name}/kick`: close every connection of a user;
+//! - `GET /api/admin/rooms/{room}/messages`: the room's messages in history;
+//! - `DELETE /api/admin/rooms/{room}/messages/{id}`: delete a message for
+//!   everyone (202: the tombstone is handed to the log, and reaches pages
+//!   once it is stored, like any record).
+//!
+//! The admin API acts on what this process holds: with `--redis`, rooms
+//! with members here (a delete then travels to every process through the log).
 
 use crate::chat::access::{Attempts, Secret};
 use crate::chat::{Command, Core, Kick};
@@ -21,6 +28,8 @@ pub enum AdminRoute {
     Rooms,
     KickConnection(String),
     KickUser(String),
+    Messages(String),
+    DeleteMessage(String, u64),
 }
 
 /// The admin route for `method` and `path` (under `/api/admin/`), or the
@@ -32,6 +41,11 @@ pub fn route(method: &str, path: &str) -> Result<AdminRoute, Status> {
         ["rooms"] => ("GET", AdminRoute::Rooms),
         ["connections", id, "kick"] => ("POST", AdminRoute::KickConnection(decode(id)?)),
         ["users", name, "kick"] => ("POST", AdminRoute::KickUser(decode(name)?)),
+        ["rooms", room, "messages"] => ("GET", AdminRoute::Messages(decode(room)?)),
+        ["rooms", room, "messages", id] => {
+            let id = id.parse().map_err(|_| Status::BadRequest)?;
+            ("DELETE", AdminRoute::DeleteMessage(decode(room)?, id))
+        }
         _ => return Err(Status::NotFound),
     };
     if method != want {
@@ -127,6 +141,25 @@ impl Admin {
         }
         let body = match route {
             AdminRoute::Rooms => core.admin_rooms_json(),
+            AdminRoute::Messages(room) => match core.admin_messages_json(&room) {
+                Some(body) => body,
+                None => return error(Status::NotFound, "not_found", "no such room here", date),
+            },
+            AdminRoute::DeleteMessage(room, id) => {
+                return match core.admin_delete(&room, id, commands) {
+                    Ok(()) => {
+                        crate::log_info!("{addr}: admin API: deleted message {id} in {room:?}");
+                        let body = format!(r#"{{"deleting":{id}}}"#);
+                        http::json(Status::Accepted, &body, date)
+                    }
+                    Err(_) => error(
+                        Status::NotFound,
+                        "not_found",
+                        "no such message in this room's history here",
+                        date,
+                    ),
+                };
+            }
             AdminRoute::KickConnection(id) => kicked(core.kick(Kick::Connection(id), commands)),
             AdminRoute::KickUser(name) => {
                 let n = core.kick(Kick::User(name.clone()), commands);
@@ -186,6 +219,22 @@ mod tests {
             Err(Status::MethodNotAllowed)
         );
         assert_eq!(route("GET", "/api/admin/nope"), Err(Status::NotFound));
+        assert_eq!(
+            route("DELETE", "/api/admin/rooms/general/messages/12"),
+            Ok(AdminRoute::DeleteMessage("general".into(), 12))
+        );
+        assert_eq!(
+            route("GET", "/api/admin/rooms/general/messages"),
+            Ok(AdminRoute::Messages("general".into()))
+        );
+        assert_eq!(
+            route("DELETE", "/api/admin/rooms/general/messages/x"),
+            Err(Status::BadRequest)
+        );
+        assert_eq!(
+            route("POST", "/api/admin/rooms/general/messages/1"),
+            Err(Status::MethodNotAllowed)
+        );
         assert_eq!(
             route("POST", "/api/admin/users/%zz/kick"),
             Err(Status::BadRequest)

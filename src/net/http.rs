@@ -56,6 +56,7 @@ pub enum Parsed<'a> {
 pub enum Status {
     SwitchingProtocols,
     Ok,
+    Accepted,
     NotModified,
     BadRequest,
     Unauthorized,
@@ -74,6 +75,7 @@ impl Status {
         match self {
             Status::SwitchingProtocols => 101,
             Status::Ok => 200,
+            Status::Accepted => 202,
             Status::NotModified => 304,
             Status::BadRequest => 400,
             Status::Unauthorized => 401,
@@ -92,6 +94,7 @@ impl Status {
         match self {
             Status::SwitchingProtocols => "Switching Protocols",
             Status::Ok => "OK",
+            Status::Accepted => "Accepted",
             Status::NotModified => "Not Modified",
             Status::BadRequest => "Bad Request",
             Status::Unauthorized => "Unauthorized",

@@ -199,6 +199,7 @@ impl Server {
                 .map_err(|message| StartError { message, status: 2 })?,
             keep_addresses: config.admin_token_file.is_some(),
             name_hold_ms: config.name_hold.as_millis() as u64,
+            edit_window_ms: config.edit_window.as_millis() as u64,
         };
         let admin_api = config
             .admin_token_file

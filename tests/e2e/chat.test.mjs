@@ -336,3 +336,39 @@ test('a name is held for the browser that took it', async () => {
   await zed.page.waitForSelector('#status[data-state=online]');
   assert.deepEqual(zed.errors, []);
 });
+
+test('a user edits and deletes an own message; the other page follows, and a reload agrees', async () => {
+  const ivy = await joinAs('Ivy');
+  const jon = await joinAs('Jon');
+  await say(ivy.page, 'teh plan');
+  await say(ivy.page, 'oops, wrong room');
+  await jon.page.waitForSelector('#messages li.msg .text >> text=oops, wrong room');
+  // Only one's own messages offer the actions.
+  const jonsView = jon.page.locator('#messages li.msg', { hasText: 'teh plan' });
+  assert.equal(await jonsView.locator('.actions').count(), 0);
+
+  const mine = ivy.page.locator('#messages li.msg', { hasText: 'teh plan' });
+  await mine.hover();
+  await mine.locator('button.edit').click();
+  assert.equal(await ivy.page.inputValue('#text'), 'teh plan');
+  await ivy.page.fill('#text', 'the plan');
+  await ivy.page.press('#text', 'Enter');
+  const edited = jon.page.locator('#messages li.msg', { hasText: 'the plan' });
+  await edited.locator('.edited').waitFor();
+  assert.equal(await edited.locator('.text').textContent(), 'the plan');
+
+  ivy.page.once('dialog', (d) => d.accept());
+  const wrong = ivy.page.locator('#messages li.msg', { hasText: 'oops, wrong room' });
+  await wrong.hover();
+  await wrong.locator('button.delete').click();
+  await jon.page.locator('#messages li.msg', { hasText: 'oops, wrong room' }).waitFor({ state: 'detached' });
+  await wrong.waitFor({ state: 'detached' });
+
+  // A page loaded afterwards gets the same result from the server's history.
+  await jon.page.reload();
+  await jon.page.waitForSelector('#status[data-state=online]');
+  await jon.page.locator('#messages li.msg', { hasText: 'the plan' }).locator('.edited').waitFor();
+  assert.ok(!(await texts(jon.page)).includes('oops, wrong room'));
+  assert.ok(!(await texts(jon.page)).includes('teh plan'));
+  for (const { errors } of [ivy, jon]) assert.deepEqual(errors, [], 'no page errors');
+});

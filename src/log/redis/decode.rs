@@ -41,12 +41,14 @@ pub fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
         }
     }
     let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
+    let (json, owner) = protocol::seal(room, id, fields);
     let record = Record {
         room: room.clone(),
         id,
-        json: protocol::seal_message(room, id, fields).into(),
+        json: json.into(),
         time: time?,
         sender: None,
+        owner,
     };
     Some((record, tag.map(str::to_owned)))
 }

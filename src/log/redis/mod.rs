@@ -70,7 +70,7 @@ enum Pending {
     Handshake(&'static str),
     Publish {
         room: RoomName,
-        sender: ClientId,
+        sender: Option<ClientId>,
         /// This node's number for the message (its tag in the stream).
         tag: u64,
         sent: Instant,
@@ -162,7 +162,7 @@ pub struct RedisLog {
 #[derive(Debug)]
 struct InDoubt {
     room: RoomName,
-    sender: ClientId,
+    sender: Option<ClientId>,
     tag: u64,
 }
 
@@ -599,13 +599,14 @@ impl RedisLog {
             return; // already delivered (from the stream, or twice)
         }
         w.last = p.id;
-        let json = protocol::seal_message(room, p.id, &p.fields);
+        let (json, owner) = protocol::seal(room, p.id, &p.fields);
         self.ready.push(LogEvent::Committed(Record {
             room: room.clone(),
             id: p.id,
             json: json.into(),
             time: p.time,
             sender: None,
+            owner,
         }));
     }
 
