@@ -40,6 +40,7 @@ function newRoom(name) {
     online: 0,
     unread: 0,
     mentioned: false,
+    settings: { topic: '', slow_mode: 0, read_only: false },  // set by moderators
     // Who was online when our connection dropped: their joins right after we
     // reconnect are reconnects too, not news.
     returning: new Set(),
@@ -284,7 +285,14 @@ function messageItem(m) {
   const date = new Date(m.time);
   when.dateTime = date.toISOString();
   when.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  meta.append(name, when);
+  meta.append(name);
+  if (m.by === 'admin') {
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    badge.textContent = 'moderator';
+    meta.append(badge);
+  }
+  meta.append(when);
   if (m.edited) meta.append(editedMark());
   if (isMine(m)) meta.append(ownActions(m));
   const text = document.createElement('div');
@@ -397,6 +405,22 @@ function addMessage(r, m, live) {
   if (mention && document.hidden) notify(r, m);
 }
 
+// The room on screen as its moderators set it: topic, read-only, slow mode.
+function renderSettings() {
+  const r = currentRoom();
+  const s = r ? r.settings : { topic: '', slow_mode: 0, read_only: false };
+  $('topic').textContent = s.topic;
+  $('topic').hidden = !s.topic;
+  $('text').disabled = s.read_only;
+  $('text').placeholder = s.read_only ? 'Only moderators post in this room.' : 'Write a message…';
+  if (s.slow_mode > 0) hint(`Slow mode: one message every ${s.slow_mode} s in this room.`);
+}
+
+function setSettings(r, m) {
+  r.settings = { topic: m.topic || '', slow_mode: m.slow_mode || 0, read_only: !!m.read_only };
+  if (r.name === state.current) renderSettings();
+}
+
 function addSystem(r, text) {
   keep(r, { kind: 'system', text });
   if (r.name === state.current) appendItem(systemItem(text));
@@ -412,6 +436,7 @@ function switchTo(name, how = 'push') {
   const list = $('messages');
   list.replaceChildren(...r.messages.map((it) => (it.kind === 'msg' ? messageItem(it.m) : systemItem(it.text))));
   list.scrollTop = list.scrollHeight;
+  renderSettings();
   state.newBelow = false;
   $('new-below').hidden = true;
   showNotice('');
@@ -559,6 +584,7 @@ function onWelcome(m) {
   state.status = 'online';
   setTimeout(() => r.returning.clear(), 30000);
   for (const msg of m.history) addRecord(r, msg, !first);
+  setSettings(r, m);
   if (state.current === null || state.current === m.room || (state.wanted === m.room)) {
     if (state.wanted === m.room) state.wanted = null;
     switchTo(m.room, 'replace');
@@ -605,10 +631,15 @@ function onServerMessage(m) {
     }
     case 'left':
       break;
+    case 'room':
+      if (state.rooms.has(m.room)) setSettings(state.rooms.get(m.room), m);
+      break;
     case 'error':
       if (m.code === 'name_taken' && ![...state.rooms.values()].some((r) => r.joined)) {
         refusedJoin('That name is someone else\'s here: please choose another.', 'join-username');
         $('join-username').select();
+      } else if (m.code === 'banned' && ![...state.rooms.values()].some((r) => r.joined)) {
+        refusedJoin('A moderator has banned this name here.', 'join-username');
       } else if (m.code === 'bad_password') {
         needPassword(state.password ? 'Wrong password.' : 'This chat needs its password.');
       } else if (m.code === 'rate_limited' && ![...state.rooms.values()].some((r) => r.joined)) {

@@ -39,10 +39,12 @@ pub enum EndReason {
     IoError,
     /// Removed through the admin API.
     Kicked,
+    /// Its name or address was banned.
+    Banned,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 14] = [
+    pub const ALL: [EndReason; 15] = [
         EndReason::ClientClosed,
         EndReason::PeerGone,
         EndReason::HttpDone,
@@ -57,6 +59,7 @@ impl EndReason {
         EndReason::Shutdown,
         EndReason::IoError,
         EndReason::Kicked,
+        EndReason::Banned,
     ];
 
     pub fn label(self) -> &'static str {
@@ -75,6 +78,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::IoError => "io_error",
             EndReason::Kicked => "kicked",
+            EndReason::Banned => "banned",
         }
     }
 

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::time::Duration;
-use tungstenite::Message;
 
 const TOKEN: &str = "an-admin-token-of-some-length";
 
@@ -24,21 +23,6 @@ fn token_file(name: &str, text: &str) -> std::path::PathBuf {
 fn join_room(ws: &mut Ws, room: &str, name: &str) {
     send_json(ws, json!({"type": "join", "room": room, "username": name}));
     recv_type(ws, "welcome");
-}
-
-/// The close code a client gets next (skipping other frames).
-fn closed_with(ws: &mut Ws) -> (u16, String) {
-    loop {
-        match ws.read() {
-            Ok(Message::Close(Some(f))) => {
-                let _ = ws.flush(); // the close reply, so the server frees it now
-                return (f.code.into(), f.reason.to_string());
-            }
-            Ok(Message::Close(None)) => return (0, String::new()),
-            Ok(_) => {}
-            Err(e) => panic!("no close frame: {e}"),
-        }
-    }
 }
 
 #[test]

@@ -203,3 +203,151 @@ fn a_moderator_lists_a_room_s_messages_and_deletes_one_for_everyone() {
     assert_eq!(ids, [keep]);
     assert!(!s.log_text().contains(TOKEN));
 }
+
+#[test]
+fn bans_and_room_settings_are_stored_and_survive_a_restart() {
+    let dir = tmpdir("bans");
+    let file = dir.join("token");
+    std::fs::write(&file, TOKEN).unwrap();
+    let data = dir.join("data");
+    let args = [
+        "--admin-token-file",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--msg-rate",
+        "0",
+    ];
+    let s = TestServer::start(&args);
+    let mut troll = s.ws();
+    join_with(&mut troll, "Troll", "secret-of-troll");
+    let mut ann = s.ws();
+    join_with(&mut ann, "ann", "secret-of-ann");
+
+    // Bad calls first: nothing is stored for them.
+    assert_eq!(
+        admin_call(s.addr, "POST", "/api/admin/bans", Some(TOKEN)).0,
+        400
+    );
+    assert_eq!(
+        admin_call(
+            s.addr,
+            "POST",
+            "/api/admin/bans?name=x&for=soon",
+            Some(TOKEN)
+        )
+        .0,
+        400
+    );
+    let put = |q: &str| {
+        admin_call(
+            s.addr,
+            "PUT",
+            &format!("/api/admin/rooms/dev/settings?{q}"),
+            Some(TOKEN),
+        )
+        .0
+    };
+    assert_eq!(put("slow_mode=abc"), 400);
+    assert_eq!(put("read_only=maybe"), 400);
+
+    let (status, body) = admin_call(
+        s.addr,
+        "POST",
+        "/api/admin/bans?name=troll&for=1h&reason=spam",
+        Some(TOKEN),
+    );
+    assert_eq!(
+        (status, body["key"].as_str()),
+        (202, Some("ban/name/troll"))
+    );
+    assert_eq!(
+        closed_with(&mut troll),
+        (1008, "banned by a moderator".into())
+    );
+    let mut again = s.ws();
+    send_json(
+        &mut again,
+        json!({"type": "join", "room": "dev", "username": "TROLL"}),
+    );
+    assert_eq!(error_code(&mut again), "banned");
+    // An address: its connections are closed at once.
+    let (status, _) = admin_call(
+        s.addr,
+        "POST",
+        "/api/admin/bans?address=127.0.0.2",
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202);
+    assert_eq!(closed_with(&mut ws_from([127, 0, 0, 2], &s)).0, 1008);
+
+    assert_eq!(put("topic=Release+day&read_only=true"), 202);
+    let frame = recv_type(&mut ann, "room");
+    assert_eq!(
+        (frame["topic"].as_str(), frame["read_only"].as_bool()),
+        (Some("Release day"), Some(true))
+    );
+    send_json(&mut ann, json!({"room": "dev", "message": "can I?"}));
+    assert_eq!(error_code(&mut ann), "read_only");
+    let (status, _) = admin_call(
+        s.addr,
+        "POST",
+        "/api/admin/rooms/dev/messages?text=We+ship+at+5",
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202);
+    let m = recv_type(&mut ann, "message");
+    assert_eq!(
+        (m["message"].as_str(), m["by"].as_str()),
+        (Some("We ship at 5"), Some("admin"))
+    );
+
+    let (_, bans) = admin_call(s.addr, "GET", "/api/admin/bans", Some(TOKEN));
+    let listed: Vec<String> = bans["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    assert_eq!(listed.len(), 2, "{bans}");
+    assert!(listed
+        .iter()
+        .any(|b| b.contains("\"name\":\"troll\"") && b.contains("spam")));
+    // Counted when freed (after the close handshake, within --linger).
+    let banned = "picochat_disconnects_total{reason=\"banned\"}";
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while s.metric(banned) < 2.0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.metric(banned), 2.0);
+    drop((ann, again, s));
+
+    let s = TestServer::start(&args);
+    let mut troll = s.ws();
+    send_json(
+        &mut troll,
+        json!({"type": "join", "room": "dev", "username": "troll"}),
+    );
+    assert_eq!(
+        error_code(&mut troll),
+        "banned",
+        "the ban survived the restart"
+    );
+    assert_eq!(closed_with(&mut ws_from([127, 0, 0, 2], &s)).0, 1008);
+    let mut bob = s.ws();
+    let w = join_with(&mut bob, "bob", "secret-of-bob");
+    assert_eq!(
+        (w["topic"].as_str(), w["read_only"].as_bool()),
+        (Some("Release day"), Some(true))
+    );
+    assert_eq!(
+        admin_call(s.addr, "DELETE", "/api/admin/bans?name=Troll", Some(TOKEN)).0,
+        202
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    send_json(
+        &mut troll,
+        json!({"type": "join", "room": "dev", "username": "troll"}),
+    );
+    assert_eq!(recv_type(&mut troll, "welcome")["you"]["username"], "troll");
+}

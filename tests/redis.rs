@@ -982,3 +982,47 @@ fn edits_deletes_and_their_owners_travel_between_nodes() {
         Some(ids[0])
     );
 }
+
+#[test]
+fn bans_and_room_settings_reach_every_node_and_a_node_started_later() {
+    let redis = Redis::start();
+    let dir = std::env::temp_dir().join(format!("picochat-redis-bans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    let secret = "an-admin-token-of-some-length";
+    std::fs::write(&token, secret).unwrap();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &["--admin-token-file", token.to_str().unwrap()]);
+    let mut troll = a.ws();
+    join_room(&mut troll, "dev", "troll");
+    let mut ann = a.ws();
+    join_room(&mut ann, "dev", "ann");
+    let mut bob = b.ws();
+    join_room(&mut bob, "dev", "bob");
+
+    let (status, _) = admin_call(b.addr, "POST", "/api/admin/bans?name=troll", Some(secret));
+    assert_eq!(status, 202);
+    assert_eq!(closed_with(&mut troll).0, 1008, "closed on the other node");
+    let path = "/api/admin/rooms/dev/settings?topic=Quiet+please&slow_mode=60";
+    assert_eq!(admin_call(b.addr, "PUT", path, Some(secret)).0, 202);
+    assert_eq!(recv_type(&mut ann, "room")["topic"], "Quiet please");
+    send_json(&mut ann, json!({"room": "dev", "message": "one"}));
+    recv_type(&mut ann, "message");
+    send_json(&mut ann, json!({"room": "dev", "message": "two"}));
+    assert_eq!(recv_type(&mut ann, "error")["code"], "slow_mode");
+
+    // A node started afterwards reads them from Redis.
+    let c = node(&redis, &[]);
+    let mut cy = c.ws();
+    let w = join_room(&mut cy, "dev", "cy");
+    assert_eq!(
+        (w["topic"].as_str(), w["slow_mode"].as_u64()),
+        (Some("Quiet please"), Some(60))
+    );
+    let mut again = c.ws();
+    send_json(
+        &mut again,
+        json!({"type": "join", "room": "dev", "username": "Troll"}),
+    );
+    assert_eq!(recv_type(&mut again, "error")["code"], "banned");
+}

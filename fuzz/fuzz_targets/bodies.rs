@@ -143,6 +143,7 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
                 Command::Close { .. } => closed = true,
                 Command::Forget(room) => log.forget(&room),
                 Command::Watch(room) => log.watch(&room),
+                Command::Set { key, value } => log.set(key, value),
                 Command::Send { .. } | Command::Deliver { .. } | Command::Presence { .. } => {}
             }
         }

@@ -29,6 +29,7 @@
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
 
 use super::access::{Access, Check, Secret};
+use super::moderation::{Applied, BanTarget, Moderation, RoomSettings};
 use super::names::{self, Names};
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored};
@@ -135,6 +136,9 @@ pub enum Command {
     Forget(RoomName),
     /// A shared log: load this room, and hand its records over until `Forget`.
     Watch(RoomName),
+    /// Store this moderation setting in the log (see `moderation.rs`); it
+    /// takes effect when the log hands it back.
+    Set { key: String, value: String },
     /// A shared log: this user's first connection in `room` on this process
     /// came (`online`), or its last one went; other processes are told.
     Presence {
@@ -162,6 +166,8 @@ pub enum Farewell {
     Flooding,
     /// An admin removed the connection (or every connection of its user).
     Kicked,
+    /// Its name or its address is banned.
+    Banned,
 }
 
 impl Farewell {
@@ -169,6 +175,7 @@ impl Farewell {
         match self {
             Farewell::Flooding => "message rate limit exceeded",
             Farewell::Kicked => "removed by a moderator",
+            Farewell::Banned => "banned by a moderator",
         }
     }
 }
@@ -215,6 +222,8 @@ pub struct Core {
     names: Names,
     /// When held names were last pruned (about once a minute).
     names_pruned: u64,
+    /// Bans and room settings, as the log stored them.
+    moderation: Moderation,
 }
 
 type Out = Vec<Command>;
@@ -239,8 +248,12 @@ impl Core {
             addresses: HashMap::new(),
             names: Names::new(limits.name_hold_ms),
             names_pruned: now,
+            moderation: Moderation::default(),
             limits,
         };
+        for (key, value) in &restored.settings {
+            core.moderation.apply(key, value);
+        }
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
         fixed.extend(core.limits.fixed_rooms.iter().flatten().cloned());
         for name in fixed {
@@ -295,7 +308,13 @@ impl Core {
                 if let Some(a) = addr.filter(|_| keep) {
                     self.addresses.insert(client, a);
                 }
-                self.connect(client, now)
+                self.connect(client, now);
+                if addr.is_some_and(|a| self.moderation.address_banned(a, now)) {
+                    out.push(Command::Close {
+                        client,
+                        reason: Farewell::Banned,
+                    });
+                }
             }
             Event::Text { client, text, now } => self.text(client, text, now, out),
             Event::Gone { client, now } => self.gone(client, now, out),
@@ -324,7 +343,93 @@ impl Core {
             Event::Log(LogEvent::Presence(p)) => self.remote_presence(p, out),
             Event::Log(LogEvent::Unreadable(room)) => self.unreadable(&room, out),
             Event::Log(LogEvent::Directory(list)) => self.directory = list,
+            Event::Log(LogEvent::Setting { key, value }) => {
+                match self.moderation.apply(&key, &value) {
+                    Applied::Banned(target) => self.enforce_ban(&target, out),
+                    Applied::Room(room) => self.announce_settings(&room, out),
+                    Applied::Nothing => {}
+                }
+            }
+            Event::Log(LogEvent::Settings(all)) => {
+                let (rooms, banned) = self.moderation.replace(&all);
+                for target in &banned {
+                    self.enforce_ban(target, out);
+                }
+                for room in &rooms {
+                    self.announce_settings(room, out);
+                }
+            }
         }
+    }
+
+    /// A ban came into force: every connection it covers is closed.
+    fn enforce_ban(&self, target: &BanTarget, out: &mut Out) {
+        let now = self.now;
+        for (key, s) in self.sessions.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let client = ClientId::new(key, s.gen);
+            let hit = match target {
+                BanTarget::Name(_) => s
+                    .identity
+                    .as_deref()
+                    .is_some_and(|i| self.moderation.name_banned(&i.username, now)),
+                BanTarget::Address(_) => self
+                    .addresses
+                    .get(&client)
+                    .is_some_and(|&a| self.moderation.address_banned(a, now)),
+            };
+            if hit {
+                out.push(Command::Close {
+                    client,
+                    reason: Farewell::Banned,
+                });
+            }
+        }
+    }
+
+    /// A room's settings changed: its members get a `room` frame.
+    fn announce_settings(&self, room: &str, out: &mut Out) {
+        let Some(r) = self.rooms.get(room).filter(|r| r.ready && !r.is_empty()) else {
+            return;
+        };
+        let s = self.room_settings(room);
+        let json = protocol::room_settings_json(room, &s.topic, s.slow_mode, s.read_only);
+        send_room(out, &r.name, None, json);
+    }
+
+    /// A room's moderation settings (the defaults when it has none).
+    pub fn room_settings(&self, room: &str) -> RoomSettings {
+        self.moderation.room(room).cloned().unwrap_or_default()
+    }
+
+    /// Bans and room settings in force (for the admin API).
+    pub fn moderation(&self) -> &Moderation {
+        &self.moderation
+    }
+
+    /// The admin API's post: a moderator's message to `room` (read-only
+    /// rooms included), stored and delivered like any.
+    pub fn admin_post(
+        &self,
+        room: &str,
+        username: &str,
+        text: &str,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let r = self
+            .rooms
+            .get(room)
+            .filter(|r| r.ready)
+            .ok_or(ErrorCode::NotFound)?;
+        let username = protocol::username(username)?;
+        let text = self.checked_text(text)?;
+        out.push(Command::Append(Draft {
+            room: r.name.clone(),
+            sender: None,
+            time: self.now,
+            fields: protocol::admin_message_fields(self.now, username, text),
+        }));
+        Ok(())
     }
 
     pub fn clients(&self) -> usize {
@@ -787,6 +892,9 @@ impl Core {
                 }
             }
         };
+        if self.moderation.name_banned(&identity.username, now) {
+            return Err(ErrorCode::Banned);
+        }
         let newly_identified = session.identity.is_none();
         let secret = msg.secret.as_deref().map(names::hash_secret);
         if newly_identified && !self.names.may_use(&identity.username, secret.as_ref(), now) {
@@ -924,6 +1032,9 @@ impl Core {
                 if !self.names.may_use(username, None, now) {
                     return Err(ErrorCode::NameTaken);
                 }
+                if self.moderation.name_banned(username, now) {
+                    return Err(ErrorCode::Banned);
+                }
                 Identity {
                     username: username.into(),
                     avatar: protocol::avatar(msg.email.as_deref())?,
@@ -932,6 +1043,19 @@ impl Core {
             }
         };
         let text = self.text_of(msg)?;
+        if let Some(s) = self.moderation.room(room) {
+            if s.read_only {
+                return Err(ErrorCode::ReadOnly);
+            }
+            if s.slow_mode > 0 {
+                let wait = u64::from(s.slow_mode) * 1000;
+                if let Some(r) = self.rooms.get_mut(room) {
+                    if !r.slow_mode_allows(&identity.username, now, wait) {
+                        return Err(ErrorCode::SlowMode);
+                    }
+                }
+            }
+        }
         out.push(Command::Append(Draft {
             room: room.clone(),
             sender: Some(client),
@@ -943,7 +1067,10 @@ impl Core {
 
     /// A message's or an edit's text: not blank, at most `--max-text` bytes.
     fn text_of<'m>(&self, msg: &'m Incoming) -> Result<&'m str, ErrorCode> {
-        let text = msg.message.as_deref().unwrap_or("");
+        self.checked_text(msg.message.as_deref().unwrap_or(""))
+    }
+
+    fn checked_text<'t>(&self, text: &'t str) -> Result<&'t str, ErrorCode> {
         if text.trim().is_empty() {
             return Err(ErrorCode::BadMessage);
         }
@@ -980,6 +1107,9 @@ impl Core {
             return Err(ErrorCode::NotYours);
         };
         let fields = if msg.kind.as_deref() == Some("edit") {
+            if self.moderation.room(room).is_some_and(|s| s.read_only) {
+                return Err(ErrorCode::ReadOnly);
+            }
             let text = self.text_of(msg)?;
             let sent = message_time(&target.json).unwrap_or(0);
             let window = self.limits.edit_window_ms;
@@ -1287,6 +1417,7 @@ impl Core {
         };
         let budget = self.limits.welcome_bytes;
         let (history, truncated) = r.catch_up(since, budget);
+        let settings = self.moderation.room(room);
         let head = WelcomeHead {
             kind: "welcome",
             room,
@@ -1296,6 +1427,9 @@ impl Core {
             epoch: r.epoch,
             last_id: r.last_id,
             truncated,
+            topic: settings.map_or("", |s| &s.topic),
+            slow_mode: settings.map_or(0, |s| s.slow_mode),
+            read_only: settings.is_some_and(|s| s.read_only),
             limits: LimitsView {
                 max_text: self.limits.max_text,
                 max_message: self.limits.max_message,

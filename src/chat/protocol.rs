@@ -135,6 +135,9 @@ pub enum ErrorCode {
     NotFound,
     NotYours,
     EditWindow,
+    Banned,
+    SlowMode,
+    ReadOnly,
 }
 
 impl ErrorCode {
@@ -158,6 +161,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::NotYours => "not_yours",
             ErrorCode::EditWindow => "edit_window",
+            ErrorCode::Banned => "banned",
+            ErrorCode::SlowMode => "slow_mode",
+            ErrorCode::ReadOnly => "read_only",
         }
     }
 
@@ -187,6 +193,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "no such message here (deleted, or older than the history kept)",
             ErrorCode::NotYours => "only the page that sent a message may change it",
             ErrorCode::EditWindow => "this message is too old to edit",
+            ErrorCode::Banned => "this name is banned here by a moderator",
+            ErrorCode::SlowMode => "slow mode: wait a little before your next message in this room",
+            ErrorCode::ReadOnly => "this room is read-only: only moderators post here",
         }
     }
 }
@@ -290,6 +299,38 @@ pub struct WelcomeHead<'a> {
     pub last_id: u64,
     pub truncated: bool,
     pub limits: LimitsView,
+    /// The room's moderation settings, when it has any.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub topic: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slow_mode: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `{"type":"room","room":R,"topic":T,"slow_mode":S,"read_only":B}`: a
+/// moderator changed the room's settings (all of them are sent).
+pub fn room_settings_json(room: &str, topic: &str, slow_mode: u32, read_only: bool) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        room: &'a str,
+        topic: &'a str,
+        slow_mode: u32,
+        read_only: bool,
+    }
+    to_json(&Frame {
+        kind: "room",
+        room,
+        topic,
+        slow_mode,
+        read_only,
+    })
 }
 
 /// The welcome: the head serialized by serde, then `"history"`, whose entries
@@ -391,6 +432,9 @@ struct MessageFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     avatar: Option<&'a str>,
     message: &'a str,
+    /// `"admin"`: posted by a moderator through the admin API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'static str>,
 }
 
 /// `{"time":T,"username":U,["avatar":A,]"message":M[,"owner":O]}`: what a
@@ -401,8 +445,20 @@ pub fn message_fields(time: u64, who: &UserView, message: &str, owner: Option<Ow
         username: who.username,
         avatar: who.avatar,
         message,
+        by: None,
     });
     with_owner(fields, owner)
+}
+
+/// A moderator's message: `{..., "by":"admin"}`, owned by no page.
+pub fn admin_message_fields(time: u64, username: &str, message: &str) -> String {
+    to_json(&MessageFields {
+        time,
+        username,
+        avatar: None,
+        message,
+        by: Some("admin"),
+    })
 }
 
 /// An edit or a delete of message `target`, as a record of its own.

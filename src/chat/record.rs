@@ -64,6 +64,15 @@ pub enum LogEvent {
     Unreadable(RoomName),
     /// Rooms active on any process sharing the log, newest first (for `GET /api/rooms`).
     Directory(Vec<DirectoryEntry>),
+    /// A moderation setting was stored (here or, with a shared log, by
+    /// another process): `value` empty means removed. See `moderation.rs`.
+    Setting {
+        key: String,
+        value: String,
+    },
+    /// Every setting the shared log holds, replacing what the core has (read
+    /// when the log connects, so changes missed while away are not lost).
+    Settings(Vec<(String, String)>),
 }
 
 /// One room as the shared log lists it.
@@ -98,4 +107,6 @@ pub struct Restored {
     /// Rooms are not restored but loaded when first joined (a shared log):
     /// the core asks with `Watch` and waits for [`LogEvent::Loaded`].
     pub on_demand: bool,
+    /// Moderation settings stored (key, JSON value).
+    pub settings: Vec<(String, String)>,
 }

@@ -5,7 +5,7 @@
 
 use super::protocol::{self, Owner, RecordKind, RoomName, UserView};
 use super::session::{ClientId, Identity};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 /// A committed record held in history: its id, the exact JSON that was
@@ -71,6 +71,8 @@ pub struct Room {
     pub last_activity: u64,
     /// Wall-clock ms of the newest message in history.
     pub last_message_time: Option<u64>,
+    /// Slow mode: when each user last posted here (only while it is on).
+    pub last_post: HashMap<Rc<str>, u64>,
 }
 
 /// A join that waits for its room to be loaded, kept as it came.
@@ -99,7 +101,24 @@ impl Room {
             online: BTreeMap::new(),
             last_activity: now_ms,
             last_message_time: None,
+            last_post: HashMap::new(),
         }
+    }
+
+    /// Slow mode: whether `username` may post now, `wait_ms` after its last
+    /// message here; if so, now is its last. Users long quiet are forgotten.
+    pub fn slow_mode_allows(&mut self, username: &Rc<str>, now: u64, wait_ms: u64) -> bool {
+        if let Some(&last) = self.last_post.get(username) {
+            if now.saturating_sub(last) < wait_ms {
+                return false;
+            }
+        }
+        if self.last_post.len() >= 64 && self.last_post.len() >= 2 * self.online.len() {
+            self.last_post
+                .retain(|_, &mut t| now.saturating_sub(t) < wait_ms);
+        }
+        self.last_post.insert(username.clone(), now);
+        true
     }
 
     pub fn is_empty(&self) -> bool {

@@ -86,6 +86,7 @@ impl Chat {
                         self.forgotten.push(room.to_string())
                     }
                     Command::Watch(room) => self.watched.push(room.to_string()),
+                    Command::Set { key, value } => self.log.set(key, value),
                     Command::Presence {
                         room,
                         username,
@@ -451,6 +452,7 @@ fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
         high_water: 42,
         rooms: vec![("general".into(), 42, vec![stored(41), stored(42)])],
         on_demand: false,
+        settings: Vec::new(),
     };
     let mut chat = Chat::restored(limits(), restored);
     let w = chat.join(c(0), r#"{"type":"join","room":"general","username":"a"}"#);
@@ -1186,4 +1188,105 @@ fn without_a_secret_nothing_can_be_changed_and_edits_close_after_the_window() {
         (d["type"].as_str(), d["by"].as_str()),
         (Some("delete"), Some("admin"))
     );
+}
+
+fn set(chat: &mut Chat, key: &str, value: &str) {
+    let command = Command::Set {
+        key: key.into(),
+        value: value.into(),
+    };
+    chat.carry_out(vec![command]);
+}
+
+#[test]
+fn a_ban_closes_who_it_covers_and_refuses_them_until_it_ends() {
+    let mut chat = Chat::new(Limits {
+        keep_addresses: true,
+        ..limits()
+    });
+    chat.join(c(1), r#"{"type":"join","username":"Troll"}"#);
+    chat.join(c(2), r#"{"type":"join","username":"ann"}"#);
+    set(&mut chat, "ban/name/troll", r#"{"until":5000}"#);
+    assert_eq!(chat.closed, vec![(c(1), Farewell::Banned)]);
+    chat.connect(c(3));
+    chat.send(c(3), r#"{"type":"join","username":"TROLL"}"#);
+    assert_eq!(chat.error_to(c(3)), "banned", "names compare without case");
+    chat.send(c(3), r#"{"username":"troll","message":"hi"}"#);
+    assert_eq!(chat.error_to(c(3)), "banned", "tutorial frames too");
+    chat.now = 5000;
+    chat.send(c(3), r#"{"type":"join","username":"troll"}"#);
+    assert_eq!(chat.last_to(c(3))["type"], "welcome", "the ban ended");
+    // An address ban: its connections go, and new ones are closed at once.
+    chat.closed.clear();
+    set(&mut chat, "ban/address/10.0.0.2", r#"{"until":null}"#);
+    assert_eq!(chat.closed, vec![(c(2), Farewell::Banned)]);
+    chat.connect(ClientId::new(2, 2));
+    assert_eq!(
+        chat.closed.last(),
+        Some(&(ClientId::new(2, 2), Farewell::Banned))
+    );
+    chat.closed.clear();
+    set(&mut chat, "ban/address/10.0.0.2", "");
+    chat.connect(ClientId::new(2, 3));
+    assert!(chat.closed.is_empty(), "lifted");
+}
+
+#[test]
+fn room_settings_reach_members_and_rule_their_messages() {
+    let mut chat = Chat::new(limits());
+    chat.join(
+        c(0),
+        r#"{"type":"join","room":"dev","username":"ann","secret":"a"}"#,
+    );
+    set(
+        &mut chat,
+        "room/dev",
+        r#"{"topic":"release day","slow_mode":10}"#,
+    );
+    let frame = chat.last_to(c(0));
+    assert_eq!(frame["type"], "room");
+    assert_eq!(
+        (frame["topic"].as_str(), frame["slow_mode"].as_u64()),
+        (Some("release day"), Some(10))
+    );
+    chat.send(c(0), r#"{"room":"dev","message":"one"}"#);
+    assert_eq!(chat.last_to(c(0))["type"], "message");
+    chat.now = 9_999;
+    chat.send(c(0), r#"{"room":"dev","message":"two"}"#);
+    assert_eq!(chat.error_to(c(0)), "slow_mode");
+    chat.now = 10_000;
+    chat.send(c(0), r#"{"room":"dev","message":"two"}"#);
+    assert_eq!(chat.last_to(c(0))["type"], "message");
+    let id = chat.last_to(c(0))["id"].as_u64().unwrap();
+    // Read-only: nobody posts or edits, a moderator does.
+    set(
+        &mut chat,
+        "room/dev",
+        r#"{"topic":"release day","read_only":true}"#,
+    );
+    chat.now = 30_000;
+    chat.send(c(0), r#"{"room":"dev","message":"three"}"#);
+    assert_eq!(chat.error_to(c(0)), "read_only");
+    chat.send(
+        c(0),
+        &format!(r#"{{"type":"edit","room":"dev","id":{id},"message":"x"}}"#),
+    );
+    assert_eq!(chat.error_to(c(0)), "read_only");
+    let mut out = Vec::new();
+    chat.core
+        .admin_post("dev", "moderator", "we ship at 5", &mut out)
+        .unwrap();
+    chat.carry_out(out);
+    let m = chat.last_to(c(0));
+    assert_eq!(
+        (m["message"].as_str(), m["by"].as_str()),
+        (Some("we ship at 5"), Some("admin"))
+    );
+    // A later welcome carries the settings.
+    let w = chat.join(c(1), r#"{"type":"join","room":"dev","username":"bob"}"#);
+    assert_eq!(
+        (w["topic"].as_str(), w["read_only"].as_bool()),
+        (Some("release day"), Some(true))
+    );
+    assert!(w.get("slow_mode").is_none(), "defaults are left out: {w}");
 }

@@ -7,7 +7,11 @@
 //!   `--log-segment` bytes it becomes the previous one (replacing it), so the log
 //!   never holds more than two segments: disk use is bounded by 2x `--log-segment`;
 //! - `epoch`: a number fixed when the directory is first used; it names the id
-//!   sequences of every room.
+//!   sequences of every room;
+//! - `settings.json`: moderation settings (bans, room settings), one JSON
+//!   object of keys to values, small and rarely changed: rewritten whole
+//!   (a temporary file, synced, then renamed over it) in the turn a setting
+//!   changes, before the change is applied.
 //!
 //! Appends are numbered at once (per room, see [`Sequence`]) and buffered;
 //! [`MessageLog::commit`] writes the turn's batch in one `write` (and, with
@@ -37,6 +41,7 @@ use std::rc::Rc;
 const CURRENT: &str = "messages.jsonl";
 const PREVIOUS: &str = "messages.1.jsonl";
 const EPOCH: &str = "epoch";
+const SETTINGS: &str = "settings.json";
 /// Interval policy: sync at most this often.
 const SYNC_INTERVAL_MS: u64 = 1000;
 
@@ -56,6 +61,9 @@ pub struct Journal {
     unsynced: bool,
     last_sync_ms: u64,
     health: LogHealth,
+    /// Moderation settings as stored, and those set this turn.
+    settings: std::collections::BTreeMap<String, String>,
+    settings_set: Vec<(String, String)>,
 }
 
 #[derive(serde::Deserialize)]
@@ -109,11 +117,16 @@ impl Journal {
             .append(true)
             .open(dir.join(CURRENT))?;
         let size = file.metadata()?.len();
+        let settings = load_settings(dir)?;
         let mut restored = Restored {
             on_demand: false,
             epoch,
             high_water: 0,
             rooms: Vec::new(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let mut messages = 0;
         for (room, (last, tail)) in tails {
@@ -142,6 +155,8 @@ impl Journal {
             unsynced: false,
             last_sync_ms: 0,
             health: LogHealth::default(),
+            settings,
+            settings_set: Vec::new(),
         };
         Ok((journal, restored))
     }
@@ -183,6 +198,40 @@ impl Journal {
                     );
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Writes the settings with this turn's changes, and hands the changes
+    /// out once they are on disk (dropped, with a log line, if they cannot be).
+    fn commit_settings(&mut self, out: &mut Vec<LogEvent>) {
+        if self.settings_set.is_empty() {
+            return;
+        }
+        let mut next = self.settings.clone();
+        for (k, v) in &self.settings_set {
+            if v.is_empty() {
+                next.remove(k);
+            } else {
+                next.insert(k.clone(), v.clone());
+            }
+        }
+        let set = std::mem::take(&mut self.settings_set);
+        match write_settings(&self.dir, &next, self.policy) {
+            Ok(()) => {
+                self.settings = next;
+                out.extend(
+                    set.into_iter()
+                        .map(|(key, value)| LogEvent::Setting { key, value }),
+                );
+            }
+            Err(e) => {
+                self.health.errors_total += 1;
+                log_error!(
+                    "message log {}: cannot store moderation settings ({e}); {} change(s) dropped",
+                    self.dir.display(),
+                    set.len()
+                );
             }
         }
     }
@@ -239,6 +288,7 @@ impl MessageLog for Journal {
     }
 
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        self.commit_settings(out);
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             match self.write_batch(now_ms) {
@@ -278,6 +328,10 @@ impl MessageLog for Journal {
         self.sequence.forget(room);
     }
 
+    fn set(&mut self, key: String, value: String) {
+        self.settings_set.push((key, value));
+    }
+
     fn health(&self) -> LogHealth {
         self.health
     }
@@ -296,6 +350,41 @@ impl MessageLog for Journal {
             }
         }
     }
+}
+
+/// The moderation settings file, or none yet.
+fn load_settings(dir: &Path) -> io::Result<std::collections::BTreeMap<String, String>> {
+    match fs::read(dir.join(SETTINGS)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", dir.join(SETTINGS).display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the settings file: a temporary file written and (unless
+/// `--fsync never`) synced, renamed over the old one, the directory synced.
+fn write_settings(
+    dir: &Path,
+    settings: &std::collections::BTreeMap<String, String>,
+    policy: FsyncPolicy,
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{SETTINGS}.tmp"));
+    let bytes = serde_json::to_vec_pretty(settings).map_err(io::Error::other)?;
+    let mut file = File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    if policy != FsyncPolicy::Never {
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(SETTINGS))?;
+    if policy != FsyncPolicy::Never {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Parses one segment's lines into `tails`. Returns the length of the valid

@@ -9,6 +9,8 @@ use crate::chat::protocol;
 pub struct MemoryLog {
     sequence: Sequence,
     pending: Vec<Record>,
+    /// Moderation settings set this turn (kept nowhere else: a restart forgets them).
+    settings: Vec<(String, String)>,
 }
 
 impl MemoryLog {
@@ -21,6 +23,7 @@ impl MemoryLog {
         MemoryLog {
             sequence: Sequence::new(restored),
             pending: Vec::new(),
+            settings: Vec::new(),
         }
     }
 }
@@ -41,6 +44,12 @@ impl MessageLog for MemoryLog {
 
     fn commit(&mut self, _now_ms: u64, out: &mut Vec<LogEvent>) {
         out.extend(self.pending.drain(..).map(LogEvent::Committed));
+        let settings = self.settings.drain(..);
+        out.extend(settings.map(|(key, value)| LogEvent::Setting { key, value }));
+    }
+
+    fn set(&mut self, key: String, value: String) {
+        self.settings.push((key, value));
     }
 
     fn forget(&mut self, room: &str) {

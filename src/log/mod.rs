@@ -79,6 +79,10 @@ pub trait MessageLog {
     /// before the turn's replies leave (a presence change before the welcome
     /// that follows from it). Never blocks; replies are read at the next commit.
     fn flush(&mut self) {}
+    /// Stores a moderation setting (`value` empty: removed). Once stored it
+    /// comes out of a commit as [`LogEvent::Setting`], on every process
+    /// sharing the log; if it cannot be stored it is logged and dropped.
+    fn set(&mut self, key: String, value: String);
     /// Backend-specific lines for `/metrics` (Prometheus text format).
     fn metrics(&self, _out: &mut String) {}
     /// Shutdown: write and sync everything.

@@ -13,12 +13,24 @@
 //! - `GET /api/admin/rooms/{room}/messages`: the room's messages in history;
 //! - `DELETE /api/admin/rooms/{room}/messages/{id}`: delete a message for
 //!   everyone (202: the tombstone is handed to the log, and reaches pages
-//!   once it is stored, like any record).
+//!   once it is stored, like any record);
+//! - `POST /api/admin/rooms/{room}/messages?text=T[&username=U]`: post as a
+//!   moderator (read-only rooms included);
+//! - `GET|PUT /api/admin/rooms/{room}/settings[?topic=&slow_mode=&read_only=]`:
+//!   a room's settings (a PUT changes only the parameters given);
+//! - `GET /api/admin/bans`, `POST /api/admin/bans?name=N|address=A[&for=D][&reason=R]`,
+//!   `DELETE /api/admin/bans?name=N|address=A`: bans, for a duration or until lifted.
+//!
+//! Parameters travel in the query string (percent-encoded); no call has a
+//! body. Settings and bans are stored by the log (202), take effect when it
+//! hands them back, and survive restarts with `--data-dir` or `--redis`.
 //!
 //! The admin API acts on what this process holds: with `--redis`, rooms
 //! with members here (a delete then travels to every process through the log).
 
 use crate::chat::access::{Attempts, Secret};
+use crate::chat::moderation::{Ban, BanTarget, RoomSettings, MAX_SLOW_MODE_SECS, MAX_TOPIC_CHARS};
+use crate::chat::protocol::{self, ErrorCode};
 use crate::chat::{Command, Core, Kick};
 use crate::net::http::{self, Reply, Request, Status};
 use std::net::IpAddr;
@@ -30,6 +42,12 @@ pub enum AdminRoute {
     KickUser(String),
     Messages(String),
     DeleteMessage(String, u64),
+    Post(String),
+    Settings(String),
+    SetSettings(String),
+    Bans,
+    Ban,
+    Unban,
 }
 
 /// The admin route for `method` and `path` (under `/api/admin/`), or the
@@ -41,7 +59,19 @@ pub fn route(method: &str, path: &str) -> Result<AdminRoute, Status> {
         ["rooms"] => ("GET", AdminRoute::Rooms),
         ["connections", id, "kick"] => ("POST", AdminRoute::KickConnection(decode(id)?)),
         ["users", name, "kick"] => ("POST", AdminRoute::KickUser(decode(name)?)),
+        ["rooms", room, "messages"] if method == "POST" => {
+            ("POST", AdminRoute::Post(decode(room)?))
+        }
         ["rooms", room, "messages"] => ("GET", AdminRoute::Messages(decode(room)?)),
+        ["rooms", room, "settings"] if method == "PUT" => {
+            ("PUT", AdminRoute::SetSettings(decode(room)?))
+        }
+        ["rooms", room, "settings"] => ("GET", AdminRoute::Settings(decode(room)?)),
+        ["bans"] => match method {
+            "POST" => ("POST", AdminRoute::Ban),
+            "DELETE" => ("DELETE", AdminRoute::Unban),
+            _ => ("GET", AdminRoute::Bans),
+        },
         ["rooms", room, "messages", id] => {
             let id = id.parse().map_err(|_| Status::BadRequest)?;
             ("DELETE", AdminRoute::DeleteMessage(decode(room)?, id))
@@ -56,11 +86,29 @@ pub fn route(method: &str, path: &str) -> Result<AdminRoute, Status> {
 
 /// Percent-decoding of one path segment (a username may hold any character).
 fn decode(segment: &str) -> Result<String, Status> {
+    decode_with(segment, false)
+}
+
+/// A query parameter's value, percent-decoded (`+` is a space), if given.
+fn param(query: &str, name: &str) -> Result<Option<String>, Status> {
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode_with(k, true)? == name {
+            return decode_with(v, true).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn decode_with(segment: &str, plus_is_space: bool) -> Result<String, Status> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
+        if bytes[i] == b'+' && plus_is_space {
+            out.push(b' ');
+            i += 1;
+        } else if bytes[i] == b'%' {
             let hex = segment.get(i + 1..i + 3).ok_or(Status::BadRequest)?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| Status::BadRequest)?);
             i += 3;
@@ -140,6 +188,55 @@ impl Admin {
             Some(_) => {}
         }
         let body = match route {
+            AdminRoute::Post(room) => {
+                let text = param(req.query, "text").ok().flatten().unwrap_or_default();
+                let name = param(req.query, "username").ok().flatten();
+                let name = name.as_deref().unwrap_or("moderator");
+                return match core.admin_post(&room, name, &text, commands) {
+                    Ok(()) => http::json(Status::Accepted, r#"{"posting":true}"#, date),
+                    Err(ErrorCode::NotFound) => {
+                        error(Status::NotFound, "not_found", "no such room here", date)
+                    }
+                    Err(code) => {
+                        error(Status::BadRequest, code.code(), "not a valid message", date)
+                    }
+                };
+            }
+            AdminRoute::Settings(room) => {
+                let s = core.room_settings(&room);
+                serde_json::to_string(&s).unwrap_or_default()
+            }
+            AdminRoute::SetSettings(room) => {
+                return match room_settings(&room, req.query, core) {
+                    Ok((room, s)) => {
+                        let value = serde_json::to_string(&s).unwrap_or_default();
+                        crate::log_info!("{addr}: admin API: settings of {room}: {value}");
+                        commands.push(Command::Set {
+                            key: RoomSettings::key(&room),
+                            value: value.clone(),
+                        });
+                        http::json(Status::Accepted, &value, date)
+                    }
+                    Err(why) => error(Status::BadRequest, "bad_request", why, date),
+                };
+            }
+            AdminRoute::Bans => core.moderation().bans_json(now),
+            AdminRoute::Ban | AdminRoute::Unban => {
+                let lift = route == AdminRoute::Unban;
+                return match ban(req.query, now, lift) {
+                    Ok((target, value)) => {
+                        let key = target.key();
+                        crate::log_info!(
+                            "{addr}: admin API: {} {key}",
+                            if lift { "lifted" } else { "set" }
+                        );
+                        let body = serde_json::json!({ "key": key, "ban": !lift }).to_string();
+                        commands.push(Command::Set { key, value });
+                        http::json(Status::Accepted, &body, date)
+                    }
+                    Err(why) => error(Status::BadRequest, "bad_request", why, date),
+                };
+            }
             AdminRoute::Rooms => core.admin_rooms_json(),
             AdminRoute::Messages(room) => match core.admin_messages_json(&room) {
                 Some(body) => body,
@@ -179,6 +276,75 @@ impl Admin {
         }
         http::json(Status::Ok, &body, date)
     }
+}
+
+/// A room's settings after a PUT: the current ones with the parameters given.
+fn room_settings(
+    room: &str,
+    query: &str,
+    core: &Core,
+) -> Result<(String, RoomSettings), &'static str> {
+    let bad = |_| "malformed query string";
+    let room = protocol::room_name(room).ok_or("not a room name")?;
+    let mut s = core.room_settings(&room);
+    if let Some(topic) = param(query, "topic").map_err(bad)? {
+        let topic = topic.trim();
+        if topic.chars().count() > MAX_TOPIC_CHARS || topic.chars().any(char::is_control) {
+            return Err("a topic is at most 200 characters, no control characters");
+        }
+        s.topic = topic.to_string();
+    }
+    if let Some(secs) = param(query, "slow_mode").map_err(bad)? {
+        s.slow_mode = secs
+            .parse()
+            .ok()
+            .filter(|&n| n <= MAX_SLOW_MODE_SECS)
+            .ok_or("slow_mode is seconds between messages, 0 to 86400")?;
+    }
+    if let Some(on) = param(query, "read_only").map_err(bad)? {
+        s.read_only = match on.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err("read_only is true or false"),
+        };
+    }
+    Ok((room, s))
+}
+
+/// A ban (or its lifting) from the query: its target and the stored value.
+fn ban(query: &str, now: u64, lift: bool) -> Result<(BanTarget, String), &'static str> {
+    let bad = |_| "malformed query string";
+    let target = match (
+        param(query, "name").map_err(bad)?,
+        param(query, "address").map_err(bad)?,
+    ) {
+        (Some(n), None) => BanTarget::name(protocol::username(&n).map_err(|_| "not a username")?),
+        (None, Some(a)) => BanTarget::Address(a.trim().parse().map_err(|_| "not an IP address")?),
+        _ => return Err("give name= or address= (one of them)"),
+    };
+    if lift {
+        return Ok((target, String::new()));
+    }
+    let until = match param(query, "for").map_err(bad)? {
+        Some(d) => {
+            let d = crate::config::parse_duration(&d).map_err(|_| "for is a duration: 30m, 12h")?;
+            Some(now + d.as_millis() as u64)
+        }
+        None => None,
+    };
+    let reason = param(query, "reason").map_err(bad)?;
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_TOPIC_CHARS)
+    {
+        return Err("a reason is at most 200 characters");
+    }
+    let ban = Ban {
+        until,
+        reason,
+        since: now,
+    };
+    Ok((target, serde_json::to_string(&ban).unwrap_or_default()))
 }
 
 fn kicked(n: usize) -> String {

@@ -22,6 +22,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// Path without the query string.
     pub path: &'a str,
+    /// What follows `?` (without a `#` fragment), or empty.
+    pub query: &'a str,
     /// HTTP/1.x minor version.
     pub minor: u8,
     pub keep_alive: bool,
@@ -133,6 +135,9 @@ pub fn parse(buf: &[u8], max_header: usize) -> Parsed<'_> {
     let mut out = Request {
         method,
         path: target.split(['?', '#']).next().unwrap_or(target),
+        query: target
+            .split_once('?')
+            .map_or("", |(_, q)| q.split('#').next().unwrap_or(q)),
         minor,
         keep_alive: minor >= 1,
         ..Request::default()

@@ -610,6 +610,7 @@ impl Server {
                     self.log.append(draft);
                 }
                 Command::Forget(room) => self.log.forget(&room),
+                Command::Set { key, value } => self.log.set(key, value),
                 Command::Watch(room) => self.log.watch(&room),
                 Command::Presence {
                     room,
@@ -626,6 +627,7 @@ impl Server {
                         let end = match reason {
                             Farewell::Flooding => EndReason::RateLimited,
                             Farewell::Kicked => EndReason::Kicked,
+                            Farewell::Banned => EndReason::Banned,
                         };
                         conn.close_with(close::POLICY, reason.text(), end, now);
                         self.after_event(key);

@@ -446,3 +446,18 @@ pub fn admin_call_on(
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// The close code a client gets next (skipping other frames).
+pub fn closed_with(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => {
+                let _ = ws.flush(); // the close reply, so the server frees it now
+                return (f.code.into(), f.reason.to_string());
+            }
+            Ok(tungstenite::Message::Close(None)) => return (0, String::new()),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}

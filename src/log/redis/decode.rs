@@ -134,9 +134,49 @@ pub fn parse_published(payload: &[u8]) -> Option<Published> {
     })
 }
 
+/// `"<key>\n<value>"`, as `setting.lua` publishes it.
+pub fn setting(payload: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (key, value) = text.split_once('\n')?;
+    Some((key.to_string(), value.to_string()))
+}
+
+/// `HGETALL` of the settings hash: field, value, field, value...
+pub fn settings(reply: &Value) -> Option<Vec<(String, String)>> {
+    let Value::Array(kv) = reply else {
+        return None;
+    };
+    kv.chunks(2)
+        .map(|pair| {
+            let text =
+                |v: Option<&Value>| std::str::from_utf8(v?.as_bytes()?).ok().map(str::to_string);
+            Some((text(pair.first())?, text(pair.get(1))?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_notices_and_snapshots_decode() {
+        assert_eq!(
+            setting(b"room/dev\n{\"topic\":\"a\nb\"}"),
+            Some(("room/dev".into(), "{\"topic\":\"a\nb\"}".into()))
+        );
+        assert_eq!(
+            setting(b"ban/name/x\n"),
+            Some(("ban/name/x".into(), String::new()))
+        );
+        assert_eq!(setting(b"no newline"), None);
+        let reply = Value::Array(vec![Value::Bulk(b"k".to_vec()), Value::Bulk(b"v".to_vec())]);
+        assert_eq!(settings(&reply), Some(vec![("k".into(), "v".into())]));
+        assert_eq!(
+            settings(&Value::Array(vec![Value::Bulk(b"k".to_vec())])),
+            None
+        );
+    }
 
     #[test]
     fn published_payloads_parse_and_foreign_ones_do_not() {

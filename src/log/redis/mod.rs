@@ -29,6 +29,12 @@
 //!   beside the message, so one found there was delivered by that read, and
 //!   one not found is refused then.
 //!
+//! - **Moderation settings** (bans, room settings) are one hash,
+//!   `{prefix}settings`, written by `setting.lua` with a notice on the
+//!   `{prefix}settings` channel; each node reads the whole hash whenever its
+//!   subscription to that channel (re)starts, so nothing set while it was
+//!   away is missed.
+//!
 //! Here: the log's state (rooms watched, what each reply answers, publishes in
 //! doubt, presence kept, metrics). Elsewhere in this folder: `link.rs` (one
 //! connection), `resp.rs` (the wire format), `decode.rs` (what scripts and
@@ -59,6 +65,7 @@ const PUBLISH_LUA: &str = include_str!("publish.lua");
 const READ_LUA: &str = include_str!("read.lua");
 const PRESENCE_LUA: &str = include_str!("presence.lua");
 const ROOMS_LUA: &str = include_str!("rooms.lua");
+const SETTING_LUA: &str = include_str!("setting.lua");
 /// How often the rooms directory (`/api/rooms` across nodes) is read.
 const DIRECTORY_EVERY_MS: u64 = 2000;
 /// Rooms the directory lists, at most.
@@ -84,6 +91,10 @@ enum Pending {
     /// A presence change, refresh or sweep: only a failure matters.
     Presence,
     Directory,
+    /// A setting written (only a failure matters: the notice brings it back).
+    Setting,
+    /// All settings read.
+    Settings,
 }
 
 /// One room this node has members in.
@@ -157,6 +168,10 @@ pub struct RedisLog {
     /// Publishes written before the link dropped, unanswered: settled by
     /// the room's next read.
     in_doubt: Vec<InDoubt>,
+    setting_sha: String,
+    /// The settings channel's name, and whether the subscription to it is confirmed.
+    settings_channel: Vec<u8>,
+    settings_subscribed: bool,
 }
 
 #[derive(Debug)]
@@ -193,6 +208,9 @@ impl RedisLog {
             read_sha: sha1_hex(READ_LUA),
             presence_sha: sha1_hex(PRESENCE_LUA),
             rooms_sha: sha1_hex(ROOMS_LUA),
+            setting_sha: sha1_hex(SETTING_LUA),
+            settings_channel: format!("{}settings", cfg.prefix).into_bytes(),
+            settings_subscribed: false,
             next_directory: 0,
             node: format!("{:x}-{}", crate::logging::unix_millis(), std::process::id()),
             local: HashMap::new(),
@@ -291,7 +309,7 @@ impl RedisLog {
         for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
             self.expect(Pending::Handshake("AUTH/SELECT"));
         }
-        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA, ROOMS_LUA] {
+        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA, ROOMS_LUA, SETTING_LUA] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
             self.expect(Pending::Handshake("SCRIPT LOAD"));
         }
@@ -306,6 +324,20 @@ impl RedisLog {
         }
         // Whoever is online here is put back (a restarted Redis may have lost them).
         self.next_refresh = 0;
+        if self.settings_subscribed {
+            self.read_settings();
+        }
+    }
+
+    /// Reads every moderation setting (after the subscription to their
+    /// notices is confirmed, so none can fall between the read and it).
+    fn read_settings(&mut self) {
+        if !self.cmd.is_up() || self.pending.iter().any(|p| matches!(p, Pending::Settings)) {
+            return;
+        }
+        let hash = format!("{}settings", self.cfg.prefix);
+        self.cmd.send(&["HGETALL", &hash]);
+        self.expect(Pending::Settings);
     }
 
     /// Runs `presence.lua` in `mode` for `room` with `args` (pairs or names).
@@ -368,12 +400,9 @@ impl RedisLog {
 
     fn on_sub_connected(&mut self) {
         self.sub_handshake = Self::handshake(&mut self.sub, &self.cfg);
-        let channels: Vec<&[u8]> = self.rooms.values().map(|w| &w.channel[..]).collect();
-        if !channels.is_empty() {
-            let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
-            args.extend(channels);
-            self.sub.send(&args);
-        }
+        let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE", &self.settings_channel];
+        args.extend(self.rooms.values().map(|w| &w.channel[..]));
+        self.sub.send(&args);
     }
 
     /// The command link dropped: publishes never written are refused;
@@ -399,6 +428,7 @@ impl RedisLog {
     }
 
     fn on_sub_lost(&mut self) {
+        self.settings_subscribed = false;
         for w in self.rooms.values_mut() {
             w.subscribed = false;
         }
@@ -473,6 +503,19 @@ impl RedisLog {
                     log_warn!("redis: a presence update failed: {e}");
                 }
             }
+            Pending::Setting => {
+                if let Value::Error(e) = reply {
+                    self.errors_total += 1;
+                    log_warn!("redis: storing a moderation setting failed: {e}");
+                }
+            }
+            Pending::Settings => match decode::settings(&reply) {
+                Some(all) => self.ready.push(LogEvent::Settings(all)),
+                None => {
+                    self.stats.bad_data += 1;
+                    log_warn!("redis: reading the moderation settings failed: {reply:?}");
+                }
+            },
             Pending::Directory => match decode::directory(&reply) {
                 Some(list) => self.ready.push(LogEvent::Directory(list)),
                 None => {
@@ -627,6 +670,26 @@ impl RedisLog {
         };
         let kind = parts.first().and_then(Value::as_bytes).unwrap_or_default();
         let channel = parts.get(1).and_then(Value::as_bytes).unwrap_or_default();
+        if channel == &self.settings_channel[..] {
+            match kind {
+                b"subscribe" => {
+                    self.settings_subscribed = true;
+                    self.read_settings();
+                }
+                b"message" => {
+                    let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
+                    match decode::setting(payload) {
+                        Some((key, value)) => self.ready.push(LogEvent::Setting { key, value }),
+                        None => {
+                            self.stats.bad_data += 1;
+                            log_warn!("redis: skipped a foreign notice on the settings channel");
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         let Some(room) = self.channels.get(channel).cloned() else {
             return;
         };
@@ -836,6 +899,26 @@ impl MessageLog for RedisLog {
                 held: Vec::new(),
             },
         );
+    }
+
+    fn set(&mut self, key: String, value: String) {
+        if !self.up() {
+            self.errors_total += 1;
+            log_warn!("redis: unavailable; the moderation setting {key:?} was not stored");
+            return;
+        }
+        let hash = format!("{}settings", self.cfg.prefix);
+        let channel = String::from_utf8_lossy(&self.settings_channel).into_owned();
+        self.cmd.send(&[
+            "EVALSHA",
+            &self.setting_sha,
+            "1",
+            &hash,
+            &key,
+            &value,
+            &channel,
+        ]);
+        self.expect(Pending::Setting);
     }
 
     fn forget(&mut self, room: &str) {
