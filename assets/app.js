@@ -555,6 +555,13 @@ function connect() {
     for (const r of state.rooms.values()) r.returning = new Set(r.users.map((u) => u.username));
     renderStatus();
     if (!state.me) return;
+    if (e.code === 1008 && e.reason.startsWith('banned')) {
+      // Banned (the name or this address): trying again would only be refused.
+      state.me = null;
+      renderScreens();
+      $('join-error').textContent = 'A moderator has banned you here.';
+      return;
+    }
     // Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... at most 15 s.
     const delay = Math.min(15000, 500 * 2 ** state.retry) * (0.75 + Math.random() / 2);
     state.retry += 1;
@@ -638,7 +645,7 @@ function onServerMessage(m) {
       if (m.code === 'name_taken' && ![...state.rooms.values()].some((r) => r.joined)) {
         refusedJoin('That name is someone else\'s here: please choose another.', 'join-username');
         $('join-username').select();
-      } else if (m.code === 'banned' && ![...state.rooms.values()].some((r) => r.joined)) {
+      } else if (m.code === 'banned') {
         refusedJoin('A moderator has banned this name here.', 'join-username');
       } else if (m.code === 'bad_password') {
         needPassword(state.password ? 'Wrong password.' : 'This chat needs its password.');

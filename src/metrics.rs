@@ -364,6 +364,17 @@ pub fn prometheus_text(s: &Snapshot) -> String {
     out
 }
 
+/// Resident memory in KiB from `/proc/self/status` (Linux); 0 elsewhere.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Counts `/proc/self/fd` (Linux); 0 elsewhere.
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")

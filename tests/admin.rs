@@ -3,7 +3,8 @@
 //! 429 after 10 failures from one address while others still get in; the
 //! rooms listing with each connection's id and address; kicking a connection
 //! and every connection of a user (close 1008), nobody else; only on the
-//! admin listener when there is one; a short token file stops the start.
+//! admin listener when there is one; a short token file stops the start; the
+//! /admin page and its one-a-second samples.
 
 mod common;
 use common::*;
@@ -174,4 +175,51 @@ fn with_an_admin_listener_the_api_is_only_there_and_short_tokens_are_refused() {
         err.contains("--admin-token-file") && !err.contains("too-short"),
         "{err}"
     );
+}
+
+#[test]
+fn the_admin_page_is_served_with_the_api_and_its_samples_cover_every_second() {
+    let plain = TestServer::start(&[]);
+    assert!(http_raw(
+        plain.addr,
+        "GET /admin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .starts_with(b"HTTP/1.1 404"));
+    let file = token_file("t5", TOKEN);
+    let s = TestServer::start(&["--admin-token-file", file.to_str().unwrap()]);
+    let page = http_get(s.addr, "/admin");
+    assert!(page.contains("<title>picochat admin</title>"), "{page}");
+    assert!(http_get(s.addr, "/admin.js").contains("Bearer"));
+    let mut ws = s.ws();
+    join(&mut ws, "ann");
+    send_json(&mut ws, json!({"message": "hi"}));
+    recv_type(&mut ws, "message");
+    // A sample per second, quiet seconds included.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, body) = admin_call(s.addr, "GET", "/api/admin/samples", Some(TOKEN));
+    assert_eq!(status, 200);
+    let t = body["t"].as_array().unwrap();
+    assert!(t.len() >= 2, "{body}");
+    assert_eq!(
+        body["connections"].as_array().unwrap().last(),
+        Some(&json!(1))
+    );
+    let messages: u64 = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(messages, 1, "{body}");
+    assert!(
+        body["rss_kib"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+            .unwrap()
+            > 100
+    );
+    assert_eq!(admin_call(s.addr, "GET", "/api/admin/samples", None).0, 401);
 }

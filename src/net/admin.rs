@@ -6,6 +6,8 @@
 //! are JSON, errors `{"error": CODE, "message": TEXT}`, and never echo the
 //! token. Sans-I/O: a request in, a reply and the core's commands out.
 //!
+//! - `GET /api/admin/samples`: the last 10 minutes, one sample a second, for
+//!   the admin page's charts (`samples.rs`);
 //! - `GET /api/admin/rooms`: rooms with members, their users and each
 //!   connection's id and address;
 //! - `POST /api/admin/connections/{id}/kick`: close one connection (1008);
@@ -33,10 +35,12 @@ use crate::chat::moderation::{Ban, BanTarget, RoomSettings, MAX_SLOW_MODE_SECS, 
 use crate::chat::protocol::{self, ErrorCode};
 use crate::chat::{Command, Core, Kick};
 use crate::net::http::{self, Reply, Request, Status};
+use crate::net::samples::{Reading, Samples};
 use std::net::IpAddr;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum AdminRoute {
+    Samples,
     Rooms,
     KickConnection(String),
     KickUser(String),
@@ -57,6 +61,7 @@ pub fn route(method: &str, path: &str) -> Result<AdminRoute, Status> {
     let parts: Vec<&str> = rest.split('/').collect();
     let (want, route) = match parts.as_slice() {
         ["rooms"] => ("GET", AdminRoute::Rooms),
+        ["samples"] => ("GET", AdminRoute::Samples),
         ["connections", id, "kick"] => ("POST", AdminRoute::KickConnection(decode(id)?)),
         ["users", name, "kick"] => ("POST", AdminRoute::KickUser(decode(name)?)),
         ["rooms", room, "messages"] if method == "POST" => {
@@ -126,6 +131,7 @@ pub struct Admin {
     attempts: Attempts,
     /// Calls refused for a missing, wrong or blocked token (`/metrics`).
     pub failures_total: u64,
+    samples: Samples,
 }
 
 impl Admin {
@@ -134,11 +140,14 @@ impl Admin {
             token,
             attempts: Attempts::default(),
             failures_total: 0,
+            samples: Samples::default(),
         }
     }
 
-    pub fn tick(&mut self, now: u64) {
+    /// Once a second (wall-clock ms): forgets old failures and records a sample.
+    pub fn tick(&mut self, now: u64, reading: Reading) {
         self.attempts.tick(now);
+        self.samples.record(now / 1000, reading);
     }
 
     /// Answers one admin API request from `addr` at wall-clock `now` (ms).
@@ -188,6 +197,7 @@ impl Admin {
             Some(_) => {}
         }
         let body = match route {
+            AdminRoute::Samples => self.samples.json(),
             AdminRoute::Post(room) => {
                 let text = param(req.query, "text").ok().flatten().unwrap_or_default();
                 let name = param(req.query, "username").ok().flatten();

@@ -245,9 +245,20 @@ pub struct Routes<'a> {
     pub echo_path: Option<&'a str>,
 }
 
+/// What the admin page (`/admin`) loads, served wherever the admin API is.
+const ADMIN_PAGE_FILES: [&str; 4] = ["/admin.js", "/admin.css", "/style.css", "/favicon.svg"];
+
 pub fn route(path: &str, routes: Routes) -> Route {
     if routes.admin && path.starts_with("/api/admin/") {
         return Route::Admin;
+    }
+    if routes.admin && (path == "/admin" || ADMIN_PAGE_FILES.contains(&path)) {
+        let file = if path == "/admin" {
+            "/admin.html"
+        } else {
+            path
+        };
+        return assets::lookup(file).map_or(Route::NotFound, Route::Asset);
     }
     if routes.ops && path == "/healthz" {
         return Route::Health;

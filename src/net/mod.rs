@@ -10,6 +10,7 @@ pub mod assets;
 pub mod conn;
 pub mod http;
 pub mod per_address;
+pub mod samples;
 pub mod server;
 pub mod timer;
 pub mod write_queue;

@@ -28,10 +28,11 @@ use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
-use crate::metrics::{EndReason, Stats};
+use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
 use crate::net::conn::{Conn, Ctx, ReadResult};
 use crate::net::per_address::PerAddress;
+use crate::net::samples::Reading;
 use crate::net::timer::{Entry, TimerWheel};
 use crate::net::write_queue::Chunk;
 use crate::net::ws::{self, close};
@@ -357,6 +358,11 @@ impl Server {
         if let Some(log_wait) = self.log.wake_in(now) {
             wait = Some(wait.map_or(log_wait, |w| w.min(log_wait)));
         }
+        if self.admin_api.is_some() {
+            // The admin page's charts get a sample every second.
+            let next_second = 1000 - logging::unix_millis() % 1000;
+            wait = Some(wait.map_or(next_second, |w| w.min(next_second)));
+        }
         if let Some(deadline) = self.shutdown_deadline {
             let left = deadline
                 .saturating_duration_since(Instant::now())
@@ -379,7 +385,13 @@ impl Server {
             self.core
                 .handle(Event::Tick { now: wall }, &mut self.commands);
             if let Some(admin) = self.admin_api.as_mut() {
-                admin.tick(wall);
+                let reading = Reading {
+                    connections: self.stats.ws_clients,
+                    messages_total: self.stats.messages_received,
+                    deliveries_total: self.stats.messages_broadcast,
+                    rss_kib: metrics::resident_kib(),
+                };
+                admin.tick(wall, reading);
             }
         }
     }

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, say } from './browser.mjs';
+import { joinChat, launchBrowser, say } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
@@ -62,17 +62,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function joinAs(name, port) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e));
-  await page.goto(`http://127.0.0.1:${port}/`);
-  await page.fill('#join-username', name);
-  await page.click('#join-form button[type=submit]');
-  await page.waitForSelector('#status[data-state=online]');
-  return { page, errors };
-}
+const joinAs = (name, port) => joinChat(browser, port, name);
 
 
 const ids = (page) => page.$$eval('#messages li.msg', (els) => els.map((e) => Number(e.dataset.id)));
