@@ -7,6 +7,7 @@ const STORE = 'picochat.me';
 const ROOMS_STORE = 'picochat.rooms';
 const PASSWORD_STORE = 'picochat.password';   // sessionStorage: this tab's session only
 const SECRET_STORE = 'picochat.secret';       // this browser's own random secret: its names are held for it
+const TOKEN_STORE = 'picochat.token';         // sessionStorage: a signed token (--auth token) for this tab
 const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 let badLink = null;       // a /r/NAME whose NAME no server would accept
@@ -15,6 +16,7 @@ const state = {
   me: loadMe(),            // { username, email } from the join screen
   password: sessionStorage.getItem(PASSWORD_STORE), // a server with --auth password
   secret: loadSecret(),
+  token: takeToken(),      // --auth token: from the URL fragment or the embedding page
   status: 'connecting',    // connecting | online | offline
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
@@ -45,6 +47,34 @@ function newRoom(name) {
     // reconnect are reconnects too, not news.
     returning: new Set(),
   };
+}
+
+// A token handed over in the URL fragment (/#token=...) is kept for the tab
+// and taken out of the address bar, so it is neither bookmarked nor shared.
+function takeToken() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_STORE, decodeURIComponent(m[1]));
+    history.replaceState(history.state, '', location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_STORE);
+}
+
+// A token from the page that embeds this one: {type: 'picochat-token', token}.
+function tokenFromParent(e) {
+  if (e.source !== window.parent || window.parent === window) return;
+  if (!e.data || e.data.type !== 'picochat-token' || typeof e.data.token !== 'string') return;
+  state.token = e.data.token;
+  sessionStorage.setItem(TOKEN_STORE, state.token);
+  signInWithToken();
+}
+
+// With a token the name is the token's: no join form, straight in.
+function signInWithToken() {
+  if (!state.token) return;
+  state.me = { username: '', email: '', token: true };
+  renderScreens();
+  if (!state.ws) connect();
 }
 
 // 128 random bits, made once per browser. getRandomValues works on plain
@@ -94,7 +124,7 @@ function room(name) {
 function renderScreens() {
   $('join-screen').hidden = !!state.me;
   $('chat-screen').hidden = !state.me;
-  $('leave').hidden = !state.me;
+  $('leave').hidden = !state.me || !!state.me.token;   // a token's name is the site's
   $('rooms-toggle').hidden = !state.me;
   if (!state.me) {
     const last = loadMe();
@@ -164,6 +194,7 @@ function renderUsers() {
     const name = document.createElement('span');
     name.textContent = u.username;
     li.append(avatar(u, true), name);
+    if (u.verified) li.append(verifiedMark());
     return li;
   }));
 }
@@ -286,6 +317,7 @@ function messageItem(m) {
   when.dateTime = date.toISOString();
   when.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   meta.append(name);
+  if (m.verified) meta.append(verifiedMark());
   if (m.by === 'admin') {
     const badge = document.createElement('span');
     badge.className = 'badge';
@@ -301,6 +333,16 @@ function messageItem(m) {
   body.append(meta, text);
   li.append(avatar(m), body);
   return li;
+}
+
+// The name came from a token the site signed (--auth token).
+function verifiedMark() {
+  const mark = document.createElement('span');
+  mark.className = 'verified';
+  mark.textContent = '✓';
+  mark.title = 'Verified: this name comes from the site you signed in to';
+  mark.setAttribute('aria-label', 'verified');
+  return mark;
 }
 
 function editedMark() {
@@ -490,6 +532,7 @@ function baseJoin() {
   const join = { type: 'join', username: state.me.username, secret: state.secret };
   if (state.me.email) join.email = state.me.email;
   if (state.password) join.password = state.password;
+  if (state.token) join.token = state.token;
   return join;
 }
 
@@ -620,7 +663,7 @@ function onServerMessage(m) {
       if (!r) break;
       r.online = m.online;
       if (!r.users.some((u) => u.username === m.username)) {
-        r.users = [...r.users, { username: m.username, avatar: m.avatar }]
+        r.users = [...r.users, { username: m.username, avatar: m.avatar, verified: m.verified }]
           .sort((a, b) => (a.username < b.username ? -1 : 1));
       }
       if (!r.returning.delete(m.username)) addSystem(r, `${m.username} joined`);
@@ -645,6 +688,20 @@ function onServerMessage(m) {
       if (m.code === 'name_taken' && ![...state.rooms.values()].some((r) => r.joined)) {
         refusedJoin('That name is someone else\'s here: please choose another.', 'join-username');
         $('join-username').select();
+      } else if (m.code === 'bad_token') {
+        state.token = null;
+        sessionStorage.removeItem(TOKEN_STORE);
+        refusedJoin('This chat is entered from its site: your sign-in link is missing, expired or not valid. Open the chat from the site again.', 'join-username');
+      } else if (m.code === 'forbidden_room' && m.room) {
+        const r = state.rooms.get(m.room);
+        if (r && !r.joined) state.rooms.delete(m.room);
+        if (state.wanted === m.room) state.wanted = null;
+        $('room-error').textContent = `Your sign-in does not include #${m.room}.`;
+        if (![...state.rooms.values()].some((x) => x.joined || x.pending) && !state.triedDefault) {
+          state.triedDefault = true;   // the server's default room, once
+          send(baseJoin());
+        }
+        renderRooms();
       } else if (m.code === 'banned') {
         refusedJoin('A moderator has banned this name here.', 'join-username');
       } else if (m.code === 'bad_password') {
@@ -865,6 +922,8 @@ function restoreRooms() {
 
 wire();
 restoreRooms();
+window.addEventListener('message', tokenFromParent);
+if (state.token) state.me = { username: '', email: '', token: true };
 if (badLink !== null) {
   $('room-error').textContent = `“${badLink}” is not a room name: names are 1 to 32 of a–z, 0–9, - and _.`;
 }

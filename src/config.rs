@@ -107,6 +107,8 @@ pub struct Config {
     pub auth: AuthMode,
     /// `--auth password`: the file holding the password.
     pub password_file: Option<PathBuf>,
+    /// `--auth token`: the file holding the HS256 secret.
+    pub jwt_secret_file: Option<PathBuf>,
     /// How long a name stays held for its page's secret after its last connection.
     pub name_hold: Duration,
     pub edit_window: Duration,
@@ -143,6 +145,8 @@ pub struct Config {
     pub log_segment: u64,
     /// Extra browser origins allowed to open `/ws` (host[:port] or full origin).
     pub allow_origin: Vec<String>,
+    /// Who may show the chat page in a frame: CSP `frame-ancestors` sources.
+    pub frame_ancestors: String,
     /// Path of an echo WebSocket endpoint for conformance tests; off when None.
     pub echo_path: Option<String>,
     /// Message limit of the echo endpoint (Autobahn sends up to 16 MiB).
@@ -184,6 +188,7 @@ impl Default for Config {
             max_rooms_per_client: 32,
             auth: AuthMode::Open,
             password_file: None,
+            jwt_secret_file: None,
             admin_token_file: None,
             name_hold: Duration::from_secs(30 * 24 * 3600),
             edit_window: Duration::from_secs(15 * 60),
@@ -205,6 +210,7 @@ impl Default for Config {
             echo_path: None,
             echo_max_message: 16 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
+            frame_ancestors: "'none'".into(),
             trust_proxy: false,
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
@@ -217,6 +223,7 @@ impl Default for Config {
 pub enum AuthMode {
     Open,
     Password,
+    Token,
 }
 
 /// File descriptors kept back from `max_connections`' automatic value: the
@@ -374,23 +381,26 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!(
         "--auth",
         "PICOCHAT_AUTH",
-        "open|password",
-        "who may speak: anyone, or only connections that joined with --password-file's password",
+        "open|password|token",
+        "who may speak: anyone, connections that joined with --password-file's password, or with a token signed with --jwt-secret-file",
         |c, v| {
             c.auth = match v {
                 "open" => AuthMode::Open,
                 "password" => AuthMode::Password,
-                _ => return Err("expected open or password".into()),
+                "token" => AuthMode::Token,
+                _ => return Err("expected open, password or token".into()),
             };
             Ok(())
         },
         |c| match c.auth {
             AuthMode::Open => "open",
             AuthMode::Password => "password",
+            AuthMode::Token => "token",
         }
         .into()
     ),
     opt!("--password-file", "PICOCHAT_PASSWORD_FILE", "FILE", "with --auth password: the shared password (the file's text, one trailing newline ignored)", file password_file, "(none)"),
+    opt!("--jwt-secret-file", "PICOCHAT_JWT_SECRET_FILE", "FILE", "with --auth token: the HS256 secret tokens are signed with (at least 16 bytes; one trailing newline ignored)", file jwt_secret_file, "(none)"),
     opt!("--name-hold", "PICOCHAT_NAME_HOLD", "DURATION", "a name stays its page's for this long after its last connection (0 = while online)", duration name_hold),
     opt!("--edit-window", "PICOCHAT_EDIT_WINDOW", "DURATION", "a sender may edit a message for this long after sending it (0 = never)", duration edit_window),
     opt!("--admin-token-file", "PICOCHAT_ADMIN_TOKEN_FILE", "FILE", "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)", file admin_token_file, "(none: no admin API)"),
@@ -502,6 +512,24 @@ pub const OPTIONS: &[OptSpec] = &[
         } else {
             c.allow_origin.join(",")
         }
+    ),
+    opt!(
+        "--frame-ancestors",
+        "PICOCHAT_FRAME_ANCESTORS",
+        "SOURCES",
+        "sites that may embed the chat page in a frame (CSP frame-ancestors, e.g. https://example.org; 'none' = no site)",
+        |c, v| {
+            let v = v.trim();
+            let ok = !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                && !v.contains([';', ',']);
+            if !ok {
+                return Err("expected CSP sources separated by spaces".into());
+            }
+            c.frame_ancestors = v.to_string();
+            Ok(())
+        },
+        |c| c.frame_ancestors.clone()
     ),
     opt!(
         "--echo-path",
@@ -653,6 +681,9 @@ impl Config {
         }
         if (self.auth == AuthMode::Password) != self.password_file.is_some() {
             return Err("--auth password and --password-file go together".into());
+        }
+        if (self.auth == AuthMode::Token) != self.jwt_secret_file.is_some() {
+            return Err("--auth token and --jwt-secret-file go together".into());
         }
         if let Some(url) = &self.redis {
             if self.data_dir.is_some() {
@@ -868,6 +899,7 @@ mod tests {
             [
                 "--admin-listen",
                 "--password-file",
+                "--jwt-secret-file",
                 "--admin-token-file",
                 "--rooms",
                 "--data-dir",

@@ -2,6 +2,10 @@
 //! it joins with the password; failures are counted and, from one address,
 //! limited; the password never shows in logs, `/healthz` or `/metrics`; and a
 //! missing, unreadable or empty password file stops the start with status 2.
+//! `--auth token`: joins with JWTs signed here (jwt-compact, HS256): the name
+//! comes from the token and is marked verified, its rooms are the only ones
+//! allowed, its subject owns its messages; expired, early, forged, `alg:
+//! none`, other-algorithm, malformed and over-long tokens get `bad_token`.
 
 mod common;
 use common::*;
@@ -120,4 +124,193 @@ fn a_missing_unreadable_or_empty_password_file_stops_the_start() {
     assert_eq!(status, Some(2));
     assert!(err.contains("cannot read"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const JWT_SECRET: &str = "the-operator-app-shares-this-secret";
+
+fn token_server() -> TestServer {
+    let dir = std::env::temp_dir().join(format!("picochat-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("jwt-{}", rand_suffix()));
+    std::fs::write(&file, format!("{JWT_SECRET}\n")).unwrap();
+    TestServer::start(&[
+        "--auth",
+        "token",
+        "--jwt-secret-file",
+        file.to_str().unwrap(),
+        "--msg-rate",
+        "0",
+    ])
+}
+
+/// A token signed with `secret`, valid from `nbf` to `exp` (seconds from now).
+fn token(secret: &str, claims: serde_json::Value, exp: Option<i64>, nbf: Option<i64>) -> String {
+    use jwt_compact::{alg::Hs256, alg::Hs256Key, AlgorithmExt, Claims, Header};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |d: i64| chrono::DateTime::<chrono::Utc>::from_timestamp(now + d, 0).unwrap();
+    let mut c = Claims::new(claims);
+    c.expiration = exp.map(at);
+    c.not_before = nbf.map(at);
+    Hs256
+        .token(&Header::empty(), &c, &Hs256Key::new(secret.as_bytes()))
+        .unwrap()
+}
+
+fn join_token(ws: &mut Ws, room: &str, token: &str) -> serde_json::Value {
+    send_json(
+        ws,
+        json!({"type": "join", "room": room, "username": "whatever I like", "token": token}),
+    );
+    recv_json(ws)
+}
+
+#[test]
+fn a_token_names_its_user_verified_and_bounds_its_rooms() {
+    let s = token_server();
+    let ada = json!({"sub": "user-1", "name": "Ada", "rooms": ["dev", "lobby"]});
+    let good = token(JWT_SECRET, ada.clone(), Some(3600), Some(-5));
+    let mut ws = s.ws();
+    send_json(&mut ws, json!({"username": "gopher", "message": "hi"}));
+    assert_eq!(
+        recv_json(&mut ws)["code"],
+        "bad_token",
+        "nothing counts before a token"
+    );
+    let w = join_token(&mut ws, "dev", &good);
+    assert_eq!(w["type"], "welcome", "{w}");
+    assert_eq!(
+        w["you"],
+        json!({"username": "Ada", "verified": true}),
+        "the token's name, not the join's"
+    );
+    send_json(&mut ws, json!({"type": "join", "room": "ops"}));
+    assert_eq!(recv_type(&mut ws, "error")["code"], "forbidden_room");
+    send_json(&mut ws, json!({"room": "dev", "message": "hello"}));
+    let m = recv_type(&mut ws, "message");
+    assert_eq!(
+        (m["username"].as_str(), m["verified"].as_bool()),
+        (Some("Ada"), Some(true))
+    );
+    // The same subject on another connection (another device) owns the message.
+    let mut other_device = s.ws();
+    let again = token(
+        JWT_SECRET,
+        json!({"sub": "user-1", "name": "Ada L."}),
+        Some(3600),
+        None,
+    );
+    assert_eq!(
+        join_token(&mut other_device, "dev", &again)["type"],
+        "welcome"
+    );
+    let mut eve = s.ws();
+    let eve_token = token(
+        JWT_SECRET,
+        json!({"sub": "user-2", "name": "Eve"}),
+        Some(3600),
+        None,
+    );
+    join_token(&mut eve, "dev", &eve_token);
+    send_json(
+        &mut eve,
+        json!({"type": "delete", "room": "dev", "id": m["id"]}),
+    );
+    assert_eq!(recv_type(&mut eve, "error")["code"], "not_yours");
+    send_json(
+        &mut other_device,
+        json!({"type": "delete", "room": "dev", "id": m["id"]}),
+    );
+    assert_eq!(recv_type(&mut ws, "delete")["target"], m["id"]);
+    assert!(!s.log_text().contains(&good), "tokens are not logged");
+}
+
+#[test]
+fn expired_early_forged_and_malformed_tokens_are_bad_tokens() {
+    let s = token_server();
+    let user = json!({"sub": "u", "name": "ann"});
+    let body = token(JWT_SECRET, user.clone(), Some(3600), None);
+    let claims_part = body.split('.').nth(1).unwrap().to_string();
+    let bad = [
+        ("expired", token(JWT_SECRET, user.clone(), Some(-120), None)),
+        (
+            "not yet valid",
+            token(JWT_SECRET, user.clone(), Some(3600), Some(300)),
+        ),
+        ("no exp", token(JWT_SECRET, user.clone(), None, None)),
+        (
+            "wrong secret",
+            token("some-other-secret-entirely", user.clone(), Some(3600), None),
+        ),
+        // {"alg":"none","typ":"JWT"} and {"alg":"HS512","typ":"JWT"} over the same claims.
+        (
+            "alg none",
+            format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims_part}."),
+        ),
+        (
+            "another algorithm",
+            format!("eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{claims_part}.c2ln"),
+        ),
+        ("malformed", "not.a.token".to_string()),
+        (
+            "over 4 KiB",
+            token(
+                JWT_SECRET,
+                json!({"sub": "u", "name": "ann", "pad": "x".repeat(4096)}),
+                Some(3600),
+                None,
+            ),
+        ),
+        (
+            "a name no username may be",
+            token(
+                JWT_SECRET,
+                json!({"sub": "u", "name": "x".repeat(40)}),
+                Some(3600),
+                None,
+            ),
+        ),
+    ];
+    for (why, t) in &bad {
+        let mut ws = s.ws();
+        assert_eq!(
+            join_token(&mut ws, "lobby", t)["code"],
+            "bad_token",
+            "{why}"
+        );
+    }
+    let mut ws = s.ws();
+    assert_eq!(
+        join_token(&mut ws, "lobby", &body)["type"],
+        "welcome",
+        "the good one"
+    );
+    assert_eq!(s.metric("picochat_auth_failures_total"), bad.len() as f64);
+}
+
+#[test]
+fn token_mode_needs_a_long_enough_secret_file() {
+    let dir = std::env::temp_dir().join(format!("picochat-token-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short");
+    std::fs::write(&short, "too short\n").unwrap();
+    let (status, err) = run_to_exit(&["--auth", "token"]);
+    assert_eq!(
+        (status, err.contains("--jwt-secret-file")),
+        (Some(2), true),
+        "{err}"
+    );
+    let (status, err) = run_to_exit(&[
+        "--auth",
+        "token",
+        "--jwt-secret-file",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(2));
+    assert!(
+        err.contains("shorter than 16 bytes") && !err.contains("too short"),
+        "{err}"
+    );
 }

@@ -212,3 +212,33 @@ fn keep_alive_pipelining_and_split_requests_work() {
         }
     }
 }
+
+#[test]
+fn the_page_may_be_framed_only_by_the_sites_named_and_the_admin_page_never() {
+    let head = |addr, path: &str| {
+        let raw = http_raw(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
+        let text = String::from_utf8_lossy(&raw).to_string();
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    };
+    let plain = TestServer::start(&[]);
+    assert!(head(plain.addr, "/").contains("frame-ancestors 'none'\r\n"));
+    let dir = std::env::temp_dir().join(format!("picochat-frames-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "an-admin-token-of-some-length").unwrap();
+    let s = TestServer::start(&[
+        "--frame-ancestors",
+        "https://example.org https://*.example.net",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(
+        head(s.addr, "/").contains("frame-ancestors https://example.org https://*.example.net\r\n")
+    );
+    assert!(head(s.addr, "/admin").contains("frame-ancestors 'none'\r\n"));
+    let (status, err) = run_to_exit(&["--frame-ancestors", "https://a.org; script-src *"]);
+    assert_eq!(status, Some(2), "{err}");
+}

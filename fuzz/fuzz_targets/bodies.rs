@@ -27,7 +27,7 @@ pub fn http_request(data: &[u8]) {
                 let _ = http::upgrade(&req, &["http://allowed.example".to_string()], "date");
             }
             Route::Asset(a) => {
-                let _ = http::asset(&req, a, "date");
+                let _ = http::asset(&req, a, "date", "'none'");
             }
             Route::Admin => {
                 let _ = picochat::net::admin::route(req.method, req.path);

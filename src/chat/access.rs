@@ -1,11 +1,13 @@
 //! Who may speak (`--auth`). `open`: anyone. `password`: a connection must
 //! join with the shared password (`--password-file`) before anything it sends
-//! is accepted; wrong attempts are counted and, past 10 within a minute from
+//! is accepted; `token`: with a JWT the operator's app signed (`token.rs`).
+//! Wrong attempts are counted and, past 10 within a minute from
 //! one client address, refused for a minute without being checked. The
 //! password is kept as a [`Secret`], compared in constant time, and never
 //! printed. No sockets or clocks here: the core passes addresses and time in.
 //! [`Attempts`] (failures per address) serves the admin token too.
 
+use super::token::{self, TokenKey, TokenUser};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -106,22 +108,55 @@ impl Attempts {
 #[derive(Debug, Default)]
 pub struct Access {
     password: Option<Secret>,
+    token: Option<std::rc::Rc<TokenKey>>,
     attempts: Attempts,
     /// Wrong passwords and blocked attempts since start (`/metrics`).
     pub failures_total: u64,
 }
 
 impl Access {
-    pub fn new(password: Option<Secret>) -> Access {
+    pub fn new(password: Option<Secret>, token: Option<std::rc::Rc<TokenKey>>) -> Access {
         Access {
             password,
+            token,
             ..Access::default()
         }
     }
 
-    /// Whether connections must join with the password before speaking.
-    pub fn password_required(&self) -> bool {
-        self.password.is_some()
+    /// Whether connections must join with the password or a token before speaking.
+    pub fn required(&self) -> bool {
+        self.password.is_some() || self.token.is_some()
+    }
+
+    /// `--auth token`: names come from tokens.
+    pub fn token_required(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Checks a join's token from `addr` at wall-clock `now` (ms).
+    pub fn check_token(
+        &mut self,
+        given: Option<&str>,
+        addr: Option<IpAddr>,
+        now: u64,
+    ) -> Result<TokenUser, Check> {
+        let Some(key) = &self.token else {
+            return Err(Check::Wrong);
+        };
+        let addr = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if self.attempts.blocked(addr, now) {
+            self.failures_total += 1;
+            return Err(Check::Blocked);
+        }
+        match given.map(|t| token::verify(key, t, now)) {
+            Some(Ok(user)) => Ok(user),
+            why => {
+                crate::log_debug!("{addr}: token refused: {:?}", why.map(|r| r.err()));
+                self.failures_total += 1;
+                self.attempts.failed(addr, now);
+                Err(Check::Wrong)
+            }
+        }
     }
 
     /// Checks a join's password from `addr` at wall-clock `now` (ms).
@@ -168,7 +203,7 @@ mod tests {
 
     #[test]
     fn ten_failures_from_one_address_block_it_for_a_minute_and_no_other() {
-        let mut a = Access::new(Some(Secret::new(b"pw")));
+        let mut a = Access::new(Some(Secret::new(b"pw")), None);
         let (x, y): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         for i in 0..10 {
             assert_eq!(a.check(Some("no"), Some(x), 1000 + i), Check::Wrong);
@@ -200,6 +235,10 @@ mod tests {
         assert_eq!(a.failures_total, 13, "10 wrong, 2 blocked, 1 missing");
         a.tick(10 * BLOCK_MS);
         assert!(a.attempts.is_empty());
-        assert_eq!(Access::new(None).check(None, None, 0), Check::Ok, "open");
+        assert_eq!(
+            Access::new(None, None).check(None, None, 0),
+            Check::Ok,
+            "open"
+        );
     }
 }

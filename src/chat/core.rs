@@ -35,6 +35,7 @@ use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored};
 use super::room::{Room, Stored, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
+use super::token::{TokenKey, TokenUser};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -72,6 +73,8 @@ pub struct Limits {
     pub name_hold_ms: u64,
     /// How long after sending a message its sender may still edit it (`--edit-window`).
     pub edit_window_ms: u64,
+    /// `--auth token`: the key tokens are signed with.
+    pub token_key: Option<Rc<TokenKey>>,
 }
 
 impl Limits {
@@ -92,6 +95,7 @@ impl Limits {
             keep_addresses: false,
             name_hold_ms: 0,
             edit_window_ms: 15 * 60_000,
+            token_key: None,
         }
     }
 }
@@ -224,6 +228,8 @@ pub struct Core {
     names_pruned: u64,
     /// Bans and room settings, as the log stored them.
     moderation: Moderation,
+    /// `--auth token`: who a connection's token says it is, until its first join succeeds.
+    tokens: HashMap<ClientId, Box<Identity>>,
 }
 
 type Out = Vec<Command>;
@@ -244,7 +250,8 @@ impl Core {
             on_demand: restored.on_demand,
             now,
             directory: Vec::new(),
-            access: Access::new(limits.password.clone()),
+            access: Access::new(limits.password.clone(), limits.token_key.clone()),
+            tokens: HashMap::new(),
             addresses: HashMap::new(),
             names: Names::new(limits.name_hold_ms),
             names_pruned: now,
@@ -304,7 +311,7 @@ impl Core {
         }
         match event {
             Event::Connected { client, now, addr } => {
-                let keep = self.access.password_required() || self.limits.keep_addresses;
+                let keep = self.access.required() || self.limits.keep_addresses;
                 if let Some(a) = addr.filter(|_| keep) {
                     self.addresses.insert(client, a);
                 }
@@ -691,6 +698,7 @@ impl Core {
         };
         self.session_count -= 1;
         self.addresses.remove(&client);
+        self.tokens.remove(&client);
         if let Some(who) = session.identity.as_deref().filter(|_| session.holder) {
             self.names.depart(&who.username, now);
         }
@@ -813,24 +821,42 @@ impl Core {
         }
     }
 
-    /// `--auth password`: nothing from a connection counts until it joined
-    /// with the password; a wrong one is counted against its address.
+    /// `--auth password|token`: nothing from a connection counts until it
+    /// joined with the password or a valid token; a wrong one is counted
+    /// against its address. A token's user waits in `tokens` for its join.
     fn admit(&mut self, client: ClientId, msg: &Incoming, now: u64) -> Result<(), ErrorCode> {
-        if !self.access.password_required() || self.session(client).is_none_or(|s| s.authed) {
+        if !self.access.required() || self.session(client).is_none_or(|s| s.authed) {
             return Ok(());
         }
+        let token = self.access.token_required();
+        let wrong = if token {
+            ErrorCode::BadToken
+        } else {
+            ErrorCode::BadPassword
+        };
         if msg.kind.as_deref() != Some("join") {
-            return Err(ErrorCode::BadPassword);
+            return Err(wrong);
         }
         let addr = self.addresses.get(&client).copied();
-        match self.access.check(msg.password.as_deref(), addr, now) {
+        let checked = if token {
+            match self.access.check_token(msg.token.as_deref(), addr, now) {
+                Ok(user) => {
+                    self.tokens.insert(client, Box::new(token_identity(user)));
+                    Check::Ok
+                }
+                Err(check) => check,
+            }
+        } else {
+            self.access.check(msg.password.as_deref(), addr, now)
+        };
+        match checked {
             Check::Ok => {
                 if let Some(s) = self.session_mut(client) {
                     s.authed = true;
                 }
                 Ok(())
             }
-            Check::Wrong => Err(ErrorCode::BadPassword),
+            Check::Wrong => Err(wrong),
             Check::Blocked => Err(ErrorCode::RateLimited),
         }
     }
@@ -867,7 +893,18 @@ impl Core {
         let Some(session) = self.session(client) else {
             return Ok(());
         };
+        let token_mode = self.access.token_required();
         let identity = match (&session.identity, msg.username.as_deref()) {
+            // `--auth token`: the name is the token's, whatever the join says.
+            (Some(known), _) if token_mode => (**known).clone(),
+            (None, _) if token_mode => {
+                let mut user = (**self.tokens.get(&client).ok_or(ErrorCode::BadToken)?).clone();
+                user.avatar = protocol::avatar(msg.email.as_deref())?;
+                if let Some((shared, _)) = self.users.get_key_value(&*user.username) {
+                    user.username = shared.clone();
+                }
+                user
+            }
             (None, None) => return Err(ErrorCode::BadUsername),
             (Some(known), None) => (**known).clone(),
             (known, Some(raw)) => {
@@ -888,6 +925,8 @@ impl Core {
                         },
                         avatar,
                         owner: msg.secret.as_deref().map(protocol::owner_of),
+                        verified: false,
+                        rooms: None,
                     },
                 }
             }
@@ -895,8 +934,20 @@ impl Core {
         if self.moderation.name_banned(&identity.username, now) {
             return Err(ErrorCode::Banned);
         }
+        if identity
+            .rooms
+            .as_ref()
+            .is_some_and(|r| !r.iter().any(|x| **x == **room))
+        {
+            return Err(ErrorCode::ForbiddenRoom);
+        }
         let newly_identified = session.identity.is_none();
-        let secret = msg.secret.as_deref().map(names::hash_secret);
+        // Names are held by page secrets; a token's name is the operator's to give.
+        let secret = msg
+            .secret
+            .as_deref()
+            .filter(|_| !token_mode)
+            .map(names::hash_secret);
         if newly_identified && !self.names.may_use(&identity.username, secret.as_ref(), now) {
             return Err(ErrorCode::NameTaken);
         }
@@ -1026,6 +1077,8 @@ impl Core {
         }
         let identity = match &session.identity {
             Some(identity) => (**identity).clone(),
+            // `--auth token`: a name comes only from a token, at a join.
+            None if self.access.token_required() => return Err(ErrorCode::NotJoined),
             None => {
                 let username = protocol::username(msg.username.as_deref().unwrap_or(""))?;
                 // A client that never joined names itself in each message: not a held name.
@@ -1039,9 +1092,18 @@ impl Core {
                     username: username.into(),
                     avatar: protocol::avatar(msg.email.as_deref())?,
                     owner: None,
+                    verified: false,
+                    rooms: None,
                 }
             }
         };
+        if identity
+            .rooms
+            .as_ref()
+            .is_some_and(|r| !r.iter().any(|x| **x == **room))
+        {
+            return Err(ErrorCode::ForbiddenRoom);
+        }
         let text = self.text_of(msg)?;
         if let Some(s) = self.moderation.room(room) {
             if s.read_only {
@@ -1266,6 +1328,7 @@ impl Core {
                 message: None,
                 password: None,
                 secret: w.secret.map(Into::into),
+                token: None,
                 since: w.since,
                 epoch: w.epoch,
                 id: None,
@@ -1311,6 +1374,7 @@ impl Core {
         let who = protocol::UserView {
             username: &p.username,
             avatar: p.avatar.as_deref(),
+            verified: false,
         };
         let kind = if p.online { "join" } else { "leave" };
         let json = protocol::presence_json(kind, &p.room, &who, now, r.online.len());
@@ -1439,6 +1503,18 @@ impl Core {
             },
         };
         protocol::welcome_json(&head, history)
+    }
+}
+
+/// The identity a valid token gives: its name, verified; its subject owns
+/// its messages; its rooms, if it lists them.
+fn token_identity(user: TokenUser) -> Identity {
+    Identity {
+        username: user.name.as_str().into(),
+        avatar: None,
+        owner: Some(protocol::owner_of(&format!("sub:{}", user.subject))),
+        verified: true,
+        rooms: user.rooms.map(Into::into),
     }
 }
 

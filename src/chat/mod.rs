@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod record;
 pub mod room;
 pub mod session;
+pub mod token;
 
 pub use self::core::{Audience, Command, Core, Event, Farewell, Kick, Limits};
 pub use self::session::ClientId;

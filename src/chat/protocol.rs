@@ -41,6 +41,9 @@ pub struct Incoming<'a> {
     /// The page's own random secret, on a join: the name it uses is held for it.
     #[serde(borrow, default)]
     pub secret: Option<Cow<'a, str>>,
+    /// `--auth token`: the signed token, on a join.
+    #[serde(borrow, default)]
+    pub token: Option<Cow<'a, str>>,
     #[serde(default)]
     pub since: Option<u64>,
     #[serde(default)]
@@ -138,6 +141,8 @@ pub enum ErrorCode {
     Banned,
     SlowMode,
     ReadOnly,
+    BadToken,
+    ForbiddenRoom,
 }
 
 impl ErrorCode {
@@ -164,6 +169,8 @@ impl ErrorCode {
             ErrorCode::Banned => "banned",
             ErrorCode::SlowMode => "slow_mode",
             ErrorCode::ReadOnly => "read_only",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::ForbiddenRoom => "forbidden_room",
         }
     }
 
@@ -196,6 +203,10 @@ impl ErrorCode {
             ErrorCode::Banned => "this name is banned here by a moderator",
             ErrorCode::SlowMode => "slow mode: wait a little before your next message in this room",
             ErrorCode::ReadOnly => "this room is read-only: only moderators post here",
+            ErrorCode::BadToken => {
+                "this chat needs a valid sign-in token (missing, expired, not yet valid or forged)"
+            }
+            ErrorCode::ForbiddenRoom => "your sign-in token does not allow this room",
         }
     }
 }
@@ -231,6 +242,9 @@ pub struct UserView<'a> {
     pub username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar: Option<&'a str>,
+    /// The name came from a token the operator signed (`--auth token`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verified: bool,
 }
 
 #[derive(Serialize)]
@@ -241,6 +255,8 @@ struct PresenceNotice<'a> {
     username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     avatar: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    verified: bool,
     time: u64,
     online: usize,
 }
@@ -258,6 +274,7 @@ pub fn presence_json(
         room,
         username: who.username,
         avatar: who.avatar,
+        verified: who.verified,
         time,
         online,
     })
@@ -432,6 +449,8 @@ struct MessageFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     avatar: Option<&'a str>,
     message: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    verified: bool,
     /// `"admin"`: posted by a moderator through the admin API.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<&'static str>,
@@ -445,6 +464,7 @@ pub fn message_fields(time: u64, who: &UserView, message: &str, owner: Option<Ow
         username: who.username,
         avatar: who.avatar,
         message,
+        verified: who.verified,
         by: None,
     });
     with_owner(fields, owner)
@@ -457,6 +477,7 @@ pub fn admin_message_fields(time: u64, username: &str, message: &str) -> String 
         username,
         avatar: None,
         message,
+        verified: false,
         by: Some("admin"),
     })
 }
@@ -673,6 +694,7 @@ mod tests {
         let who = UserView {
             username: "a\"b",
             avatar: None,
+            verified: false,
         };
         let fields = message_fields(5, &who, "hi \"there\"\n", None);
         let v: serde_json::Value = serde_json::from_str(&seal("general", 42, &fields).0).unwrap();
@@ -688,6 +710,7 @@ mod tests {
         let who = UserView {
             username: "ann",
             avatar: None,
+            verified: false,
         };
         let owner = owner_of("secret");
         let fields = message_fields(5, &who, r#"ends ,"owner":"0123456789abcdef"}"#, Some(owner));

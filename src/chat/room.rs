@@ -28,6 +28,7 @@ pub fn charge(json: &str) -> usize {
 #[derive(Debug)]
 pub struct Presence {
     pub avatar: Option<Rc<str>>,
+    pub verified: bool,
     /// This process's connections of the user in the room.
     pub connections: u32,
     /// Other processes the user is online on in this room (a shared log), by node id.
@@ -160,6 +161,7 @@ impl Room {
                     who.username.clone(),
                     Presence {
                         avatar: who.avatar.clone(),
+                        verified: who.verified,
                         connections: 1,
                         nodes: Vec::new(),
                     },
@@ -204,6 +206,7 @@ impl Room {
                     username.into(),
                     Presence {
                         avatar: avatar.map(Into::into),
+                        verified: false,
                         connections: 0,
                         nodes: vec![node.into()],
                     },
@@ -300,6 +303,7 @@ impl Room {
             .map(|(name, p)| UserView {
                 username: name,
                 avatar: p.avatar.as_deref(),
+                verified: p.verified,
             })
             .take_while(|u| {
                 used += u.username.len() + u.avatar.map_or(0, str::len) + 32;

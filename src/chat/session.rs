@@ -28,8 +28,13 @@ impl ClientId {
 pub struct Identity {
     pub username: Rc<str>,
     pub avatar: Option<Rc<str>>,
-    /// From the page's secret: its messages may be edited and deleted by it.
+    /// From the page's secret (or the token's subject): its messages may be
+    /// edited and deleted by it.
     pub owner: Option<Owner>,
+    /// `--auth token`: the name came from a signed token.
+    pub verified: bool,
+    /// `--auth token`: the only rooms the token allows, when it lists them.
+    pub rooms: Option<Rc<[String]>>,
 }
 
 impl Identity {
@@ -37,6 +42,7 @@ impl Identity {
         UserView {
             username: &self.username,
             avatar: self.avatar.as_deref(),
+            verified: self.verified,
         }
     }
 }

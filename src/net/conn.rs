@@ -412,7 +412,7 @@ impl Conn {
                 };
                 return self.upgrade(req, kind, ctx);
             }
-            Route::Asset(asset) => http::asset(req, asset, date),
+            Route::Asset(asset) => http::asset(req, asset, date, &ctx.config.frame_ancestors),
             Route::Rooms => http::rooms(
                 &ctx.core.rooms_json(),
                 req.method == "HEAD",

@@ -425,8 +425,10 @@ pub fn error(status: Status, detail: &str, keep_alive: bool, date: &str) -> Repl
     )
 }
 
-/// Serves a compiled-in file: gzip when accepted, 304 on a matching ETag, HEAD without body.
-pub fn asset(req: &Request, a: &'static Asset, date: &str) -> Reply {
+/// Serves a compiled-in file: gzip when accepted, 304 on a matching ETag, HEAD
+/// without body. An HTML page may be framed by `frame_ancestors` (CSP sources;
+/// the admin page never).
+pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str) -> Reply {
     let keep_alive = req.keep_alive;
     let (body, gz) = match a.gzip {
         Some(gz) if req.accepts_gzip => (gz, true),
@@ -462,9 +464,15 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str) -> Reply {
         body.len()
     );
     if a.content_type.starts_with("text/html") {
-        h.push_str(
+        let ancestors = if a.path == "/admin.html" {
+            "'none'"
+        } else {
+            frame_ancestors
+        };
+        let _ = write!(
+            h,
             "Content-Security-Policy: default-src 'self'; img-src 'self' https://www.gravatar.com data:; \
-             connect-src 'self' ws: wss:; frame-ancestors 'none'\r\nReferrer-Policy: no-referrer\r\n",
+             connect-src 'self' ws: wss:; frame-ancestors {ancestors}\r\nReferrer-Policy: no-referrer\r\n",
         );
     }
     if gz {

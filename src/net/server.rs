@@ -21,6 +21,7 @@
 //! events and time.
 
 use crate::chat::access::Secret;
+use crate::chat::token::TokenKey;
 use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Limits};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::log::journal::Journal;
@@ -201,6 +202,14 @@ impl Server {
             keep_addresses: config.admin_token_file.is_some(),
             name_hold_ms: config.name_hold.as_millis() as u64,
             edit_window_ms: config.edit_window.as_millis() as u64,
+            token_key: config
+                .jwt_secret_file
+                .as_deref()
+                .map(|f| {
+                    read_secret(f, 16, "--jwt-secret-file").map(|s| Rc::new(TokenKey::new(&s)))
+                })
+                .transpose()
+                .map_err(|message| StartError { message, status: 2 })?,
         };
         let admin_api = config
             .admin_token_file
@@ -829,8 +838,14 @@ fn read_secret(file: &std::path::Path, min: usize, flag: &str) -> Result<Vec<u8>
             bytes.pop();
         }
     }
-    if bytes.len() < min {
+    if bytes.is_empty() {
         return Err(format!("{flag}: {} is empty", file.display()));
+    }
+    if bytes.len() < min {
+        return Err(format!(
+            "{flag}: {} is shorter than {min} bytes",
+            file.display()
+        ));
     }
     Ok(bytes)
 }
