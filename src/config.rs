@@ -110,7 +110,9 @@ pub struct Config {
     /// `--auth token`: the file holding the HS256 secret.
     pub jwt_secret_file: Option<PathBuf>,
     /// How long a name stays held for its page's secret after its last connection.
-    pub name_hold: Duration,
+    /// `None`: 30 days when holds can be stored (`--data-dir`, `--redis`),
+    /// else while online (a restart would forget a longer hold anyway).
+    pub name_hold: Option<Duration>,
     pub edit_window: Duration,
     /// The admin API's bearer token (`/api/admin/`); no file, no admin API.
     pub admin_token_file: Option<PathBuf>,
@@ -190,7 +192,7 @@ impl Default for Config {
             password_file: None,
             jwt_secret_file: None,
             admin_token_file: None,
-            name_hold: Duration::from_secs(30 * 24 * 3600),
+            name_hold: None,
             edit_window: Duration::from_secs(15 * 60),
             max_connections_per_address: 0,
             upgrades_per_address: 0,
@@ -401,7 +403,20 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
     opt!("--password-file", "PICOCHAT_PASSWORD_FILE", "FILE", "with --auth password: the shared password (the file's text, one trailing newline ignored)", file password_file, "(none)"),
     opt!("--jwt-secret-file", "PICOCHAT_JWT_SECRET_FILE", "FILE", "with --auth token: the HS256 secret tokens are signed with (at least 16 bytes; one trailing newline ignored)", file jwt_secret_file, "(none)"),
-    opt!("--name-hold", "PICOCHAT_NAME_HOLD", "DURATION", "a name stays its page's for this long after its last connection (0 = while online)", duration name_hold),
+    opt!(
+        "--name-hold",
+        "PICOCHAT_NAME_HOLD",
+        "DURATION",
+        "a name stays its page's for this long after its last connection (0 = while online)",
+        |c, v| {
+            c.name_hold = Some(parse_duration(v)?);
+            Ok(())
+        },
+        |c| match c.name_hold {
+            Some(d) => show_duration(d),
+            None => "(720h with --data-dir or --redis, else 0)".into(),
+        }
+    ),
     opt!("--edit-window", "PICOCHAT_EDIT_WINDOW", "DURATION", "a sender may edit a message for this long after sending it (0 = never)", duration edit_window),
     opt!("--admin-token-file", "PICOCHAT_ADMIN_TOKEN_FILE", "FILE", "enable the admin API (/api/admin/) with the bearer token in FILE (at least 16 bytes)", file admin_token_file, "(none: no admin API)"),
     opt!("--max-connections-per-address", "PICOCHAT_MAX_CONNECTIONS_PER_ADDRESS", "N", "connections open at once from one client address; more get 503 (0 = no limit)", num max_connections_per_address),
@@ -591,6 +606,17 @@ pub enum Command {
 }
 
 impl Config {
+    /// `--name-hold` as it applies: 30 days by default when holds are
+    /// stored (`--data-dir`, `--redis`), else while online.
+    pub fn name_hold(&self) -> Duration {
+        self.name_hold
+            .unwrap_or(if self.data_dir.is_some() || self.redis.is_some() {
+                Duration::from_secs(30 * 24 * 3600)
+            } else {
+                Duration::ZERO
+            })
+    }
+
     /// Reads `PICOCHAT_*` from `env`, then the flags in `args` (without argv[0]).
     pub fn from_args_and_env<I, E>(args: I, env: E) -> Result<Command, String>
     where
@@ -900,6 +926,7 @@ mod tests {
                 "--admin-listen",
                 "--password-file",
                 "--jwt-secret-file",
+                "--name-hold",
                 "--admin-token-file",
                 "--rooms",
                 "--data-dir",

@@ -314,3 +314,56 @@ fn token_mode_needs_a_long_enough_secret_file() {
         "{err}"
     );
 }
+
+fn join_as(s: &TestServer, name: &str, secret: &str) -> (Ws, serde_json::Value) {
+    let mut ws = s.ws();
+    send_json(
+        &mut ws,
+        json!({"type": "join", "username": name, "secret": secret}),
+    );
+    let answer = recv_json(&mut ws);
+    (ws, answer)
+}
+
+#[test]
+fn held_names_survive_a_restart_with_a_data_dir_and_last_while_online_without() {
+    let dir = std::env::temp_dir().join(format!(
+        "picochat-holds-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let args = ["--data-dir", dir.to_str().unwrap()];
+    let s = TestServer::start(&args);
+    let (ann, w) = join_as(&s, "Ann", "secret-of-ann");
+    assert_eq!(w["type"], "welcome");
+    let (_, refused) = join_as(&s, "ann", "another-secret");
+    assert_eq!(refused["code"], "name_taken");
+    drop(ann);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(s);
+    let s = TestServer::start(&args);
+    let (_, refused) = join_as(&s, "ANN", "another-secret");
+    assert_eq!(refused["code"], "name_taken", "held across the restart");
+    let (_, w) = join_as(&s, "Ann", "secret-of-ann");
+    assert_eq!(w["type"], "welcome", "still hers");
+    assert!(
+        !std::fs::read_to_string(dir.join("settings.json"))
+            .unwrap()
+            .contains("secret-of-ann"),
+        "only the hash is stored"
+    );
+
+    // Without a data dir a hold lasts while its user is online (nothing could keep it longer).
+    let plain = TestServer::start(&[]);
+    let (ann, _) = join_as(&plain, "Ann", "secret-of-ann");
+    assert_eq!(
+        join_as(&plain, "Ann", "another-secret").1["code"],
+        "name_taken"
+    );
+    drop(ann);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        join_as(&plain, "Ann", "another-secret").1["type"],
+        "welcome"
+    );
+}

@@ -1026,3 +1026,42 @@ fn bans_and_room_settings_reach_every_node_and_a_node_started_later() {
     );
     assert_eq!(recv_type(&mut again, "error")["code"], "banned");
 }
+
+#[test]
+fn held_names_are_held_on_every_node_and_on_a_node_started_later() {
+    let redis = Redis::start();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let join_as = |s: &TestServer, name: &str, secret: &str| {
+        let mut ws = s.ws();
+        send_json(
+            &mut ws,
+            json!({"type": "join", "username": name, "secret": secret}),
+        );
+        let answer = recv_json(&mut ws);
+        (ws, answer)
+    };
+    let (ann, w) = join_as(&a, "Ann", "secret-of-ann");
+    assert_eq!(w["type"], "welcome");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        join_as(&b, "ann", "another-secret").1["code"],
+        "name_taken",
+        "online on A"
+    );
+    drop(ann);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        join_as(&b, "Ann", "another-secret").1["code"],
+        "name_taken",
+        "held after she left"
+    );
+    let c = node(&redis, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        join_as(&c, "Ann", "another-secret").1["code"],
+        "name_taken",
+        "a node started later"
+    );
+    assert_eq!(join_as(&c, "Ann", "secret-of-ann").1["type"], "welcome");
+}

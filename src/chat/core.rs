@@ -71,6 +71,9 @@ pub struct Limits {
     pub keep_addresses: bool,
     /// How long a name stays held for its secret after its last connection (`--name-hold`).
     pub name_hold_ms: u64,
+    /// Holds are stored in the log (`--data-dir`, `--redis`): kept across
+    /// restarts and shared between processes.
+    pub store_holds: bool,
     /// How long after sending a message its sender may still edit it (`--edit-window`).
     pub edit_window_ms: u64,
     /// `--auth token`: the key tokens are signed with.
@@ -94,6 +97,7 @@ impl Limits {
             password: None,
             keep_addresses: false,
             name_hold_ms: 0,
+            store_holds: false,
             edit_window_ms: 15 * 60_000,
             token_key: None,
         }
@@ -253,13 +257,14 @@ impl Core {
             access: Access::new(limits.password.clone(), limits.token_key.clone()),
             tokens: HashMap::new(),
             addresses: HashMap::new(),
-            names: Names::new(limits.name_hold_ms),
+            names: Names::new(limits.name_hold_ms, limits.store_holds),
             names_pruned: now,
             moderation: Moderation::default(),
             limits,
         };
         for (key, value) in &restored.settings {
             core.moderation.apply(key, value);
+            core.names.apply(key, value);
         }
         let mut fixed: Vec<RoomName> = vec![core.limits.default_room.clone()];
         fixed.extend(core.limits.fixed_rooms.iter().flatten().cloned());
@@ -329,7 +334,9 @@ impl Core {
                 self.access.tick(now);
                 if now.saturating_sub(self.names_pruned) >= 60_000 {
                     self.names_pruned = now;
-                    self.names.prune(now);
+                    for (key, value) in self.names.prune(now) {
+                        out.push(Command::Set { key, value });
+                    }
                 }
                 self.bound_idle_rooms(out)
             }
@@ -350,6 +357,9 @@ impl Core {
             Event::Log(LogEvent::Presence(p)) => self.remote_presence(p, out),
             Event::Log(LogEvent::Unreadable(room)) => self.unreadable(&room, out),
             Event::Log(LogEvent::Directory(list)) => self.directory = list,
+            Event::Log(LogEvent::Setting { key, value }) if key.starts_with("hold/") => {
+                self.names.apply(&key, &value)
+            }
             Event::Log(LogEvent::Setting { key, value }) => {
                 match self.moderation.apply(&key, &value) {
                     Applied::Banned(target) => self.enforce_ban(&target, out),
@@ -358,6 +368,9 @@ impl Core {
                 }
             }
             Event::Log(LogEvent::Settings(all)) => {
+                for (key, value) in all.iter().filter(|(k, _)| k.starts_with("hold/")) {
+                    self.names.apply(key, value);
+                }
                 let (rooms, banned) = self.moderation.replace(&all);
                 for target in &banned {
                     self.enforce_ban(target, out);
@@ -700,7 +713,9 @@ impl Core {
         self.addresses.remove(&client);
         self.tokens.remove(&client);
         if let Some(who) = session.identity.as_deref().filter(|_| session.holder) {
-            self.names.depart(&who.username, now);
+            if let Some((key, value)) = self.names.depart(&who.username, now) {
+                out.push(Command::Set { key, value });
+            }
         }
         if let Some(who) = &session.identity {
             if let Some(n) = self.users.get_mut(&who.username) {
@@ -980,7 +995,10 @@ impl Core {
         session.identity = Some(Box::new(identity.clone()));
         if newly_identified {
             if let Some(secret) = &secret {
-                let holder = self.names.arrive(&identity.username, secret, now);
+                let (holder, stored) = self.names.arrive(&identity.username, secret, now);
+                if let Some((key, value)) = stored {
+                    out.push(Command::Set { key, value });
+                }
                 if let Some(s) = self.session_mut(client) {
                     s.holder = holder;
                 }

@@ -4,7 +4,13 @@
 //! after. Another secret, or none, gets `name_taken` for a held name; clients
 //! without a secret (the Go tutorial's frames, load generators) may use any
 //! name that is not held, and hold none. Names compare case-insensitively.
-//! Holds live in memory: a restart forgets them.
+//!
+//! With a log that stores settings (`--data-dir`, `--redis`) a hold is also
+//! stored, as the setting `hold/<lower-case name>` = `{"secret": HEX,
+//! "until": MS}`: written when a hold is made and when its last connection
+//! goes, read back at start and (with Redis) from other processes, so a
+//! restart keeps holds and every node refuses the same names. Ended holds
+//! are removed from the store as they are pruned.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -33,6 +39,36 @@ struct Hold {
 pub struct Names {
     hold_ms: u64,
     holds: HashMap<String, Hold>,
+    /// Holds are stored as settings of the log (see the module doc).
+    persist: bool,
+}
+
+/// A hold to store (key, value), or to remove (value empty).
+pub type Change = (String, String);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredHold {
+    secret: String,
+    until: u64,
+}
+
+fn hex(secret: &SecretHash) -> String {
+    use std::fmt::Write as _;
+    secret.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn unhex(text: &str) -> Option<SecretHash> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn key(username: &str) -> String {
@@ -40,10 +76,58 @@ fn key(username: &str) -> String {
 }
 
 impl Names {
-    pub fn new(hold_ms: u64) -> Names {
+    pub fn new(hold_ms: u64, persist: bool) -> Names {
         Names {
             hold_ms,
             holds: HashMap::new(),
+            persist: persist && hold_ms > 0,
+        }
+    }
+
+    fn change(&self, k: &str, secret: &SecretHash, until: u64) -> Option<Change> {
+        self.persist.then(|| {
+            let value = StoredHold {
+                secret: hex(secret),
+                until,
+            };
+            (
+                format!("hold/{k}"),
+                serde_json::to_string(&value).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// A hold the log stored (here before a restart, or by another process).
+    /// A name in use here by another secret stays with it.
+    pub fn apply(&mut self, key: &str, value: &str) {
+        let Some(k) = key.strip_prefix("hold/") else {
+            return;
+        };
+        if value.is_empty() {
+            self.holds.retain(|name, h| name != k || h.online > 0);
+            return;
+        }
+        let Some((secret, until)) = serde_json::from_str::<StoredHold>(value)
+            .ok()
+            .and_then(|s| Some((unhex(&s.secret)?, s.until)))
+        else {
+            return;
+        };
+        match self.holds.get_mut(k) {
+            Some(h) if h.online > 0 && h.secret != secret => {}
+            Some(h) if h.secret == secret => h.until = h.until.max(until),
+            _ => {
+                if self.holds.len() < MAX_HOLDS {
+                    self.holds.insert(
+                        k.to_string(),
+                        Hold {
+                            secret,
+                            online: 0,
+                            until,
+                        },
+                    );
+                }
+            }
         }
     }
 
@@ -68,16 +152,27 @@ impl Names {
 
     /// A connection joined as `username` with `secret`: it holds the name
     /// (with [`may_use`](Self::may_use) checked first). Returns whether it
-    /// is counted (and must [`depart`](Self::depart) when it goes).
-    pub fn arrive(&mut self, username: &str, secret: &SecretHash, now: u64) -> bool {
+    /// is counted (and must [`depart`](Self::depart) when it goes), and the
+    /// hold to store when it is new.
+    pub fn arrive(
+        &mut self,
+        username: &str,
+        secret: &SecretHash,
+        now: u64,
+    ) -> (bool, Option<Change>) {
         let k = key(username);
         let live = self.held(username, now).is_some();
         if !live && self.holds.len() >= MAX_HOLDS {
             self.prune(now);
             if self.holds.len() >= MAX_HOLDS {
-                return false;
+                return (false, None);
             }
         }
+        let stored = if live {
+            None
+        } else {
+            self.change(&k, secret, now + self.hold_ms)
+        };
         let hold = self.holds.entry(k).or_insert(Hold {
             secret: *secret,
             online: 0,
@@ -89,27 +184,40 @@ impl Names {
         }
         hold.online += 1;
         hold.until = 0;
-        true
+        (true, stored)
     }
 
     /// A counted connection of `username` is gone: when it was the last, the
-    /// name stays held for `--name-hold`.
-    pub fn depart(&mut self, username: &str, now: u64) {
+    /// name stays held for `--name-hold` (and that is stored).
+    pub fn depart(&mut self, username: &str, now: u64) -> Option<Change> {
         let k = key(username);
-        if let Some(h) = self.holds.get_mut(&k) {
-            h.online = h.online.saturating_sub(1);
-            if h.online == 0 {
-                h.until = now + self.hold_ms;
-                if self.hold_ms == 0 {
-                    self.holds.remove(&k);
-                }
-            }
+        let h = self.holds.get_mut(&k)?;
+        h.online = h.online.saturating_sub(1);
+        if h.online > 0 {
+            return None;
         }
+        h.until = now + self.hold_ms;
+        let secret = h.secret;
+        if self.hold_ms == 0 {
+            self.holds.remove(&k);
+            return None;
+        }
+        self.change(&k, &secret, now + self.hold_ms)
     }
 
-    /// Drops holds that have ended (called about once a second).
-    pub fn prune(&mut self, now: u64) {
-        self.holds.retain(|_, h| h.online > 0 || now < h.until);
+    /// Drops holds that have ended (called about once a minute); returns
+    /// the stored ones to remove.
+    pub fn prune(&mut self, now: u64) -> Vec<Change> {
+        let mut ended = Vec::new();
+        let persist = self.persist;
+        self.holds.retain(|k, h| {
+            let keep = h.online > 0 || now < h.until;
+            if !keep && persist {
+                ended.push((format!("hold/{k}"), String::new()));
+            }
+            keep
+        });
+        ended
     }
 
     pub fn len(&self) -> usize {
@@ -128,13 +236,13 @@ mod tests {
     #[test]
     fn a_name_is_held_by_its_first_secret_while_online_and_after() {
         let (mine, other) = (hash_secret("mine"), hash_secret("other"));
-        let mut n = Names::new(1000);
+        let mut n = Names::new(1000, false);
         assert!(n.may_use("Ann", Some(&mine), 0));
-        assert!(n.arrive("Ann", &mine, 0));
+        assert!(n.arrive("Ann", &mine, 0).0);
         assert!(!n.may_use("ann", Some(&other), 10), "case does not matter");
         assert!(!n.may_use("Ann", None, 10), "no secret, no held name");
         assert!(n.may_use("ANN", Some(&mine), 10));
-        assert!(n.arrive("Ann", &mine, 10), "a second tab");
+        assert!(n.arrive("Ann", &mine, 10).0, "a second tab");
         n.depart("Ann", 20);
         assert!(!n.may_use("Ann", Some(&other), 30), "one tab still open");
         n.depart("Ann", 40);
@@ -143,15 +251,55 @@ mod tests {
             n.may_use("Ann", Some(&other), 1040),
             "until --name-hold passed"
         );
-        assert!(n.arrive("Ann", &other, 1040), "then it is someone else's");
+        assert!(n.arrive("Ann", &other, 1040).0, "then it is someone else's");
         assert!(!n.may_use("Ann", Some(&mine), 1041));
         n.depart("Ann", 1050);
         n.prune(5000);
         assert!(n.is_empty());
         // --name-hold 0: held only while online.
-        let mut n = Names::new(0);
+        let mut n = Names::new(0, false);
         n.arrive("Bo", &mine, 0);
         n.depart("Bo", 1);
         assert!(n.may_use("Bo", Some(&other), 1) && n.is_empty());
+    }
+
+    #[test]
+    fn holds_are_stored_when_made_and_left_and_read_back_elsewhere() {
+        let (mine, other) = (hash_secret("mine"), hash_secret("other"));
+        let mut here = Names::new(1000, true);
+        let (_, made) = here.arrive("Ann", &mine, 0);
+        let made = made.expect("a new hold is stored");
+        assert_eq!(made.0, "hold/ann");
+        assert_eq!(
+            here.arrive("Ann", &mine, 5).1,
+            None,
+            "a second tab changes nothing stored"
+        );
+        assert_eq!(here.depart("Ann", 10), None, "one tab left");
+        let left = here
+            .depart("Ann", 20)
+            .expect("the last one leaving is stored");
+        assert!(left.1.contains("\"until\":1020"), "{left:?}");
+        // Another process (or this one after a restart) reads them back.
+        let mut there = Names::new(1000, true);
+        there.apply(&made.0, &made.1);
+        assert!(!there.may_use("ANN", Some(&other), 500));
+        there.apply(&left.0, &left.1);
+        assert!(!there.may_use("Ann", Some(&other), 1019));
+        assert!(there.may_use("Ann", Some(&mine), 1019));
+        assert!(there.may_use("Ann", Some(&other), 1020));
+        // A name in use here by another secret stays with it.
+        let mut busy = Names::new(1000, true);
+        busy.arrive("Ann", &other, 0);
+        busy.apply(&made.0, &made.1);
+        assert!(busy.may_use("Ann", Some(&other), 1));
+        // Ended holds are removed from the store; without a store nothing is written.
+        assert_eq!(
+            there.prune(5000),
+            vec![("hold/ann".to_string(), String::new())]
+        );
+        assert_eq!(Names::new(1000, false).arrive("Bo", &mine, 0).1, None);
+        there.apply("hold/x", "not json");
+        assert!(there.is_empty());
     }
 }

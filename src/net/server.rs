@@ -200,7 +200,8 @@ impl Server {
                 .transpose()
                 .map_err(|message| StartError { message, status: 2 })?,
             keep_addresses: config.admin_token_file.is_some(),
-            name_hold_ms: config.name_hold.as_millis() as u64,
+            name_hold_ms: config.name_hold().as_millis() as u64,
+            store_holds: config.data_dir.is_some() || config.redis.is_some(),
             edit_window_ms: config.edit_window.as_millis() as u64,
             token_key: config
                 .jwt_secret_file
