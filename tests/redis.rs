@@ -1000,6 +1000,23 @@ fn bans_and_room_settings_reach_every_node_and_a_node_started_later() {
     let mut bob = b.ws();
     join_room(&mut bob, "dev", "bob");
 
+    // A kick made on B closes the user's connections on A.
+    let mut dee = a.ws();
+    join_room(&mut dee, "dev", "dee");
+    std::thread::sleep(Duration::from_millis(100)); // B hears of dee's presence
+    let (status, body) = admin_call(b.addr, "POST", "/api/admin/users/dee/kick", Some(secret));
+    assert_eq!(
+        (status, body["elsewhere"].as_bool()),
+        (202, Some(true)),
+        "{body}"
+    );
+    assert_eq!(
+        closed_with(&mut dee),
+        (1008, "removed by a moderator".into())
+    );
+    let (status, _) = admin_call(b.addr, "POST", "/api/admin/users/nobody/kick", Some(secret));
+    assert_eq!(status, 404);
+
     let (status, _) = admin_call(b.addr, "POST", "/api/admin/bans?name=troll", Some(secret));
     assert_eq!(status, 202);
     assert_eq!(closed_with(&mut troll).0, 1008, "closed on the other node");

@@ -144,6 +144,7 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
                 Command::Forget(room) => log.forget(&room),
                 Command::Watch(room) => log.watch(&room),
                 Command::Set { key, value } => log.set(key, value),
+                Command::Notify { .. } => {}
                 Command::Send { .. } | Command::Deliver { .. } | Command::Presence { .. } => {}
             }
         }

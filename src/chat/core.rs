@@ -147,6 +147,8 @@ pub enum Command {
     /// Store this moderation setting in the log (see `moderation.rs`); it
     /// takes effect when the log hands it back.
     Set { key: String, value: String },
+    /// A shared log: tell the other processes (see [`LogEvent::Notice`]).
+    Notify { key: String, value: String },
     /// A shared log: this user's first connection in `room` on this process
     /// came (`online`), or its last one went; other processes are told.
     Presence {
@@ -367,6 +369,11 @@ impl Core {
                     Applied::Nothing => {}
                 }
             }
+            Event::Log(LogEvent::Notice { key, .. }) => {
+                if let Some(name) = key.strip_prefix("kick/") {
+                    self.kick(Kick::User(name.to_string()), out);
+                }
+            }
             Event::Log(LogEvent::Settings(all)) => {
                 for (key, value) in all.iter().filter(|(k, _)| k.starts_with("hold/")) {
                     self.names.apply(key, value);
@@ -529,6 +536,26 @@ impl Core {
         }
         out.push_str("]}");
         Some(out)
+    }
+
+    /// The admin API's kick of a user: every connection of it here, and with
+    /// a shared log on every other process too. Returns how many were closed
+    /// here, and whether the user is online on another process.
+    pub fn kick_user(&self, name: &str, out: &mut Out) -> (usize, bool) {
+        let here = self.kick(Kick::User(name.to_string()), out);
+        if !self.on_demand {
+            return (here, false);
+        }
+        out.push(Command::Notify {
+            key: format!("kick/{name}"),
+            value: String::new(),
+        });
+        let elsewhere = self
+            .rooms
+            .values()
+            .filter_map(|r| r.online.get(name))
+            .any(|p| !p.nodes.is_empty());
+        (here, elsewhere)
     }
 
     /// The admin API's kick: the connection with this id (`"key.gen"`), or

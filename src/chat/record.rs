@@ -73,6 +73,12 @@ pub enum LogEvent {
     /// Every setting the shared log holds, replacing what the core has (read
     /// when the log connects, so changes missed while away are not lost).
     Settings(Vec<(String, String)>),
+    /// A passing word from another process sharing the log, not stored
+    /// (a moderator there kicked a user: `kick/<name>`).
+    Notice {
+        key: String,
+        value: String,
+    },
 }
 
 /// One room as the shared log lists it.

@@ -87,6 +87,7 @@ impl Chat {
                     }
                     Command::Watch(room) => self.watched.push(room.to_string()),
                     Command::Set { key, value } => self.log.set(key, value),
+                    Command::Notify { key, value } => self.log.notify(&key, &value),
                     Command::Presence {
                         room,
                         username,

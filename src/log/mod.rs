@@ -83,6 +83,9 @@ pub trait MessageLog {
     /// comes out of a commit as [`LogEvent::Setting`], on every process
     /// sharing the log; if it cannot be stored it is logged and dropped.
     fn set(&mut self, key: String, value: String);
+    /// A shared log: tells the other processes `key` = `value` now, storing
+    /// nothing; they hear it as [`LogEvent::Notice`]. Local logs have no one to tell.
+    fn notify(&mut self, _key: &str, _value: &str) {}
     /// Backend-specific lines for `/metrics` (Prometheus text format).
     fn metrics(&self, _out: &mut String) {}
     /// Shutdown: write and sync everything.

@@ -269,9 +269,13 @@ impl Admin {
             }
             AdminRoute::KickConnection(id) => kicked(core.kick(Kick::Connection(id), commands)),
             AdminRoute::KickUser(name) => {
-                let n = core.kick(Kick::User(name.clone()), commands);
-                if n > 0 {
+                let (n, elsewhere) = core.kick_user(&name, commands);
+                if n > 0 || elsewhere {
                     crate::log_info!("{addr}: admin API: kicked {n} connection(s) of {name:?}");
+                }
+                if n == 0 && elsewhere {
+                    // Online on another process only: it closes them there.
+                    return http::json(Status::Accepted, r#"{"kicked":0,"elsewhere":true}"#, date);
                 }
                 kicked(n)
             }

@@ -633,6 +633,7 @@ impl Server {
                 }
                 Command::Forget(room) => self.log.forget(&room),
                 Command::Set { key, value } => self.log.set(key, value),
+                Command::Notify { key, value } => self.log.notify(&key, &value),
                 Command::Watch(room) => self.log.watch(&room),
                 Command::Presence {
                     room,

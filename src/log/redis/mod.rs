@@ -678,6 +678,22 @@ impl RedisLog {
                 }
                 b"message" => {
                     let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
+                    if let Some(notice) = payload.strip_prefix(b"!") {
+                        // "!<node>\n<key>\n<value>": a notice, not a stored setting.
+                        let text = String::from_utf8_lossy(notice);
+                        let mut parts = text.splitn(3, '\n');
+                        if let (Some(node), Some(key), Some(value)) =
+                            (parts.next(), parts.next(), parts.next())
+                        {
+                            if node != self.node {
+                                self.ready.push(LogEvent::Notice {
+                                    key: key.to_string(),
+                                    value: value.to_string(),
+                                });
+                            }
+                        }
+                        return;
+                    }
                     match decode::setting(payload) {
                         Some((key, value)) => self.ready.push(LogEvent::Setting { key, value }),
                         None => {
@@ -918,6 +934,17 @@ impl MessageLog for RedisLog {
             &value,
             &channel,
         ]);
+        self.expect(Pending::Setting);
+    }
+
+    fn notify(&mut self, key: &str, value: &str) {
+        if !self.up() {
+            log_warn!("redis: unavailable; the notice {key:?} was not sent");
+            return;
+        }
+        let channel = String::from_utf8_lossy(&self.settings_channel).into_owned();
+        let payload = format!("!{}\n{key}\n{value}", self.node);
+        self.cmd.send(&["PUBLISH", &channel, &payload]);
         self.expect(Pending::Setting);
     }
 
