@@ -579,6 +579,8 @@ function connect() {
   state.status = 'connecting';
   renderStatus();
   ws.addEventListener('open', () => {
+    // What the connection negotiated (permessage-deflate), for a look in the inspector.
+    document.documentElement.dataset.wsExtensions = ws.extensions;
     const names = roomsToJoin();
     if (names.length === 0) {
       // The server's default room: the welcome names it.

@@ -109,7 +109,7 @@ fn main() {
         1,
         || {
             frame_bytes.copy_from_slice(&pristine);
-            black_box(ws::parse_frame(&mut frame_bytes, ws::Role::Server, 16384, 0).ok());
+            black_box(ws::parse_frame(&mut frame_bytes, ws::Role::Server, 16384, 0, false).ok());
         },
     );
 
@@ -186,6 +186,54 @@ fn main() {
                 }
             },
         );
+    }
+    deflate_cases(json);
+}
+
+/// permessage-deflate: a chat frame and a welcome of 200 messages of 100 B,
+/// compressed once (what one broadcast costs whatever the number of clients)
+/// and inflated; with the sizes on the wire.
+fn deflate_cases(message: &str) {
+    use picochat::net::deflate::{Compressor, Inflater};
+    let mut c = Compressor::default();
+    let mut i = Inflater::default();
+    let history: Vec<String> = (0..200)
+        .map(|n| {
+            format!(
+                r#"{{"type":"message","room":"lobby","id":{},"time":{},"username":"user{}","message":"{}"}}"#,
+                1000 + n,
+                1_795_795_569_123u64 + n * 977,
+                n % 17,
+                // 100 bytes of varied text, as people write.
+                format!("message {n} about the plan for {} and the {} items we need by friday, ok?", ["monday", "the trip", "lunch"][n as usize % 3], n * 7)
+                    .chars()
+                    .chain(std::iter::repeat('.'))
+                    .take(100)
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    let welcome = format!(
+        r#"{{"type":"welcome","room":"lobby","you":{{"username":"ann"}},"users":[],"online":1,"epoch":1,"last_id":1200,"truncated":false,"history":[{}]}}"#,
+        history.join(",")
+    );
+    for (name, payload) in [
+        ("a 100 B chat frame", message),
+        ("a welcome with 200 messages of 100 B", &welcome),
+    ] {
+        let small = c.compress(payload.as_bytes()).unwrap_or_default();
+        println!(
+            "deflate {name}: {} -> {} bytes ({:.0}%)",
+            payload.len(),
+            small.len(),
+            100.0 * small.len() as f64 / payload.len() as f64
+        );
+        measure(&format!("deflate once: {name}"), 1, || {
+            black_box(c.compress(black_box(payload.as_bytes())));
+        });
+        measure(&format!("inflate: {name}"), 1, || {
+            let _ = black_box(i.inflate(black_box(&small), 1 << 20));
+        });
     }
 }
 

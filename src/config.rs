@@ -151,6 +151,10 @@ pub struct Config {
     pub frame_ancestors: String,
     /// Path of an echo WebSocket endpoint for conformance tests; off when None.
     pub echo_path: Option<String>,
+    /// permessage-deflate when a client offers it.
+    pub compression: bool,
+    /// Frames smaller than this are sent uncompressed.
+    pub compress_min: usize,
     /// Message limit of the echo endpoint (Autobahn sends up to 16 MiB).
     pub echo_max_message: usize,
     /// How long a graceful shutdown may take before remaining sockets are dropped.
@@ -210,6 +214,8 @@ impl Default for Config {
             log_segment: 8 * 1024 * 1024,
             allow_origin: Vec::new(),
             echo_path: None,
+            compression: true,
+            compress_min: 128,
             echo_max_message: 16 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
             frame_ancestors: "'none'".into(),
@@ -368,7 +374,9 @@ pub const OPTIONS: &[OptSpec] = &[
             .unwrap_or_else(|| "(main listener)".into())
     ),
     opt!("--ops-endpoints", "PICOCHAT_OPS_ENDPOINTS", "on|off", "serve /healthz and /metrics", switch ops_endpoints),
-    opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it)", size max_message),
+    opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it; inflated size too)", size max_message),
+    opt!("--compression", "PICOCHAT_COMPRESSION", "on|off", "permessage-deflate with clients that offer it (each broadcast compressed once)", switch compression),
+    opt!("--compress-min", "PICOCHAT_COMPRESS_MIN", "SIZE", "frames smaller than this are sent uncompressed", size compress_min),
     opt!("--max-text", "PICOCHAT_MAX_TEXT", "SIZE", "longest chat text in bytes (error frame past it)", size max_text),
     opt!("--max-output", "PICOCHAT_MAX_OUTPUT", "SIZE", "per-client unsent output hard limit; a client past it is dropped", size max_output),
     opt!("--output-soft-limit", "PICOCHAT_OUTPUT_SOFT_LIMIT", "SIZE", "unsent output may stay above this only for --output-soft-seconds", size output_soft_limit),

@@ -124,6 +124,8 @@ pub struct Snapshot<'a> {
     pub log_metrics: &'a str,
     pub fd_limit: u64,
     pub max_connections: usize,
+    /// permessage-deflate: messages compressed, bytes before and after.
+    pub deflate: (u64, u64, u64),
 }
 
 /// Whether `/healthz` says `ok`: no when the message log is refusing
@@ -330,6 +332,27 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "counter",
         "Joins with a wrong or missing password, and attempts refused after 10 failures from one address (--auth password).",
         s.auth_failures,
+    );
+    metric(
+        &mut out,
+        "deflate_messages_total",
+        "counter",
+        "Messages compressed for permessage-deflate (once per broadcast, whatever the number of clients).",
+        s.deflate.0,
+    );
+    metric(
+        &mut out,
+        "deflate_bytes_in_total",
+        "counter",
+        "Bytes of those messages before compression.",
+        s.deflate.1,
+    );
+    metric(
+        &mut out,
+        "deflate_bytes_out_total",
+        "counter",
+        "Bytes of those messages after compression.",
+        s.deflate.2,
     );
     metric(
         &mut out,

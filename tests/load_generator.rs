@@ -167,3 +167,38 @@ fn rooms_without_enough_clients_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rooms must not exceed --clients"));
 }
+
+#[test]
+fn with_compression_every_client_negotiates_it_and_inflates_every_delivery() {
+    let s = TestServer::start(&["--msg-rate", "0", "--log-level", "warn"]);
+    let args = [
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--payload",
+        "300",
+    ];
+    let plain = load(&args);
+    assert_eq!(
+        (
+            plain["compressing"].as_u64(),
+            plain["compressed_frames"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let mut with = args.to_vec();
+    with.push("--compression");
+    let r = load(&with);
+    assert_eq!(r["compressing"], 20);
+    assert!(r["compressed_frames"].as_u64().unwrap() >= r["received"].as_u64().unwrap());
+    assert_eq!(r["received"], r["expected"]);
+    assert_eq!(r["lost"], 0);
+    assert!(s.metric("picochat_deflate_messages_total") > 0.0);
+}

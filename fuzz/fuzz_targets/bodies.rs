@@ -24,7 +24,7 @@ pub fn http_request(data: &[u8]) {
     while let Parsed::Request(req, len) = http::parse(rest, 8192) {
         match http::route(req.path, routes) {
             Route::ChatSocket | Route::EchoSocket => {
-                let _ = http::upgrade(&req, &["http://allowed.example".to_string()], "date");
+                let _ = http::upgrade(&req, &["http://allowed.example".to_string()], true, "date");
             }
             Route::Asset(a) => {
                 let _ = http::asset(&req, a, "date", "'none'");
@@ -83,6 +83,7 @@ pub fn ws_chat(data: &[u8]) {
         &mut actions,
     );
     let mut asm = Assembler::default();
+    let mut inflater = picochat::net::deflate::Inflater::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut now = 0;
     'reads: for read in data.chunks(chunk) {
@@ -90,7 +91,8 @@ pub fn ws_chat(data: &[u8]) {
         now += 7;
         loop {
             let frame =
-                match ws::parse_frame(&mut buf, Role::Server, MAX_MESSAGE, asm.pending_len()) {
+                match ws::parse_frame(&mut buf, Role::Server, MAX_MESSAGE, asm.pending_len(), true)
+                {
                     Ok(Parse::Frame(f)) => f,
                     Ok(Parse::Incomplete { arriving, .. }) => {
                         if arriving.is_some_and(|a| asm.check_arrived(&buf, &a).is_err()) {
@@ -101,7 +103,21 @@ pub fn ws_chat(data: &[u8]) {
                     Err(_) => break 'reads,
                 };
             let payload = buf[frame.payload.clone()].to_vec();
-            match asm.push(&frame, &payload) {
+            let pushed = match asm.push(&frame, &payload) {
+                // permessage-deflate: inflated by the shared inflater, within the limit.
+                Ok(Some(Message::Deflated {
+                    text: true,
+                    payload,
+                })) => match inflater.inflate(&payload, MAX_MESSAGE) {
+                    Ok(bytes) if std::str::from_utf8(&bytes).is_ok() => {
+                        assert!(bytes.len() <= MAX_MESSAGE);
+                        Ok(Some(Message::Text(ws::Payload::Owned(bytes))))
+                    }
+                    _ => break 'reads,
+                },
+                other => other,
+            };
+            match pushed {
                 Ok(Some(Message::Text(text))) => {
                     core.handle(
                         Event::Text {

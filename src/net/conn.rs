@@ -19,10 +19,11 @@ use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
 use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
+use crate::net::deflate::{self, InflateError};
 use crate::net::http::{self, Parsed, Request, Route, Routes, Status};
 use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
-use crate::net::ws::{self, close, CloseReason, Message, Parse, Role};
+use crate::net::ws::{self, close, CloseReason, Message, Parse, Payload, Role};
 use crate::net::ws_session::{Quiet, Received, WsKind, WsSession};
 use crate::{log_debug, log_info, log_warn};
 use mio::net::TcpStream;
@@ -58,6 +59,29 @@ pub struct Ctx<'a> {
     pub per_address: &'a mut PerAddress,
     /// The admin API, with `--admin-token-file`.
     pub admin_api: Option<&'a mut Admin>,
+    /// The loop's one compressor and inflater (permessage-deflate).
+    pub deflate: &'a mut deflate::Shared,
+}
+
+/// One data frame for a peer: deflated when it negotiated permessage-deflate
+/// and the payload is at least `--compress-min` (and shrinks), else plain.
+pub fn frame_for(
+    deflates: bool,
+    text: bool,
+    payload: &[u8],
+    config: &Config,
+    shared: &mut deflate::Shared,
+) -> Vec<u8> {
+    if deflates && payload.len() >= config.compress_min {
+        if let Some(small) = shared.compressor.compress(payload) {
+            return ws::deflated(text, &small);
+        }
+    }
+    if text {
+        ws::text(payload)
+    } else {
+        ws::binary(payload)
+    }
 }
 
 #[derive(Debug)]
@@ -438,6 +462,11 @@ impl Conn {
                     log_metrics: &log_metrics,
                     fd_limit: ctx.fd_limit,
                     max_connections: ctx.max_connections,
+                    deflate: (
+                        ctx.deflate.compressor.messages,
+                        ctx.deflate.compressor.bytes_in,
+                        ctx.deflate.compressor.bytes_out,
+                    ),
                 };
                 http::ops(&route, &snap, req.method == "HEAD", keep_alive, date)
             }
@@ -471,10 +500,15 @@ impl Conn {
             self.reply(reply, ctx);
             return self.begin_close(EndReason::OverCapacity, ctx.now);
         }
-        match http::upgrade(req, &ctx.config.allow_origin, ctx.date) {
-            Ok(head) => {
+        match http::upgrade(
+            req,
+            &ctx.config.allow_origin,
+            ctx.config.compression,
+            ctx.date,
+        ) {
+            Ok((head, deflate)) => {
                 self.queue(Chunk::from(head), ctx.config, ctx.now);
-                self.phase = Phase::Ws(WsSession::new(kind));
+                self.phase = Phase::Ws(WsSession::new(kind, deflate));
                 ctx.stats.ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
                     let client = self.client_id();
@@ -514,35 +548,63 @@ impl Conn {
             return None;
         };
         let kind = session.kind();
+        let deflate = session.deflate();
         let assembler = session.assembler();
         let limit = if kind == WsKind::Chat {
             ctx.config.max_message
         } else {
             ctx.config.echo_max_message
         };
-        let frame = match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len()) {
-            Ok(Parse::Frame(f)) => f,
-            Ok(Parse::Incomplete { total, arriving }) => {
-                let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
-                if let Err(why) = early {
+        let frame =
+            match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len(), deflate) {
+                Ok(Parse::Frame(f)) => f,
+                Ok(Parse::Incomplete { total, arriving }) => {
+                    let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
+                    if let Err(why) = early {
+                        self.fail(why, ctx.now);
+                        return Some(buf.len());
+                    }
+                    if let Some(total) = total {
+                        // Reserve once for a large frame instead of growing read by read.
+                        self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));
+                    }
+                    return None;
+                }
+                Err(why) => {
                     self.fail(why, ctx.now);
                     return Some(buf.len());
                 }
-                if let Some(total) = total {
-                    // Reserve once for a large frame instead of growing read by read.
-                    self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));
-                }
-                return None;
-            }
-            Err(why) => {
-                self.fail(why, ctx.now);
-                return Some(buf.len());
-            }
-        };
+            };
         let used = frame.consumed();
         let payload = &buf[frame.payload.clone()];
         match session.receive(&frame, payload) {
             Ok(Received::Nothing) => {}
+            Ok(Received::Data(Message::Deflated { text, payload })) => {
+                // Inflated by the loop's one inflater, never past the limit.
+                let inflated = match ctx.deflate.inflater.inflate(&payload, limit) {
+                    Ok(bytes) => bytes,
+                    Err(InflateError::TooBig) => {
+                        self.fail(CloseReason::new(close::TOO_BIG, "message too big"), ctx.now);
+                        return Some(buf.len());
+                    }
+                    Err(InflateError::Corrupt) => {
+                        let why = CloseReason::new(close::INVALID_PAYLOAD, "bad deflate data");
+                        self.fail(why, ctx.now);
+                        return Some(buf.len());
+                    }
+                };
+                let message = if text {
+                    if std::str::from_utf8(&inflated).is_err() {
+                        let why = CloseReason::new(close::INVALID_PAYLOAD, "invalid UTF-8 in text");
+                        self.fail(why, ctx.now);
+                        return Some(buf.len());
+                    }
+                    Message::Text(Payload::Owned(inflated))
+                } else {
+                    Message::Binary(Payload::Owned(inflated))
+                };
+                self.on_message(message, kind, ctx);
+            }
             Ok(Received::Data(message)) => self.on_message(message, kind, ctx),
             Ok(Received::Answer(control)) => {
                 self.queue(Chunk::from(control), ctx.config, ctx.now);
@@ -577,17 +639,27 @@ impl Conn {
             }
             Message::Binary(_) if kind == WsKind::Chat => {
                 let json = protocol::error_json(ErrorCode::BinaryUnsupported, None);
-                self.queue(Chunk::from(ws::text(json.as_bytes())), ctx.config, ctx.now);
+                self.send_data(true, json.as_bytes(), ctx);
             }
-            Message::Text(text) => {
-                self.queue(Chunk::from(ws::text(&text)), ctx.config, ctx.now);
+            Message::Text(text) => self.send_data(true, &text, ctx),
+            Message::Binary(data) => self.send_data(false, &data, ctx),
+            // Control frames are the session's business (ws_session.rs);
+            // deflated messages were inflated before they came here.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(..) | Message::Deflated { .. } => {
             }
-            Message::Binary(data) => {
-                self.queue(Chunk::from(ws::binary(&data)), ctx.config, ctx.now);
-            }
-            // Control frames are the session's business (ws_session.rs).
-            Message::Ping(_) | Message::Pong(_) | Message::Close(..) => {}
         }
+    }
+
+    /// Sends one data message to this peer alone, deflated when it negotiated
+    /// permessage-deflate and the message is at least `--compress-min`.
+    fn send_data(&mut self, text: bool, payload: &[u8], ctx: &mut Ctx) {
+        let frame = frame_for(self.deflates(), text, payload, ctx.config, ctx.deflate);
+        self.queue(Chunk::from(frame), ctx.config, ctx.now);
+    }
+
+    /// This WebSocket negotiated permessage-deflate.
+    pub fn deflates(&self) -> bool {
+        matches!(&self.phase, Phase::Ws(s) if s.deflate())
     }
 
     /// Sends a close frame with `why` (if none was sent yet) and ends the connection.

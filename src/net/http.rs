@@ -34,6 +34,9 @@ pub struct Request<'a> {
     pub connection_upgrade: bool,
     pub ws_key: Option<&'a str>,
     pub ws_version: Option<&'a str>,
+    /// A `Sec-WebSocket-Extensions` line offered permessage-deflate in a
+    /// form this server can honour (see `deflate.rs`).
+    pub deflate_offered: bool,
     pub if_none_match: Option<&'a str>,
     pub accepts_gzip: bool,
     pub host: Option<&'a str>,
@@ -166,6 +169,9 @@ pub fn parse(buf: &[u8], max_header: usize) -> Parsed<'_> {
                 .any(|t| t.trim().eq_ignore_ascii_case("websocket"));
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             out.ws_key = Some(value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            // A list split over several lines is one list: an offer never spans a comma.
+            out.deflate_offered |= crate::net::deflate::negotiate([value]);
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             out.ws_version = Some(value);
         } else if name.eq_ignore_ascii_case("if-none-match") {
@@ -501,8 +507,14 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
             .any(|t| t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
-/// Checks a WebSocket upgrade request. On success returns the 101 response head.
-pub fn upgrade(req: &Request, allowed_origins: &[String], date: &str) -> Result<Vec<u8>, Reply> {
+/// Checks a WebSocket upgrade request. On success returns the 101 response
+/// head and whether permessage-deflate was agreed (offered, and `compression` on).
+pub fn upgrade(
+    req: &Request,
+    allowed_origins: &[String],
+    compression: bool,
+    date: &str,
+) -> Result<(Vec<u8>, bool), Reply> {
     if req.method != "GET" {
         return Err(error(
             Status::MethodNotAllowed,
@@ -554,10 +566,19 @@ pub fn upgrade(req: &Request, allowed_origins: &[String], date: &str) -> Result<
         }
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    Ok(format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes())
+    let deflate = compression && req.deflate_offered;
+    let extension = if deflate {
+        format!(
+            "Sec-WebSocket-Extensions: {}\r\n",
+            crate::net::deflate::ACCEPTED
+        )
+    } else {
+        String::new()
+    };
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extension}\r\n"
+    );
+    Ok((head.into_bytes(), deflate))
 }
 
 /// A key is 16 random bytes in base64: 24 characters ending in `==`.
@@ -651,7 +672,7 @@ mod tests {
     fn upgrade_checks_key_version_and_origin() {
         let ok = "GET /ws HTTP/1.1\r\nHost: chat.lan:8000\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://chat.lan:8000\r\n\r\n";
-        let head = String::from_utf8(upgrade(&req(ok), &[], "d").unwrap()).unwrap();
+        let head = String::from_utf8(upgrade(&req(ok), &[], true, "d").unwrap().0).unwrap();
         assert!(
             head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
             "RFC 6455 example"
@@ -661,18 +682,18 @@ mod tests {
             "Origin: https://evil.example",
         );
         assert_eq!(
-            upgrade(&req(&evil), &[], "d").unwrap_err().status,
+            upgrade(&req(&evil), &[], true, "d").unwrap_err().status,
             Status::Forbidden
         );
-        assert!(upgrade(&req(&evil), &["https://evil.example".into()], "d").is_ok());
+        assert!(upgrade(&req(&evil), &["https://evil.example".into()], true, "d").is_ok());
         let old = ok.replace("Version: 13", "Version: 8");
         assert_eq!(
-            upgrade(&req(&old), &[], "d").unwrap_err().status,
+            upgrade(&req(&old), &[], true, "d").unwrap_err().status,
             Status::UpgradeRequired
         );
         let plain = "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(
-            upgrade(&req(plain), &[], "d").unwrap_err().status,
+            upgrade(&req(plain), &[], true, "d").unwrap_err().status,
             Status::UpgradeRequired
         );
     }

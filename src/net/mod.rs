@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod assets;
 pub mod conn;
+pub mod deflate;
 pub mod http;
 pub mod per_address;
 pub mod samples;

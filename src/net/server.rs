@@ -31,7 +31,8 @@ use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
 use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
-use crate::net::conn::{Conn, Ctx, ReadResult};
+use crate::net::conn::{self, Conn, Ctx, ReadResult};
+use crate::net::deflate;
 use crate::net::per_address::PerAddress;
 use crate::net::samples::Reading;
 use crate::net::timer::{Entry, TimerWheel};
@@ -96,6 +97,8 @@ pub struct Server {
     max_connections: usize,
     per_address: PerAddress,
     admin_api: Option<Admin>,
+    /// The one compressor and inflater of permessage-deflate.
+    deflate: deflate::Shared,
     shutdown_deadline: Option<Instant>,
 }
 
@@ -247,6 +250,7 @@ impl Server {
             fd_limit,
             max_connections,
             admin_api,
+            deflate: deflate::Shared::default(),
             per_address: PerAddress::new(
                 config.max_connections_per_address,
                 config.upgrades_per_address,
@@ -520,6 +524,7 @@ impl Server {
             max_connections: self.max_connections,
             per_address: &mut self.per_address,
             admin_api: self.admin_api.as_mut(),
+            deflate: &mut self.deflate,
         };
         let more = conn.read_ready(&mut self.scratch, &mut ctx);
         if more == ReadResult::More && !conn.in_read_list {
@@ -657,29 +662,33 @@ impl Server {
                     }
                 }
                 Command::Deliver { room, json } => {
-                    let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
-                    let delivered = self.queue_on_room(&room, None, &frame, now);
+                    let delivered = self.queue_on_room(&room, None, json.as_bytes(), now);
                     self.stats.messages_broadcast += delivered;
                 }
-                Command::Send { to, json } => {
-                    let frame = Chunk::Shared(Rc::from(ws::text(json.as_bytes())));
-                    match to {
-                        Audience::One(client) => {
-                            let key = client.key as usize;
-                            if let Some(conn) =
-                                self.conns.get_mut(key).filter(|c| c.gen == client.gen)
+                Command::Send { to, json } => match to {
+                    Audience::One(client) => {
+                        let key = client.key as usize;
+                        if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen)
+                        {
+                            let frame = conn::frame_for(
+                                conn.deflates(),
+                                true,
+                                json.as_bytes(),
+                                &self.config,
+                                &mut self.deflate,
+                            );
+                            if conn.is_chat_client()
+                                && conn.queue(Chunk::from(frame), &self.config, now)
                             {
-                                if conn.is_chat_client() && conn.queue(frame, &self.config, now) {
-                                    self.stats.frames_queued += 1;
-                                }
-                                self.after_event(key);
+                                self.stats.frames_queued += 1;
                             }
-                        }
-                        Audience::Room { room, except } => {
-                            self.queue_on_room(&room, except, &frame, now);
+                            self.after_event(key);
                         }
                     }
-                }
+                    Audience::Room { room, except } => {
+                        self.queue_on_room(&room, except, json.as_bytes(), now);
+                    }
+                },
             }
         }
         // Carrying commands out adds none: keep the storage for the next turn.
@@ -691,13 +700,18 @@ impl Server {
     /// Queues one shared frame on every member of `room` but `except`: the
     /// cost is the room's members, whatever else is connected. Returns how
     /// many queues took it.
+    /// Queues one text message on every member of `room` (but `except`): the
+    /// frame is built once, and deflated once, the first time a member that
+    /// negotiated permessage-deflate needs it (uWebSockets' shared compressor).
     fn queue_on_room(
         &mut self,
         room: &str,
         except: Option<ClientId>,
-        frame: &Chunk,
+        payload: &[u8],
         now: u64,
     ) -> u64 {
+        let plain = Chunk::Shared(Rc::from(ws::text(payload)));
+        let mut deflated: Option<Chunk> = None;
         let mut queued = 0;
         for &client in self.core.members(room) {
             if Some(client) == except {
@@ -710,6 +724,16 @@ impl Server {
             if !conn.is_chat_client() {
                 continue;
             }
+            let frame = if conn.deflates() && payload.len() >= self.config.compress_min {
+                deflated.get_or_insert_with(|| {
+                    match self.deflate.compressor.compress(payload) {
+                        Some(small) => Chunk::Shared(Rc::from(ws::deflated(true, &small))),
+                        None => plain.clone(), // deflate did not shrink it
+                    }
+                })
+            } else {
+                &plain
+            };
             if conn.queue(frame.clone(), &self.config, now) {
                 queued += 1;
             } else {

@@ -57,6 +57,9 @@ pub enum Role {
 pub struct RawFrame {
     pub is_final: bool,
     pub opcode: OpCode,
+    /// RSV1 on the first frame of a data message: the message is deflated
+    /// (permessage-deflate, only when negotiated).
+    pub compressed: bool,
     /// Payload position, relative to the slice passed to [`parse_frame`].
     pub payload: Range<usize>,
 }
@@ -86,6 +89,7 @@ pub enum Parse {
 #[derive(Clone, Copy, Debug)]
 pub struct ArrivingFrame {
     pub opcode: OpCode,
+    pub compressed: bool,
     pub mask: Option<[u8; 4]>,
     /// Where the payload starts in the buffer.
     pub payload_start: usize,
@@ -96,12 +100,15 @@ pub struct ArrivingFrame {
 /// `max_message` bounds a data message: `so_far` bytes of the current
 /// fragmented message are already held, and a frame that would take the total
 /// past the limit is refused with 1009 as soon as its header is seen, before
-/// any of its payload is buffered.
+/// any of its payload is buffered. With `deflate` (permessage-deflate was
+/// negotiated) RSV1 may mark the first frame of a data message as compressed;
+/// on any other frame, or without the extension, it is a protocol error.
 pub fn parse_frame(
     buf: &mut [u8],
     role: Role,
     max_message: usize,
     so_far: usize,
+    deflate: bool,
 ) -> Result<Parse, CloseReason> {
     let mut cursor = Cursor::new(&*buf);
     let (header, len) = match FrameHeader::parse(&mut cursor) {
@@ -115,8 +122,12 @@ pub fn parse_frame(
         Err(_) => return Err(protocol("reserved opcode")),
     };
     let start = cursor.position() as usize;
-    if header.rsv1 || header.rsv2 || header.rsv3 {
+    if header.rsv2 || header.rsv3 || (header.rsv1 && !deflate) {
         return Err(protocol("reserved bits set without an extension"));
+    }
+    let compressed = header.rsv1;
+    if compressed && !matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)) {
+        return Err(protocol("RSV1 on a control or continuation frame"));
     }
     match (role, header.mask.is_some()) {
         (Role::Server, false) => return Err(protocol("client frames must be masked")),
@@ -142,6 +153,7 @@ pub fn parse_frame(
     if buf.len() < end {
         let arriving = ArrivingFrame {
             opcode: header.opcode,
+            compressed,
             mask: header.mask,
             payload_start: start,
         };
@@ -156,6 +168,7 @@ pub fn parse_frame(
     Ok(Parse::Frame(RawFrame {
         is_final: header.is_final,
         opcode: header.opcode,
+        compressed,
         payload: start..end,
     }))
 }
@@ -197,6 +210,12 @@ pub enum Message<'a> {
     Pong(&'a [u8]),
     /// The peer's close: its code (None when the frame had no body) and reason.
     Close(Option<u16>, &'a str),
+    /// A permessage-deflate message, still deflated: the caller inflates it
+    /// (with the loop's one inflater) and checks text as UTF-8 then.
+    Deflated {
+        text: bool,
+        payload: Payload<'a>,
+    },
 }
 
 /// Message bytes: borrowed from the read buffer, or owned after reassembly.
@@ -236,6 +255,8 @@ struct Progress {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// Deflated: no UTF-8 check until it is inflated.
+    compressed: bool,
     buf: Vec<u8>,
     /// Bytes of `buf` known to be valid UTF-8, so each fragment is checked once
     /// and invalid text fails fast instead of at the final fragment.
@@ -254,8 +275,11 @@ impl Assembler {
     /// looked at: a large frame arriving in many reads is checked once, in total.
     pub fn check_arrived(&mut self, buf: &[u8], frame: &ArrivingFrame) -> Result<(), CloseReason> {
         let text = match frame.opcode {
-            OpCode::Data(Data::Text) => true,
-            OpCode::Data(Data::Continue) => self.partial.as_ref().is_some_and(|p| p.text),
+            OpCode::Data(Data::Text) => !frame.compressed,
+            OpCode::Data(Data::Continue) => self
+                .partial
+                .as_ref()
+                .is_some_and(|p| p.text && !p.compressed),
             _ => false,
         };
         let arrived = buf.get(frame.payload_start..).unwrap_or(&[]);
@@ -312,26 +336,35 @@ impl Assembler {
                     return Err(protocol("continuation without a message to continue"));
                 };
                 partial.buf.extend_from_slice(payload);
-                if partial.text {
+                if partial.text && !partial.compressed {
                     check_utf8_prefix(partial, frame.is_final)?;
                 }
                 if !frame.is_final {
                     return Ok(None);
                 }
-                let done = self.partial.take().map(|p| (p.text, p.buf));
-                Ok(done.map(|(text, buf)| {
-                    if text {
-                        Message::Text(Payload::Owned(buf))
-                    } else {
-                        Message::Binary(Payload::Owned(buf))
-                    }
-                }))
+                let done = self.partial.take().map(|p| (p.text, p.compressed, p.buf));
+                Ok(
+                    done.map(|(text, compressed, buf)| match (compressed, text) {
+                        (true, _) => Message::Deflated {
+                            text,
+                            payload: Payload::Owned(buf),
+                        },
+                        (false, true) => Message::Text(Payload::Owned(buf)),
+                        (false, false) => Message::Binary(Payload::Owned(buf)),
+                    }),
+                )
             }
             OpCode::Data(kind) => {
                 if self.partial.is_some() {
                     return Err(protocol("new message before the fragmented one ended"));
                 }
                 let text = kind == Data::Text;
+                if frame.is_final && frame.compressed {
+                    return Ok(Some(Message::Deflated {
+                        text,
+                        payload: Payload::Borrowed(payload),
+                    }));
+                }
                 if frame.is_final {
                     if text {
                         std::str::from_utf8(payload).map_err(|_| invalid_utf8())?;
@@ -341,10 +374,11 @@ impl Assembler {
                 }
                 let mut partial = Box::new(Partial {
                     text,
+                    compressed: frame.compressed,
                     buf: payload.to_vec(),
                     valid_to: 0,
                 });
-                if text {
+                if text && !frame.compressed {
                     check_utf8_prefix(&mut partial, false)?;
                 }
                 self.partial = Some(partial);
@@ -421,6 +455,22 @@ pub fn text(payload: &[u8]) -> Vec<u8> {
     encode(OpCode::Data(Data::Text), payload)
 }
 
+/// A text (or binary) message whose payload is already deflated: RSV1 set
+/// (permessage-deflate).
+pub fn deflated(text: bool, payload: &[u8]) -> Vec<u8> {
+    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
+    let header = FrameHeader {
+        opcode,
+        rsv1: true,
+        ..FrameHeader::default()
+    };
+    let len = payload.len() as u64;
+    let mut out = Vec::with_capacity(header.len(len) + payload.len());
+    let _ = header.format(len, &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
 pub fn binary(payload: &[u8]) -> Vec<u8> {
     encode(OpCode::Data(Data::Binary), payload)
 }
@@ -473,7 +523,7 @@ mod tests {
         asm: &mut Assembler,
         bytes: &mut [u8],
     ) -> Result<Option<(&'static str, Vec<u8>)>, CloseReason> {
-        match parse_frame(bytes, Role::Server, 64, asm.pending_len())? {
+        match parse_frame(bytes, Role::Server, 64, asm.pending_len(), false)? {
             Parse::Incomplete { .. } => Ok(None),
             Parse::Frame(f) => {
                 let payload = bytes[f.payload.clone()].to_vec();
@@ -483,9 +533,58 @@ mod tests {
                     Message::Ping(p) => ("ping", p.to_vec()),
                     Message::Pong(p) => ("pong", p.to_vec()),
                     Message::Close(_, r) => ("close", r.as_bytes().to_vec()),
+                    Message::Deflated { payload, .. } => ("deflated", payload.to_vec()),
                 }))
             }
         }
+    }
+
+    #[test]
+    fn rsv1_marks_a_compressed_message_only_where_the_extension_allows() {
+        let text = OpCode::Data(Data::Text);
+        let cont = OpCode::Data(Data::Continue);
+        let with_rsv1 = |opcode, fin, payload: &[u8]| {
+            let mut f = client_frame(opcode, fin, payload);
+            f[0] |= 0x40;
+            f
+        };
+        // Without the extension: 1002.
+        let mut f = with_rsv1(text, true, b"x");
+        assert_eq!(
+            parse_frame(&mut f, Role::Server, 64, 0, false)
+                .unwrap_err()
+                .code,
+            close::PROTOCOL_ERROR
+        );
+        // On a control frame or a continuation: 1002 even with it.
+        let mut ping = with_rsv1(OpCode::Control(Control::Ping), true, b"");
+        assert!(parse_frame(&mut ping, Role::Server, 64, 0, true).is_err());
+        let mut c = with_rsv1(cont, true, b"x");
+        assert!(parse_frame(&mut c, Role::Server, 64, 0, true).is_err());
+        // A compressed message over two frames: no UTF-8 check on the way
+        // (the bytes are deflate, not text), handed over whole to be inflated.
+        let mut asm = Assembler::default();
+        let mut first = with_rsv1(text, false, b"\xff\xfe");
+        let Parse::Frame(f) = parse_frame(&mut first, Role::Server, 64, 0, true).unwrap() else {
+            panic!("a whole frame");
+        };
+        assert!(f.compressed);
+        let payload = first[f.payload.clone()].to_vec();
+        assert_eq!(asm.push(&f, &payload), Ok(None));
+        let mut last = client_frame(cont, true, b"\xfd");
+        let Parse::Frame(f) =
+            parse_frame(&mut last, Role::Server, 64, asm.pending_len(), true).unwrap()
+        else {
+            panic!("a whole frame");
+        };
+        let payload = last[f.payload.clone()].to_vec();
+        assert_eq!(
+            asm.push(&f, &payload),
+            Ok(Some(Message::Deflated {
+                text: true,
+                payload: Payload::Owned(b"\xff\xfe\xfd".to_vec())
+            }))
+        );
     }
 
     #[test]
@@ -536,7 +635,7 @@ mod tests {
             close::PROTOCOL_ERROR
         );
         let mut long_ping = client_frame(OpCode::Control(Control::Ping), true, &[0; 126]);
-        assert!(parse_frame(&mut long_ping, Role::Server, 1 << 20, 0).is_err());
+        assert!(parse_frame(&mut long_ping, Role::Server, 1 << 20, 0, false).is_err());
         let mut bad_code = client_frame(
             OpCode::Control(Control::Close),
             true,
@@ -552,7 +651,7 @@ mod tests {
     fn a_truncated_frame_asks_for_more_and_knows_its_size() {
         let frame = client_frame(OpCode::Data(Data::Text), true, b"hello");
         let mut part = frame[..7].to_vec();
-        match parse_frame(&mut part, Role::Server, 64, 0).unwrap() {
+        match parse_frame(&mut part, Role::Server, 64, 0, false).unwrap() {
             Parse::Incomplete { total, .. } => assert_eq!(total, Some(frame.len())),
             other => panic!("{other:?}"),
         }
@@ -568,7 +667,7 @@ mod tests {
         let mut cut_in_a_character = frame[..9].to_vec(); // header 6 + "κ" + first byte of "ό"
         let Parse::Incomplete {
             arriving: Some(a), ..
-        } = parse_frame(&mut cut_in_a_character, Role::Server, 1024, 0).unwrap()
+        } = parse_frame(&mut cut_in_a_character, Role::Server, 1024, 0, false).unwrap()
         else {
             panic!("incomplete")
         };

@@ -22,6 +22,8 @@ pub enum WsKind {
 #[derive(Debug)]
 pub struct WsSession {
     kind: WsKind,
+    /// permessage-deflate was negotiated.
+    deflate: bool,
     assembler: Assembler,
     /// When we pinged a quiet peer; cleared by any byte from it.
     ping_sent: Option<u64>,
@@ -53,9 +55,10 @@ pub enum Quiet {
 }
 
 impl WsSession {
-    pub fn new(kind: WsKind) -> WsSession {
+    pub fn new(kind: WsKind, deflate: bool) -> WsSession {
         WsSession {
             kind,
+            deflate,
             assembler: Assembler::default(),
             ping_sent: None,
             close_sent: false,
@@ -64,6 +67,12 @@ impl WsSession {
 
     pub fn kind(&self) -> WsKind {
         self.kind
+    }
+
+    /// permessage-deflate was negotiated: its messages may come compressed,
+    /// and large ones are sent compressed.
+    pub fn deflate(&self) -> bool {
+        self.deflate
     }
 
     /// The reassembly state, for the frame parser's size and UTF-8 checks.
@@ -97,7 +106,9 @@ impl WsSession {
             return Ok(Received::Nothing);
         };
         Ok(match message {
-            Message::Text(_) | Message::Binary(_) => Received::Data(message),
+            Message::Text(_) | Message::Binary(_) | Message::Deflated { .. } => {
+                Received::Data(message)
+            }
             Message::Ping(data) => Received::Answer(ws::pong(data)),
             Message::Pong(_) => Received::Nothing,
             Message::Close(code, _) => {
@@ -168,7 +179,7 @@ mod tests {
         bytes.extend_from_slice(payload);
         apply_mask(&mut bytes[start..], mask);
         let Ok(Parse::Frame(frame)) =
-            parse_frame(&mut bytes, Role::Server, 1 << 16, s.pending_len())
+            parse_frame(&mut bytes, Role::Server, 1 << 16, s.pending_len(), false)
         else {
             panic!("not one whole frame");
         };
@@ -183,7 +194,7 @@ mod tests {
 
     #[test]
     fn fragments_make_one_message_and_pings_are_answered_in_between() {
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         assert_eq!(
             feed(&mut s, OpCode::Data(Data::Text), false, b"hel"),
             Ok(Received::Nothing)
@@ -210,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_peer_close_is_echoed_once_with_its_code() {
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         let got = feed(
             &mut s,
             OpCode::Control(Control::Close),
@@ -224,7 +235,7 @@ mod tests {
             None,
             "no second close"
         );
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         let got = feed(&mut s, OpCode::Control(Control::Close), true, b"");
         assert_eq!(
             got,
@@ -235,7 +246,7 @@ mod tests {
 
     #[test]
     fn our_close_is_sent_once_and_the_peer_answer_needs_no_echo() {
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         assert_eq!(
             s.close(CloseReason::new(close::TOO_BIG, "too big")),
             Some(ws::close_frame(close::TOO_BIG, "too big"))
@@ -255,7 +266,7 @@ mod tests {
         let config = Config::default();
         let interval = config.ping_interval.as_millis() as u64;
         let grace = config.pong_timeout.as_millis() as u64;
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         assert_eq!(s.liveness_deadline(100, &config), 100 + interval);
         assert_eq!(
             s.on_quiet(100 + interval),
@@ -275,7 +286,7 @@ mod tests {
 
     #[test]
     fn protocol_errors_are_returned_for_the_connection_to_close() {
-        let mut s = WsSession::new(WsKind::Chat);
+        let mut s = WsSession::new(WsKind::Chat, false);
         let got = feed(&mut s, OpCode::Data(Data::Continue), true, b"x");
         assert_eq!(
             got.map_err(|e| e.code),

@@ -76,6 +76,9 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
   const alice = await joinAs('Alice', 'alice@example.org');
   const bob = await joinAs('Bob');
 
+  // Chromium offered permessage-deflate and the server took it: what follows runs compressed.
+  assert.match(await alice.page.evaluate(() => document.documentElement.dataset.wsExtensions), /^permessage-deflate/);
+
   // Presence: each sees the other.
   await alice.page.waitForFunction(() => document.querySelector('#online-count').textContent === '2');
   const people = await alice.page.$$eval('#user-list li', (els) => els.map((e) => e.textContent));

@@ -50,6 +50,8 @@ Usage: picochat-load [OPTIONS]
                        latency passes --threshold or deliveries are lost
   --step-duration D    how long each step measures (default 5s)
   --threshold D        p95 latency bound for --step (default 500ms)
+  --compression        offer permessage-deflate; the server's compressed frames are
+                       inflated here (the report counts those that negotiated it)
   --server-pid PID     also report the server's CPU time and peak RSS (repeatable:
                        each process is reported, and their CPU summed)
   --json               print one JSON object instead of the table
@@ -108,6 +110,7 @@ struct Args {
     step_duration: Duration,
     threshold: Duration,
     server_pids: Vec<u32>,
+    compression: bool,
     json: bool,
     quiet: bool,
 }
@@ -129,6 +132,7 @@ fn parse_args() -> Result<Args, String> {
         step_duration: Duration::from_secs(5),
         threshold: Duration::from_millis(500),
         server_pids: Vec::new(),
+        compression: false,
         json: false,
         quiet: false,
     };
@@ -162,6 +166,7 @@ fn parse_args() -> Result<Args, String> {
             "--server-pid" => a.server_pids.push(parse_num(&val()?)?),
             "--json" => a.json = true,
             "--quiet" => a.quiet = true,
+            "--compression" => a.compression = true,
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -266,6 +271,8 @@ struct Client {
     welcomes: usize,
     /// Which `--url` it connected to.
     node: usize,
+    /// It negotiated permessage-deflate.
+    deflate: bool,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -282,6 +289,9 @@ struct Counters {
     received: u64,
     connect_us: Vec<u64>,
     first_error: Option<String>,
+    /// Clients that negotiated permessage-deflate, and compressed frames received.
+    compressing: usize,
+    compressed_frames: u64,
 }
 
 struct Gen {
@@ -290,6 +300,8 @@ struct Gen {
     clients: Slab<Client>,
     scratch: Vec<u8>,
     hist: Histogram,
+    /// One inflater for every client (permessage-deflate, no context takeover).
+    inflater: picochat::net::deflate::Inflater,
     c: Counters,
     t0: Instant,
     rng: u64,
@@ -341,9 +353,14 @@ impl Gen {
                     self.c.failed += 1;
                     return;
                 }
+                let offer = if self.args.compression {
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                } else {
+                    ""
+                };
                 let req = format!(
                     "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
                     target.path, target.host
                 );
                 let room = (self.args.rooms > 0).then(|| self.opened_total % self.args.rooms);
@@ -361,6 +378,7 @@ impl Gen {
                     room,
                     welcomes: 0,
                     node,
+                    deflate: false,
                 });
             }
             Err(e) => self.fail(None, format!("connect {}: {e}", target.addr)),
@@ -491,6 +509,8 @@ impl Gen {
                 return self.fail(Some(key), format!("upgrade refused: {first}"));
             }
             c.state = State::Open;
+            c.deflate = head.contains("permessage-deflate");
+            self.c.compressing += usize::from(c.deflate);
             self.c.connected += 1;
             self.node_clients[c.node] += 1;
             if let Some(r) = c.room {
@@ -503,14 +523,28 @@ impl Gen {
         }
         let mut pongs: Vec<Vec<u8>> = Vec::new();
         while pos < buf.len() {
-            match ws::parse_frame(&mut buf[pos..], Role::Client, 1 << 24, 0) {
+            match ws::parse_frame(&mut buf[pos..], Role::Client, 1 << 24, 0, c.deflate) {
                 Ok(Parse::Incomplete { .. }) => break,
                 Err(e) => {
                     result = Err(format!("bad frame from server: {}", e.reason));
                     break;
                 }
                 Ok(Parse::Frame(f)) => {
-                    let payload = &buf[pos + f.payload.start..pos + f.payload.end];
+                    let raw = &buf[pos + f.payload.start..pos + f.payload.end];
+                    let inflated;
+                    let payload = if f.compressed {
+                        inflated = match self.inflater.inflate(raw, 1 << 24) {
+                            Ok(bytes) => bytes,
+                            Err(e) => {
+                                result = Err(format!("bad compressed frame from server: {e:?}"));
+                                break;
+                            }
+                        };
+                        self.c.compressed_frames += 1;
+                        &inflated[..]
+                    } else {
+                        raw
+                    };
                     match f.opcode {
                         OpCode::Data(Data::Text) => {
                             if payload.starts_with(br#"{"type":"welcome""#) {
@@ -893,6 +927,7 @@ fn main() {
         clients: Slab::new(),
         scratch: vec![0; 256 * 1024],
         hist: Histogram::new(),
+        inflater: Default::default(),
         c: Counters::default(),
         t0: Instant::now(),
         rng: 0x2545_f491_4f6c_dd1d ^ std::process::id() as u64,
@@ -1063,6 +1098,8 @@ fn summary(
             },
             clients: args.clients,
             connected: c.connected,
+            compressing: c.compressing,
+            compressed_frames: c.compressed_frames,
             failed: c.failed,
             dropped: c.dropped,
             senders: args.senders,
@@ -1212,6 +1249,9 @@ struct Report<'a> {
     mode: &'static str,
     clients: usize,
     connected: usize,
+    /// Clients that negotiated permessage-deflate (`--compression`), and compressed frames read.
+    compressing: usize,
+    compressed_frames: u64,
     failed: usize,
     dropped: usize,
     senders: usize,

@@ -1,0 +1,293 @@
+//! permessage-deflate (RFC 7692), the way uWebSockets' shared compressor does
+//! it: no context takeover in either direction, so nothing is kept per
+//! connection. One [`Compressor`] for the whole loop deflates a broadcast
+//! once and every client that negotiated the extension gets the same bytes;
+//! one [`Inflater`] for the whole loop inflates a client's compressed message,
+//! reset per message, stopping at `--max-message` of output (a zip bomb costs
+//! no memory). Also here: reading a client's offers and choosing one
+//! ([`negotiate`]). Framing (RSV1) is `ws.rs`; which client gets which bytes
+//! is `server.rs` and `conn.rs`. No sockets here.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// What the 101 answers when an offer was accepted.
+pub const ACCEPTED: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
+/// The end of every sync-flushed deflate block, removed from a message's
+/// payload on the wire (RFC 7692 7.2.1) and put back to inflate it.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Whether any `Sec-WebSocket-Extensions` offer (all the header's lines, in
+/// order) is a permessage-deflate offer this server can honour. An offer with
+/// an unknown, duplicated or invalid parameter is declined (RFC 7692 7), and
+/// so is one asking for a server window under 15 bits (the compressor's).
+pub fn negotiate<'a>(lines: impl IntoIterator<Item = &'a str>) -> bool {
+    lines
+        .into_iter()
+        .flat_map(|line| line.split(','))
+        .any(acceptable)
+}
+
+/// One offer: `permessage-deflate; param[=value]; ...`.
+fn acceptable(offer: &str) -> bool {
+    let mut parts = offer.split(';').map(str::trim);
+    if parts.next() != Some("permessage-deflate") {
+        return false;
+    }
+    let mut seen = [false; 4];
+    for param in parts {
+        let (name, value) = match param.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
+            None => (param, None),
+        };
+        let (slot, ok) = match name {
+            "server_no_context_takeover" => (0, value.is_none()),
+            "client_no_context_takeover" => (1, value.is_none()),
+            // We compress with a 15-bit window: a smaller one cannot be honoured.
+            "server_max_window_bits" => (2, value.and_then(window_bits) == Some(15)),
+            // Any window the client uses can be inflated; a bare name is allowed.
+            "client_max_window_bits" => (3, value.is_none_or(|v| window_bits(v).is_some())),
+            _ => return false,
+        };
+        if !ok || std::mem::replace(&mut seen[slot], true) {
+            return false;
+        }
+    }
+    true
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// 8 to 15, written without a leading zero (RFC 7692 7.1.2).
+fn window_bits(v: &str) -> Option<u8> {
+    if v.is_empty() || v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok().filter(|n| (8..=15).contains(n))
+}
+
+/// What the loop shares for permessage-deflate.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub compressor: Compressor,
+    pub inflater: Inflater,
+}
+
+/// The loop's one deflater.
+pub struct Compressor {
+    deflate: Compress,
+    /// Messages compressed since start, and the bytes before and after (`/metrics`).
+    pub messages: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("messages", &self.messages)
+            .finish()
+    }
+}
+
+impl Default for Compressor {
+    fn default() -> Self {
+        Compressor {
+            deflate: Compress::new(Compression::new(LEVEL), false),
+            messages: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
+/// zlib's default level: most of the size win of 9 at a fraction of its time.
+const LEVEL: u32 = 6;
+
+impl Compressor {
+    /// `payload` deflated on its own (no context from earlier messages), the
+    /// trailing `00 00 ff ff` removed; `None` when that is not smaller.
+    pub fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        self.deflate.reset();
+        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+        let mut input = payload;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(256));
+            }
+            let before = self.deflate.total_in();
+            // Compressing into a Vec with room cannot fail.
+            self.deflate
+                .compress_vec(input, &mut out, FlushCompress::Sync)
+                .ok()?;
+            input = &input[(self.deflate.total_in() - before) as usize..];
+            // The flush is complete when it left room in the output.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        self.messages += 1;
+        self.bytes_in += payload.len() as u64;
+        self.bytes_out += out.len() as u64;
+        (out.len() < payload.len()).then_some(out)
+    }
+}
+
+/// Why a compressed message was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InflateError {
+    /// It inflates past the limit (1009).
+    TooBig,
+    /// It is not deflate data (1007).
+    Corrupt,
+}
+
+/// The loop's one inflater.
+pub struct Inflater {
+    inflate: Decompress,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Inflater")
+    }
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        // Raw deflate with the largest window, so any client window inflates.
+        Inflater {
+            inflate: Decompress::new(false),
+        }
+    }
+}
+
+impl Inflater {
+    /// Inflates one message's payload (its `00 00 ff ff` put back), never
+    /// holding more than `limit` bytes of output.
+    pub fn inflate(&mut self, compressed: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+        self.inflate.reset(false);
+        let mut out = Vec::with_capacity((compressed.len() * 3 + 64).min(limit + 1));
+        for part in [compressed, &TAIL[..]] {
+            let mut input = part;
+            loop {
+                if out.len() == out.capacity() {
+                    if out.len() > limit {
+                        return Err(InflateError::TooBig);
+                    }
+                    let room = out.len().max(1024).min(limit + 1 - out.len());
+                    out.reserve_exact(room);
+                }
+                let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
+                let status = self
+                    .inflate
+                    .decompress_vec(input, &mut out, FlushDecompress::Sync)
+                    .map_err(|_| InflateError::Corrupt)?;
+                if out.len() > limit {
+                    return Err(InflateError::TooBig);
+                }
+                let used = (self.inflate.total_in() - before_in) as usize;
+                let made = self.inflate.total_out() - before_out;
+                input = &input[used..];
+                if input.is_empty() && out.len() < out.capacity() {
+                    break;
+                }
+                if used == 0 && made == 0 && out.len() < out.capacity() {
+                    // No progress with room to spare: the stream ended or is broken.
+                    if status == Status::StreamEnd && input.is_empty() {
+                        break;
+                    }
+                    return Err(InflateError::Corrupt);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_are_read_as_rfc_7692_says() {
+        for ok in [
+            "permessage-deflate",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; client_max_window_bits=10",
+            "permessage-deflate; client_max_window_bits=\"8\"",
+            "permessage-deflate; server_max_window_bits=15",
+            "x-webkit-deflate-frame, permessage-deflate",
+            // A bad offer, then a good one: the good one is taken.
+            "permessage-deflate; foo=1, permessage-deflate",
+        ] {
+            assert!(negotiate([ok]), "{ok}");
+        }
+        for bad in [
+            "",
+            "x-webkit-deflate-frame",
+            "permessage-deflate; foo",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; client_max_window_bits=7",
+            "permessage-deflate; client_max_window_bits=16",
+            "permessage-deflate; client_max_window_bits=010",
+            "permessage-deflate; client_max_window_bits=ten",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=10",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_max_window_bits=10; client_max_window_bits=11",
+        ] {
+            assert!(!negotiate([bad]), "{bad}");
+        }
+        // One list over several header lines.
+        assert!(negotiate([
+            "x-foo",
+            "permessage-deflate; client_max_window_bits"
+        ]));
+    }
+
+    #[test]
+    fn a_message_compresses_once_and_inflates_back_within_its_limit() {
+        let mut c = Compressor::default();
+        let mut i = Inflater::default();
+        let text =
+            r#"{"type":"message","room":"lobby","id":1,"message":"hello hello hello hello"}"#
+                .repeat(20);
+        let small = c.compress(text.as_bytes()).expect("JSON compresses");
+        assert!(
+            small.len() * 5 < text.len(),
+            "{} of {}",
+            small.len(),
+            text.len()
+        );
+        assert!(!small.ends_with(&TAIL));
+        assert_eq!(i.inflate(&small, text.len()).unwrap(), text.as_bytes());
+        // The same again: no context is carried from one message to the next.
+        assert_eq!(c.compress(text.as_bytes()), Some(small.clone()));
+        assert_eq!(i.inflate(&small, text.len()).unwrap(), text.as_bytes());
+        assert_eq!(i.inflate(&small, text.len() - 1), Err(InflateError::TooBig));
+        assert_eq!(c.compress(b"x"), None, "not smaller: sent as it is");
+        assert_eq!(
+            i.inflate(b"\xff\xff\xff garbage", 1000),
+            Err(InflateError::Corrupt)
+        );
+        // A bomb: 100 MB of zeros stops at the limit.
+        let zeros = vec![0u8; 10 << 20];
+        let bomb = c.compress(&zeros).unwrap();
+        assert!(bomb.len() < 20_000);
+        assert_eq!(i.inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
+        // An empty message is five bytes of deflate.
+        let empty = c.compress(b"");
+        assert_eq!(empty, None);
+        assert_eq!(i.inflate(&[0x00], 10).unwrap(), b"");
+    }
+}
