@@ -106,8 +106,10 @@ impl Default for Compressor {
     }
 }
 
-/// zlib's default level: most of the size win of 9 at a fraction of its time.
-const LEVEL: u32 = 6;
+/// Level 1: measured (`cargo bench --bench hot_paths`, miniz_oxide) a welcome
+/// of 200 messages to 12% of its size in 82 µs, where level 6 made 9% in
+/// 830 µs; a 252-byte chat frame to 73% either way (17 µs against 38 µs).
+const LEVEL: u32 = 1;
 
 impl Compressor {
     /// `payload` deflated on its own (no context from earlier messages), the
@@ -283,7 +285,7 @@ mod tests {
         // A bomb: 100 MB of zeros stops at the limit.
         let zeros = vec![0u8; 10 << 20];
         let bomb = c.compress(&zeros).unwrap();
-        assert!(bomb.len() < 20_000);
+        assert!(bomb.len() * 100 < zeros.len(), "{}", bomb.len());
         assert_eq!(i.inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
         // An empty message is five bytes of deflate.
         let empty = c.compress(b"");
