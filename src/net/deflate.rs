@@ -118,18 +118,26 @@ impl Compressor {
         self.deflate.reset();
         let mut out = Vec::with_capacity(payload.len() / 2 + 64);
         let mut input = payload;
+        // All the input, then a sync flush: done when the output ends with
+        // the flush's empty block and the last call did not fill the room it had.
         loop {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(256));
             }
             let before = self.deflate.total_in();
+            let flush = if input.is_empty() {
+                FlushCompress::Sync
+            } else {
+                FlushCompress::None
+            };
             // Compressing into a Vec with room cannot fail.
-            self.deflate
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .ok()?;
+            self.deflate.compress_vec(input, &mut out, flush).ok()?;
             input = &input[(self.deflate.total_in() - before) as usize..];
-            // The flush is complete when it left room in the output.
-            if input.is_empty() && out.len() < out.capacity() {
+            if input.is_empty()
+                && flush == FlushCompress::Sync
+                && out.ends_with(&TAIL)
+                && out.len() < out.capacity()
+            {
                 break;
             }
         }
@@ -199,12 +207,15 @@ impl Inflater {
                 let used = (self.inflate.total_in() - before_in) as usize;
                 let made = self.inflate.total_out() - before_out;
                 input = &input[used..];
-                if input.is_empty() && out.len() < out.capacity() {
+                // All input taken is not all output given: the inflater may
+                // still hold some (it hands out at most what fits, a window
+                // at a time), so it is asked again until it gives nothing.
+                if input.is_empty() && made == 0 {
                     break;
                 }
                 if used == 0 && made == 0 && out.len() < out.capacity() {
-                    // No progress with room to spare: the stream ended or is broken.
-                    if status == Status::StreamEnd && input.is_empty() {
+                    // Input left, room to spare, and no progress: broken data.
+                    if status == Status::StreamEnd {
                         break;
                     }
                     return Err(InflateError::Corrupt);
@@ -257,6 +268,12 @@ mod tests {
         ]));
     }
 
+    /// Pseudo-random bytes over a small alphabet: deflate saves a little.
+    fn seed_bytes(n: u32) -> u8 {
+        let x = n.wrapping_mul(2_654_435_761).rotate_left(13) ^ n;
+        b'a' + (x % 20) as u8
+    }
+
     #[test]
     fn a_message_compresses_once_and_inflates_back_within_its_limit() {
         let mut c = Compressor::default();
@@ -287,6 +304,36 @@ mod tests {
         let bomb = c.compress(&zeros).unwrap();
         assert!(bomb.len() * 100 < zeros.len(), "{}", bomb.len());
         assert_eq!(i.inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
+        // Barely compressible bytes (Autobahn 12.2.9's kind), read back by
+        // another inflater than ours: every byte comes back.
+        let noisy: Vec<u8> = (0..65_536u32)
+            .map(|n| {
+                seed_bytes(n)
+            })
+            .collect();
+        let packed = c.compress(&noisy).expect("a little smaller");
+        let mut other = flate2::Decompress::new(false);
+        let mut back = Vec::with_capacity(1 << 17);
+        let mut framed = packed.clone();
+        framed.extend_from_slice(&TAIL);
+        other
+            .decompress_vec(&framed, &mut back, FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(back.len(), noisy.len());
+        assert_eq!(back, noisy);
+        assert_eq!(i.inflate(&packed, 1 << 17).unwrap(), noisy);
+        // Large and varied (not one repeated block): every byte comes back.
+        let mut seed = 7u64;
+        let words = ["chat", "room", "hello", "picochat", "deflate", "window", "message"];
+        let big: String = (0..40_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                words[(seed >> 33) as usize % words.len()]
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let packed = c.compress(big.as_bytes()).unwrap();
+        assert_eq!(i.inflate(&packed, 1 << 20).unwrap(), big.as_bytes(), "{} bytes", big.len());
         // An empty message is five bytes of deflate.
         let empty = c.compress(b"");
         assert_eq!(empty, None);
