@@ -73,7 +73,7 @@ pub fn frame_for(
     shared: &mut deflate::Shared,
 ) -> Vec<u8> {
     if deflates && payload.len() >= config.compress_min {
-        if let Some(small) = shared.compressor.compress(payload) {
+        if let Some(small) = shared.compress(payload) {
             return ws::deflated(text, &small);
         }
     }
@@ -462,11 +462,7 @@ impl Conn {
                     log_metrics: &log_metrics,
                     fd_limit: ctx.fd_limit,
                     max_connections: ctx.max_connections,
-                    deflate: (
-                        ctx.deflate.compressor.messages,
-                        ctx.deflate.compressor.bytes_in,
-                        ctx.deflate.compressor.bytes_out,
-                    ),
+                    deflate: ctx.deflate.counts(),
                 };
                 http::ops(&route, &snap, req.method == "HEAD", keep_alive, date)
             }
@@ -581,7 +577,7 @@ impl Conn {
             Ok(Received::Nothing) => {}
             Ok(Received::Data(Message::Deflated { text, payload })) => {
                 // Inflated by the loop's one inflater, never past the limit.
-                let inflated = match ctx.deflate.inflater.inflate(&payload, limit) {
+                let inflated = match ctx.deflate.inflate(&payload, limit) {
                     Ok(bytes) => bytes,
                     Err(InflateError::TooBig) => {
                         self.fail(CloseReason::new(close::TOO_BIG, "message too big"), ctx.now);

@@ -71,11 +71,34 @@ fn window_bits(v: &str) -> Option<u8> {
     v.parse().ok().filter(|n| (8..=15).contains(n))
 }
 
-/// What the loop shares for permessage-deflate.
+/// What the loop shares for permessage-deflate. Each half is made when
+/// first needed: a server nobody compresses with keeps no zlib tables
+/// (about 300 KiB of RSS).
 #[derive(Debug, Default)]
 pub struct Shared {
-    pub compressor: Compressor,
-    pub inflater: Inflater,
+    compressor: Option<Box<Compressor>>,
+    inflater: Option<Box<Inflater>>,
+}
+
+impl Shared {
+    /// See [`Compressor::compress`].
+    pub fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        self.compressor.get_or_insert_default().compress(payload)
+    }
+
+    /// See [`Inflater::inflate`].
+    pub fn inflate(&mut self, compressed: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+        self.inflater
+            .get_or_insert_default()
+            .inflate(compressed, limit)
+    }
+
+    /// Messages compressed, bytes before and after (`/metrics`).
+    pub fn counts(&self) -> (u64, u64, u64) {
+        self.compressor
+            .as_ref()
+            .map_or((0, 0, 0), |c| (c.messages, c.bytes_in, c.bytes_out))
+    }
 }
 
 /// The loop's one deflater.
@@ -306,11 +329,7 @@ mod tests {
         assert_eq!(i.inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
         // Barely compressible bytes (Autobahn 12.2.9's kind), read back by
         // another inflater than ours: every byte comes back.
-        let noisy: Vec<u8> = (0..65_536u32)
-            .map(|n| {
-                seed_bytes(n)
-            })
-            .collect();
+        let noisy: Vec<u8> = (0..65_536u32).map(seed_bytes).collect();
         let packed = c.compress(&noisy).expect("a little smaller");
         let mut other = flate2::Decompress::new(false);
         let mut back = Vec::with_capacity(1 << 17);
@@ -324,16 +343,25 @@ mod tests {
         assert_eq!(i.inflate(&packed, 1 << 17).unwrap(), noisy);
         // Large and varied (not one repeated block): every byte comes back.
         let mut seed = 7u64;
-        let words = ["chat", "room", "hello", "picochat", "deflate", "window", "message"];
+        let words = [
+            "chat", "room", "hello", "picochat", "deflate", "window", "message",
+        ];
         let big: String = (0..40_000)
             .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 words[(seed >> 33) as usize % words.len()]
             })
             .collect::<Vec<_>>()
             .join(" ");
         let packed = c.compress(big.as_bytes()).unwrap();
-        assert_eq!(i.inflate(&packed, 1 << 20).unwrap(), big.as_bytes(), "{} bytes", big.len());
+        assert_eq!(
+            i.inflate(&packed, 1 << 20).unwrap(),
+            big.as_bytes(),
+            "{} bytes",
+            big.len()
+        );
         // An empty message is five bytes of deflate.
         let empty = c.compress(b"");
         assert_eq!(empty, None);

@@ -726,7 +726,7 @@ impl Server {
             }
             let frame = if conn.deflates() && payload.len() >= self.config.compress_min {
                 deflated.get_or_insert_with(|| {
-                    match self.deflate.compressor.compress(payload) {
+                    match self.deflate.compress(payload) {
                         Some(small) => Chunk::Shared(Rc::from(ws::deflated(true, &small))),
                         None => plain.clone(), // deflate did not shrink it
                     }

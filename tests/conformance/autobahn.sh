@@ -3,7 +3,7 @@
 # endpoint, which runs on the same mio loop, connection and framing code as the
 # chat. Fails on any FAILED or NON-STRICT case (all 298 non-informational cases
 # are OK today); kosoku's reports go to tests/artifacts/autobahn/.
-# Excluded: 12.* and 13.* (permessage-deflate; picochat negotiates no extensions).
+# 12.* and 13.* (permessage-deflate) run in autobahn-deflate.sh with wstest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../lib.sh"
