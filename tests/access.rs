@@ -315,16 +315,6 @@ fn token_mode_needs_a_long_enough_secret_file() {
     );
 }
 
-fn join_as(s: &TestServer, name: &str, secret: &str) -> (Ws, serde_json::Value) {
-    let mut ws = s.ws();
-    send_json(
-        &mut ws,
-        json!({"type": "join", "username": name, "secret": secret}),
-    );
-    let answer = recv_json(&mut ws);
-    (ws, answer)
-}
-
 #[test]
 fn held_names_survive_a_restart_with_a_data_dir_and_last_while_online_without() {
     let dir = std::env::temp_dir().join(format!(

@@ -1049,15 +1049,6 @@ fn held_names_are_held_on_every_node_and_on_a_node_started_later() {
     let redis = Redis::start();
     let a = node(&redis, &[]);
     let b = node(&redis, &[]);
-    let join_as = |s: &TestServer, name: &str, secret: &str| {
-        let mut ws = s.ws();
-        send_json(
-            &mut ws,
-            json!({"type": "join", "username": name, "secret": secret}),
-        );
-        let answer = recv_json(&mut ws);
-        (ws, answer)
-    };
     let (ann, w) = join_as(&a, "Ann", "secret-of-ann");
     assert_eq!(w["type"], "welcome");
     std::thread::sleep(Duration::from_millis(200));

@@ -660,6 +660,15 @@ impl Core {
             .filter(|s| s.gen == client.gen)
     }
 
+    /// The session of a client that sends to `room`: `None` when the client
+    /// is gone, `not_joined` when it is not in the room.
+    fn session_in(&self, client: ClientId, room: &str) -> Result<Option<&Session>, ErrorCode> {
+        match self.session(client) {
+            Some(s) if !s.in_room(room, &self.limits.default_room) => Err(ErrorCode::NotJoined),
+            found => Ok(found),
+        }
+    }
+
     fn session_mut(&mut self, client: ClientId) -> Option<&mut Session> {
         self.sessions
             .get_mut(client.key as usize)
@@ -1114,12 +1123,9 @@ impl Core {
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
-        let Some(session) = self.session(client) else {
+        let Some(session) = self.session_in(client, room)? else {
             return Ok(());
         };
-        if !session.in_room(room, &self.limits.default_room) {
-            return Err(ErrorCode::NotJoined);
-        }
         let identity = match &session.identity {
             Some(identity) => (**identity).clone(),
             // `--auth token`: a name comes only from a token, at a join.
@@ -1197,12 +1203,9 @@ impl Core {
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
-        let Some(session) = self.session(client) else {
+        let Some(session) = self.session_in(client, room)? else {
             return Ok(());
         };
-        if !session.in_room(room, &self.limits.default_room) {
-            return Err(ErrorCode::NotJoined);
-        }
         let who = session.identity.as_deref();
         let target = self
             .rooms

@@ -461,3 +461,15 @@ pub fn closed_with(ws: &mut Ws) -> (u16, String) {
         }
     }
 }
+
+/// A new chat socket that joins the default room as `name` with a page
+/// `secret`; returns it and the first frame answered (welcome or error).
+pub fn join_as(s: &TestServer, name: &str, secret: &str) -> (Ws, serde_json::Value) {
+    let mut ws = s.ws();
+    send_json(
+        &mut ws,
+        serde_json::json!({"type": "join", "username": name, "secret": secret}),
+    );
+    let answer = recv_json(&mut ws);
+    (ws, answer)
+}
