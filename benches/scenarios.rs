@@ -15,6 +15,10 @@
 //!    CPU per message and its share of all CPU used; saturation as in 2 with
 //!    1 node and with 2 nodes on Redis, with the CPU of every process. Nothing
 //!    is pinned here: nodes, Redis and the generator share the cores.
+//! 8. compression (picochat only): 1 and 2 again with every client offering
+//!    permessage-deflate (`picochat-load --compression`) and 300 B messages
+//!    (over `--compress-min`), against the same without -> p99 and deliveries
+//!    per server CPU-second, both ways, in the same run
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -579,6 +583,39 @@ fn main() {
                     "5 stripped binary size (KiB)",
                     Some(size as f64 / 1024.0),
                 );
+            }
+        }
+        if want("compression") && ti == 0 {
+            for (mode, extra) in [("plain", None), ("compressed", Some("--compression"))] {
+                let mut fan: Vec<&str> = fanout_args(clients, dur).to_vec();
+                let mut sat: Vec<&str> = saturation_args(clients, dur).to_vec();
+                for args in [&mut fan, &mut sat] {
+                    if let Some(i) = args.iter().position(|a| *a == "--payload") {
+                        args[i + 1] = "300";
+                    }
+                    args.extend(extra);
+                }
+                let r = start(target);
+                let v = load(&r, &fan);
+                eprintln!("compression fan-out ({mode}): {v}");
+                let label = format!("8 fan-out 300 B, {mode}: p99 latency (ms)");
+                push(&mut rows, ti, &label, v["latency_ms"]["p99"].as_f64());
+                let label = format!("8 fan-out 300 B, {mode}: deliveries lost");
+                push(&mut rows, ti, &label, num(&v, "lost"));
+                let label = format!("8 fan-out 300 B, {mode}: clients compressing");
+                push(&mut rows, ti, &label, num(&v, "compressing"));
+                let r = start(target);
+                let v = load(&r, &sat);
+                eprintln!("compression saturation ({mode}): {v}");
+                let label = format!("8 saturation 300 B, {mode}: deliveries per server CPU-s");
+                push(
+                    &mut rows,
+                    ti,
+                    &label,
+                    num(&v, "deliveries_per_server_cpu_s"),
+                );
+                let label = format!("8 saturation 300 B, {mode}: deliveries lost");
+                push(&mut rows, ti, &label, num(&v, "lost"));
             }
         }
         if want("rooms") && ti == 0 {
