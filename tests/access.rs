@@ -143,22 +143,6 @@ fn token_server() -> TestServer {
     ])
 }
 
-/// A token signed with `secret`, valid from `nbf` to `exp` (seconds from now).
-fn token(secret: &str, claims: serde_json::Value, exp: Option<i64>, nbf: Option<i64>) -> String {
-    use jwt_compact::{alg::Hs256, alg::Hs256Key, AlgorithmExt, Claims, Header};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let at = |d: i64| chrono::DateTime::<chrono::Utc>::from_timestamp(now + d, 0).unwrap();
-    let mut c = Claims::new(claims);
-    c.expiration = exp.map(at);
-    c.not_before = nbf.map(at);
-    Hs256
-        .token(&Header::empty(), &c, &Hs256Key::new(secret.as_bytes()))
-        .unwrap()
-}
-
 fn join_token(ws: &mut Ws, room: &str, token: &str) -> serde_json::Value {
     send_json(
         ws,
@@ -171,7 +155,7 @@ fn join_token(ws: &mut Ws, room: &str, token: &str) -> serde_json::Value {
 fn a_token_names_its_user_verified_and_bounds_its_rooms() {
     let s = token_server();
     let ada = json!({"sub": "user-1", "name": "Ada", "rooms": ["dev", "lobby"]});
-    let good = token(JWT_SECRET, ada.clone(), Some(3600), Some(-5));
+    let good = sign_token(JWT_SECRET, ada.clone(), Some(3600), Some(-5));
     let mut ws = s.ws();
     send_json(&mut ws, json!({"username": "gopher", "message": "hi"}));
     assert_eq!(
@@ -196,7 +180,7 @@ fn a_token_names_its_user_verified_and_bounds_its_rooms() {
     );
     // The same subject on another connection (another device) owns the message.
     let mut other_device = s.ws();
-    let again = token(
+    let again = sign_token(
         JWT_SECRET,
         json!({"sub": "user-1", "name": "Ada L."}),
         Some(3600),
@@ -207,7 +191,7 @@ fn a_token_names_its_user_verified_and_bounds_its_rooms() {
         "welcome"
     );
     let mut eve = s.ws();
-    let eve_token = token(
+    let eve_token = sign_token(
         JWT_SECRET,
         json!({"sub": "user-2", "name": "Eve"}),
         Some(3600),
@@ -231,18 +215,21 @@ fn a_token_names_its_user_verified_and_bounds_its_rooms() {
 fn expired_early_forged_and_malformed_tokens_are_bad_tokens() {
     let s = token_server();
     let user = json!({"sub": "u", "name": "ann"});
-    let body = token(JWT_SECRET, user.clone(), Some(3600), None);
+    let body = sign_token(JWT_SECRET, user.clone(), Some(3600), None);
     let claims_part = body.split('.').nth(1).unwrap().to_string();
     let bad = [
-        ("expired", token(JWT_SECRET, user.clone(), Some(-120), None)),
+        (
+            "expired",
+            sign_token(JWT_SECRET, user.clone(), Some(-120), None),
+        ),
         (
             "not yet valid",
-            token(JWT_SECRET, user.clone(), Some(3600), Some(300)),
+            sign_token(JWT_SECRET, user.clone(), Some(3600), Some(300)),
         ),
-        ("no exp", token(JWT_SECRET, user.clone(), None, None)),
+        ("no exp", sign_token(JWT_SECRET, user.clone(), None, None)),
         (
             "wrong secret",
-            token("some-other-secret-entirely", user.clone(), Some(3600), None),
+            sign_token("some-other-secret-entirely", user.clone(), Some(3600), None),
         ),
         // {"alg":"none","typ":"JWT"} and {"alg":"HS512","typ":"JWT"} over the same claims.
         (
@@ -256,7 +243,7 @@ fn expired_early_forged_and_malformed_tokens_are_bad_tokens() {
         ("malformed", "not.a.token".to_string()),
         (
             "over 4 KiB",
-            token(
+            sign_token(
                 JWT_SECRET,
                 json!({"sub": "u", "name": "ann", "pad": "x".repeat(4096)}),
                 Some(3600),
@@ -265,7 +252,7 @@ fn expired_early_forged_and_malformed_tokens_are_bad_tokens() {
         ),
         (
             "a name no username may be",
-            token(
+            sign_token(
                 JWT_SECRET,
                 json!({"sub": "u", "name": "x".repeat(40)}),
                 Some(3600),

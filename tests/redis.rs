@@ -1073,3 +1073,44 @@ fn held_names_are_held_on_every_node_and_on_a_node_started_later() {
     );
     assert_eq!(join_as(&c, "Ann", "secret-of-ann").1["type"], "welcome");
 }
+
+#[test]
+fn a_verified_name_is_marked_on_every_node() {
+    let redis = Redis::start();
+    let dir = std::env::temp_dir().join(format!("picochat-redis-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret_file = dir.join("jwt");
+    let secret = "a-secret-the-site-and-nodes-share";
+    std::fs::write(&secret_file, secret).unwrap();
+    let args = [
+        "--auth",
+        "token",
+        "--jwt-secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    let (a, b) = (node(&redis, &args), node(&redis, &args));
+    let join_with_token = |s: &TestServer, sub: &str, name: &str| {
+        let mut ws = s.ws();
+        let t = sign_token(secret, json!({"sub": sub, "name": name}), Some(3600), None);
+        send_json(&mut ws, json!({"type": "join", "room": "dev", "token": t}));
+        let w = recv_type(&mut ws, "welcome");
+        (ws, w)
+    };
+    let (_ada, _) = join_with_token(&a, "u1", "Ada");
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut bob, w) = join_with_token(&b, "u2", "Bob");
+    let ada = w["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "Ada")
+        .cloned();
+    assert_eq!(ada.map(|u| u["verified"].clone()), Some(json!(true)), "{w}");
+    // And in a live presence notice from the other node.
+    let (_cy, _) = join_with_token(&a, "u3", "Cy");
+    let joined = recv_type(&mut bob, "join");
+    assert_eq!(
+        (joined["username"].as_str(), joined["verified"].as_bool()),
+        (Some("Cy"), Some(true))
+    );
+}

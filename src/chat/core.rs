@@ -155,6 +155,8 @@ pub enum Command {
         room: RoomName,
         username: Rc<str>,
         avatar: Option<Rc<str>>,
+        /// The name came from a signed token (`--auth token`).
+        verified: bool,
         online: bool,
     },
 }
@@ -1324,7 +1326,7 @@ impl Core {
         };
         r.clear_remote();
         for p in &presence {
-            r.remote(&p.node, &p.username, p.avatar.as_deref(), true);
+            r.remote(p, true);
         }
         let was_ready = r.ready;
         let mut freed = r.clear_history();
@@ -1416,13 +1418,13 @@ impl Core {
         let Some(r) = self.rooms.get_mut(&p.room).filter(|r| r.ready) else {
             return; // the room's snapshot, when it is loaded, has it
         };
-        if !r.remote(&p.node, &p.username, p.avatar.as_deref(), p.online) {
+        if !r.remote(&p, p.online) {
             return;
         }
         let who = protocol::UserView {
             username: &p.username,
             avatar: p.avatar.as_deref(),
-            verified: false,
+            verified: p.verified,
         };
         let kind = if p.online { "join" } else { "leave" };
         let json = protocol::presence_json(kind, &p.room, &who, now, r.online.len());
@@ -1585,6 +1587,7 @@ fn presence_command(room: &RoomName, who: &Identity, online: bool) -> Command {
         room: room.clone(),
         username: who.username.clone(),
         avatar: who.avatar.clone(),
+        verified: who.verified,
         online,
     }
 }

@@ -98,6 +98,8 @@ pub struct RemotePresence {
     pub node: String,
     pub username: String,
     pub avatar: Option<String>,
+    /// The name came from a signed token there (`--auth token`).
+    pub verified: bool,
     pub online: bool,
 }
 

@@ -4,6 +4,7 @@
 //! send live here (`core.rs`), and no ids are made here: they come from the log.
 
 use super::protocol::{self, Owner, RecordKind, RoomName, UserView};
+use super::record::RemotePresence;
 use super::session::{ClientId, Identity};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -193,7 +194,8 @@ impl Room {
 
     /// Another process has `username` online here now (or no more); true
     /// when that brought the user online (or offline) in the room as a whole.
-    pub fn remote(&mut self, node: &str, username: &str, avatar: Option<&str>, on: bool) -> bool {
+    pub fn remote(&mut self, p: &RemotePresence, on: bool) -> bool {
+        let (node, username) = (&*p.node, &*p.username);
         match (self.online.get_mut(username), on) {
             (Some(p), true) => {
                 if !p.nodes.iter().any(|n| &**n == node) {
@@ -205,8 +207,8 @@ impl Room {
                 self.online.insert(
                     username.into(),
                     Presence {
-                        avatar: avatar.map(Into::into),
-                        verified: false,
+                        avatar: p.avatar.as_deref().map(Into::into),
+                        verified: p.verified,
                         connections: 0,
                         nodes: vec![node.into()],
                     },

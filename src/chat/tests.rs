@@ -865,6 +865,7 @@ fn remote(room: &str, node: &str, username: &str, online: bool) -> Event<'static
         node: node.into(),
         username: username.into(),
         avatar: None,
+        verified: false,
         online,
     }))
 }
@@ -884,12 +885,17 @@ fn with_a_shared_log_presence_spans_processes_and_each_user_is_listed_once() {
             node: "n2".into(),
             username: "bob".into(),
             avatar: None,
+            verified: true,
             online: true,
         }],
     }));
     let w = chat.last_to(c(0));
     assert_eq!(w["online"], 2, "{w}");
     assert_eq!(w["users"][1]["username"], "bob");
+    assert_eq!(
+        w["users"][1]["verified"], true,
+        "the mark travels with presence"
+    );
     assert_eq!(chat.presence, [("dev".into(), "ann".into(), true)]);
 
     // ann's own arrival was announced (to nobody else here yet).

@@ -66,6 +66,7 @@ pub trait MessageLog {
         _room: &RoomName,
         _username: &str,
         _avatar: Option<&str>,
+        _verified: bool,
         _online: bool,
     ) {
     }

@@ -644,10 +644,11 @@ impl Server {
                     room,
                     username,
                     avatar,
+                    verified,
                     online,
                 } => self
                     .log
-                    .presence(&room, &username, avatar.as_deref(), online),
+                    .presence(&room, &username, avatar.as_deref(), verified, online),
                 Command::Close { client, reason } => {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {

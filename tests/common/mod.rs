@@ -473,3 +473,24 @@ pub fn join_as(s: &TestServer, name: &str, secret: &str) -> (Ws, serde_json::Val
     let answer = recv_json(&mut ws);
     (ws, answer)
 }
+
+/// A token signed with `secret`, valid from `nbf` to `exp` (seconds from now).
+pub fn sign_token(
+    secret: &str,
+    claims: serde_json::Value,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+) -> String {
+    use jwt_compact::{alg::Hs256, alg::Hs256Key, AlgorithmExt, Claims, Header};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |d: i64| chrono::DateTime::<chrono::Utc>::from_timestamp(now + d, 0).unwrap();
+    let mut c = Claims::new(claims);
+    c.expiration = exp.map(at);
+    c.not_before = nbf.map(at);
+    Hs256
+        .token(&Header::empty(), &c, &Hs256Key::new(secret.as_bytes()))
+        .unwrap()
+}

@@ -84,15 +84,27 @@ pub fn presence_snapshot(room: &RoomName, flat: &Value, own: &str) -> Vec<Remote
             let field = pair.first()?.as_bytes()?;
             let avatar = std::str::from_utf8(pair.get(1)?.as_bytes()?).ok()?;
             let (node, username): (String, String) = serde_json::from_slice(field).ok()?;
+            let (verified, avatar) = entry_value(avatar);
             (node != own).then(|| RemotePresence {
                 room: room.clone(),
                 node,
                 username,
-                avatar: (!avatar.is_empty()).then(|| avatar.to_string()),
+                avatar,
+                verified,
                 online: true,
             })
         })
         .collect()
+}
+
+/// A presence entry's value: the avatar (none when empty), after a `!` when
+/// the name is verified (`--auth token`).
+fn entry_value(value: &str) -> (bool, Option<String>) {
+    let (verified, avatar) = match value.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, value),
+    };
+    (verified, (!avatar.is_empty()).then(|| avatar.to_string()))
 }
 
 /// `{"n": node, "u": username, "a": avatar, "on": bool}`, as `presence.lua` publishes it.
@@ -106,11 +118,13 @@ pub fn parse_presence(room: &RoomName, json: &[u8]) -> Option<RemotePresence> {
         on: bool,
     }
     let n: Notice = serde_json::from_slice(json).ok()?;
+    let (verified, avatar) = entry_value(&n.a);
     Some(RemotePresence {
         room: room.clone(),
         node: n.n,
         username: n.u,
-        avatar: (!n.a.is_empty()).then_some(n.a),
+        avatar,
+        verified,
         online: n.on,
     })
 }
@@ -158,6 +172,17 @@ pub fn settings(reply: &Value) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verified_name_is_marked_in_its_presence_entry() {
+        let room: RoomName = "dev".into();
+        let p = parse_presence(&room, br#"{"n":"x","u":"ann","a":"!abc","on":true}"#).unwrap();
+        assert_eq!((p.verified, p.avatar.as_deref()), (true, Some("abc")));
+        let p = parse_presence(&room, br#"{"n":"x","u":"bo","a":"!","on":true}"#).unwrap();
+        assert_eq!((p.verified, p.avatar), (true, None));
+        let p = parse_presence(&room, br#"{"n":"x","u":"cy","a":"","on":true}"#).unwrap();
+        assert_eq!((p.verified, p.avatar), (false, None));
+    }
 
     #[test]
     fn settings_notices_and_snapshots_decode() {

@@ -959,9 +959,22 @@ impl MessageLog for RedisLog {
         }
     }
 
-    fn presence(&mut self, room: &RoomName, username: &str, avatar: Option<&str>, online: bool) {
+    fn presence(
+        &mut self,
+        room: &RoomName,
+        username: &str,
+        avatar: Option<&str>,
+        verified: bool,
+        online: bool,
+    ) {
         let wall = crate::logging::unix_millis();
-        let avatar = avatar.unwrap_or_default();
+        // The entry's value: the avatar, after a '!' when the name is verified.
+        let avatar = format!(
+            "{}{}",
+            if verified { "!" } else { "" },
+            avatar.unwrap_or_default()
+        );
+        let avatar = avatar.as_str();
         if online {
             self.local
                 .entry(room.clone())

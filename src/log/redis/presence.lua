@@ -2,7 +2,8 @@
 -- entries; any node sweeps the ones past their expiry, so a dead node's
 -- users leave within the TTL). Changes are published on the room's channel
 -- as 'p' followed by {"n": node, "u": username, "a": avatar, "on": bool}.
--- KEYS[1]: presence hash (field: JSON [node, username]; value: avatar or '')
+-- KEYS[1]: presence hash (field: JSON [node, username]; value: avatar or '',
+-- after a '!' when the name is verified by a token)
 -- KEYS[2]: expiry sorted set (the same fields; score: expiry in ms)
 -- ARGV[1]: 'on', 'off' or 'sweep'   ARGV[2]: the room's channel   ARGV[3]: now (ms)
 -- ARGV[4]: TTL (ms)   ARGV[5]: this node
