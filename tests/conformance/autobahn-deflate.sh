@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Autobahn cases 12.* and 13.* (permessage-deflate) against the echo endpoint,
-# with the original wstest (autobahntestsuite 0.8.2 under CPython 2.7.18 from
+# with the original wstest (autobahntestsuite 25.10.1 under CPython 2.7.18 from
 # pyenv). kosoku, which runs cases 1-11 in autobahn.sh, errors in its own code
 # on some compression cases ("Strings must be encoded before hashing"), so the
 # reference implementation runs these. Fails on any FAILED or NON-STRICT case
@@ -18,7 +18,7 @@ py27="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")/versions/2.7.18/bin/pytho
 [ -x "$py27" ] || { echo "autobahn-deflate: CPython 2.7.18 under pyenv is needed ($py27)" >&2; exit 1; }
 wstest="$(dirname "$py27")/wstest"
 if [ ! -x "$wstest" ]; then
-  "$py27" -m pip install --quiet --disable-pip-version-check 'autobahntestsuite==0.8.2' 2>&1 \
+  "$py27" -m pip install --quiet --disable-pip-version-check 'autobahntestsuite==25.10.1' 2>&1 \
     | grep -v -e DEPRECATION -e 'pip version' || true
 fi
 
