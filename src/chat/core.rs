@@ -529,7 +529,10 @@ impl Core {
     pub fn admin_messages_json(&self, room: &str) -> Option<String> {
         let r = self.rooms.get(room).filter(|r| r.ready)?;
         let mut out = format!(r#"{{"room":"{}","messages":["#, r.name);
-        let messages = r.history.iter().filter(|s| r.message(s.id).is_some());
+        let messages = r
+            .history
+            .iter()
+            .filter(|s| protocol::record_kind(&s.json) == protocol::RecordKind::Message);
         for (i, s) in messages.enumerate() {
             if i > 0 {
                 out.push(',');

@@ -591,8 +591,7 @@ impl Conn {
                 };
                 let message = if text {
                     if std::str::from_utf8(&inflated).is_err() {
-                        let why = CloseReason::new(close::INVALID_PAYLOAD, "invalid UTF-8 in text");
-                        self.fail(why, ctx.now);
+                        self.fail(ws::invalid_utf8(), ctx.now);
                         return Some(buf.len());
                     }
                     Message::Text(Payload::Owned(inflated))

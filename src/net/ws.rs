@@ -388,7 +388,8 @@ impl Assembler {
     }
 }
 
-fn invalid_utf8() -> CloseReason {
+/// 1007 for text that is not UTF-8 (also once a compressed message is inflated).
+pub fn invalid_utf8() -> CloseReason {
     CloseReason::new(close::INVALID_PAYLOAD, "invalid UTF-8 in text")
 }
 
