@@ -11,6 +11,7 @@ use common::redis::Redis;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -774,50 +775,199 @@ fn the_load_generator_spreads_clients_over_nodes_and_counts_every_delivery_on_al
     let nodes: Vec<TestServer> = (0..2).map(|_| node(&redis, &[])).collect();
     let urls: Vec<String> = nodes.iter().map(|n| n.url("/ws")).collect();
     let pids: Vec<String> = nodes.iter().map(|n| n.pid().to_string()).collect();
-    for rooms in ["0", "3"] {
-        let r = load(&[
+    let mut args = vec![
+        "--url",
+        &urls[0],
+        "--url",
+        &urls[1],
+        "--server-pid",
+        &pids[0],
+        "--server-pid",
+        &pids[1],
+        "--clients",
+        "60",
+        "--senders",
+        "6",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+    ];
+    let r = load(&args);
+    assert_eq!(
+        (r["failed"].as_u64(), r["dropped"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert!(r["sent"].as_u64().unwrap() > 100, "{r}");
+    assert_eq!(r["lost"], 0, "every node delivered every message: {r}");
+    assert_eq!(r["expected"], r["received"]);
+    assert_eq!(
+        r["expected"].as_u64(),
+        Some(r["sent"].as_u64().unwrap() * 60),
+        "{r}"
+    );
+    let per_node = r["nodes"].as_array().unwrap();
+    assert_eq!(per_node.len(), 2);
+    for n in per_node {
+        assert_eq!(n["clients"], 30, "{r}");
+        // Everyone is in the one room: each node's 30 expect every message.
+        assert_eq!(
+            n["expected"].as_u64(),
+            Some(r["sent"].as_u64().unwrap() * 30)
+        );
+        assert_eq!(n["received"], n["expected"], "{r}");
+        assert!(n["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(r["servers"].as_array().unwrap().len(), 2);
+    assert_breakdowns_add_up(&r);
+    // Each second of the series has both processes.
+    for row in r["series"].as_array().unwrap() {
+        assert_eq!(row["servers"].as_array().unwrap().len(), 2, "{row}");
+    }
+
+    args.extend(["--rooms", "3"]);
+    let r = load(&args);
+    assert_eq!(
+        (r["lost"].as_u64(), r["dropped"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["rooms"]["per_room"].as_array().unwrap().len(), 3);
+    assert_breakdowns_add_up(&r);
+}
+
+/// The per-node and per-room breakdowns (and the per-second series) sum to the totals.
+fn assert_breakdowns_add_up(r: &serde_json::Value) {
+    let sum = |list: &serde_json::Value, key: &str| -> u64 {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[key].as_u64().unwrap())
+            .sum()
+    };
+    let nodes = &r["nodes"];
+    assert_eq!(
+        sum(nodes, "expected"),
+        r["expected"].as_u64().unwrap(),
+        "{r}"
+    );
+    assert_eq!(
+        sum(nodes, "received"),
+        r["received"].as_u64().unwrap(),
+        "{r}"
+    );
+    assert_eq!(sum(nodes, "lost"), r["lost"].as_u64().unwrap(), "{r}");
+    assert_eq!(sum(nodes, "dropped"), r["dropped"].as_u64().unwrap(), "{r}");
+    assert_eq!(
+        sum(nodes, "clients"),
+        r["connected"].as_u64().unwrap(),
+        "{r}"
+    );
+    if let Some(rooms) = r["rooms"]["per_room"].as_array() {
+        let rooms = serde_json::Value::from(rooms.clone());
+        assert_eq!(
+            sum(&rooms, "expected"),
+            r["expected"].as_u64().unwrap(),
+            "{r}"
+        );
+        assert_eq!(
+            sum(&rooms, "received"),
+            r["received"].as_u64().unwrap(),
+            "{r}"
+        );
+        assert_eq!(sum(&rooms, "lost"), r["lost"].as_u64().unwrap(), "{r}");
+        assert_eq!(
+            sum(&rooms, "dropped"),
+            r["dropped"].as_u64().unwrap(),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        sum(&r["series"], "received"),
+        r["received"].as_u64().unwrap()
+    );
+    assert_eq!(sum(&r["series"], "sent"), r["sent"].as_u64().unwrap());
+}
+
+#[test]
+fn a_client_dropped_on_purpose_is_lost_in_its_own_room_and_node() {
+    let redis = Redis::start();
+    let dir = std::env::temp_dir().join(format!("picochat-redis-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    let secret = "an-admin-token-of-some-length";
+    std::fs::write(&token, secret).unwrap();
+    let nodes: Vec<TestServer> = (0..2)
+        .map(|_| node(&redis, &["--admin-token-file", token.to_str().unwrap()]))
+        .collect();
+    // Client i goes through node i mod 2 into room load-(i mod 3) as "load{i}":
+    // load7 is on node 1 in room load-1, and not a sender (the senders are
+    // the first two members of each room: load0..load5).
+    let child = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args([
             "--url",
-            &urls[0],
+            &nodes[0].url("/ws"),
             "--url",
-            &urls[1],
-            "--server-pid",
-            &pids[0],
-            "--server-pid",
-            &pids[1],
+            &nodes[1].url("/ws"),
             "--clients",
-            "60",
+            "12",
+            "--rooms",
+            "3",
             "--senders",
             "6",
             "--rate",
-            "200",
+            "60",
             "--duration",
-            "2s",
-            "--rooms",
-            rooms,
-        ]);
+            "3s",
+            "--json",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, body) = admin_call(
+        nodes[1].addr,
+        "POST",
+        "/api/admin/users/load7/kick",
+        Some(secret),
+    );
+    assert_eq!((status, &body["kicked"]), (200, &json!(1)), "{body}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost = r["lost"].as_u64().unwrap();
+    assert_eq!(r["dropped"], 1, "{r}");
+    assert!(lost > 0, "the dropped client's deliveries are lost: {r}");
+    let nodes_r = r["nodes"].as_array().unwrap();
+    assert_eq!(
+        (nodes_r[0]["lost"].as_u64(), nodes_r[0]["dropped"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(
+        (nodes_r[1]["lost"].as_u64(), nodes_r[1]["dropped"].as_u64()),
+        (Some(lost), Some(1)),
+        "{r}"
+    );
+    let rooms = r["rooms"]["per_room"].as_array().unwrap();
+    for (i, room) in rooms.iter().enumerate() {
+        assert_eq!(room["room"], format!("load-{i}"));
+        let want = if i == 1 { (lost, 1) } else { (0, 0) };
         assert_eq!(
-            (r["failed"].as_u64(), r["dropped"].as_u64()),
-            (Some(0), Some(0)),
+            (
+                room["lost"].as_u64().unwrap(),
+                room["dropped"].as_u64().unwrap()
+            ),
+            want,
             "{r}"
         );
-        assert!(r["sent"].as_u64().unwrap() > 100, "{r}");
-        assert_eq!(r["lost"], 0, "every node delivered every message: {r}");
-        assert_eq!(r["expected"], r["received"]);
-        if rooms == "0" {
-            assert_eq!(
-                r["expected"].as_u64(),
-                Some(r["sent"].as_u64().unwrap() * 60),
-                "{r}"
-            );
-        }
-        let per_node = r["nodes"].as_array().unwrap();
-        assert_eq!(per_node.len(), 2);
-        for n in per_node {
-            assert_eq!(n["clients"], 30, "{r}");
-            assert!(n["received"].as_u64().unwrap() > 0);
-        }
-        assert_eq!(r["servers"].as_array().unwrap().len(), 2);
     }
+    assert_eq!(r["rooms"]["rooms_with_losses"], 1);
+    assert_eq!(r["rooms"]["max_lost_in_a_room"].as_u64(), Some(lost));
+    assert_breakdowns_add_up(&r);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

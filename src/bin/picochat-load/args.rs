@@ -1,0 +1,268 @@
+//! The command line: `--help`, the options of a run and of `compare`, and
+//! every check made before anything connects. No sockets here (`--url` is
+//! resolved, but nothing is opened).
+
+use picochat::config::{parse_duration, parse_num};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const HELP: &str = "picochat-load: load generator for tutorial-protocol WebSocket chat servers.
+
+Usage: picochat-load [OPTIONS]
+       picochat-load compare A.json B.json [MORE.json ...] [--report FILE.html]
+
+  --url URL            server WebSocket URL (default ws://127.0.0.1:8000/ws); give it
+                       several times to spread clients over nodes sharing rooms
+                       (client i uses URL i mod count; a message sent through one
+                       node is expected, and counted, on all of them; the report
+                       breaks deliveries, losses and latency down per node)
+  --clients N          WebSocket clients to connect (default 100; the maximum in --step mode)
+  --senders K          how many of them send (default 10)
+  --rate R             total messages/s across senders; 0 = closed loop (default 100)
+  --inflight W         closed loop: messages in flight per sender (default 1)
+  --duration D         how long to send, e.g. 10s (default 10s)
+  --payload BYTES      message text size (default 100)
+  --rooms N            spread clients over N rooms, 1 to --clients (picochat's rooms
+                       protocol: each joins room load-(i mod N), senders are spread
+                       over the rooms, and deliveries are counted per room); without
+                       it, the Go tutorial's frames in one room
+  --rooms-per-client K with --rooms: each client also joins the K-1 rooms after its
+                       own (memory measurements; it sends to its own room) (default 1)
+  --connect-rate C     new connections per second, 0 = no ramp (default 2000)
+  --idle               only hold the connections for --duration and report
+  --step S             add S clients per step while --rate broadcasts run, until p95
+                       latency passes --threshold or deliveries are lost
+  --step-duration D    how long each step measures (default 5s)
+  --threshold D        p95 latency bound for --step (default 500ms)
+  --compression        offer permessage-deflate; the server's compressed frames are
+                       inflated here (the report counts those that negotiated it)
+  --server-pid PID     also report the server's CPU time and RSS, overall and per
+                       second (repeatable: each process is reported, their CPU summed)
+  --json               print one JSON object instead of the table (with the per-second
+                       series and the per-room and per-node breakdowns)
+  --report FILE.html   also write the run as one self-contained HTML page: parameters,
+                       summary, and SVG charts over time (deliveries/s, p50/p95/p99,
+                       open connections, server CPU % and RSS) or, for --step, latency
+                       against clients; checked for writing before the run starts
+  --quiet              no progress line (there is one only when stderr is a terminal)
+  -h, --help           this help
+
+compare: a side-by-side table of --json reports (all runs, or all --step runs), each
+number with its ratio to the first file's; --report FILE.html writes it as a page
+with the runs' charts overlaid.
+";
+
+/// One server (node) the clients connect to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: String,
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or("--url must start with ws:// (TLS is not supported)")?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr = host
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+        Ok(Target {
+            addr,
+            host: host.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.host, self.path)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub targets: Vec<Target>,
+    pub clients: usize,
+    pub senders: usize,
+    pub rate: f64,
+    pub inflight: u32,
+    pub duration: Duration,
+    pub payload: usize,
+    /// 0: no rooms (the Go tutorial's frames).
+    pub rooms: usize,
+    pub rooms_per_client: usize,
+    pub connect_rate: f64,
+    pub idle: bool,
+    pub step: usize,
+    pub step_duration: Duration,
+    pub threshold: Duration,
+    pub server_pids: Vec<u32>,
+    pub compression: bool,
+    pub json: bool,
+    pub report: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// What the command line asks for.
+pub enum Command {
+    Run(Args),
+    Compare {
+        files: Vec<PathBuf>,
+        report: Option<PathBuf>,
+    },
+    Help,
+}
+
+pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut it = argv.into_iter().peekable();
+    if it.peek().map(String::as_str) == Some("compare") {
+        it.next();
+        return parse_compare(it);
+    }
+    let mut a = Args {
+        targets: Vec::new(),
+        clients: 100,
+        senders: 10,
+        rate: 100.0,
+        inflight: 1,
+        duration: Duration::from_secs(10),
+        payload: 100,
+        rooms: 0,
+        rooms_per_client: 1,
+        connect_rate: 2000.0,
+        idle: false,
+        step: 0,
+        step_duration: Duration::from_secs(5),
+        threshold: Duration::from_millis(500),
+        server_pids: Vec::new(),
+        compression: false,
+        json: false,
+        report: None,
+        quiet: false,
+    };
+    let mut urls: Vec<String> = Vec::new();
+    let mut rooms_given = false;
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--url" => urls.push(val()?),
+            "--clients" => a.clients = parse_num(&val()?)?,
+            "--senders" => a.senders = parse_num(&val()?)?,
+            "--rate" => a.rate = val()?.parse().map_err(|_| "--rate: expected a number")?,
+            "--inflight" => a.inflight = parse_num(&val()?)?,
+            "--duration" => a.duration = parse_duration(&val()?)?,
+            "--payload" => a.payload = parse_num(&val()?)?,
+            "--rooms" => {
+                a.rooms = parse_num(&val()?)?;
+                rooms_given = true;
+            }
+            "--rooms-per-client" => a.rooms_per_client = parse_num(&val()?)?,
+            "--connect-rate" => {
+                a.connect_rate = val()?
+                    .parse()
+                    .map_err(|_| "--connect-rate: expected a number")?
+            }
+            "--idle" => a.idle = true,
+            "--step" => a.step = parse_num(&val()?)?,
+            "--step-duration" => a.step_duration = parse_duration(&val()?)?,
+            "--threshold" => a.threshold = parse_duration(&val()?)?,
+            "--server-pid" => a.server_pids.push(parse_num(&val()?)?),
+            "--json" => a.json = true,
+            "--report" => a.report = Some(val()?.into()),
+            "--quiet" => a.quiet = true,
+            "--compression" => a.compression = true,
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    if urls.is_empty() {
+        urls.push("ws://127.0.0.1:8000/ws".into());
+    }
+    a.targets = urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<_, _>>()?;
+    a.senders = a.senders.min(a.clients.max(1));
+    a.payload = a.payload.max(40);
+    if a.inflight == 0 {
+        return Err("--inflight must be at least 1".into());
+    }
+    if a.rate < 0.0 || !a.rate.is_finite() {
+        return Err("--rate must be 0 (closed loop) or more".into());
+    }
+    if rooms_given && a.rooms == 0 {
+        return Err(
+            "--rooms must be at least 1 (leave it out for the Go tutorial's frames in one room)"
+                .into(),
+        );
+    }
+    if a.rooms > a.clients {
+        return Err("--rooms must not exceed --clients".into());
+    }
+    if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
+        return Err("--rooms-per-client must be from 1 to --rooms".into());
+    }
+    Ok(Command::Run(a))
+}
+
+fn parse_compare(it: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut files = Vec::new();
+    let mut report = None;
+    let mut it = it.peekable();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--report" => report = Some(it.next().ok_or("--report needs a value")?.into()),
+            flag if flag.starts_with("--") => {
+                return Err(format!("compare: unknown option {flag} (see --help)"))
+            }
+            file => files.push(PathBuf::from(file)),
+        }
+    }
+    if files.len() < 2 {
+        return Err("compare needs at least two JSON reports (picochat-load --json)".into());
+    }
+    Ok(Command::Compare { files, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Args, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(a) => Ok(a),
+            _ => Err("not a run".into()),
+        }
+    }
+
+    #[test]
+    fn rooms_zero_or_beyond_the_clients_is_refused() {
+        assert!(run(&["--rooms", "0"]).unwrap_err().contains("at least 1"));
+        assert!(run(&["--clients", "3", "--rooms", "4"])
+            .unwrap_err()
+            .contains("must not exceed --clients"));
+        assert_eq!(run(&["--clients", "4", "--rooms", "4"]).unwrap().rooms, 4);
+        assert_eq!(run(&[]).unwrap().rooms, 0);
+    }
+
+    #[test]
+    fn compare_takes_two_files_or_more_and_an_optional_report() {
+        let c = parse(["compare", "a.json", "b.json", "--report", "r.html"].map(String::from));
+        let Ok(Command::Compare { files, report }) = c else {
+            panic!("not a compare");
+        };
+        assert_eq!(files.len(), 2);
+        assert_eq!(report, Some(PathBuf::from("r.html")));
+        let one = parse(["compare", "a.json"].map(String::from));
+        assert!(matches!(one, Err(e) if e.contains("at least two")));
+    }
+}
