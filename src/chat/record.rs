@@ -4,9 +4,17 @@
 //! a log held when it was opened ([`Restored`]). Storage itself is `crate::log`.
 
 use super::protocol::{Owner, RoomName};
-use super::room::Stored;
 use super::session::ClientId;
 use std::rc::Rc;
+
+/// A committed record held in a room's history: its id, the exact JSON that
+/// was broadcast (a message's as last edited) and who may change it.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub id: u64,
+    pub json: Rc<str>,
+    pub owner: Option<Owner>,
+}
 
 /// A record the core wants stored (a message, an edit, a delete): everything but its id.
 #[derive(Debug)]

@@ -3,20 +3,11 @@
 //! entry per username, however many tabs). No rules about who may join or
 //! send live here (`core.rs`), and no ids are made here: they come from the log.
 
-use super::protocol::{self, Owner, RecordKind, RoomName, UserView};
-use super::record::RemotePresence;
+use super::protocol::{self, RecordKind, RoomName, UserView};
+use super::record::{RemotePresence, Stored};
 use super::session::{ClientId, Identity};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
-
-/// A committed record held in history: its id, the exact JSON that was
-/// broadcast (a message's as last edited) and who may change it.
-#[derive(Clone, Debug)]
-pub struct Stored {
-    pub id: u64,
-    pub json: Rc<str>,
-    pub owner: Option<Owner>,
-}
 
 /// Bytes one stored message is charged against `--history-bytes`: its JSON
 /// plus the `Stored` entry and the `Rc` header around it.

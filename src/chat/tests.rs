@@ -443,7 +443,7 @@ fn rate_limit_refuses_excess_then_closes_a_flooder() {
 
 #[test]
 fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
-    let stored = |id: u64| super::room::Stored {
+    let stored = |id: u64| super::record::Stored {
         id,
         json: format!(r#"{{"type":"message","room":"general","id":{id},"time":5}}"#).into(),
         owner: None,

@@ -29,7 +29,7 @@
 
 use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence, Undo};
 use crate::chat::protocol::{self, RoomName};
-use crate::chat::room::Stored;
+use crate::chat::record::Stored;
 use crate::config::FsyncPolicy;
 use crate::{log_error, log_info, log_warn};
 use std::collections::{HashMap, VecDeque};
