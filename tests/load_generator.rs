@@ -630,3 +630,109 @@ fn an_unwritable_report_fails_before_the_run_and_progress_is_for_terminals_only(
     let tty = String::from_utf8_lossy(&out.stdout);
     assert!(tty.contains("] running  open 5"), "{tty}");
 }
+
+#[test]
+fn an_idle_report_has_no_empty_delivery_charts_and_a_long_room_table_is_cut() {
+    let s = TestServer::start(&["--msg-rate", "0", "--log-level", "warn"]);
+    let dir = Dir::new("shapes");
+    let idle = dir.file("idle.html");
+    let out = load_bin(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "20",
+        "--idle",
+        "--duration",
+        "1200ms",
+        "--report",
+        &idle,
+        "--quiet",
+    ]);
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&idle).unwrap();
+    assert!(page.contains("id=\"chart-open\""));
+    assert!(!page.contains("id=\"chart-deliveries\"") && !page.contains("id=\"chart-latency\""));
+    assert!(page.contains("idle connections, 20 clients"));
+
+    // The server allows 1,000 rooms with members (--max-rooms): 200 joins
+    // are refused, reported, and not waited for.
+    let out = load_bin(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "1200",
+        "--rooms",
+        "1200",
+        "--senders",
+        "12",
+        "--rate",
+        "24",
+        "--duration",
+        "500ms",
+        "--json",
+        "--quiet",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            r["rooms"]["joined"].as_u64(),
+            r["rooms"]["refused"].as_u64()
+        ),
+        (Some(1000), Some(200)),
+        "{r}"
+    );
+    assert!(
+        r["first_error"].as_str().unwrap().contains("room_limit"),
+        "{r}"
+    );
+    assert!(
+        r["connect_s"].as_f64().unwrap() < 20.0,
+        "refusals are not waited for: {r}"
+    );
+    assert_eq!(
+        r["lost"], 0,
+        "a refused client is nobody's audience and sends nothing: {r}"
+    );
+    drop(s);
+
+    // 1,200 rooms of one: every room is in the JSON, the page lists 1,000.
+    let s = TestServer::start(&[
+        "--msg-rate",
+        "0",
+        "--max-rooms",
+        "2000",
+        "--log-level",
+        "warn",
+    ]);
+    let rooms = dir.file("rooms.html");
+    let out = load_bin(&[
+        "--url",
+        &s.url("/ws"),
+        "--clients",
+        "1200",
+        "--rooms",
+        "1200",
+        "--senders",
+        "12",
+        "--rate",
+        "24",
+        "--duration",
+        "1s",
+        "--report",
+        &rooms,
+        "--json",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["rooms"]["per_room"].as_array().unwrap().len(), 1200);
+    assert_eq!(r["lost"], 0, "{}", r["first_error"]);
+    let page = std::fs::read_to_string(&rooms).unwrap();
+    let table = between(&page, "<table id=\"rooms\">", "</table>");
+    assert_eq!(table.matches("<tr data-room=").count(), 1000);
+    assert!(page.contains("And 200 more rooms without losses"));
+}

@@ -41,6 +41,9 @@ pub struct Client {
     pub room: Option<usize>,
     /// With `--rooms`: welcomes received (one per room it joins).
     welcomes: usize,
+    /// With `--rooms`: a join was refused (an error frame before its last
+    /// welcome). It stays in the rooms that welcomed it but never sends.
+    refused: bool,
     /// Which `--url` it connected to.
     node: usize,
     /// It negotiated permessage-deflate.
@@ -79,8 +82,9 @@ impl InflateCache {
 #[derive(Default, Clone)]
 pub struct Counters {
     pub connected: usize,
-    /// With `--rooms`: clients welcomed into their room.
+    /// With `--rooms`: clients welcomed into their room(s), and clients refused a join.
     pub joined: usize,
+    pub join_refused: usize,
     pub failed: usize,
     pub dropped: usize,
     pub sent: u64,
@@ -234,6 +238,7 @@ impl Gen {
                     started: Instant::now(),
                     room,
                     welcomes: 0,
+                    refused: false,
                     node,
                     deflate: false,
                 });
@@ -411,6 +416,17 @@ impl Gen {
                                         }
                                     }
                                 }
+                            } else if payload.starts_with(br#"{"type":"error""#)
+                                && self.args.rooms > 0
+                                && c.welcomes < self.args.rooms_per_client
+                                && !c.refused
+                            {
+                                // A join refused (room_limit, banned, ...): counted, not waited for.
+                                c.refused = true;
+                                self.c.join_refused += 1;
+                                self.c.first_error.get_or_insert_with(|| {
+                                    format!("join refused: {}", String::from_utf8_lossy(payload))
+                                });
                             } else if let Some((sender, sent_us)) = token(payload) {
                                 self.c.received += 1;
                                 let room = room_index(payload).or(c.room).unwrap_or(0);
@@ -560,7 +576,8 @@ impl Gen {
         }
         // With rooms, every open client must be welcomed before sending starts.
         while self.args.rooms > 0
-            && self.c.joined < self.c.connected - self.c.dropped.min(self.c.connected)
+            && self.c.joined + self.c.join_refused
+                < self.c.connected - self.c.dropped.min(self.c.connected)
             && Instant::now() < deadline
         {
             self.turn(events, Duration::from_millis(5));
@@ -589,7 +606,7 @@ impl Gen {
         let open: Vec<(usize, Option<usize>)> = self
             .clients
             .iter()
-            .filter(|(_, c)| matches!(c.state, State::Open))
+            .filter(|(_, c)| matches!(c.state, State::Open) && !c.refused)
             .map(|(k, c)| (k, c.room))
             .collect();
         self.senders = if self.args.rooms > 0 {

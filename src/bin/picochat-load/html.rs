@@ -159,40 +159,44 @@ fn time_charts(
         c.render()
     };
     let mut out = String::from(r#"<div class="charts">"#);
-    let mut c = Chart::new("chart-deliveries", "Deliveries per second", "", "seconds");
-    c.lines.push(Line {
-        name: "deliveries/s".into(),
-        colour: 0,
-        points: points(series, |r| Some(r.deliveries_per_s)),
-    });
-    out.push_str(&frame(c));
-    let mut c = Chart::new(
-        "chart-latency",
-        "Latency per second (end to end)",
-        "ms",
-        "seconds",
-    );
-    for (i, (name, f)) in [
-        (
-            "p50",
-            (|l: &crate::histogram::Latency| l.p50) as fn(&_) -> f64,
-        ),
-        ("p95", |l| l.p95),
-        ("p99", |l| l.p99),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // An idle run (or one where nothing arrived) has no deliveries to chart.
+    if series.iter().any(|r| r.received > 0 || r.sent > 0) {
+        let mut c = Chart::new("chart-deliveries", "Deliveries per second", "", "seconds");
         c.lines.push(Line {
-            name: name.into(),
-            colour: [3, 1, 2][i],
-            points: points(series, |r| r.latency_ms.as_ref().map(f)),
+            name: "deliveries/s".into(),
+            colour: 0,
+            points: points(series, |r| Some(r.deliveries_per_s)),
         });
+        out.push_str(&frame(c));
+        let mut c = Chart::new(
+            "chart-latency",
+            "Latency per second (end to end)",
+            "ms",
+            "seconds",
+        );
+        for (i, (name, f)) in [
+            (
+                "p50",
+                (|l: &crate::histogram::Latency| l.p50) as fn(&_) -> f64,
+            ),
+            ("p95", |l| l.p95),
+            ("p99", |l| l.p99),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.lines.push(Line {
+                name: name.into(),
+                colour: [3, 1, 2][i],
+                points: points(series, |r| r.latency_ms.as_ref().map(f)),
+            });
+        }
+        c.note = Some(
+            "Quantiles of the deliveries received in each second; gaps are seconds with none."
+                .into(),
+        );
+        out.push_str(&frame(c));
     }
-    c.note = Some(
-        "Quantiles of the deliveries received in each second; gaps are seconds with none.".into(),
-    );
-    out.push_str(&frame(c));
     let mut c = Chart::new("chart-open", "Open connections", "", "seconds");
     c.lines.push(Line {
         name: "open".into(),
@@ -442,15 +446,27 @@ pub fn run_page(r: &Report) -> String {
     if let Some(rooms) = &r.rooms {
         let _ = write!(
             b,
-            "<h2>Per room</h2><p class=\"sub\">{} rooms, {} clients joined, {} with losses (at most {} lost in one).</p>",
+            "<h2>Per room</h2><p class=\"sub\">{} rooms, {} clients joined, {} refused a join, {} with losses (at most {} lost in one).</p>",
             int(rooms.rooms as u64),
             int(rooms.joined as u64),
+            int(rooms.refused as u64),
             int(rooms.rooms_with_losses as u64),
             int(rooms.max_lost_in_a_room)
         );
-        // Rooms with losses first, then by name; a long list folds away.
+        // Rooms with losses first, then by name; a long list folds away, and
+        // past 1,000 rows only rooms with losses are listed (the JSON has all).
         let mut order: Vec<&crate::report::RoomReport> = rooms.per_room.iter().collect();
         order.sort_by_key(|x| std::cmp::Reverse(x.lost));
+        order.retain(|x| x.lost > 0);
+        let shown_clean = MAX_ROOM_ROWS.saturating_sub(order.len());
+        let hidden = (rooms.per_room.len() - order.len()).saturating_sub(shown_clean);
+        order.extend(
+            rooms
+                .per_room
+                .iter()
+                .filter(|x| x.lost == 0)
+                .take(shown_clean),
+        );
         let table = {
             let mut t = String::from(
                 r#"<div class="scroll"><table id="rooms"><thead><tr><th>room</th><th>members</th><th>dropped</th><th>expected</th><th>received</th><th>lost</th></tr></thead><tbody>"#,
@@ -469,6 +485,13 @@ pub fn run_page(r: &Report) -> String {
                 );
             }
             t.push_str("</tbody></table></div>");
+            if hidden > 0 {
+                let _ = write!(
+                    t,
+                    r#"<p class="note">And {} more rooms without losses (every room is in the JSON).</p>"#,
+                    int(hidden as u64)
+                );
+            }
             t
         };
         if rooms.per_room.len() > 20 {
@@ -483,6 +506,9 @@ pub fn run_page(r: &Report) -> String {
     }
     page(&title, &b, &json)
 }
+
+/// Rows of the per-room table at most (rooms with losses are always listed).
+const MAX_ROOM_ROWS: usize = 1000;
 
 fn cell(key: &str, n: u64) -> String {
     format!(r#"<td data-key="{key}" data-value="{n}">{}</td>"#, int(n))

@@ -183,7 +183,8 @@ fn step_mode(g: &mut Gen, events: &mut Events, params: Params) -> StepReport {
         let received = g.c.received - before.received;
         let lost = (g.c.expected - before.expected).saturating_sub(received);
         let p95 = g.hist.quantile(0.95);
-        let failed = g.c.failed - before.failed;
+        // Clients that could not connect, or could not join their rooms.
+        let failed = (g.c.failed - before.failed) + (g.c.join_refused - before.join_refused);
         let pass = lost == 0 && failed == 0 && p95 <= args.threshold.as_micros() as u64;
         let open = g.open_count();
         let step = Step {

@@ -137,6 +137,9 @@ pub struct NodeReport {
 pub struct RoomsReport {
     pub rooms: usize,
     pub joined: usize,
+    /// Clients refused a join (the first refusal is `first_error`).
+    #[serde(default)]
+    pub refused: usize,
     pub rooms_with_losses: usize,
     pub max_lost_in_a_room: u64,
     pub per_room: Vec<RoomReport>,
@@ -347,6 +350,7 @@ pub fn run_report(g: &Gen, params: Params, t: &RunTimes) -> Report {
         rooms: (args.rooms > 0).then(|| RoomsReport {
             rooms: args.rooms,
             joined: c.joined,
+            refused: c.join_refused,
             rooms_with_losses: per_room.iter().filter(|r| r.lost > 0).count(),
             max_lost_in_a_room: per_room.iter().map(|r| r.lost).max().unwrap_or(0),
             per_room,
@@ -434,8 +438,8 @@ pub fn run_text(r: &Report) -> String {
     if let Some(rooms) = &r.rooms {
         let _ = writeln!(
             t,
-            "  rooms        {} rooms, {} clients joined, {} rooms with losses (at most {} lost in one)",
-            rooms.rooms, rooms.joined, rooms.rooms_with_losses, rooms.max_lost_in_a_room
+            "  rooms        {} rooms, {} clients joined, {} refused, {} rooms with losses (at most {} lost in one)",
+            rooms.rooms, rooms.joined, rooms.refused, rooms.rooms_with_losses, rooms.max_lost_in_a_room
         );
     }
     if let Some(e) = &r.first_error {
