@@ -147,6 +147,23 @@ fn rooms_are_counted_per_room_and_agree_with_the_server() {
     );
     assert_eq!(r["received"], r["expected"]);
     assert_eq!(r["rooms"]["rooms_with_losses"], 0);
+    // Per room: ten members each, the room's share of the totals.
+    let per_room = r["rooms"]["per_room"].as_array().unwrap();
+    assert_eq!(per_room.len(), 6);
+    for (i, room) in per_room.iter().enumerate() {
+        assert_eq!(room["room"], format!("load-{i}"));
+        assert_eq!(room["members"], 10, "{room}");
+        assert_eq!(room["received"], room["expected"], "{room}");
+        assert!(
+            room["received"].as_u64().unwrap() > 0,
+            "every room had senders: {room}"
+        );
+    }
+    let total: u64 = per_room
+        .iter()
+        .map(|x| x["received"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, r["received"].as_u64().unwrap());
     // The server delivered exactly that many frames into queues, no more:
     // nobody outside a room was sent its messages.
     assert_eq!(
