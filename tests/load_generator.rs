@@ -544,6 +544,10 @@ fn compare_sets_runs_side_by_side_with_ratios_and_names_a_bad_file() {
         "twice the rate sends about twice: {ratio}"
     );
     assert!(line("rate").contains("40") && line("rate").contains("80"));
+    assert_eq!(
+        line("note"),
+        "note: the runs differ in their settings: rate (msg/s, 0 = closed loop)"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert_self_contained(&page);
     let deliveries = between(&page, "id=\"chart-deliveries\"", "</figure>");

@@ -41,6 +41,9 @@ pub fn main(files: &[PathBuf], report: Option<PathBuf>) -> i32 {
     let names: Vec<String> = files.iter().map(|f| name(f)).collect();
     let (rows, texts) = table(&reports);
     print!("{}", text(&names, &rows, &texts));
+    if let Some(note) = differ_note(&rows) {
+        println!("{note}");
+    }
     if let (Some(f), Some(path)) = (out.as_mut(), &report) {
         let page = page(&names, &rows, &texts, &reports);
         if let Err(e) = crate::write_report(f, &page) {
@@ -137,7 +140,7 @@ fn table(reports: &[AnyReport]) -> (Vec<Row>, Vec<(&'static str, Vec<String>)>) 
         add("payload (B)", n0, false, f(|r| Some(r.payload as f64)));
         add("rooms", n0, false, f(|r| r.params.rooms.map(|n| n as f64)));
         add("nodes", n0, false, f(|r| Some(r.params.urls.len() as f64)));
-        add("sending (s)", n2, false, f(|r| Some(r.duration_s)));
+        add("duration (s)", n2, false, f(|r| Some(r.params.duration_s)));
         add("connected", n0, true, f(|r| Some(r.connected as f64)));
         add("sent", n0, true, f(|r| Some(r.sent as f64)));
         add("received", n0, true, f(|r| Some(r.received as f64)));
@@ -217,6 +220,21 @@ fn ratio(v: Option<f64>, base: Option<f64>) -> Option<String> {
     }
 }
 
+/// Says which settings differ between the runs (so a ratio is read for what it is).
+fn differ_note(rows: &[Row]) -> Option<String> {
+    let differ: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.ratio && r.values.iter().any(|v| *v != r.values[0]))
+        .map(|r| r.label.as_str())
+        .collect();
+    (!differ.is_empty()).then(|| {
+        format!(
+            "note: the runs differ in their settings: {}",
+            differ.join("; ")
+        )
+    })
+}
+
 fn text(names: &[String], rows: &[Row], texts: &[(&'static str, Vec<String>)]) -> String {
     let label_w = rows
         .iter()
@@ -267,6 +285,9 @@ fn page(
         esc(&title),
         esc(&names.join(" · "))
     );
+    if let Some(note) = differ_note(rows) {
+        let _ = write!(b, r#"<p class="note" id="differ">{}</p>"#, esc(&note));
+    }
     b.push_str(r#"<div class="scroll"><table id="compare"><thead><tr><th></th>"#);
     for (i, n) in names.iter().enumerate() {
         let _ = write!(
