@@ -28,6 +28,9 @@
 //!   PICOCHAT_BENCH_BASELINE='/tmp/go-tutorial-chat/gochat -addr {addr} -public ../shared/baselines/go-tutorial-chat/public'
 //! `PICOCHAT_BENCH_QUICK=1` shrinks every scenario for a fast sanity run;
 //! `PICOCHAT_BENCH_ONLY=fanout,step` runs only the named scenarios.
+//! `PICOCHAT_BENCH_REPORTS=DIR` keeps every picochat-load run's report page
+//! and JSON in DIR (`NN-server-mode-Nc.html` and `.json`), for reading the
+//! runs second by second and for `picochat-load compare`.
 
 /// CPU and memory of a process from /proc (shared with picochat-load).
 #[path = "../src/bin/picochat-load/procfs.rs"]
@@ -48,6 +51,8 @@ struct Target {
 struct Running {
     child: Child,
     addr: SocketAddr,
+    /// What it is, for report file names.
+    name: String,
 }
 
 impl Drop for Running {
@@ -100,7 +105,11 @@ fn start(target: &Target) -> Running {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    Running { child, addr }
+    Running {
+        child,
+        addr,
+        name: target.name.clone(),
+    }
 }
 
 /// The server's own pid (the child may be `taskset`, which execs it: same pid).
@@ -121,14 +130,59 @@ fn load(r: &Running, args: &[&str]) -> serde_json::Value {
         pid(r).to_string(),
     ];
     argv.extend(args.iter().map(|s| s.to_string()));
+    let report = report_args(&mut argv);
     let out = pinned(1, &argv).output().expect("run picochat-load");
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+    let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
         panic!(
             "picochat-load output ({e}): {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    keep_report(report, &r.name, &v, &text);
+    v
+}
+
+/// A report without its per-second series and parameters, for the log.
+fn brief(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("series");
+        o.remove("params");
+    }
+    v
+}
+
+/// With `PICOCHAT_BENCH_REPORTS=DIR`: asks picochat-load for a report page
+/// there (a numbered name until the run says what it was).
+fn report_args(argv: &mut Vec<String>) -> Option<(std::path::PathBuf, usize)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::path::PathBuf::from(std::env::var_os("PICOCHAT_BENCH_REPORTS")?);
+    std::fs::create_dir_all(&dir).expect("PICOCHAT_BENCH_REPORTS: a directory");
+    let n = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+    let page = dir.join(format!("run-{n:02}.html"));
+    argv.extend(["--report".into(), page.to_string_lossy().into_owned()]);
+    Some((page, n))
+}
+
+/// Names the run's page after what it was, and keeps its JSON beside it.
+fn keep_report(
+    report: Option<(std::path::PathBuf, usize)>,
+    server: &str,
+    v: &serde_json::Value,
+    json: &str,
+) {
+    let Some((page, n)) = report else { return };
+    let clients = v["params"]["clients"].as_u64().unwrap_or(0);
+    let mode = v["mode"].as_str().unwrap_or("run");
+    let server: String = server
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let stem = format!("{n:02}-{server}-{mode}-{clients}c");
+    let _ = std::fs::rename(&page, page.with_file_name(format!("{stem}.html")));
+    let _ = std::fs::write(page.with_file_name(format!("{stem}.json")), json.trim());
 }
 
 /// A redis-server for scenario 7, on a Unix socket in a temporary directory.
@@ -213,7 +267,11 @@ fn start_node(server_bin: &str, redis: &Redis, pin: bool) -> Running {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    Running { child, addr }
+    Running {
+        child,
+        addr,
+        name: "picochat-node".into(),
+    }
 }
 
 /// `argv` pinned to `core` (see [`pinned`]), or free to run anywhere.
@@ -243,6 +301,7 @@ fn load_nodes(
     }
     argv.extend(["--json", "--quiet"].map(String::from));
     argv.extend(args.iter().map(|s| s.to_string()));
+    let report = report_args(&mut argv);
     let redis0 = redis.cpu();
     let out = command(pin.then_some(1), &argv)
         .output()
@@ -255,6 +314,7 @@ fn load_nodes(
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    keep_report(report, &format!("{}-nodes", nodes.len()), &v, &text);
     (v, redis_cpu)
 }
 
@@ -437,7 +497,7 @@ fn main() {
         if want("fanout") {
             let r = start(target);
             let v = load(&r, &fanout_args(clients, dur));
-            eprintln!("fan-out: {v}");
+            eprintln!("fan-out: {}", brief(&v));
             push(
                 &mut rows,
                 ti,
@@ -467,7 +527,7 @@ fn main() {
         if want("saturation") {
             let r = start(target);
             let v = load(&r, &saturation_args(clients, dur));
-            eprintln!("saturation: {v}");
+            eprintln!("saturation: {}", brief(&v));
             push(
                 &mut rows,
                 ti,
@@ -508,7 +568,7 @@ fn main() {
         if want("memory") {
             let (idle, loaded, v) = idle_memory(target, idle_clients, &[]);
             let n: f64 = idle_clients.parse().unwrap();
-            eprintln!("memory: idle {idle} loaded {loaded}: {v}");
+            eprintln!("memory: idle {idle} loaded {loaded}: {}", brief(&v));
             push(
                 &mut rows,
                 ti,
@@ -553,7 +613,7 @@ fn main() {
                     "4000",
                 ],
             );
-            eprintln!("step: {v}");
+            eprintln!("step: {}", brief(&v));
             push(
                 &mut rows,
                 ti,
@@ -597,7 +657,7 @@ fn main() {
                 }
                 let r = start(target);
                 let v = load(&r, &fan);
-                eprintln!("compression fan-out ({mode}): {v}");
+                eprintln!("compression fan-out ({mode}): {}", brief(&v));
                 let label = format!("8 fan-out 300 B, {mode}: p99 latency (ms)");
                 push(&mut rows, ti, &label, v["latency_ms"]["p99"].as_f64());
                 let label = format!("8 fan-out 300 B, {mode}: deliveries lost");
@@ -606,7 +666,7 @@ fn main() {
                 push(&mut rows, ti, &label, num(&v, "compressing"));
                 let r = start(target);
                 let v = load(&r, &sat);
-                eprintln!("compression saturation ({mode}): {v}");
+                eprintln!("compression saturation ({mode}): {}", brief(&v));
                 let label = format!("8 saturation 300 B, {mode}: deliveries per server CPU-s");
                 push(
                     &mut rows,
@@ -639,7 +699,7 @@ fn main() {
                     "4000",
                 ],
             );
-            eprintln!("rooms: {v}");
+            eprintln!("rooms: {}", brief(&v));
             let label =
                 format!("6 rooms ({room_clients} clients, {rooms} rooms of 10, 1 msg/s each)");
             push(
@@ -679,7 +739,7 @@ fn main() {
                 &["--rooms", rooms, "--rooms-per-client", "3"],
             );
             let n: f64 = idle_clients.parse().unwrap();
-            eprintln!("rooms memory: idle {idle} loaded {loaded}: {v}");
+            eprintln!("rooms memory: idle {idle} loaded {loaded}: {}", brief(&v));
             push(
                 &mut rows,
                 ti,
@@ -765,7 +825,7 @@ fn redis_scenarios(
     // 7a. The hop alone: 1 node on Redis, pinned as scenario 1 (Redis runs anywhere).
     let one = start_node(server_bin, redis, true);
     let (v, _) = load_nodes(&[&one], redis, true, &fanout);
-    eprintln!("redis fan-out, 1 node pinned: {v}");
+    eprintln!("redis fan-out, 1 node pinned: {}", brief(&v));
     let rtt = metric(&one, "picochat_redis_rtt_seconds_sum")
         .zip(metric(&one, "picochat_redis_rtt_seconds_count"))
         .map(|(s, n)| s / n.max(1.0) * 1000.0);
@@ -812,7 +872,11 @@ fn redis_scenarios(
     let one = start_node(server_bin, redis, true);
     let (v, _) = load_nodes(&[&one], redis, true, &light);
     drop(one);
-    eprintln!("fan-out at 200 clients: alone {base}, on Redis {v}");
+    eprintln!(
+        "fan-out at 200 clients: alone {}, on Redis {}",
+        brief(&base),
+        brief(&v)
+    );
     let (a, b) = (
         base["latency_ms"]["p50"].as_f64(),
         v["latency_ms"]["p50"].as_f64(),
@@ -835,7 +899,10 @@ fn redis_scenarios(
     let a = start_node(server_bin, redis, false);
     let b = start_node(server_bin, redis, false);
     let (v, redis_cpu) = load_nodes(&[&a, &b], redis, false, &fanout);
-    eprintln!("redis fan-out, 2 nodes: {v} (redis CPU {redis_cpu:.3} s)");
+    eprintln!(
+        "redis fan-out, 2 nodes: {} (redis CPU {redis_cpu:.3} s)",
+        brief(&v)
+    );
     drop((a, b));
     let label = "7 Redis fan-out, 2 nodes";
     push(
@@ -891,7 +958,10 @@ fn redis_scenarios(
             .collect();
         let refs: Vec<&Running> = nodes.iter().collect();
         let (v, redis_cpu) = load_nodes(&refs, redis, false, &saturation_args(clients, dur));
-        eprintln!("redis saturation, {n} node(s): {v} (redis CPU {redis_cpu:.3} s)");
+        eprintln!(
+            "redis saturation, {n} node(s): {} (redis CPU {redis_cpu:.3} s)",
+            brief(&v)
+        );
         let label = format!(
             "7 Redis saturation, {n} node{}",
             if n == 1 { "" } else { "s" }
