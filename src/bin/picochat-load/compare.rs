@@ -354,7 +354,8 @@ fn page(
                         .series
                         .iter()
                         .filter(|s| s.t_s > r.sending_from_s)
-                        .map(|s| (s.t_s - r.sending_from_s, f(s)))
+                        // At the middle of each row's span, as on a run's own page.
+                        .map(|s| (s.t_s - s.span_s / 2.0 - r.sending_from_s, f(s)))
                         .collect(),
                 });
             }
@@ -381,8 +382,12 @@ fn page(
                 "Server CPU (all processes, 100% = one core)",
                 "%",
                 |s| {
-                    (!s.servers.is_empty())
-                        .then(|| s.servers.iter().filter_map(|x| x.cpu_pct).sum())
+                    // Only when every process has a value (a short last row has none).
+                    s.servers
+                        .iter()
+                        .map(|x| x.cpu_pct)
+                        .sum::<Option<f64>>()
+                        .filter(|_| !s.servers.is_empty())
                 },
             ));
         }
