@@ -458,6 +458,10 @@ fn a_step_report_marks_each_step_passed_or_failed_against_the_threshold() {
     let passes: Vec<bool> = steps.iter().map(|x| x["pass"].as_bool().unwrap()).collect();
     assert_eq!(passes, [true, true, false], "{r}");
     assert_eq!(steps[2]["failed"], 5, "{r}");
+    assert_eq!(
+        (steps[2]["clients"].as_u64(), steps[2]["target"].as_u64()),
+        (Some(25), Some(30))
+    );
     assert_eq!(r["max_clients_passing"], 20);
     let page = std::fs::read_to_string(&page_path).unwrap();
     assert_self_contained(&page);
@@ -481,10 +485,10 @@ fn a_step_report_marks_each_step_passed_or_failed_against_the_threshold() {
     let table = between(&page, "<table id=\"steps\">", "</table>");
     let keys = data_attrs(table, "key");
     let values = data_attrs(table, "value");
-    assert_eq!(keys.len(), steps.len() * 8);
+    assert_eq!(keys.len(), steps.len() * 9);
     for (i, (k, v)) in keys.iter().zip(&values).enumerate() {
         let v: serde_json::Value = serde_json::from_str(v).unwrap();
-        assert_eq!(&v, &steps[i / 8][k.as_str()], "step {i}: {k}");
+        assert_eq!(&v, &steps[i / 9][k.as_str()], "step {i}: {k}");
     }
 }
 

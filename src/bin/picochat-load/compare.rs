@@ -408,7 +408,7 @@ fn page(
         b.push_str(
             &html::step_chart(
                 "chart-steps",
-                "p95 and p99 against clients",
+                "p95 and p99 against clients (log scale)",
                 &steps,
                 threshold,
             )

@@ -189,6 +189,7 @@ fn step_mode(g: &mut Gen, events: &mut Events, params: Params) -> StepReport {
         let open = g.open_count();
         let step = Step {
             clients: open,
+            target,
             p50_ms: histogram::ms(g.hist.quantile(0.5)),
             p95_ms: histogram::ms(p95),
             p99_ms: histogram::ms(g.hist.quantile(0.99)),

@@ -159,7 +159,10 @@ pub struct RoomReport {
 /// One step of `--step`.
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Step {
+    /// Clients open during the step, and how many it asked for.
     pub clients: usize,
+    #[serde(default)]
+    pub target: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -458,14 +461,15 @@ pub fn step_text(r: &StepReport) -> String {
     );
     let _ = writeln!(
         t,
-        "  {:>8}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>12}",
-        "clients", "p50 ms", "p95 ms", "p99 ms", "lost", "failed", "deliveries/s"
+        "  {:>8}  {:>8}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>12}",
+        "clients", "of", "p50 ms", "p95 ms", "p99 ms", "lost", "failed", "deliveries/s"
     );
     for s in &r.steps {
         let _ = writeln!(
             t,
-            "  {:>8}  {:>9.2}  {:>9.2}  {:>9.2}  {:>8}  {:>8}  {:>12.0}  {}",
+            "  {:>8}  {:>8}  {:>9.2}  {:>9.2}  {:>9.2}  {:>8}  {:>8}  {:>12.0}  {}",
             s.clients,
+            s.target,
             s.p50_ms,
             s.p95_ms,
             s.p99_ms,

@@ -50,6 +50,73 @@ pub struct Chart {
     pub marks: Vec<Mark>,
     /// A line under the chart.
     pub note: Option<String>,
+    /// A logarithmic y axis (for values spanning decades, like latency against load).
+    pub log_y: bool,
+}
+
+/// Where values go on the y axis, and its ticks.
+struct YScale {
+    log: bool,
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl YScale {
+    /// From 0 to a round number at or above `peak`, in four or five steps.
+    fn linear(peak: f64) -> YScale {
+        if peak <= 0.0 {
+            return YScale {
+                log: false,
+                lo: 0.0,
+                hi: 1.0,
+                ticks: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            };
+        }
+        let step = nice_step(peak / 4.0);
+        let hi = (peak / step).ceil().max(1.0) * step;
+        let n = (hi / step).round() as usize;
+        YScale {
+            log: false,
+            lo: 0.0,
+            hi,
+            ticks: (0..=n).map(|i| i as f64 * step).collect(),
+        }
+    }
+
+    /// Whole decades around the positive values from `low` to `peak`.
+    fn log(low: f64, peak: f64) -> YScale {
+        let lo = 10f64.powf(low.log10().floor());
+        let mut hi = 10f64.powf(peak.log10().ceil());
+        if hi <= lo {
+            hi = lo * 10.0;
+        }
+        let decades = (hi / lo).log10().round() as i32;
+        let mut ticks = Vec::new();
+        for d in 0..=decades {
+            let base = lo * 10f64.powi(d);
+            ticks.push(base);
+            // Few decades: 2 and 5 too, so the axis still reads.
+            if decades <= 2 && d < decades {
+                ticks.extend([2.0 * base, 5.0 * base]);
+            }
+        }
+        YScale {
+            log: true,
+            lo,
+            hi,
+            ticks,
+        }
+    }
+
+    /// 0 at the bottom of the plot, 1 at its top.
+    fn frac(&self, y: f64) -> f64 {
+        if self.log {
+            (y.max(self.lo).log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
+        } else {
+            y / self.hi
+        }
+    }
 }
 
 impl Chart {
@@ -66,6 +133,7 @@ impl Chart {
             threshold: None,
             marks: Vec::new(),
             note: None,
+            log_y: false,
         }
     }
 
@@ -86,24 +154,25 @@ impl Chart {
     }
 
     pub fn render(&self) -> String {
-        let y_peak = self
-            .lines
-            .iter()
-            .flat_map(|l| l.points.iter().filter_map(|p| p.1))
-            .chain(self.marks.iter().map(|m| m.y))
-            .chain(self.threshold.iter().map(|t| t.0))
-            .fold(0.0f64, f64::max);
-        let y_step = nice_step(y_peak.max(1e-9) / 4.0);
-        let y_max = if y_peak > 0.0 {
-            (y_peak / y_step).ceil().max(1.0) * y_step
-        } else {
-            1.0
+        let ys = || {
+            self.lines
+                .iter()
+                .flat_map(|l| l.points.iter().filter_map(|p| p.1))
+                .chain(self.marks.iter().map(|m| m.y))
+                .chain(self.threshold.iter().map(|t| t.0))
         };
-        let y_step = if y_peak > 0.0 { y_step } else { 0.25 };
+        let y_peak = ys().fold(0.0f64, f64::max);
+        let y_low = ys().filter(|y| *y > 0.0).fold(f64::INFINITY, f64::min);
+        let scale = if self.log_y && y_low.is_finite() {
+            YScale::log(y_low, y_peak)
+        } else {
+            YScale::linear(y_peak)
+        };
         let (x0, x1) = self.x_range;
         let x_span = (x1 - x0).max(1e-9);
         let px = |x: f64| LEFT + (x - x0) / x_span * (W - LEFT - RIGHT);
-        let py = |y: f64| TOP + (1.0 - y / y_max) * (H - TOP - BOTTOM);
+        let py = |y: f64| TOP + (1.0 - scale.frac(y)) * (H - TOP - BOTTOM);
+        let bottom = H - BOTTOM;
         let mut s = String::new();
         let _ = write!(
             s,
@@ -126,20 +195,17 @@ impl Chart {
         }
         // Grid and y ticks.
         s.push_str(r#"<g class="grid">"#);
-        let mut y = 0.0;
-        while y <= y_max + y_step / 2.0 {
+        for &y in &scale.ticks {
             let _ = write!(
                 s,
-                r#"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}{}</text>"#,
+                r#"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
                 W - RIGHT,
                 py(y),
                 py(y),
                 LEFT - 5.0,
                 py(y) + 4.0,
-                short(y),
-                self.y_unit
+                tick_label(y, self.y_unit),
             );
-            y += y_step;
         }
         let x_step = nice_step(x_span / 5.0);
         let mut x = (x0 / x_step).ceil() * x_step;
@@ -164,15 +230,15 @@ impl Chart {
             s,
             r#"<line class="axis" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/>"#,
             W - RIGHT,
-            py(0.0),
-            py(0.0)
+            bottom,
+            bottom
         );
         for (x, label) in &self.rules {
             let _ = write!(
                 s,
                 r#"<line class="rule" x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1:.1}"><title>{2}</title></line>"#,
                 px(*x),
-                py(0.0),
+                bottom,
                 esc(label)
             );
         }
@@ -299,9 +365,23 @@ pub fn short(v: f64) -> String {
     } else {
         (v, "")
     };
-    let t = format!("{:.2}", n);
+    // Enough decimals for a log axis's small decades (0.001), none wasted.
+    let t = if a > 0.0 && a < 0.1 {
+        format!("{:.3}", n)
+    } else {
+        format!("{:.2}", n)
+    };
     let t = t.trim_end_matches('0').trim_end_matches('.');
     format!("{t}{suffix}")
+}
+
+/// A y tick: the value and its unit; a thousand ms and more in seconds.
+fn tick_label(y: f64, unit: &str) -> String {
+    if unit == "ms" && y >= 1000.0 {
+        format!("{}s", short(y / 1000.0))
+    } else {
+        format!("{}{unit}", short(y))
+    }
 }
 
 /// Escapes text for HTML and SVG, in content and in quoted attributes.
@@ -334,6 +414,24 @@ mod tests {
         assert_eq!(short(1500.0), "1500");
         assert_eq!(short(25_000.0), "25k");
         assert_eq!(short(2_500_000.0), "2.5M");
+        assert_eq!(short(0.005), "0.005");
+        assert_eq!(short(0.0), "0");
+        assert_eq!(tick_label(10_000.0, "ms"), "10s");
+        assert_eq!(tick_label(500.0, "ms"), "500ms");
+        assert_eq!(tick_label(2.0, " MiB"), "2 MiB");
+    }
+
+    #[test]
+    fn a_log_axis_spans_whole_decades_and_places_values_between_them() {
+        let s = YScale::log(2.0, 1500.0);
+        assert_eq!((s.lo, s.hi), (1.0, 10_000.0));
+        assert_eq!(s.ticks, [1.0, 10.0, 100.0, 1000.0, 10_000.0]);
+        assert!((s.frac(100.0) - 0.5).abs() < 1e-9);
+        assert_eq!(s.frac(0.0), 0.0, "zero sits on the floor");
+        let few = YScale::log(2.0, 30.0);
+        assert_eq!(few.ticks, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
+        let lin = YScale::linear(7.0);
+        assert_eq!((lin.hi, lin.ticks.len()), (8.0, 5));
     }
 
     #[test]
