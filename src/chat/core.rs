@@ -27,6 +27,8 @@
 //! rooms (`room.rs`) hold history, presence and members. The server reads a
 //! room's members to deliver a `Send` to it, so a message costs the room's
 //! members, not a scan of every connection. The wire format is `protocol.rs`.
+//! Bans and settings coming into force, the admin API's views, kicks and a
+//! moderator's post and delete are `core/admin.rs`.
 
 use super::access::{Access, Check, Secret};
 use super::moderation::{Applied, BanTarget, Moderation, RoomSettings};
@@ -39,6 +41,8 @@ use super::token::{TokenKey, TokenUser};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::rc::Rc;
+
+mod admin;
 
 /// The rules the core enforces; taken from the server's `Config`.
 #[derive(Clone, Debug)]
@@ -391,197 +395,8 @@ impl Core {
         }
     }
 
-    /// A ban came into force: every connection it covers is closed.
-    fn enforce_ban(&self, target: &BanTarget, out: &mut Out) {
-        let now = self.now;
-        for (key, s) in self.sessions.iter().enumerate() {
-            let Some(s) = s else { continue };
-            let client = ClientId::new(key, s.gen);
-            let hit = match target {
-                BanTarget::Name(_) => s
-                    .identity
-                    .as_deref()
-                    .is_some_and(|i| self.moderation.name_banned(&i.username, now)),
-                BanTarget::Address(_) => self
-                    .addresses
-                    .get(&client)
-                    .is_some_and(|&a| self.moderation.address_banned(a, now)),
-            };
-            if hit {
-                out.push(Command::Close {
-                    client,
-                    reason: Farewell::Banned,
-                });
-            }
-        }
-    }
-
-    /// A room's settings changed: its members get a `room` frame.
-    fn announce_settings(&self, room: &str, out: &mut Out) {
-        let Some(r) = self.rooms.get(room).filter(|r| r.ready && !r.is_empty()) else {
-            return;
-        };
-        let s = self.room_settings(room);
-        let json = protocol::room_settings_json(room, &s.topic, s.slow_mode, s.read_only);
-        send_room(out, &r.name, None, json);
-    }
-
-    /// A room's moderation settings (the defaults when it has none).
-    pub fn room_settings(&self, room: &str) -> RoomSettings {
-        self.moderation.room(room).cloned().unwrap_or_default()
-    }
-
-    /// Bans and room settings in force (for the admin API).
-    pub fn moderation(&self) -> &Moderation {
-        &self.moderation
-    }
-
-    /// The admin API's post: a moderator's message to `room` (read-only
-    /// rooms included), stored and delivered like any.
-    pub fn admin_post(
-        &self,
-        room: &str,
-        username: &str,
-        text: &str,
-        out: &mut Out,
-    ) -> Result<(), ErrorCode> {
-        let r = self
-            .rooms
-            .get(room)
-            .filter(|r| r.ready)
-            .ok_or(ErrorCode::NotFound)?;
-        let username = protocol::username(username)?;
-        let text = self.checked_text(text)?;
-        out.push(Command::Append(Draft {
-            room: r.name.clone(),
-            sender: None,
-            time: self.now,
-            fields: protocol::admin_message_fields(self.now, username, text),
-        }));
-        Ok(())
-    }
-
     pub fn clients(&self) -> usize {
         self.session_count
-    }
-
-    /// `GET /api/admin/rooms`: every room with members, who is online in it
-    /// and each of their connections here (id and address).
-    pub fn admin_rooms_json(&self) -> String {
-        #[derive(serde::Serialize)]
-        struct Conn {
-            id: String,
-            address: Option<String>,
-        }
-        #[derive(serde::Serialize)]
-        struct User<'a> {
-            username: &'a str,
-            connections: Vec<Conn>,
-        }
-        #[derive(serde::Serialize)]
-        struct RoomView<'a> {
-            room: &'a str,
-            online: usize,
-            users: Vec<User<'a>>,
-            anonymous_connections: usize,
-        }
-        let mut rooms: Vec<RoomView> = self
-            .rooms
-            .values()
-            .filter(|r| !r.is_empty())
-            .map(|r| {
-                let mut users: BTreeMap<&str, Vec<Conn>> = BTreeMap::new();
-                let mut anonymous = 0;
-                for &c in &r.members {
-                    match self.session(c).and_then(|s| s.identity.as_deref()) {
-                        Some(who) => users.entry(&who.username).or_default().push(Conn {
-                            id: admin_id(c),
-                            address: self.addresses.get(&c).map(|a| a.to_string()),
-                        }),
-                        None => anonymous += 1,
-                    }
-                }
-                RoomView {
-                    room: &r.name,
-                    online: r.online.len(),
-                    users: users
-                        .into_iter()
-                        .map(|(username, connections)| User {
-                            username,
-                            connections,
-                        })
-                        .collect(),
-                    anonymous_connections: anonymous,
-                }
-            })
-            .collect();
-        rooms.sort_by(|a, b| a.room.cmp(b.room));
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            rooms: Vec<RoomView<'a>>,
-        }
-        serde_json::to_string(&Body { rooms }).unwrap_or_default()
-    }
-
-    /// `GET /api/admin/rooms/{room}/messages`: the chat messages in the
-    /// room's history as its pages show them (edited text, deleted ones
-    /// gone), oldest first; `None` when this process does not hold the room.
-    pub fn admin_messages_json(&self, room: &str) -> Option<String> {
-        let r = self.rooms.get(room).filter(|r| r.ready)?;
-        let mut out = format!(r#"{{"room":"{}","messages":["#, r.name);
-        let messages = r
-            .history
-            .iter()
-            .filter(|s| protocol::record_kind(&s.json) == protocol::RecordKind::Message);
-        for (i, s) in messages.enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&s.json);
-        }
-        out.push_str("]}");
-        Some(out)
-    }
-
-    /// The admin API's kick of a user: every connection of it here, and with
-    /// a shared log on every other process too. Returns how many were closed
-    /// here, and whether the user is online on another process.
-    pub fn kick_user(&self, name: &str, out: &mut Out) -> (usize, bool) {
-        let here = self.kick(Kick::User(name.to_string()), out);
-        if !self.on_demand {
-            return (here, false);
-        }
-        out.push(Command::Notify {
-            key: format!("kick/{name}"),
-            value: String::new(),
-        });
-        let elsewhere = self
-            .rooms
-            .values()
-            .filter_map(|r| r.online.get(name))
-            .any(|p| !p.nodes.is_empty());
-        (here, elsewhere)
-    }
-
-    /// The admin API's kick: the connection with this id (`"key.gen"`), or
-    /// every connection of this username. Returns how many are closed.
-    pub fn kick(&self, target: Kick, out: &mut Out) -> usize {
-        let before = out.len();
-        for (key, s) in self.sessions.iter().enumerate() {
-            let Some(s) = s else { continue };
-            let client = ClientId::new(key, s.gen);
-            let hit = match &target {
-                Kick::Connection(id) => admin_id(client) == *id,
-                Kick::User(name) => s.identity.as_deref().is_some_and(|i| &*i.username == name),
-            };
-            if hit {
-                out.push(Command::Close {
-                    client,
-                    reason: Farewell::Kicked,
-                });
-            }
-        }
-        out.len() - before
     }
 
     /// Wrong or blocked password attempts since start.
@@ -1244,20 +1059,6 @@ impl Core {
         Ok(())
     }
 
-    /// The admin API's delete: message `id` in `room` is deleted for
-    /// everyone, by the same record a sender's own delete is.
-    pub fn admin_delete(&self, room: &str, id: u64, out: &mut Out) -> Result<(), ErrorCode> {
-        let r = self.rooms.get(room).filter(|r| r.ready);
-        let target = r.and_then(|r| r.message(id)).ok_or(ErrorCode::NotFound)?;
-        out.push(Command::Append(Draft {
-            room: r.map(|r| r.name.clone()).unwrap_or_else(|| room.into()),
-            sender: None,
-            time: self.now,
-            fields: protocol::delete_fields(self.now, None, target.id),
-        }));
-        Ok(())
-    }
-
     /// A join to a room a shared log has not loaded yet: it waits (counted
     /// against the client's and the server's room limits), and the room is watched.
     fn wait_for_room(
@@ -1578,11 +1379,6 @@ pub enum Kick {
     Connection(String),
     /// Every connection of a username.
     User(String),
-}
-
-/// A connection's id in the admin API: its slab key and generation.
-fn admin_id(c: ClientId) -> String {
-    format!("{}.{}", c.key, c.gen)
 }
 
 fn presence_command(room: &RoomName, who: &Identity, online: bool) -> Command {
