@@ -22,7 +22,6 @@ mod tally;
 
 use args::{Args, Command};
 use gen::Gen;
-use histogram::Histogram;
 use mio::Events;
 use picochat::os;
 use report::{Params, RunTimes, Step, StepReport};
@@ -176,7 +175,7 @@ fn step_mode(g: &mut Gen, events: &mut Events, params: Params) -> StepReport {
         let t = Instant::now();
         g.connect(target - g.open_count(), events);
         let connect_time = t.elapsed();
-        g.hist = Histogram::new();
+        g.hist.clear();
         let from = Instant::now();
         let (elapsed, _) = g.run(args.step_duration, events);
         let sent = g.c.sent - before.sent;
