@@ -7,7 +7,7 @@
 //! printed. No sockets or clocks here: the core passes addresses and time in.
 //! [`Attempts`] (failures per address) serves the admin token too.
 
-use super::token::{self, TokenKey, TokenUser};
+use super::token::{self, Refusal, TokenKey, TokenUser};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -42,6 +42,10 @@ impl fmt::Debug for Secret {
 pub const MAX_FAILURES: u32 = 10;
 /// The window those failures are counted in, and how long the address is then refused.
 pub const BLOCK_MS: u64 = 60_000;
+
+/// A refused token: the outcome, and for a token that was checked, the
+/// address it came from and why it failed (`None`: no token given).
+pub type TokenCheck = (Check, Option<(IpAddr, Option<Refusal>)>);
 
 /// What a join's password check says.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,28 +137,29 @@ impl Access {
         self.token.is_some()
     }
 
-    /// Checks a join's token from `addr` at wall-clock `now` (ms).
+    /// Checks a join's token from `addr` at wall-clock `now` (ms). A refused
+    /// token comes back with the address and why (`None`: no token), for
+    /// the server's log.
     pub fn check_token(
         &mut self,
         given: Option<&str>,
         addr: Option<IpAddr>,
         now: u64,
-    ) -> Result<TokenUser, Check> {
+    ) -> Result<TokenUser, TokenCheck> {
         let Some(key) = &self.token else {
-            return Err(Check::Wrong);
+            return Err((Check::Wrong, None));
         };
         let addr = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if self.attempts.blocked(addr, now) {
             self.failures_total += 1;
-            return Err(Check::Blocked);
+            return Err((Check::Blocked, None));
         }
         match given.map(|t| token::verify(key, t, now)) {
             Some(Ok(user)) => Ok(user),
             why => {
-                crate::log_debug!("{addr}: token refused: {:?}", why.map(|r| r.err()));
                 self.failures_total += 1;
                 self.attempts.failed(addr, now);
-                Err(Check::Wrong)
+                Err((Check::Wrong, Some((addr, why.and_then(|r| r.err())))))
             }
         }
     }

@@ -37,7 +37,7 @@ use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored, Stored};
 use super::room::{Room, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
-use super::token::{TokenKey, TokenUser};
+use super::token::{Refusal, TokenKey, TokenUser};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -163,6 +163,17 @@ pub enum Command {
         verified: bool,
         online: bool,
     },
+    /// Something worth a line in the server's diagnostics: the core never
+    /// writes them itself.
+    Report(Report),
+}
+
+/// What the core tells the operator (the server writes it at debug level).
+#[derive(Debug, PartialEq)]
+pub enum Report {
+    /// A join's token was refused (the client only hears `bad_token`);
+    /// `why` is `None` when the join carried no token.
+    TokenRefused { addr: IpAddr, why: Option<Refusal> },
 }
 
 #[derive(Debug, PartialEq)]
@@ -673,7 +684,7 @@ impl Core {
         let Some(msg) = protocol::parse(text) else {
             return reply(out, client, protocol::error_json(ErrorCode::BadJson, None));
         };
-        if let Err(code) = self.admit(client, &msg, now) {
+        if let Err(code) = self.admit(client, &msg, now, out) {
             return reply(out, client, protocol::error_json(code, None));
         }
         let room = match self.room_of(&msg.room) {
@@ -695,7 +706,13 @@ impl Core {
     /// `--auth password|token`: nothing from a connection counts until it
     /// joined with the password or a valid token; a wrong one is counted
     /// against its address. A token's user waits in `tokens` for its join.
-    fn admit(&mut self, client: ClientId, msg: &Incoming, now: u64) -> Result<(), ErrorCode> {
+    fn admit(
+        &mut self,
+        client: ClientId,
+        msg: &Incoming,
+        now: u64,
+        out: &mut Vec<Command>,
+    ) -> Result<(), ErrorCode> {
         if !self.access.required() || self.session(client).is_none_or(|s| s.authed) {
             return Ok(());
         }
@@ -715,7 +732,12 @@ impl Core {
                     self.tokens.insert(client, Box::new(token_identity(user)));
                     Check::Ok
                 }
-                Err(check) => check,
+                Err((check, refused)) => {
+                    if let Some((addr, why)) = refused {
+                        out.push(Command::Report(Report::TokenRefused { addr, why }));
+                    }
+                    check
+                }
             }
         } else {
             self.access.check(msg.password.as_deref(), addr, now)

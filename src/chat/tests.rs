@@ -12,7 +12,9 @@ struct Chat {
     core: Core,
     log: MemoryLog,
     /// Every frame sent, as (who it was for, the JSON).
-    sent: Vec<(Audience, Value)>,
+    /// Each frame sent, with the clients it reached, resolved when the
+    /// command was carried out (as the server does), not when a test asks.
+    sent: Vec<(Audience, Vec<ClientId>, Value)>,
     closed: Vec<(ClientId, Farewell)>,
     forgotten: Vec<String>,
     /// Rooms the core asked a shared log to watch.
@@ -73,13 +75,11 @@ impl Chat {
             for command in std::mem::take(&mut out) {
                 match command {
                     Command::Append(draft) => self.log.append(draft),
-                    Command::Send { to, json } => {
-                        self.sent.push((to, serde_json::from_str(&json).unwrap()))
+                    Command::Send { to, json } => self.record(to, &json),
+                    Command::Deliver { room, json } => {
+                        self.record(Audience::Room { room, except: None }, &json)
                     }
-                    Command::Deliver { room, json } => self.sent.push((
-                        Audience::Room { room, except: None },
-                        serde_json::from_str(&json).unwrap(),
-                    )),
+                    Command::Report(_) => {}
                     Command::Close { client, reason } => self.closed.push((client, reason)),
                     Command::Forget(room) => {
                         self.log.forget(&room);
@@ -104,6 +104,22 @@ impl Chat {
                 self.core.handle(Event::Log(e), &mut out);
             }
         }
+    }
+
+    /// Notes a frame and who it reaches now: the room's members at this moment.
+    fn record(&mut self, to: Audience, json: &str) {
+        let recipients = match &to {
+            Audience::One(c) => vec![*c],
+            Audience::Room { room, except } => self
+                .core
+                .members(room)
+                .iter()
+                .copied()
+                .filter(|c| Some(*c) != *except)
+                .collect(),
+        };
+        let value = serde_json::from_str(json).expect("the core sends JSON");
+        self.sent.push((to, recipients, value));
     }
 
     fn connect(&mut self, client: ClientId) {
@@ -132,13 +148,8 @@ impl Chat {
     fn received(&self, client: ClientId) -> Vec<Value> {
         self.sent
             .iter()
-            .filter(|(to, _)| match to {
-                Audience::One(c) => *c == client,
-                Audience::Room { room, except } => {
-                    *except != Some(client) && self.core.members(room).contains(&client)
-                }
-            })
-            .map(|(_, v)| v.clone())
+            .filter(|(_, recipients, _)| recipients.contains(&client))
+            .map(|(_, _, v)| v.clone())
             .collect()
     }
 
@@ -149,10 +160,10 @@ impl Chat {
     fn room_frames(&self, room: &str, kind: &str) -> Vec<Value> {
         self.sent
             .iter()
-            .filter(|(to, v)| {
+            .filter(|(to, _, v)| {
                 matches!(to, Audience::Room { room: r, .. } if &**r == room) && v["type"] == kind
             })
-            .map(|(_, v)| v.clone())
+            .map(|(_, _, v)| v.clone())
             .collect()
     }
 
@@ -227,6 +238,34 @@ fn a_message_is_delivered_only_as_the_record_the_log_committed() {
     assert_eq!(*to, c(0));
     assert!(json.contains(r#""code":"unavailable""#), "{json}");
     assert_eq!(chat.core.history_ids("lobby"), Vec::<u64>::new());
+}
+
+#[test]
+fn a_frame_reaches_the_members_it_was_sent_to_not_later_joiners() {
+    let mut chat = Chat::new(limits());
+    chat.join(c(0), r#"{"type":"join","room":"a","username":"ann"}"#);
+    chat.send(
+        c(0),
+        r#"{"room":"a","username":"ann","message":"before bob"}"#,
+    );
+    chat.join(c(1), r#"{"type":"join","room":"a","username":"bob"}"#);
+    // Bob sees the earlier message in his welcome's history only, never as a live frame.
+    let live: Vec<Value> = chat
+        .received(c(1))
+        .into_iter()
+        .filter(|v| v["message"] == "before bob")
+        .collect();
+    assert!(live.is_empty(), "{live:?}");
+    chat.send(c(1), r#"{"type":"leave","room":"a"}"#);
+    // Ann hears bob leave; bob, gone from the room, does not hear his own leave.
+    let leaves = |chat: &Chat, who| {
+        chat.received(who)
+            .iter()
+            .filter(|v| v["type"] == "leave" && v["username"] == "bob")
+            .count()
+    };
+    assert_eq!(leaves(&chat, c(0)), 1);
+    assert_eq!(leaves(&chat, c(1)), 0);
 }
 
 #[test]

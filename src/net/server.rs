@@ -22,7 +22,7 @@
 
 use crate::chat::access::Secret;
 use crate::chat::token::TokenKey;
-use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Limits};
+use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Limits, Report};
 use crate::config::{self, Config, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
@@ -649,6 +649,9 @@ impl Server {
                 } => self
                     .log
                     .presence(&room, &username, avatar.as_deref(), verified, online),
+                Command::Report(Report::TokenRefused { addr, why }) => {
+                    log_debug!("{addr}: token refused: {why:?}");
+                }
                 Command::Close { client, reason } => {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
