@@ -1,6 +1,7 @@
 //! Compiles `assets/` into the binary: for every file a table entry with its
-//! content type, a strong ETag (FNV-1a of the bytes) and, when it is smaller,
-//! a gzip copy made here at build time. Nothing is read from disk at run time.
+//! content type, a strong ETag (FNV-1a of the bytes) and its bytes, stored
+//! gzipped (made here at build time) when that is smaller, else as they are:
+//! one copy of each file. Nothing is read from disk at run time.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -69,19 +70,25 @@ fn main() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&body).unwrap();
         let gz = gz.finish().unwrap();
-        let gzip = if gz.len() + 64 < body.len() {
+        let stored = if gz.len() + 64 < body.len() {
             let gz_path = out_dir.join(format!("asset{i}.gz"));
             std::fs::write(&gz_path, &gz).unwrap();
-            format!("Some(include_bytes!({:?}))", gz_path.display().to_string())
+            format!(
+                "Body::Gzip {{ gz: include_bytes!({:?}), len: {} }}",
+                gz_path.display().to_string(),
+                body.len()
+            )
         } else {
-            "None".to_string()
+            format!(
+                "Body::Plain(include_bytes!({:?}))",
+                path.display().to_string()
+            )
         };
         let _ = writeln!(
             table,
-            "    Asset {{ path: {url:?}, content_type: {:?}, etag: \"{:016x}\", body: include_bytes!({:?}), gzip: {gzip} }},",
+            "    Asset {{ path: {url:?}, content_type: {:?}, etag: \"{:016x}\", body: {stored} }},",
             content_type(path),
             fnv1a64(&body),
-            path.display().to_string(),
         );
     }
     table.push(']');

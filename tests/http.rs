@@ -35,6 +35,9 @@ fn page_is_served_with_type_length_etag_and_gzip() {
     let body = &raw[head.len() + 4..];
     assert_eq!(body.len(), len);
     assert!(String::from_utf8_lossy(body).contains("<title>picochat</title>"));
+    // The binary keeps one gzipped copy: a client without gzip gets it inflated, byte for byte.
+    let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/index.html")).unwrap();
+    assert_eq!(body, &file[..]);
     let etag = header(&head, "etag").unwrap().to_string();
     assert!(
         etag.starts_with('"') && etag.ends_with('"'),
@@ -52,6 +55,9 @@ fn page_is_served_with_type_length_etag_and_gzip() {
     let gz_body = &gz[gz_head.len() + 4..];
     assert_eq!(&gz_body[..2], &[0x1f, 0x8b], "gzip magic");
     assert!(gz_body.len() < body.len());
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz_body), &mut unzipped).unwrap();
+    assert_eq!(unzipped, file);
     assert_ne!(
         header(&gz_head, "etag").unwrap(),
         etag,

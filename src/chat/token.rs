@@ -2,15 +2,16 @@
 //! with HS256 and a secret it shares with picochat (`--jwt-secret-file`),
 //! Centrifugo's connection-token convention: `sub` is the user's id, `exp`
 //! is required, `name` is the name shown, and an optional `rooms` lists the
-//! only rooms the user may join. Verification is jwt-compact's (the
-//! algorithm is fixed by the key type, so `alg: none` or any other algorithm
-//! is refused); this file adds the rules picochat puts on the claims. The
+//! only rooms the user may join. The JWS compact form is checked here
+//! (RFC 7515/7519): the header must say `HS256` (so `alg: none` or any other
+//! algorithm is refused, whatever the signature), the HMAC-SHA-256 is
+//! compared in constant time, then the claims get picochat's rules. The
 //! clock is passed in: no time is read here.
 
 use super::protocol;
-use chrono::{DateTime, TimeDelta, Utc};
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken};
+use data_encoding::BASE64URL_NOPAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use std::fmt;
 
 /// Longest token accepted, in bytes.
@@ -19,11 +20,12 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 pub const LEEWAY_SECS: i64 = 60;
 
 /// The HS256 key, never printed.
-pub struct TokenKey(Hs256Key);
+pub struct TokenKey(Hmac<Sha256>);
 
 impl TokenKey {
     pub fn new(secret: &[u8]) -> TokenKey {
-        TokenKey(Hs256Key::new(secret))
+        // HMAC takes a key of any length (a long one is hashed first).
+        TokenKey(Hmac::new_from_slice(secret).unwrap_or_else(|_| unreachable!()))
     }
 }
 
@@ -44,8 +46,20 @@ pub struct TokenUser {
     pub rooms: Option<Vec<String>>,
 }
 
+/// The JOSE header: only the algorithm matters, and extensions we would
+/// have to understand (`crit`) are refused.
 #[derive(serde::Deserialize)]
-struct Custom {
+struct Header {
+    alg: String,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    /// NumericDate: seconds since the epoch (a fraction allowed, RFC 7519 §2).
+    exp: Option<f64>,
+    nbf: Option<f64>,
     sub: String,
     name: String,
     #[serde(default)]
@@ -68,34 +82,43 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: u64) -> Result<TokenUser, Ref
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Refusal::TooLong);
     }
-    let untrusted = UntrustedToken::new(token).map_err(|_| Refusal::Malformed)?;
-    let checked = Hs256
-        .validator::<Custom>(&key.0)
-        .validate(&untrusted)
-        .map_err(|e| match e {
-            jwt_compact::ValidationError::InvalidSignature
-            | jwt_compact::ValidationError::AlgorithmMismatch { .. } => Refusal::Signature,
-            _ => Refusal::Claims,
-        })?;
-    let now = DateTime::<Utc>::from_timestamp_millis(i64::try_from(now_ms).unwrap_or(i64::MAX))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    let options = TimeOptions::new(TimeDelta::seconds(LEEWAY_SECS), move || now);
-    let claims = checked.claims();
-    claims.validate_expiration(&options).map_err(|e| match e {
-        jwt_compact::ValidationError::Expired => Refusal::Expired,
-        _ => Refusal::Claims, // no `exp`
-    })?;
-    if claims.not_before.is_some() {
-        claims
-            .validate_maturity(&options)
-            .map_err(|_| Refusal::NotYet)?;
+    let mut parts = token.split('.');
+    let (Some(head), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Refusal::Malformed);
+    };
+    let decode = |part: &str| {
+        BASE64URL_NOPAD
+            .decode(part.as_bytes())
+            .map_err(|_| Refusal::Malformed)
+    };
+    let header: Header = serde_json::from_slice(&decode(head)?).map_err(|_| Refusal::Malformed)?;
+    if header.alg != "HS256" || header.crit.is_some() {
+        return Err(Refusal::Signature);
     }
-    let c = &claims.custom;
-    let name = protocol::username(&c.name).map_err(|_| Refusal::Claims)?;
-    if c.sub.is_empty() || c.sub.len() > 256 {
+    let signature = decode(signature)?;
+    // The signing input is the first two parts as they arrived, with their dot.
+    let mut mac = key.0.clone();
+    mac.update(&token.as_bytes()[..head.len() + 1 + payload.len()]);
+    mac.verify_slice(&signature)
+        .map_err(|_| Refusal::Signature)?;
+    let claims: Claims = serde_json::from_slice(&decode(payload)?).map_err(|_| Refusal::Claims)?;
+    let now = now_ms as f64 / 1000.0;
+    let leeway = LEEWAY_SECS as f64;
+    match claims.exp {
+        None => return Err(Refusal::Claims),
+        Some(exp) if now > exp + leeway => return Err(Refusal::Expired),
+        Some(_) => {}
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(Refusal::NotYet);
+    }
+    let name = protocol::username(&claims.name).map_err(|_| Refusal::Claims)?;
+    if claims.sub.is_empty() || claims.sub.len() > 256 {
         return Err(Refusal::Claims);
     }
-    let rooms = match &c.rooms {
+    let rooms = match &claims.rooms {
         None => None,
         Some(list) => Some(
             list.iter()
@@ -104,7 +127,7 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: u64) -> Result<TokenUser, Ref
         ),
     };
     Ok(TokenUser {
-        subject: c.sub.clone(),
+        subject: claims.sub,
         name: name.to_string(),
         rooms,
     })
@@ -113,7 +136,9 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: u64) -> Result<TokenUser, Ref
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jwt_compact::{Claims, Header};
+    use chrono::{DateTime, Utc};
+    use jwt_compact::alg::{Hs256, Hs256Key};
+    use jwt_compact::{AlgorithmExt, Claims, Header};
 
     const SECRET: &[u8] = b"a-secret-of-at-least-16-bytes";
     const NOW: u64 = 1_800_000_000_000;

@@ -11,6 +11,7 @@
 use crate::metrics::{self, Snapshot};
 use crate::net::assets::{self, Asset};
 use crate::net::write_queue::Chunk;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Most headers a request may carry; more is answered with 431.
@@ -436,9 +437,9 @@ pub fn error(status: Status, detail: &str, keep_alive: bool, date: &str) -> Repl
 /// the admin page never).
 pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str) -> Reply {
     let keep_alive = req.keep_alive;
-    let (body, gz) = match a.gzip {
-        Some(gz) if req.accepts_gzip => (gz, true),
-        _ => (a.body, false),
+    let (body, gz) = match a.gzip() {
+        Some(gz) if req.accepts_gzip => (Cow::Borrowed(gz), true),
+        _ => (a.plain(), false),
     };
     let etag = if gz {
         format!("\"{}-gz\"", a.etag)
@@ -452,7 +453,7 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str
     {
         h = head(Status::NotModified, date);
         let _ = write!(h, "ETag: {etag}\r\nCache-Control: no-cache\r\n");
-        if a.gzip.is_some() {
+        if a.gzip().is_some() {
             h.push_str("Vary: Accept-Encoding\r\n");
         }
         return Reply {
@@ -484,12 +485,15 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str
     if gz {
         h.push_str("Content-Encoding: gzip\r\n");
     }
-    if a.gzip.is_some() {
+    if a.gzip().is_some() {
         h.push_str("Vary: Accept-Encoding\r\n");
     }
     let mut chunks = vec![Chunk::from(finish_head(h, keep_alive))];
     if req.method != "HEAD" {
-        chunks.push(Chunk::Static(body));
+        chunks.push(match body {
+            Cow::Borrowed(bytes) => Chunk::Static(bytes),
+            Cow::Owned(bytes) => Chunk::from(bytes),
+        });
     }
     Reply {
         status: Status::Ok,
