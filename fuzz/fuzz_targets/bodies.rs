@@ -161,7 +161,10 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
                 Command::Watch(room) => log.watch(&room),
                 Command::Set { key, value } => log.set(key, value),
                 Command::Notify { .. } => {}
-                Command::Send { .. } | Command::Deliver { .. } | Command::Presence { .. } => {}
+                Command::Send { .. }
+                | Command::Deliver { .. }
+                | Command::Presence { .. }
+                | Command::Report(_) => {}
             }
         }
         let mut events = Vec::new();
