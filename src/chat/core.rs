@@ -124,6 +124,8 @@ pub enum Event<'a> {
         text: &'a [u8],
         now: u64,
     },
+    /// One complete binary message from a client: the protocol is JSON text.
+    Binary { client: ClientId },
     /// The connection is gone.
     Gone { client: ClientId, now: u64 },
     /// Time passed (the server ticks about once a second).
@@ -348,6 +350,10 @@ impl Core {
                 }
             }
             Event::Text { client, text, now } => self.text(client, text, now, out),
+            Event::Binary { client } => {
+                let json = protocol::error_json(ErrorCode::BinaryUnsupported, None);
+                reply(out, client, json);
+            }
             Event::Gone { client, now } => self.gone(client, now, out),
             Event::Tick { now } => {
                 self.access.tick(now);

@@ -4,63 +4,81 @@
 //!
 //! Bytes are read into the loop's shared scratch buffer; only a partial HTTP
 //! head or WebSocket frame is copied into the connection's own `inbuf`, so an
-//! idle connection holds no buffers at all. Complete chat messages go to the
-//! chat core as events through [`Ctx`]; what the core wants done (to this or
-//! other connections, or the log) goes back to the server as commands. A
-//! connection never sees another connection.
+//! idle connection holds no buffers at all. What the bytes mean is decided
+//! by the sans-I/O sessions (`http_session.rs`, `ws_session.rs`); what they
+//! decide for the rest of the server (a WebSocket opened, a chat message, a
+//! request only the server answers) is reported to it through [`Shell`].
+//! A connection never sees the chat core nor another connection.
 //!
 //! Ending is two-step, as in Redis: `begin_close` stops input and lets the
 //! output drain (then a lingering half-close), `kill` marks the connection for
 //! the server to free at a safe point of the loop. Nothing is freed from deep
 //! inside a read or write path.
 
-use crate::chat::protocol::{self, ErrorCode};
-use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
-use crate::metrics::{EndReason, Snapshot, Stats};
-use crate::net::admin::Admin;
-use crate::net::deflate::{self, InflateError};
-use crate::net::http::{self, Parsed, Request, Route, Routes, Status};
+use crate::metrics::{EndReason, Stats};
+use crate::net::deflate;
+use crate::net::http::{self, Parsed, Reply, Request, Route, Status};
+use crate::net::http_session::{Answer, HttpSession, Refused, Site, Then};
 use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
-use crate::net::ws::{self, close, CloseReason, Message, Parse, Payload, Role};
+use crate::net::ws::{self, close, CloseReason, Message, Parse, Role};
 use crate::net::ws_session::{Quiet, Received, WsKind, WsSession};
 use crate::{log_debug, log_info, log_warn};
 use mio::net::TcpStream;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 
 #[derive(Debug)]
 enum Phase {
-    Http {
-        /// Whether a request was answered; decides header vs keep-alive timeout.
-        served: bool,
-    },
+    Http(HttpSession),
     /// The session rules (close handshake, ping/pong, reassembly) are sans-I/O.
     Ws(WsSession),
 }
 
-/// Everything a connection may touch besides itself, lent by the server for one call.
-pub struct Ctx<'a> {
+/// What the loop lends a connection for one call: limits and time.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
     pub config: &'a Config,
-    pub core: &'a mut Core,
-    pub commands: &'a mut Vec<Command>,
-    pub stats: &'a mut Stats,
-    pub log: &'a dyn crate::log::MessageLog,
     /// Monotonic milliseconds (for deadlines).
     pub now: u64,
-    /// Wall-clock milliseconds since the Unix epoch (for message times).
+    /// Wall-clock milliseconds since the Unix epoch.
     pub wall_ms: u64,
     /// The current HTTP `Date` value.
     pub date: &'a str,
-    pub uptime_secs: u64,
-    pub fd_limit: u64,
-    pub max_connections: usize,
-    pub per_address: &'a mut PerAddress,
-    /// The admin API, with `--admin-token-file`.
-    pub admin_api: Option<&'a mut Admin>,
+    /// The admin API is on (`--admin-token-file`).
+    pub admin_api: bool,
+}
+
+/// The server, as a connection sees it while handling its input: the loop's
+/// shared network state, and where it reports what happened. `server.rs`
+/// implements it for one connection at a time (the one place that reaches
+/// the chat core); tests implement it to watch a connection alone.
+pub trait Shell {
+    fn stats(&mut self) -> &mut Stats;
+    fn per_address(&mut self) -> &mut PerAddress;
     /// The loop's one compressor and inflater (permessage-deflate).
-    pub deflate: &'a mut deflate::Shared,
+    fn deflate(&mut self) -> &mut deflate::Shared;
+    /// The connection is now a WebSocket of `kind` (its 101 is queued).
+    fn upgraded(&mut self, kind: WsKind, addr: IpAddr);
+    /// A complete message on a chat WebSocket: valid UTF-8 text (inflated if
+    /// it came deflated), or binary.
+    fn chat(&mut self, text: bool, payload: &[u8]);
+    /// A request only the server can answer (the rooms list, health,
+    /// metrics, the admin API), from the client at `addr`.
+    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply;
+}
+
+/// A connection's byte stream: the TCP socket, or a test's pipe.
+pub trait Socket: Read + Write {
+    /// Shuts the write side (a FIN after the last byte).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
 }
 
 /// One data frame for a peer: deflated when it negotiated permessage-deflate
@@ -85,8 +103,8 @@ pub fn frame_for(
 }
 
 #[derive(Debug)]
-pub struct Conn {
-    stream: TcpStream,
+pub struct Conn<S = TcpStream> {
+    stream: S,
     peer: SocketAddr,
     /// The client as the trusted proxy reported it (`--trust-proxy`), for logs.
     forwarded: Option<Box<str>>,
@@ -145,16 +163,16 @@ pub enum ReadResult {
     More,
 }
 
-impl Conn {
+impl<S: Socket> Conn<S> {
     pub fn new(
-        stream: TcpStream,
+        stream: S,
         peer: SocketAddr,
         key: usize,
         gen: u32,
         admin: bool,
         over_limit: bool,
         now: u64,
-    ) -> Conn {
+    ) -> Conn<S> {
         Conn {
             stream,
             peer,
@@ -165,7 +183,7 @@ impl Conn {
             over_limit,
             counted: false,
             over_address: false,
-            phase: Phase::Http { served: false },
+            phase: Phase::Http(HttpSession::default()),
             inbuf: Vec::new(),
             out: WriteQueue::default(),
             last_read: now,
@@ -185,12 +203,11 @@ impl Conn {
         }
     }
 
-    /// This connection as the chat core knows it.
-    pub fn client_id(&self) -> ClientId {
-        ClientId::new(self.key, self.gen)
+    pub fn key(&self) -> usize {
+        self.key
     }
 
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
     }
 
@@ -203,7 +220,7 @@ impl Conn {
     pub fn ws_kind(&self) -> Option<WsKind> {
         match &self.phase {
             Phase::Ws(s) => Some(s.kind()),
-            Phase::Http { .. } => None,
+            Phase::Http(_) => None,
         }
     }
 
@@ -250,8 +267,13 @@ impl Conn {
     }
 
     /// Reads until WouldBlock (or the turn's budget) and acts on what arrived.
-    pub fn read_ready(&mut self, scratch: &mut [u8], ctx: &mut Ctx) -> ReadResult {
-        let mut budget = ctx.config.read_budget;
+    pub fn read_ready(
+        &mut self,
+        scratch: &mut [u8],
+        env: &Env,
+        shell: &mut dyn Shell,
+    ) -> ReadResult {
+        let mut budget = env.config.read_budget;
         while !self.dead {
             if budget == 0 {
                 return ReadResult::More;
@@ -263,12 +285,12 @@ impl Conn {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
-                    self.last_read = ctx.now;
+                    self.last_read = env.now;
                     if let Phase::Ws(s) = &mut self.phase {
                         s.heard();
                     }
                     if self.closing.is_none() {
-                        self.on_bytes(&mut scratch[..n], ctx);
+                        self.on_bytes(&mut scratch[..n], env, shell);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -286,7 +308,7 @@ impl Conn {
         self.peer_eof = true;
         let reason = match (&self.phase, self.closing) {
             (_, Some(_)) => self.reason.unwrap_or(EndReason::PeerGone),
-            (Phase::Http { served: true, .. }, None) => EndReason::HttpDone,
+            (Phase::Http(h), None) if h.served() => EndReason::HttpDone,
             _ => EndReason::PeerGone,
         };
         if self.out.is_empty() {
@@ -299,16 +321,16 @@ impl Conn {
     }
 
     /// Appends fresh bytes to any remainder and parses what is complete.
-    fn on_bytes(&mut self, fresh: &mut [u8], ctx: &mut Ctx) {
+    fn on_bytes(&mut self, fresh: &mut [u8], env: &Env, shell: &mut dyn Shell) {
         if self.inbuf.is_empty() {
-            let used = self.process(fresh, ctx);
+            let used = self.process(fresh, env, shell);
             if used < fresh.len() && self.closing.is_none() {
                 self.inbuf.extend_from_slice(&fresh[used..]);
             }
         } else {
             self.inbuf.extend_from_slice(fresh);
             let mut buf = std::mem::take(&mut self.inbuf);
-            let used = self.process(&mut buf, ctx);
+            let used = self.process(&mut buf, env, shell);
             if used < buf.len() && self.closing.is_none() {
                 buf.drain(..used);
                 self.inbuf = buf;
@@ -319,17 +341,17 @@ impl Conn {
         if !pending {
             self.input_started = None;
         } else if self.input_started.is_none() {
-            self.input_started = Some(ctx.now);
+            self.input_started = Some(env.now);
         }
     }
 
     /// Parses and handles everything complete in `buf`; returns the bytes used.
-    fn process(&mut self, buf: &mut [u8], ctx: &mut Ctx) -> usize {
+    fn process(&mut self, buf: &mut [u8], env: &Env, shell: &mut dyn Shell) -> usize {
         let mut pos = 0;
         while pos < buf.len() && self.closing.is_none() && !self.dead {
             let used = match self.phase {
-                Phase::Http { .. } => self.process_http(&buf[pos..], ctx),
-                Phase::Ws(_) => self.process_frame(&mut buf[pos..], ctx),
+                Phase::Http(_) => self.process_http(&buf[pos..], env, shell),
+                Phase::Ws(_) => self.process_frame(&mut buf[pos..], env, shell),
             };
             match used {
                 Some(n) => pos += n,
@@ -343,181 +365,124 @@ impl Conn {
     }
 
     /// One request head, if complete. Returns the bytes it used.
-    fn process_http(&mut self, buf: &[u8], ctx: &mut Ctx) -> Option<usize> {
-        match http::parse(buf, ctx.config.max_header) {
+    fn process_http(&mut self, buf: &[u8], env: &Env, shell: &mut dyn Shell) -> Option<usize> {
+        let site = Site {
+            config: env.config,
+            date: env.date,
+            admin_listener: self.admin,
+            admin_api: env.admin_api,
+        };
+        match http::parse(buf, env.config.max_header) {
             Parsed::Partial => None,
             Parsed::Invalid(status) => {
-                ctx.stats.http_requests_total += 1;
+                shell.stats().http_requests_total += 1;
                 log_debug!("{}: malformed request: {}", self.who(), status.code());
-                self.reply(
-                    http::error(status, "malformed request", false, ctx.date),
-                    ctx,
-                );
-                self.begin_close(EndReason::BadRequest, ctx.now);
+                let Phase::Http(session) = &mut self.phase else {
+                    return None;
+                };
+                let answer = session.malformed(status, &site);
+                self.carry_out(answer, None, env, shell);
                 Some(buf.len())
             }
             Parsed::Request(req, len) => {
-                ctx.stats.http_requests_total += 1;
-                self.handle_request(&req, ctx);
+                shell.stats().http_requests_total += 1;
+                self.note_client(&req, env, shell);
+                let refused = if self.over_limit {
+                    Some(Refused::OverLimit)
+                } else if self.over_address {
+                    shell.stats().per_address_refused += 1;
+                    Some(Refused::OverAddress)
+                } else {
+                    None
+                };
+                let Phase::Http(session) = &mut self.phase else {
+                    return None;
+                };
+                let answer = session.request(&req, &site, refused);
+                self.carry_out(answer, Some(&req), env, shell);
                 Some(len)
             }
         }
     }
 
-    fn handle_request(&mut self, req: &Request, ctx: &mut Ctx) {
-        if ctx.config.trust_proxy {
-            // The first request's client is the connection's (and what the
-            // per-address limits counted it under).
-            if let Some(xff) = req.forwarded_for.filter(|_| self.forwarded.is_none()) {
-                // The rightmost address is the one our own proxy added.
-                let client = xff.rsplit(',').next().unwrap_or(xff).trim();
-                if !client.is_empty() && client.len() <= 64 {
-                    self.forwarded = Some(client.into());
-                }
-            }
-        }
-        let date = ctx.date;
-        let get_or_head = req.method == "GET" || req.method == "HEAD";
-        let keep_alive = req.keep_alive && !req.has_body;
-        let routes = Routes {
-            chat: !self.admin,
-            ops: ctx.config.ops_endpoints && (self.admin || ctx.config.admin_listen.is_none()),
-            admin: ctx.admin_api.is_some() && (self.admin || ctx.config.admin_listen.is_none()),
-            echo_path: ctx.config.echo_path.as_deref(),
-        };
-        if ctx.config.trust_proxy && !self.over_limit && !self.admin {
-            // Behind a trusted proxy the client's address is known only now.
-            self.count_address(ctx.per_address);
-        }
-        if self.over_limit || self.over_address {
-            let why = if self.over_limit {
-                "server at its connection limit"
-            } else {
-                ctx.stats.per_address_refused += 1;
-                "too many connections from your address"
-            };
-            let reply = http::error(Status::ServiceUnavailable, why, false, date);
-            self.reply(reply, ctx);
-            return self.begin_close(EndReason::OverCapacity, ctx.now);
-        }
-        let route = http::route(req.path, routes);
-        if route == Route::Admin {
-            let keep = keep_alive;
-            if let Some(admin) = ctx.admin_api.as_deref_mut() {
-                let reply = admin.handle(
-                    req,
-                    self.client_ip(),
-                    ctx.wall_ms,
-                    ctx.core,
-                    ctx.commands,
-                    date,
-                );
-                self.reply(reply, ctx);
-            }
-            self.idle_since = ctx.now;
-            if !keep {
-                self.begin_close(EndReason::HttpDone, ctx.now);
-            }
+    /// Behind a trusted proxy the client's address is known only at the
+    /// first request: remembered, and counted in the per-address limits.
+    fn note_client(&mut self, req: &Request, env: &Env, shell: &mut dyn Shell) {
+        if !env.config.trust_proxy {
             return;
         }
-        if !get_or_head {
-            self.reply(
-                http::error(Status::MethodNotAllowed, "only GET and HEAD", false, date),
-                ctx,
-            );
-            return self.begin_close(EndReason::BadRequest, ctx.now);
+        if let Some(xff) = req.forwarded_for.filter(|_| self.forwarded.is_none()) {
+            // The rightmost address is the one our own proxy added.
+            let client = xff.rsplit(',').next().unwrap_or(xff).trim();
+            if !client.is_empty() && client.len() <= 64 {
+                self.forwarded = Some(client.into());
+            }
         }
-        let reply = match route {
-            Route::ChatSocket | Route::EchoSocket => {
-                let kind = if route == Route::ChatSocket {
-                    WsKind::Chat
-                } else {
-                    WsKind::Echo
-                };
-                return self.upgrade(req, kind, ctx);
-            }
-            Route::Asset(asset) => http::asset(req, asset, date, &ctx.config.frame_ancestors),
-            Route::Rooms => http::rooms(
-                &ctx.core.rooms_json(),
-                req.method == "HEAD",
-                keep_alive,
-                date,
-            ),
-            Route::Health | Route::Metrics => {
-                let mut log_metrics = String::new();
-                if route == Route::Metrics {
-                    ctx.log.metrics(&mut log_metrics);
-                }
-                let snap = Snapshot {
-                    stats: ctx.stats,
-                    uptime_secs: ctx.uptime_secs,
-                    users_online: ctx.core.users_online(),
-                    history_len: ctx.core.history_len(),
-                    history_bytes: ctx.core.history_bytes(),
-                    rooms: ctx.core.rooms(),
-                    rooms_with_members: ctx.core.rooms_with_members(),
-                    last_id: ctx.core.last_id(),
-                    auth_failures: ctx.core.auth_failures(),
-                    log: ctx.log.health(),
-                    log_metrics: &log_metrics,
-                    fd_limit: ctx.fd_limit,
-                    max_connections: ctx.max_connections,
-                    deflate: ctx.deflate.counts(),
-                };
-                http::ops(&route, &snap, req.method == "HEAD", keep_alive, date)
-            }
-            Route::NotFound | Route::Admin => {
-                http::error(Status::NotFound, "no such page", keep_alive, date)
-            }
-        };
-        let keep = reply.keep_alive && keep_alive;
-        self.reply(reply, ctx);
-        if let Phase::Http { served, .. } = &mut self.phase {
-            *served = true;
-        }
-        self.idle_since = ctx.now;
-        if !keep {
-            self.begin_close(EndReason::HttpDone, ctx.now);
+        if !self.over_limit && !self.admin {
+            self.count_address(shell.per_address());
         }
     }
 
-    fn upgrade(&mut self, req: &Request, kind: WsKind, ctx: &mut Ctx) {
-        if !ctx
-            .per_address
-            .upgrade(self.client_ip(), ctx.wall_ms / 1000)
+    /// Does what the HTTP session decided.
+    fn carry_out(
+        &mut self,
+        answer: Answer,
+        req: Option<&Request>,
+        env: &Env,
+        shell: &mut dyn Shell,
+    ) {
+        let (reply, then) = match (answer, req) {
+            (Answer::Reply(reply, then), _) => (reply, then),
+            (Answer::Upgrade(kind), Some(req)) => return self.upgrade(req, kind, env, shell),
+            (Answer::Ask(route, keep_alive), Some(req)) => {
+                let reply = shell.serve(&route, req, self.client_ip());
+                // The admin API's replies say nothing of keep-alive: the request decides.
+                let keep = keep_alive && (route == Route::Admin || reply.keep_alive);
+                let then = if keep {
+                    Then::KeepAlive
+                } else {
+                    Then::Close(EndReason::HttpDone)
+                };
+                (reply, then)
+            }
+            (Answer::Upgrade(_) | Answer::Ask(..), None) => return,
+        };
+        self.reply(reply, env);
+        match then {
+            Then::KeepAlive => self.idle_since = env.now,
+            Then::Close(reason @ EndReason::HttpDone) => {
+                self.idle_since = env.now;
+                self.begin_close(reason, env.now);
+            }
+            Then::Close(reason) => self.begin_close(reason, env.now),
+        }
+    }
+
+    fn upgrade(&mut self, req: &Request, kind: WsKind, env: &Env, shell: &mut dyn Shell) {
+        if !shell
+            .per_address()
+            .upgrade(self.client_ip(), env.wall_ms / 1000)
         {
-            ctx.stats.per_address_refused += 1;
+            shell.stats().per_address_refused += 1;
             let reply = http::error(
                 Status::ServiceUnavailable,
                 "too many new connections from your address",
                 false,
-                ctx.date,
+                env.date,
             );
-            self.reply(reply, ctx);
-            return self.begin_close(EndReason::OverCapacity, ctx.now);
+            self.reply(reply, env);
+            return self.begin_close(EndReason::OverCapacity, env.now);
         }
-        match http::upgrade(
-            req,
-            &ctx.config.allow_origin,
-            ctx.config.compression,
-            ctx.date,
-        ) {
+        let config = env.config;
+        match http::upgrade(req, &config.allow_origin, config.compression, env.date) {
             Ok((head, deflate)) => {
-                self.queue(Chunk::from(head), ctx.config, ctx.now);
+                self.queue(Chunk::from(head), config, env.now);
                 self.phase = Phase::Ws(WsSession::new(kind, deflate));
-                ctx.stats.ws_upgrades_total += 1;
+                shell.stats().ws_upgrades_total += 1;
                 if kind == WsKind::Chat {
-                    let client = self.client_id();
-                    ctx.core.handle(
-                        Event::Connected {
-                            client,
-                            now: ctx.wall_ms,
-                            addr: Some(self.client_ip()),
-                        },
-                        ctx.commands,
-                    );
-                    ctx.stats.ws_clients += 1;
+                    shell.stats().ws_clients += 1;
                 }
+                shell.upgraded(kind, self.client_ip());
                 log_info!(
                     "{}: websocket open ({})",
                     self.who(),
@@ -526,20 +491,20 @@ impl Conn {
             }
             Err(reply) => {
                 log_debug!("{}: upgrade refused: {}", self.who(), reply.status.code());
-                self.reply(reply, ctx);
-                self.begin_close(EndReason::BadRequest, ctx.now);
+                self.reply(reply, env);
+                self.begin_close(EndReason::BadRequest, env.now);
             }
         }
     }
 
-    fn reply(&mut self, reply: http::Reply, ctx: &Ctx) {
+    fn reply(&mut self, reply: Reply, env: &Env) {
         for chunk in reply.chunks {
-            self.queue(chunk, ctx.config, ctx.now);
+            self.queue(chunk, env.config, env.now);
         }
     }
 
     /// One WebSocket frame, if complete. Returns the bytes it used.
-    fn process_frame(&mut self, buf: &mut [u8], ctx: &mut Ctx) -> Option<usize> {
+    fn process_frame(&mut self, buf: &mut [u8], env: &Env, shell: &mut dyn Shell) -> Option<usize> {
         let Phase::Ws(session) = &mut self.phase else {
             return None;
         };
@@ -547,9 +512,9 @@ impl Conn {
         let deflate = session.deflate();
         let assembler = session.assembler();
         let limit = if kind == WsKind::Chat {
-            ctx.config.max_message
+            env.config.max_message
         } else {
-            ctx.config.echo_max_message
+            env.config.echo_max_message
         };
         let frame =
             match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len(), deflate) {
@@ -557,7 +522,7 @@ impl Conn {
                 Ok(Parse::Incomplete { total, arriving }) => {
                     let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
                     if let Err(why) = early {
-                        self.fail(why, ctx.now);
+                        self.fail(why, env.now);
                         return Some(buf.len());
                     }
                     if let Some(total) = total {
@@ -567,89 +532,54 @@ impl Conn {
                     return None;
                 }
                 Err(why) => {
-                    self.fail(why, ctx.now);
+                    self.fail(why, env.now);
                     return Some(buf.len());
                 }
             };
         let used = frame.consumed();
         let payload = &buf[frame.payload.clone()];
-        match session.receive(&frame, payload) {
+        match session.receive(&frame, payload, shell.deflate(), limit) {
             Ok(Received::Nothing) => {}
-            Ok(Received::Data(Message::Deflated { text, payload })) => {
-                // Inflated by the loop's one inflater, never past the limit.
-                let inflated = match ctx.deflate.inflate(&payload, limit) {
-                    Ok(bytes) => bytes,
-                    Err(InflateError::TooBig) => {
-                        self.fail(CloseReason::new(close::TOO_BIG, "message too big"), ctx.now);
-                        return Some(buf.len());
-                    }
-                    Err(InflateError::Corrupt) => {
-                        let why = CloseReason::new(close::INVALID_PAYLOAD, "bad deflate data");
-                        self.fail(why, ctx.now);
-                        return Some(buf.len());
-                    }
-                };
-                let message = if text {
-                    if std::str::from_utf8(&inflated).is_err() {
-                        self.fail(ws::invalid_utf8(), ctx.now);
-                        return Some(buf.len());
-                    }
-                    Message::Text(Payload::Owned(inflated))
-                } else {
-                    Message::Binary(Payload::Owned(inflated))
-                };
-                self.on_message(message, kind, ctx);
-            }
-            Ok(Received::Data(message)) => self.on_message(message, kind, ctx),
+            Ok(Received::Data(message)) => self.on_message(message, kind, env, shell),
             Ok(Received::Answer(control)) => {
-                self.queue(Chunk::from(control), ctx.config, ctx.now);
+                self.queue(Chunk::from(control), env.config, env.now);
             }
             Ok(Received::Closed(echo)) => {
                 if let Some(echo) = echo.filter(|_| self.closing.is_none()) {
                     self.out.push(Chunk::from(echo));
                 }
-                self.begin_close(EndReason::ClientClosed, ctx.now);
+                self.begin_close(EndReason::ClientClosed, env.now);
             }
             Err(why) => {
-                self.fail(why, ctx.now);
+                self.fail(why, env.now);
                 return Some(buf.len());
             }
         }
         Some(used)
     }
 
-    /// A complete text or binary message: to the chat core, or echoed.
-    fn on_message(&mut self, message: Message, kind: WsKind, ctx: &mut Ctx) {
-        match message {
-            Message::Text(text) if kind == WsKind::Chat => {
-                let client = self.client_id();
-                ctx.core.handle(
-                    Event::Text {
-                        client,
-                        text: &text,
-                        now: ctx.wall_ms,
-                    },
-                    ctx.commands,
-                );
-            }
-            Message::Binary(_) if kind == WsKind::Chat => {
-                let json = protocol::error_json(ErrorCode::BinaryUnsupported, None);
-                self.send_data(true, json.as_bytes(), ctx);
-            }
-            Message::Text(text) => self.send_data(true, &text, ctx),
-            Message::Binary(data) => self.send_data(false, &data, ctx),
-            // Control frames are the session's business (ws_session.rs);
-            // deflated messages were inflated before they came here.
+    /// A complete text or binary message: reported for chat, or echoed.
+    fn on_message(&mut self, message: Message, kind: WsKind, env: &Env, shell: &mut dyn Shell) {
+        let (text, payload) = match &message {
+            Message::Text(p) => (true, &p[..]),
+            Message::Binary(p) => (false, &p[..]),
+            // Control frames are the session's business (ws_session.rs),
+            // which inflates deflated messages before they come here.
             Message::Ping(_) | Message::Pong(_) | Message::Close(..) | Message::Deflated { .. } => {
+                return
             }
+        };
+        match kind {
+            WsKind::Chat => shell.chat(text, payload),
+            WsKind::Echo => self.send_data(text, payload, env, shell),
         }
     }
 
     /// Sends one data message to this peer alone, deflated when it negotiated
     /// permessage-deflate and the message is at least `--compress-min`.
-    fn send_data(&mut self, text: bool, payload: &[u8], ctx: &mut Ctx) {
-        let frame = frame_for(self.deflates(), text, payload, ctx.config, ctx.deflate);
-        self.queue(Chunk::from(frame), ctx.config, ctx.now);
+    fn send_data(&mut self, text: bool, payload: &[u8], env: &Env, shell: &mut dyn Shell) {
+        let frame = frame_for(self.deflates(), text, payload, env.config, shell.deflate());
+        self.queue(Chunk::from(frame), env.config, env.now);
     }
 
     /// This WebSocket negotiated permessage-deflate.
@@ -791,7 +721,7 @@ impl Conn {
             self.kill(self.reason.unwrap_or(EndReason::PeerGone));
         } else if !self.write_shut {
             self.write_shut = true;
-            if self.stream.shutdown(Shutdown::Write).is_err() {
+            if self.stream.shutdown_write().is_err() {
                 self.kill(self.reason.unwrap_or(EndReason::IoError));
             }
         }
@@ -807,9 +737,9 @@ impl Conn {
             return since + ms(config.linger);
         }
         match (&self.phase, self.input_started) {
-            (Phase::Http { .. }, Some(t)) => t + ms(config.header_timeout),
-            (Phase::Http { served: true }, None) => self.idle_since + ms(config.keepalive_timeout),
-            (Phase::Http { served: false }, None) => self.idle_since + ms(config.header_timeout),
+            (Phase::Http(_), Some(t)) => t + ms(config.header_timeout),
+            (Phase::Http(h), None) if h.served() => self.idle_since + ms(config.keepalive_timeout),
+            (Phase::Http(_), None) => self.idle_since + ms(config.header_timeout),
             (Phase::Ws(s), started) => {
                 let liveness = s.liveness_deadline(self.last_read, config);
                 let soft = self
@@ -848,7 +778,7 @@ impl Conn {
             }
         }
         match &mut self.phase {
-            Phase::Http { .. } if self.input_started.is_some() => {
+            Phase::Http(_) if self.input_started.is_some() => {
                 log_debug!("{}: request head not complete in time", self.who());
                 let reply = http::error(
                     Status::RequestTimeout,
@@ -861,7 +791,7 @@ impl Conn {
                 }
                 self.begin_close(EndReason::Timeout, now);
             }
-            Phase::Http { .. } => self.kill(EndReason::Timeout),
+            Phase::Http(_) => self.kill(EndReason::Timeout),
             Phase::Ws(s) => match s.on_quiet(now) {
                 Quiet::Ping(ping) => self.out.push(Chunk::from(ping)),
                 Quiet::Dead(close) => {
@@ -885,7 +815,7 @@ impl Conn {
                 EndReason::Shutdown,
                 now,
             ),
-            Phase::Http { .. } => {
+            Phase::Http(_) => {
                 if self.out.is_empty() {
                     self.kill(EndReason::Shutdown);
                 } else {
@@ -903,5 +833,216 @@ fn end_reason_for(close_code: u16) -> EndReason {
         close::INVALID_PAYLOAD => EndReason::InvalidUtf8,
         close::POLICY => EndReason::RateLimited,
         _ => EndReason::ProtocolError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A connection without a socket: a pipe for its bytes and a shell that
+    //! records what it reports.
+    use super::*;
+    use crate::net::ws::apply_mask;
+    use std::collections::VecDeque;
+
+    /// Reads hand out one queued chunk each (then WouldBlock, or EOF once
+    /// `eof` is set); writes are collected.
+    #[derive(Debug, Default)]
+    struct Pipe {
+        input: VecDeque<Vec<u8>>,
+        eof: bool,
+        output: Vec<u8>,
+        shut: bool,
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.input.pop_front() {
+                Some(chunk) => {
+                    buf[..chunk.len()].copy_from_slice(&chunk);
+                    Ok(chunk.len())
+                }
+                None if self.eof => Ok(0),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for Pipe {
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Watch {
+        stats: Stats,
+        per_address: PerAddress,
+        deflate: deflate::Shared,
+        upgraded: Vec<WsKind>,
+        chat: Vec<(bool, Vec<u8>)>,
+        served: Vec<String>,
+    }
+
+    impl Shell for Watch {
+        fn stats(&mut self) -> &mut Stats {
+            &mut self.stats
+        }
+        fn per_address(&mut self) -> &mut PerAddress {
+            &mut self.per_address
+        }
+        fn deflate(&mut self) -> &mut deflate::Shared {
+            &mut self.deflate
+        }
+        fn upgraded(&mut self, kind: WsKind, _addr: IpAddr) {
+            self.upgraded.push(kind);
+        }
+        fn chat(&mut self, text: bool, payload: &[u8]) {
+            self.chat.push((text, payload.to_vec()));
+        }
+        fn serve(&mut self, route: &Route, req: &Request, _addr: IpAddr) -> Reply {
+            self.served.push(format!("{route:?} {}", req.path));
+            http::rooms("[]", false, true, "now")
+        }
+    }
+
+    const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    /// A masked client frame, as a browser sends it.
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [1, 2, 3, 4];
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        let start = f.len();
+        f.extend_from_slice(payload);
+        apply_mask(&mut f[start..], mask);
+        f
+    }
+
+    fn conn(input: &[&[u8]]) -> Conn<Pipe> {
+        let pipe = Pipe {
+            input: input.iter().map(|c| c.to_vec()).collect(),
+            ..Pipe::default()
+        };
+        Conn::new(pipe, "127.0.0.1:9".parse().unwrap(), 0, 1, false, false, 0)
+    }
+
+    fn read(c: &mut Conn<Pipe>, watch: &mut Watch, config: &Config) {
+        let env = Env {
+            config,
+            now: 5,
+            wall_ms: 1_000,
+            date: "Thu, 03 Dec 2026 08:00:00 GMT",
+            admin_api: false,
+        };
+        let mut scratch = vec![0; 4096];
+        assert_eq!(c.read_ready(&mut scratch, &env, watch), ReadResult::Drained);
+        c.flush(config);
+    }
+
+    fn written(c: &Conn<Pipe>) -> String {
+        String::from_utf8_lossy(&c.stream.output).into_owned()
+    }
+
+    #[test]
+    fn a_page_request_is_answered_and_the_connection_kept() {
+        let config = Config::default();
+        let mut c = conn(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert!(
+            written(&c).starts_with("HTTP/1.1 200 OK\r\n"),
+            "{}",
+            written(&c)
+        );
+        assert_eq!(watch.stats.http_requests_total, 1);
+        assert!(c.closing.is_none() && !c.dead);
+        assert_eq!(
+            c.deadline(&config),
+            5 + config.keepalive_timeout.as_millis() as u64
+        );
+    }
+
+    #[test]
+    fn a_request_split_across_reads_waits_for_its_end_and_server_routes_are_asked() {
+        let config = Config::default();
+        let mut c = conn(&[b"GET /api/ro", b"oms HTTP/1.1\r\nHost: x\r\n", b"\r\n"]);
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert_eq!(watch.served, ["Rooms /api/rooms"], "{}", written(&c));
+        assert!(written(&c).starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(c.inbuf.is_empty() && c.input_started.is_none());
+    }
+
+    #[test]
+    fn an_upgraded_chat_socket_reports_its_messages_and_answers_pings_itself() {
+        let config = Config::default();
+        let text = frame(0x1, br#"{"message":"hi"}"#);
+        let (first, rest) = text.split_at(5);
+        let input: Vec<&[u8]> = vec![
+            UPGRADE.as_bytes(),
+            first,
+            rest,
+            &[0x89, 0x80, 0, 0, 0, 0][..], // an empty masked ping
+        ];
+        let binary = frame(0x2, &[1, 2, 3]);
+        let mut input = input;
+        input.push(&binary);
+        let mut c = conn(&input);
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert!(written(&c).starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert_eq!(watch.upgraded, [WsKind::Chat]);
+        assert_eq!(
+            (watch.stats.ws_upgrades_total, watch.stats.ws_clients),
+            (1, 1)
+        );
+        assert_eq!(
+            watch.chat,
+            [
+                (true, br#"{"message":"hi"}"#.to_vec()),
+                (false, vec![1, 2, 3])
+            ]
+        );
+        assert!(c.stream.output.ends_with(&[0x8a, 0x00]), "the pong");
+        assert!(c.is_chat_client());
+    }
+
+    #[test]
+    fn bad_utf8_closes_with_1007_and_nothing_is_reported() {
+        let config = Config::default();
+        let bad = frame(0x1, &[0xff, 0xfe]);
+        let mut c = conn(&[UPGRADE.as_bytes(), &bad]);
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert!(watch.chat.is_empty());
+        let out = &c.stream.output;
+        let close = out.iter().rposition(|&b| b == 0x88).expect("a close frame");
+        assert_eq!(out[close + 2..close + 4], [0x03, 0xef], "close 1007");
+        assert_eq!(c.reason(), Some(EndReason::InvalidUtf8));
+    }
+
+    #[test]
+    fn a_malformed_head_gets_400_and_the_peer_eof_ends_it() {
+        let config = Config::default();
+        let mut c = conn(&[b"NOT HTTP\r\n\r\n"]);
+        c.stream.eof = true;
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert!(written(&c).starts_with("HTTP/1.1 400 "), "{}", written(&c));
+        assert_eq!(c.reason(), Some(EndReason::BadRequest));
+        assert!(c.dead, "output drained and the peer gone: freed");
     }
 }

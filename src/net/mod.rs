@@ -10,6 +10,7 @@ pub mod assets;
 pub mod conn;
 pub mod deflate;
 pub mod http;
+pub mod http_session;
 pub mod per_address;
 pub mod samples;
 pub mod server;

@@ -29,10 +29,11 @@ use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{LogEvent, MessageLog, Restored};
 use crate::logging;
-use crate::metrics::{self, EndReason, Stats};
+use crate::metrics::{self, EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
-use crate::net::conn::{self, Conn, Ctx, ReadResult};
+use crate::net::conn::{self, Conn, Env, ReadResult, Shell};
 use crate::net::deflate;
+use crate::net::http::{self, Reply, Request, Route, Status};
 use crate::net::per_address::PerAddress;
 use crate::net::samples::Reading;
 use crate::net::timer::{Entry, TimerWheel};
@@ -47,7 +48,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::fs::File;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -510,15 +511,22 @@ impl Server {
             return;
         }
         let was_chat = conn.ws_kind() == Some(WsKind::Chat);
-        let mut ctx = Ctx {
+        let wall_ms = logging::unix_millis();
+        let env = Env {
             config: &self.config,
+            now,
+            wall_ms,
+            date: &self.date,
+            admin_api: self.admin_api.is_some(),
+        };
+        let mut dispatch = Dispatch {
+            client: ClientId::new(key, conn.gen),
+            wall_ms,
+            date: &self.date,
             core: &mut self.core,
             commands: &mut self.commands,
             stats: &mut self.stats,
             log: &*self.log,
-            now,
-            wall_ms: logging::unix_millis(),
-            date: &self.date,
             uptime_secs,
             fd_limit: self.fd_limit,
             max_connections: self.max_connections,
@@ -526,7 +534,7 @@ impl Server {
             admin_api: self.admin_api.as_mut(),
             deflate: &mut self.deflate,
         };
-        let more = conn.read_ready(&mut self.scratch, &mut ctx);
+        let more = conn.read_ready(&mut self.scratch, &env, &mut dispatch);
         if more == ReadResult::More && !conn.in_read_list {
             conn.in_read_list = true;
             self.read_list.push(key);
@@ -607,7 +615,7 @@ impl Server {
             match conn.ws_kind() {
                 Some(WsKind::Chat) => {
                     self.stats.ws_clients -= 1;
-                    let client = conn.client_id();
+                    let client = ClientId::new(key, conn.gen);
                     self.core.handle(
                         Event::Gone {
                             client,
@@ -806,6 +814,105 @@ impl Server {
         self.log.close(now);
         log_info!("stopped ({left} connections still open were dropped)");
         Ok(())
+    }
+}
+
+/// What one connection's input means for the rest of the server: the one
+/// place where a connection's events reach the chat core (and the admin API
+/// and the ops endpoints their state). Lent to [`Conn::read_ready`] for one
+/// connection.
+struct Dispatch<'a> {
+    client: ClientId,
+    wall_ms: u64,
+    date: &'a str,
+    core: &'a mut Core,
+    commands: &'a mut Vec<Command>,
+    stats: &'a mut Stats,
+    log: &'a dyn MessageLog,
+    uptime_secs: u64,
+    fd_limit: u64,
+    max_connections: usize,
+    per_address: &'a mut PerAddress,
+    admin_api: Option<&'a mut Admin>,
+    deflate: &'a mut deflate::Shared,
+}
+
+impl Shell for Dispatch<'_> {
+    fn stats(&mut self) -> &mut Stats {
+        self.stats
+    }
+
+    fn per_address(&mut self) -> &mut PerAddress {
+        self.per_address
+    }
+
+    fn deflate(&mut self) -> &mut deflate::Shared {
+        self.deflate
+    }
+
+    fn upgraded(&mut self, kind: WsKind, addr: IpAddr) {
+        if kind == WsKind::Chat {
+            let event = Event::Connected {
+                client: self.client,
+                now: self.wall_ms,
+                addr: Some(addr),
+            };
+            self.core.handle(event, self.commands);
+        }
+    }
+
+    fn chat(&mut self, text: bool, payload: &[u8]) {
+        let client = self.client;
+        let now = self.wall_ms;
+        let event = if text {
+            Event::Text {
+                client,
+                text: payload,
+                now,
+            }
+        } else {
+            Event::Binary { client }
+        };
+        self.core.handle(event, self.commands);
+    }
+
+    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply {
+        let head_only = req.method == "HEAD";
+        let keep_alive = req.keep_alive && !req.has_body;
+        let date = self.date;
+        match route {
+            Route::Admin => match self.admin_api.as_deref_mut() {
+                Some(admin) => {
+                    admin.handle(req, addr, self.wall_ms, self.core, self.commands, date)
+                }
+                None => http::error(Status::NotFound, "no such page", keep_alive, date),
+            },
+            Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
+            _ => {
+                let mut log_metrics = String::new();
+                if *route == Route::Metrics {
+                    self.log.metrics(&mut log_metrics);
+                }
+                let core = &*self.core;
+                let snap = Snapshot {
+                    stats: self.stats,
+                    uptime_secs: self.uptime_secs,
+                    users_online: core.users_online(),
+                    history_len: core.history_len(),
+                    history_bytes: core.history_bytes(),
+                    rooms: core.rooms(),
+                    rooms_with_members: core.rooms_with_members(),
+                    last_id: core.last_id(),
+                    auth_failures: core.auth_failures(),
+                    log: self.log.health(),
+                    log_metrics: &log_metrics,
+                    fd_limit: self.fd_limit,
+                    max_connections: self.max_connections,
+                    deflate: self.deflate.counts(),
+                };
+                http::ops(route, &snap, head_only, keep_alive, date)
+            }
+        }
     }
 }
 

@@ -4,11 +4,14 @@
 //! liveness (ping a quiet peer, give up when the ping goes unanswered).
 //!
 //! It takes parsed frames and the time, and returns what to do: a message for
-//! the application, a frame to queue, or that the session is over. `conn.rs`
-//! does the socket I/O and the output queue; frame parsing is `ws.rs`.
+//! the application (a permessage-deflate one inflated, within the message
+//! limit, and text checked as UTF-8), a frame to queue, or that the session
+//! is over. `conn.rs` does the socket I/O and the output queue; frame parsing
+//! is `ws.rs`, deflate itself `deflate.rs`.
 
 use crate::config::Config;
-use crate::net::ws::{self, close, Assembler, CloseReason, Message, RawFrame};
+use crate::net::deflate::{self, InflateError};
+use crate::net::ws::{self, close, Assembler, CloseReason, Message, Payload, RawFrame};
 
 /// What a WebSocket connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +39,8 @@ pub struct WsSession {
 pub enum Received<'a> {
     /// Nothing for anyone: a fragment of a message, or a pong.
     Nothing,
-    /// A complete text or binary message for the application.
+    /// A complete text (valid UTF-8) or binary message for the application,
+    /// inflated if it came deflated: only `Message::Text` or `Message::Binary`.
     Data(Message<'a>),
     /// A control frame to send back (the pong to a ping).
     Answer(Vec<u8>),
@@ -95,19 +99,36 @@ impl WsSession {
         !self.close_sent
     }
 
-    /// One complete frame from the peer. `Err`: a protocol violation, to be
-    /// answered with [`close`](Self::close) and the end of the connection.
+    /// One complete frame from the peer. A deflated message is inflated with
+    /// the loop's one inflater, never past `limit` bytes. `Err`: a protocol
+    /// violation, to be answered with [`close`](Self::close) and the end of
+    /// the connection.
     pub fn receive<'a>(
         &mut self,
         frame: &RawFrame,
         payload: &'a [u8],
+        inflater: &mut deflate::Shared,
+        limit: usize,
     ) -> Result<Received<'a>, CloseReason> {
         let Some(message) = self.assembler.push(frame, payload)? else {
             return Ok(Received::Nothing);
         };
         Ok(match message {
-            Message::Text(_) | Message::Binary(_) | Message::Deflated { .. } => {
-                Received::Data(message)
+            Message::Text(_) | Message::Binary(_) => Received::Data(message),
+            Message::Deflated { text, payload } => {
+                let inflated = inflater.inflate(&payload, limit).map_err(|e| match e {
+                    InflateError::TooBig => CloseReason::new(close::TOO_BIG, "message too big"),
+                    InflateError::Corrupt => {
+                        CloseReason::new(close::INVALID_PAYLOAD, "bad deflate data")
+                    }
+                })?;
+                if !text {
+                    Received::Data(Message::Binary(Payload::Owned(inflated)))
+                } else if std::str::from_utf8(&inflated).is_err() {
+                    return Err(ws::invalid_utf8());
+                } else {
+                    Received::Data(Message::Text(Payload::Owned(inflated)))
+                }
             }
             Message::Ping(data) => Received::Answer(ws::pong(data)),
             Message::Pong(_) => Received::Nothing,
@@ -185,7 +206,7 @@ mod tests {
         };
         let payload: &'static [u8] =
             Box::leak(bytes[frame.payload.clone()].to_vec().into_boxed_slice());
-        s.receive(&frame, payload)
+        s.receive(&frame, payload, &mut deflate::Shared::default(), 1 << 16)
     }
 
     fn text(t: &'static str) -> Received<'static> {
