@@ -31,7 +31,7 @@
 //! moderator's post and delete are `core/admin.rs`.
 
 use super::access::{Access, Check, Secret};
-use super::moderation::{Applied, BanTarget, Moderation, RoomSettings};
+use super::moderation::{Applied, BanRequest, BanTarget, Moderation, RoomSettings, SettingsChange};
 use super::names::{self, Names};
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
 use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored, Stored};
@@ -43,6 +43,8 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 mod admin;
+
+pub use self::admin::Kicked;
 
 /// The rules the core enforces; taken from the server's `Config`.
 #[derive(Clone, Debug)]

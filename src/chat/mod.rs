@@ -15,7 +15,7 @@ pub mod room;
 pub mod session;
 pub mod token;
 
-pub use self::core::{Audience, Command, Core, Event, Farewell, Kick, Limits, Report};
+pub use self::core::{Audience, Command, Core, Event, Farewell, Kick, Kicked, Limits, Report};
 pub use self::session::ClientId;
 
 #[cfg(test)]

@@ -80,9 +80,86 @@ pub struct RoomSettings {
     pub read_only: bool,
 }
 
+/// What a moderator asks to change in a room's settings, as given (the
+/// admin API's query parameters); what is absent stays.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsChange {
+    pub topic: Option<String>,
+    pub slow_mode: Option<String>,
+    pub read_only: Option<String>,
+}
+
+/// What a moderator asks to ban or lift, as given.
+#[derive(Clone, Debug, Default)]
+pub struct BanRequest {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    /// How long, in ms (`None`: until lifted).
+    pub for_ms: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl BanRequest {
+    /// The ban's target and, unless it is lifted, its stored value, made at
+    /// wall-clock `now`; or why the request is not a ban.
+    pub fn checked(self, now: u64, lift: bool) -> Result<(BanTarget, String), &'static str> {
+        let target = match (self.name, self.address) {
+            (Some(n), None) => {
+                BanTarget::name(super::protocol::username(&n).map_err(|_| "not a username")?)
+            }
+            (None, Some(a)) => {
+                BanTarget::Address(a.trim().parse().map_err(|_| "not an IP address")?)
+            }
+            _ => return Err("give name= or address= (one of them)"),
+        };
+        if lift {
+            return Ok((target, String::new()));
+        }
+        if self
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_TOPIC_CHARS)
+        {
+            return Err("a reason is at most 200 characters");
+        }
+        let ban = Ban {
+            until: self.for_ms.map(|d| now + d),
+            reason: self.reason,
+            since: now,
+        };
+        Ok((target, serde_json::to_string(&ban).unwrap_or_default()))
+    }
+}
+
 impl RoomSettings {
     pub fn key(room: &str) -> String {
         format!("room/{room}")
+    }
+
+    /// These settings with `change` applied, or why it is refused.
+    pub fn changed(mut self, change: SettingsChange) -> Result<RoomSettings, &'static str> {
+        if let Some(topic) = change.topic {
+            let topic = topic.trim();
+            if topic.chars().count() > MAX_TOPIC_CHARS || topic.chars().any(char::is_control) {
+                return Err("a topic is at most 200 characters, no control characters");
+            }
+            self.topic = topic.to_string();
+        }
+        if let Some(secs) = change.slow_mode {
+            self.slow_mode = secs
+                .parse()
+                .ok()
+                .filter(|&n| n <= MAX_SLOW_MODE_SECS)
+                .ok_or("slow_mode is seconds between messages, 0 to 86400")?;
+        }
+        if let Some(on) = change.read_only {
+            self.read_only = match on.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err("read_only is true or false"),
+            };
+        }
+        Ok(self)
     }
 
     pub fn is_default(&self) -> bool {

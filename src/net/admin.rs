@@ -31,9 +31,9 @@
 //! with members here (a delete then travels to every process through the log).
 
 use crate::chat::access::{Attempts, Secret};
-use crate::chat::moderation::{Ban, BanTarget, RoomSettings, MAX_SLOW_MODE_SECS, MAX_TOPIC_CHARS};
-use crate::chat::protocol::{self, ErrorCode};
-use crate::chat::{Command, Core, Kick};
+use crate::chat::moderation::{BanRequest, SettingsChange};
+use crate::chat::protocol::ErrorCode;
+use crate::chat::{Command, Core, Kick, Kicked};
 use crate::net::http::{self, Reply, Request, Status};
 use crate::net::samples::{Reading, Samples};
 use std::net::IpAddr;
@@ -217,14 +217,13 @@ impl Admin {
                 serde_json::to_string(&s).unwrap_or_default()
             }
             AdminRoute::SetSettings(room) => {
-                return match room_settings(&room, req.query, core) {
-                    Ok((room, s)) => {
-                        let value = serde_json::to_string(&s).unwrap_or_default();
+                let change = match settings_change(req.query) {
+                    Ok(change) => change,
+                    Err(why) => return error(Status::BadRequest, "bad_request", why, date),
+                };
+                return match core.change_room_settings(&room, change, commands) {
+                    Ok((room, value)) => {
                         crate::log_info!("{addr}: admin API: settings of {room}: {value}");
-                        commands.push(Command::Set {
-                            key: RoomSettings::key(&room),
-                            value: value.clone(),
-                        });
                         http::json(Status::Accepted, &value, date)
                     }
                     Err(why) => error(Status::BadRequest, "bad_request", why, date),
@@ -233,15 +232,17 @@ impl Admin {
             AdminRoute::Bans => core.moderation().bans_json(now),
             AdminRoute::Ban | AdminRoute::Unban => {
                 let lift = route == AdminRoute::Unban;
-                return match ban(req.query, now, lift) {
-                    Ok((target, value)) => {
-                        let key = target.key();
+                let request = match ban_request(req.query) {
+                    Ok(request) => request,
+                    Err(why) => return error(Status::BadRequest, "bad_request", why, date),
+                };
+                return match core.change_ban(request, lift, now, commands) {
+                    Ok(key) => {
                         crate::log_info!(
                             "{addr}: admin API: {} {key}",
                             if lift { "lifted" } else { "set" }
                         );
                         let body = serde_json::json!({ "key": key, "ban": !lift }).to_string();
-                        commands.push(Command::Set { key, value });
                         http::json(Status::Accepted, &body, date)
                     }
                     Err(why) => error(Status::BadRequest, "bad_request", why, date),
@@ -267,102 +268,66 @@ impl Admin {
                     ),
                 };
             }
-            AdminRoute::KickConnection(id) => kicked(core.kick(Kick::Connection(id), commands)),
+            AdminRoute::KickConnection(id) => {
+                return kicked(core.kick(Kick::Connection(id), commands), date)
+            }
             AdminRoute::KickUser(name) => {
-                let (n, elsewhere) = core.kick_user(&name, commands);
-                if n > 0 || elsewhere {
+                let k = core.kick_user(&name, commands);
+                if !k.nobody() {
+                    let n = k.here;
                     crate::log_info!("{addr}: admin API: kicked {n} connection(s) of {name:?}");
                 }
-                if n == 0 && elsewhere {
-                    // Online on another process only: it closes them there.
-                    return http::json(Status::Accepted, r#"{"kicked":0,"elsewhere":true}"#, date);
-                }
-                kicked(n)
+                return kicked(k, date);
             }
         };
-        if body.starts_with(r#"{"kicked":0"#) {
-            return error(
-                Status::NotFound,
-                "not_found",
-                "no such connection or user online",
-                date,
-            );
-        }
         http::json(Status::Ok, &body, date)
     }
 }
 
-/// A room's settings after a PUT: the current ones with the parameters given.
-fn room_settings(
-    room: &str,
-    query: &str,
-    core: &Core,
-) -> Result<(String, RoomSettings), &'static str> {
-    let bad = |_| "malformed query string";
-    let room = protocol::room_name(room).ok_or("not a room name")?;
-    let mut s = core.room_settings(&room);
-    if let Some(topic) = param(query, "topic").map_err(bad)? {
-        let topic = topic.trim();
-        if topic.chars().count() > MAX_TOPIC_CHARS || topic.chars().any(char::is_control) {
-            return Err("a topic is at most 200 characters, no control characters");
-        }
-        s.topic = topic.to_string();
-    }
-    if let Some(secs) = param(query, "slow_mode").map_err(bad)? {
-        s.slow_mode = secs
-            .parse()
-            .ok()
-            .filter(|&n| n <= MAX_SLOW_MODE_SECS)
-            .ok_or("slow_mode is seconds between messages, 0 to 86400")?;
-    }
-    if let Some(on) = param(query, "read_only").map_err(bad)? {
-        s.read_only = match on.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => return Err("read_only is true or false"),
-        };
-    }
-    Ok((room, s))
+/// A PUT's settings parameters, as given (the core checks them).
+fn settings_change(query: &str) -> Result<SettingsChange, &'static str> {
+    let get = |name| param(query, name).map_err(|_| "malformed query string");
+    Ok(SettingsChange {
+        topic: get("topic")?,
+        slow_mode: get("slow_mode")?,
+        read_only: get("read_only")?,
+    })
 }
 
-/// A ban (or its lifting) from the query: its target and the stored value.
-fn ban(query: &str, now: u64, lift: bool) -> Result<(BanTarget, String), &'static str> {
-    let bad = |_| "malformed query string";
-    let target = match (
-        param(query, "name").map_err(bad)?,
-        param(query, "address").map_err(bad)?,
-    ) {
-        (Some(n), None) => BanTarget::name(protocol::username(&n).map_err(|_| "not a username")?),
-        (None, Some(a)) => BanTarget::Address(a.trim().parse().map_err(|_| "not an IP address")?),
-        _ => return Err("give name= or address= (one of them)"),
-    };
-    if lift {
-        return Ok((target, String::new()));
-    }
-    let until = match param(query, "for").map_err(bad)? {
-        Some(d) => {
-            let d = crate::config::parse_duration(&d).map_err(|_| "for is a duration: 30m, 12h")?;
-            Some(now + d.as_millis() as u64)
-        }
+/// A ban's parameters, as given but for `for`, a duration (the core checks the rest).
+fn ban_request(query: &str) -> Result<BanRequest, &'static str> {
+    let get = |name| param(query, name).map_err(|_| "malformed query string");
+    let for_ms = match get("for")? {
+        Some(d) => Some(
+            crate::config::parse_duration(&d)
+                .map_err(|_| "for is a duration: 30m, 12h")?
+                .as_millis() as u64,
+        ),
         None => None,
     };
-    let reason = param(query, "reason").map_err(bad)?;
-    if reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_TOPIC_CHARS)
-    {
-        return Err("a reason is at most 200 characters");
-    }
-    let ban = Ban {
-        until,
-        reason,
-        since: now,
-    };
-    Ok((target, serde_json::to_string(&ban).unwrap_or_default()))
+    Ok(BanRequest {
+        name: get("name")?,
+        address: get("address")?,
+        for_ms,
+        reason: get("reason")?,
+    })
 }
 
-fn kicked(n: usize) -> String {
-    format!(r#"{{"kicked":{n}}}"#)
+/// A kick's answer: 200 with how many were closed here, 202 when the user
+/// is only on another process (it closes them there), 404 when nobody was.
+fn kicked(k: Kicked, date: &str) -> Reply {
+    if k.nobody() {
+        return error(
+            Status::NotFound,
+            "not_found",
+            "no such connection or user online",
+            date,
+        );
+    }
+    if k.here == 0 {
+        return http::json(Status::Accepted, r#"{"kicked":0,"elsewhere":true}"#, date);
+    }
+    http::json(Status::Ok, &format!(r#"{{"kicked":{}}}"#, k.here), date)
 }
 
 fn error(status: Status, code: &str, message: &str, date: &str) -> Reply {

@@ -851,7 +851,7 @@ mod tests {
         input: VecDeque<Vec<u8>>,
         eof: bool,
         output: Vec<u8>,
-        shut: bool,
+        shut: std::cell::Cell<bool>,
     }
 
     impl Read for Pipe {
@@ -879,6 +879,7 @@ mod tests {
 
     impl Socket for Pipe {
         fn shutdown_write(&self) -> io::Result<()> {
+            self.shut.set(true);
             Ok(())
         }
     }
@@ -968,11 +969,24 @@ mod tests {
             written(&c)
         );
         assert_eq!(watch.stats.http_requests_total, 1);
-        assert!(c.closing.is_none() && !c.dead);
+        assert!(c.closing.is_none() && !c.dead && !c.stream.shut.get());
         assert_eq!(
             c.deadline(&config),
             5 + config.keepalive_timeout.as_millis() as u64
         );
+    }
+
+    #[test]
+    fn connection_close_drains_the_reply_then_half_closes_and_lingers() {
+        let config = Config::default();
+        let mut c = conn(&[b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+        let mut watch = Watch::default();
+        read(&mut c, &mut watch, &config);
+        assert!(written(&c).starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(c.stream.shut.get(), "our FIN after the reply");
+        assert!(!c.dead, "waits for the peer's EOF");
+        assert_eq!(c.reason(), Some(EndReason::HttpDone));
+        assert_eq!(c.deadline(&config), 5 + config.linger.as_millis() as u64);
     }
 
     #[test]

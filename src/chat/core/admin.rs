@@ -156,13 +156,52 @@ impl Core {
         Some(out)
     }
 
+    /// A moderator's change of a room's settings: the current ones with the
+    /// change applied, handed to the log (they take effect when it hands
+    /// them back). Returns the room and the new settings' JSON.
+    pub fn change_room_settings(
+        &self,
+        room: &str,
+        change: SettingsChange,
+        out: &mut Out,
+    ) -> Result<(String, String), &'static str> {
+        let room = protocol::room_name(room).ok_or("not a room name")?;
+        let settings = self.room_settings(&room).changed(change)?;
+        let value = serde_json::to_string(&settings).unwrap_or_default();
+        out.push(Command::Set {
+            key: RoomSettings::key(&room),
+            value: value.clone(),
+        });
+        Ok((room, value))
+    }
+
+    /// A moderator's ban (or its lifting) at wall-clock `now`, handed to the
+    /// log like a setting. Returns its key.
+    pub fn change_ban(
+        &self,
+        request: BanRequest,
+        lift: bool,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<String, &'static str> {
+        let (target, value) = request.checked(now, lift)?;
+        let key = target.key();
+        out.push(Command::Set {
+            key: key.clone(),
+            value,
+        });
+        Ok(key)
+    }
+
     /// The admin API's kick of a user: every connection of it here, and with
-    /// a shared log on every other process too. Returns how many were closed
-    /// here, and whether the user is online on another process.
-    pub fn kick_user(&self, name: &str, out: &mut Out) -> (usize, bool) {
-        let here = self.kick(Kick::User(name.to_string()), out);
+    /// a shared log on every other process too.
+    pub fn kick_user(&self, name: &str, out: &mut Out) -> Kicked {
+        let here = self.kick(Kick::User(name.to_string()), out).here;
         if !self.on_demand {
-            return (here, false);
+            return Kicked {
+                here,
+                elsewhere: false,
+            };
         }
         out.push(Command::Notify {
             key: format!("kick/{name}"),
@@ -173,12 +212,12 @@ impl Core {
             .values()
             .filter_map(|r| r.online.get(name))
             .any(|p| !p.nodes.is_empty());
-        (here, elsewhere)
+        Kicked { here, elsewhere }
     }
 
     /// The admin API's kick: the connection with this id (`"key.gen"`), or
-    /// every connection of this username. Returns how many are closed.
-    pub fn kick(&self, target: Kick, out: &mut Out) -> usize {
+    /// every connection of this username, here.
+    pub fn kick(&self, target: Kick, out: &mut Out) -> Kicked {
         let before = out.len();
         for (key, s) in self.sessions.iter().enumerate() {
             let Some(s) = s else { continue };
@@ -194,7 +233,10 @@ impl Core {
                 });
             }
         }
-        out.len() - before
+        Kicked {
+            here: out.len() - before,
+            elsewhere: false,
+        }
     }
 
     /// The admin API's delete: message `id` in `room` is deleted for
@@ -209,6 +251,21 @@ impl Core {
             fields: protocol::delete_fields(self.now, None, target.id),
         }));
         Ok(())
+    }
+}
+
+/// What a kick did: connections closed here, and whether the user is online
+/// on another process (with a shared log, which closes them there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kicked {
+    pub here: usize,
+    pub elsewhere: bool,
+}
+
+impl Kicked {
+    /// Nobody was kicked, here or elsewhere.
+    pub fn nobody(self) -> bool {
+        self.here == 0 && !self.elsewhere
     }
 }
 
