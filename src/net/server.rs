@@ -22,8 +22,8 @@
 
 use crate::chat::access::Secret;
 use crate::chat::token::TokenKey;
-use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Limits, Report};
-use crate::config::{self, Config, FD_RESERVE};
+use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
+use crate::config::{self, Config, Secrets, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
@@ -183,30 +183,14 @@ impl Server {
                 },
             ),
         };
-        let limits = Limits {
-            max_text: config.max_text,
-            max_message: config.max_message,
-            msg_rate: config.msg_rate,
-            history: config.history,
-            history_bytes: config.history_bytes,
-            // A welcome is one frame on the joiner's queue: keep it well
-            // under the soft limit, so joining never costs a slow phone its connection.
-            welcome_bytes: config.output_soft_limit.min(config.max_output) / 2,
-            max_rooms_per_client: config.max_rooms_per_client,
-            max_rooms: config.max_rooms,
-            default_room: config.default_room.as_str().into(),
-            fixed_rooms: (!config.rooms.is_empty())
-                .then(|| config.rooms.iter().map(|r| r.as_str().into()).collect()),
+        let fail = |message| StartError { message, status: 2 };
+        let secrets = Secrets {
             password: config
                 .password_file
                 .as_deref()
                 .map(|f| read_secret(f, 1, "--password-file").map(|s| Secret::new(&s)))
                 .transpose()
-                .map_err(|message| StartError { message, status: 2 })?,
-            keep_addresses: config.admin_token_file.is_some(),
-            name_hold_ms: config.name_hold().as_millis() as u64,
-            store_holds: config.data_dir.is_some() || config.redis.is_some(),
-            edit_window_ms: config.edit_window.as_millis() as u64,
+                .map_err(fail)?,
             token_key: config
                 .jwt_secret_file
                 .as_deref()
@@ -214,8 +198,9 @@ impl Server {
                     read_secret(f, 16, "--jwt-secret-file").map(|s| Rc::new(TokenKey::new(&s)))
                 })
                 .transpose()
-                .map_err(|message| StartError { message, status: 2 })?,
+                .map_err(fail)?,
         };
+        let limits = config.chat_limits(secrets);
         let admin_api = config
             .admin_token_file
             .as_deref()
