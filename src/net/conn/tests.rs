@@ -1,0 +1,223 @@
+//! A connection without a socket: a pipe for its bytes and a shell that
+//! records what it reports.
+
+use super::*;
+use crate::net::http;
+use crate::net::ws::apply_mask;
+use std::collections::VecDeque;
+
+/// Reads hand out one queued chunk each (then WouldBlock, or EOF once
+/// `eof` is set); writes are collected.
+#[derive(Debug, Default)]
+struct Pipe {
+    input: VecDeque<Vec<u8>>,
+    eof: bool,
+    output: Vec<u8>,
+    shut: std::cell::Cell<bool>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.input.pop_front() {
+            Some(chunk) => {
+                buf[..chunk.len()].copy_from_slice(&chunk);
+                Ok(chunk.len())
+            }
+            None if self.eof => Ok(0),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Socket for Pipe {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shut.set(true);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Watch {
+    stats: Stats,
+    per_address: PerAddress,
+    deflate: deflate::Shared,
+    upgraded: Vec<WsKind>,
+    chat: Vec<(bool, Vec<u8>)>,
+    served: Vec<String>,
+}
+
+impl Shell for Watch {
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+    fn per_address(&mut self) -> &mut PerAddress {
+        &mut self.per_address
+    }
+    fn deflate(&mut self) -> &mut deflate::Shared {
+        &mut self.deflate
+    }
+    fn upgraded(&mut self, kind: WsKind, _addr: IpAddr) {
+        self.upgraded.push(kind);
+    }
+    fn chat(&mut self, text: bool, payload: &[u8]) {
+        self.chat.push((text, payload.to_vec()));
+    }
+    fn serve(&mut self, route: &Route, req: &Request, _addr: IpAddr) -> Reply {
+        self.served.push(format!("{route:?} {}", req.path));
+        http::rooms("[]", false, true, "now")
+    }
+}
+
+const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// A masked client frame, as a browser sends it.
+fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [1, 2, 3, 4];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    let start = f.len();
+    f.extend_from_slice(payload);
+    apply_mask(&mut f[start..], mask);
+    f
+}
+
+fn conn(input: &[&[u8]]) -> Conn<Pipe> {
+    let pipe = Pipe {
+        input: input.iter().map(|c| c.to_vec()).collect(),
+        ..Pipe::default()
+    };
+    Conn::new(pipe, "127.0.0.1:9".parse().unwrap(), 0, 1, false, false, 0)
+}
+
+fn read(c: &mut Conn<Pipe>, watch: &mut Watch, config: &Config) {
+    let env = Env {
+        config,
+        now: 5,
+        wall_ms: 1_000,
+        date: "Thu, 03 Dec 2026 08:00:00 GMT",
+        admin_api: false,
+    };
+    let mut scratch = vec![0; 4096];
+    assert_eq!(c.read_ready(&mut scratch, &env, watch), ReadResult::Drained);
+    c.flush(config);
+}
+
+fn written(c: &Conn<Pipe>) -> String {
+    String::from_utf8_lossy(&c.stream.output).into_owned()
+}
+
+#[test]
+fn a_page_request_is_answered_and_the_connection_kept() {
+    let config = Config::default();
+    let mut c = conn(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert!(
+        written(&c).starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        written(&c)
+    );
+    assert_eq!(watch.stats.http_requests_total, 1);
+    assert!(c.closing.is_none() && !c.dead && !c.stream.shut.get());
+    assert_eq!(
+        c.deadline(&config),
+        5 + config.keepalive_timeout.as_millis() as u64
+    );
+}
+
+#[test]
+fn connection_close_drains_the_reply_then_half_closes_and_lingers() {
+    let config = Config::default();
+    let mut c = conn(&[b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert!(written(&c).starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(c.stream.shut.get(), "our FIN after the reply");
+    assert!(!c.dead, "waits for the peer's EOF");
+    assert_eq!(c.reason(), Some(EndReason::HttpDone));
+    assert_eq!(c.deadline(&config), 5 + config.linger.as_millis() as u64);
+}
+
+#[test]
+fn a_request_split_across_reads_waits_for_its_end_and_server_routes_are_asked() {
+    let config = Config::default();
+    let mut c = conn(&[b"GET /api/ro", b"oms HTTP/1.1\r\nHost: x\r\n", b"\r\n"]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert_eq!(watch.served, ["Rooms /api/rooms"], "{}", written(&c));
+    assert!(written(&c).starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(c.inbuf.is_empty() && c.input_started.is_none());
+}
+
+#[test]
+fn an_upgraded_chat_socket_reports_its_messages_and_answers_pings_itself() {
+    let config = Config::default();
+    let text = frame(0x1, br#"{"message":"hi"}"#);
+    let (first, rest) = text.split_at(5);
+    let input: Vec<&[u8]> = vec![
+        UPGRADE.as_bytes(),
+        first,
+        rest,
+        &[0x89, 0x80, 0, 0, 0, 0][..], // an empty masked ping
+    ];
+    let binary = frame(0x2, &[1, 2, 3]);
+    let mut input = input;
+    input.push(&binary);
+    let mut c = conn(&input);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert!(written(&c).starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_eq!(watch.upgraded, [WsKind::Chat]);
+    assert_eq!(
+        (watch.stats.ws_upgrades_total, watch.stats.ws_clients),
+        (1, 1)
+    );
+    assert_eq!(
+        watch.chat,
+        [
+            (true, br#"{"message":"hi"}"#.to_vec()),
+            (false, vec![1, 2, 3])
+        ]
+    );
+    assert!(c.stream.output.ends_with(&[0x8a, 0x00]), "the pong");
+    assert!(c.is_chat_client());
+}
+
+#[test]
+fn bad_utf8_closes_with_1007_and_nothing_is_reported() {
+    let config = Config::default();
+    let bad = frame(0x1, &[0xff, 0xfe]);
+    let mut c = conn(&[UPGRADE.as_bytes(), &bad]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert!(watch.chat.is_empty());
+    let out = &c.stream.output;
+    let close = out.iter().rposition(|&b| b == 0x88).expect("a close frame");
+    assert_eq!(out[close + 2..close + 4], [0x03, 0xef], "close 1007");
+    assert_eq!(c.reason(), Some(EndReason::InvalidUtf8));
+}
+
+#[test]
+fn a_malformed_head_gets_400_and_the_peer_eof_ends_it() {
+    let config = Config::default();
+    let mut c = conn(&[b"NOT HTTP\r\n\r\n"]);
+    c.stream.eof = true;
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert!(written(&c).starts_with("HTTP/1.1 400 "), "{}", written(&c));
+    assert_eq!(c.reason(), Some(EndReason::BadRequest));
+    assert!(c.dead, "output drained and the peer gone: freed");
+}
