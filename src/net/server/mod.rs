@@ -17,39 +17,38 @@
 //!    turn leave together in one `writev` per client.
 //!
 //! Chat rules are in `chat/`, storage in `log/`, HTTP in `http.rs`, a
-//! connection's own state machine in `conn.rs`. This file only moves bytes,
-//! events and time.
+//! connection's own state machine in `conn/`. This file only moves bytes,
+//! events and time; starting (listeners, the log, the core) is `start.rs`,
+//! and where connections' events reach the core and its commands are carried
+//! out is `dispatch.rs`.
 
-use crate::chat::access::Secret;
-use crate::chat::token::TokenKey;
-use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
-use crate::config::{self, Config, Secrets, FD_RESERVE};
-use crate::log::journal::Journal;
-use crate::log::memory::MemoryLog;
-use crate::log::redis::{RedisConfig, RedisLog};
-use crate::log::{LogEvent, MessageLog, Restored};
+use crate::chat::{ClientId, Command, Core, Event};
+use crate::config::Config;
+use crate::log::{LogEvent, MessageLog};
 use crate::logging;
-use crate::metrics::{self, EndReason, Snapshot, Stats};
+use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
-use crate::net::conn::{self, Conn, Env, ReadResult, Shell};
+use crate::net::conn::Conn;
 use crate::net::deflate;
-use crate::net::http::{self, Reply, Request, Route, Status};
 use crate::net::per_address::PerAddress;
 use crate::net::samples::Reading;
 use crate::net::timer::{Entry, TimerWheel};
-use crate::net::write_queue::Chunk;
-use crate::net::ws::{self, close};
+use crate::net::ws::close;
 use crate::net::ws_session::WsKind;
 use crate::os::SignalPipe;
+
+mod dispatch;
+mod start;
+
 use crate::{log_debug, log_error, log_info, log_warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+pub use start::StartError;
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -103,149 +102,7 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
 }
 
-/// Why the server could not start, and the exit status that says so: 2 for
-/// what the operator must fix in the configuration (a password Redis refuses,
-/// an unreadable password file), 1 for the rest.
-#[derive(Debug)]
-pub struct StartError {
-    pub message: String,
-    pub status: u8,
-}
-
-impl From<String> for StartError {
-    fn from(message: String) -> StartError {
-        StartError { message, status: 1 }
-    }
-}
-
 impl Server {
-    /// Binds the listeners, opens the message log and builds the chat core.
-    pub fn bind(config: Config) -> Result<Server, StartError> {
-        let fd_limit = crate::os::raise_fd_limit();
-        let max_connections = if config.max_connections == 0 {
-            (fd_limit as usize).saturating_sub(FD_RESERVE).max(16)
-        } else {
-            config.max_connections
-        };
-        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
-        let listen_at = |s: &str, reuse_port: bool| -> Result<TcpListener, String> {
-            let addr = config::resolve_addr(s)?;
-            let listener = if reuse_port {
-                crate::os::listen_reuse_port(addr).map(TcpListener::from_std)
-            } else {
-                TcpListener::bind(addr)
-            };
-            listener.map_err(|e| format!("cannot listen on {s}: {e}"))
-        };
-        let mut listener = listen_at(&config.listen, config.reuse_port)?;
-        let mut admin = config
-            .admin_listen
-            .as_deref()
-            .map(|a| listen_at(a, false))
-            .transpose()?;
-        let reg = poll.registry();
-        reg.register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| e.to_string())?;
-        if let Some(a) = admin.as_mut() {
-            reg.register(a, ADMIN, Interest::READABLE)
-                .map_err(|e| e.to_string())?;
-        }
-        let wall = logging::unix_millis();
-        let (log, restored): (Box<dyn MessageLog>, Restored) = match &config.data_dir {
-            None if config.redis.is_some() => {
-                let redis =
-                    redis_config(&config).map_err(|message| StartError { message, status: 2 })?;
-                let (log, restored) = RedisLog::open(
-                    redis,
-                    poll.registry(),
-                    (REDIS_COMMANDS, REDIS_SUBSCRIPTIONS),
-                )
-                .map_err(|message| StartError { message, status: 2 })?;
-                (Box::new(log), restored)
-            }
-            Some(dir) => {
-                let (j, restored) = Journal::open(
-                    dir,
-                    config.log_segment,
-                    config.fsync,
-                    config.history,
-                    &config.default_room,
-                    wall,
-                )
-                .map_err(|e| format!("cannot open the message log in {}: {e}", dir.display()))?;
-                (Box::new(j), restored)
-            }
-            None => (
-                Box::new(MemoryLog::new()),
-                Restored {
-                    epoch: wall,
-                    ..Restored::default()
-                },
-            ),
-        };
-        let fail = |message| StartError { message, status: 2 };
-        let secrets = Secrets {
-            password: config
-                .password_file
-                .as_deref()
-                .map(|f| read_secret(f, 1, "--password-file").map(|s| Secret::new(&s)))
-                .transpose()
-                .map_err(fail)?,
-            token_key: config
-                .jwt_secret_file
-                .as_deref()
-                .map(|f| {
-                    read_secret(f, 16, "--jwt-secret-file").map(|s| Rc::new(TokenKey::new(&s)))
-                })
-                .transpose()
-                .map_err(fail)?,
-        };
-        let limits = config.chat_limits(secrets);
-        let admin_api = config
-            .admin_token_file
-            .as_deref()
-            .map(|f| read_secret(f, 16, "--admin-token-file").map(|s| Admin::new(Secret::new(&s))))
-            .transpose()
-            .map_err(|message| StartError { message, status: 2 })?;
-        let mut core = Core::new(limits, restored, wall);
-        let mut commands = Vec::new();
-        core.start(&mut commands);
-        Ok(Server {
-            poll,
-            listener: Some(listener),
-            admin,
-            signals: None,
-            conns: Slab::new(),
-            core,
-            log,
-            wheel: TimerWheel::new(0),
-            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-            commands,
-            log_events: Vec::new(),
-            tick_secs: 0,
-            due: Vec::new(),
-            flush_list: Vec::new(),
-            read_list: Vec::new(),
-            reap_list: Vec::new(),
-            stats: Stats::default(),
-            started: Instant::now(),
-            next_gen: 0,
-            date: String::new(),
-            date_secs: u64::MAX,
-            spare_fd: File::open("/dev/null").ok(),
-            fd_limit,
-            max_connections,
-            admin_api,
-            deflate: deflate::Shared::default(),
-            per_address: PerAddress::new(
-                config.max_connections_per_address,
-                config.upgrades_per_address,
-            ),
-            shutdown_deadline: None,
-            config,
-        })
-    }
-
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
@@ -486,53 +343,6 @@ impl Server {
         self.schedule(key);
     }
 
-    fn read(&mut self, key: usize) {
-        let now = self.now_ms();
-        let uptime_secs = self.started.elapsed().as_secs();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if conn.dead {
-            return;
-        }
-        let was_chat = conn.ws_kind() == Some(WsKind::Chat);
-        let wall_ms = logging::unix_millis();
-        let env = Env {
-            config: &self.config,
-            now,
-            wall_ms,
-            date: &self.date,
-            admin_api: self.admin_api.is_some(),
-        };
-        let mut dispatch = Dispatch {
-            client: ClientId::new(key, conn.gen),
-            wall_ms,
-            date: &self.date,
-            core: &mut self.core,
-            commands: &mut self.commands,
-            stats: &mut self.stats,
-            log: &*self.log,
-            uptime_secs,
-            fd_limit: self.fd_limit,
-            max_connections: self.max_connections,
-            per_address: &mut self.per_address,
-            admin_api: self.admin_api.as_mut(),
-            deflate: &mut self.deflate,
-        };
-        let more = conn.read_ready(&mut self.scratch, &env, &mut dispatch);
-        if more == ReadResult::More && !conn.in_read_list {
-            conn.in_read_list = true;
-            self.read_list.push(key);
-        }
-        if !was_chat && conn.ws_kind() == Some(WsKind::Chat) {
-            // A new chat client: if the server is shutting down, say goodbye at once.
-            if self.shutdown_deadline.is_some() {
-                conn.on_shutdown(now);
-            }
-        }
-        self.after_event(key);
-    }
-
     /// Bookkeeping after anything touched a connection: flush, reap, timer.
     fn after_event(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
@@ -618,131 +428,6 @@ impl Server {
         }
     }
 
-    /// Carries out the core's commands, in order. A frame for a room is built
-    /// once and the same `Rc` is queued on each of the room's members.
-    fn apply_commands(&mut self) {
-        let now = self.now_ms();
-        let mut commands = std::mem::take(&mut self.commands);
-        for command in commands.drain(..) {
-            match command {
-                Command::Append(draft) => {
-                    self.stats.messages_received += 1;
-                    self.log.append(draft);
-                }
-                Command::Forget(room) => self.log.forget(&room),
-                Command::Set { key, value } => self.log.set(key, value),
-                Command::Notify { key, value } => self.log.notify(&key, &value),
-                Command::Watch(room) => self.log.watch(&room),
-                Command::Presence {
-                    room,
-                    username,
-                    avatar,
-                    verified,
-                    online,
-                } => self
-                    .log
-                    .presence(&room, &username, avatar.as_deref(), verified, online),
-                Command::Report(Report::TokenRefused { addr, why }) => {
-                    log_debug!("{addr}: token refused: {why:?}");
-                }
-                Command::Close { client, reason } => {
-                    let key = client.key as usize;
-                    if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
-                        log_warn!("{}: disconnected: {}", conn.who(), reason.text());
-                        let end = match reason {
-                            Farewell::Flooding => EndReason::RateLimited,
-                            Farewell::Kicked => EndReason::Kicked,
-                            Farewell::Banned => EndReason::Banned,
-                        };
-                        conn.close_with(close::POLICY, reason.text(), end, now);
-                        self.after_event(key);
-                    }
-                }
-                Command::Deliver { room, json } => {
-                    let delivered = self.queue_on_room(&room, None, json.as_bytes(), now);
-                    self.stats.messages_broadcast += delivered;
-                }
-                Command::Send { to, json } => match to {
-                    Audience::One(client) => {
-                        let key = client.key as usize;
-                        if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen)
-                        {
-                            let frame = conn::frame_for(
-                                conn.deflates(),
-                                true,
-                                json.as_bytes(),
-                                &self.config,
-                                &mut self.deflate,
-                            );
-                            if conn.is_chat_client()
-                                && conn.queue(Chunk::from(frame), &self.config, now)
-                            {
-                                self.stats.frames_queued += 1;
-                            }
-                            self.after_event(key);
-                        }
-                    }
-                    Audience::Room { room, except } => {
-                        self.queue_on_room(&room, except, json.as_bytes(), now);
-                    }
-                },
-            }
-        }
-        // Carrying commands out adds none: keep the storage for the next turn.
-        if self.commands.is_empty() {
-            self.commands = commands;
-        }
-    }
-
-    /// Queues one shared frame on every member of `room` but `except`: the
-    /// cost is the room's members, whatever else is connected. Returns how
-    /// many queues took it.
-    /// Queues one text message on every member of `room` (but `except`): the
-    /// frame is built once, and deflated once, the first time a member that
-    /// negotiated permessage-deflate needs it (uWebSockets' shared compressor).
-    fn queue_on_room(
-        &mut self,
-        room: &str,
-        except: Option<ClientId>,
-        payload: &[u8],
-        now: u64,
-    ) -> u64 {
-        let plain = Chunk::Shared(Rc::from(ws::text(payload)));
-        let mut deflated: Option<Chunk> = None;
-        let mut queued = 0;
-        for &client in self.core.members(room) {
-            if Some(client) == except {
-                continue;
-            }
-            let key = client.key as usize;
-            let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) else {
-                continue;
-            };
-            if !conn.is_chat_client() {
-                continue;
-            }
-            let frame = if conn.deflates() && payload.len() >= self.config.compress_min {
-                deflated.get_or_insert_with(|| {
-                    match self.deflate.compress(payload) {
-                        Some(small) => Chunk::Shared(Rc::from(ws::deflated(true, &small))),
-                        None => plain.clone(), // deflate did not shrink it
-                    }
-                })
-            } else {
-                &plain
-            };
-            if conn.queue(frame.clone(), &self.config, now) {
-                queued += 1;
-            } else {
-                // Refused (over its limit): it now lingers with a nearer deadline.
-                schedule_on(&mut self.wheel, &self.config, key, conn);
-            }
-            mark_flush_on(&mut self.flush_list, key, conn);
-        }
-        self.stats.frames_queued += queued;
-        queued
-    }
-
     fn flush_all(&mut self) {
         for key in std::mem::take(&mut self.flush_list) {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -802,105 +487,6 @@ impl Server {
     }
 }
 
-/// What one connection's input means for the rest of the server: the one
-/// place where a connection's events reach the chat core (and the admin API
-/// and the ops endpoints their state). Lent to [`Conn::read_ready`] for one
-/// connection.
-struct Dispatch<'a> {
-    client: ClientId,
-    wall_ms: u64,
-    date: &'a str,
-    core: &'a mut Core,
-    commands: &'a mut Vec<Command>,
-    stats: &'a mut Stats,
-    log: &'a dyn MessageLog,
-    uptime_secs: u64,
-    fd_limit: u64,
-    max_connections: usize,
-    per_address: &'a mut PerAddress,
-    admin_api: Option<&'a mut Admin>,
-    deflate: &'a mut deflate::Shared,
-}
-
-impl Shell for Dispatch<'_> {
-    fn stats(&mut self) -> &mut Stats {
-        self.stats
-    }
-
-    fn per_address(&mut self) -> &mut PerAddress {
-        self.per_address
-    }
-
-    fn deflate(&mut self) -> &mut deflate::Shared {
-        self.deflate
-    }
-
-    fn upgraded(&mut self, kind: WsKind, addr: IpAddr) {
-        if kind == WsKind::Chat {
-            let event = Event::Connected {
-                client: self.client,
-                now: self.wall_ms,
-                addr: Some(addr),
-            };
-            self.core.handle(event, self.commands);
-        }
-    }
-
-    fn chat(&mut self, text: bool, payload: &[u8]) {
-        let client = self.client;
-        let now = self.wall_ms;
-        let event = if text {
-            Event::Text {
-                client,
-                text: payload,
-                now,
-            }
-        } else {
-            Event::Binary { client }
-        };
-        self.core.handle(event, self.commands);
-    }
-
-    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply {
-        let head_only = req.method == "HEAD";
-        let keep_alive = req.keep_alive && !req.has_body;
-        let date = self.date;
-        match route {
-            Route::Admin => match self.admin_api.as_deref_mut() {
-                Some(admin) => {
-                    admin.handle(req, addr, self.wall_ms, self.core, self.commands, date)
-                }
-                None => http::error(Status::NotFound, "no such page", keep_alive, date),
-            },
-            Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
-            _ => {
-                let mut log_metrics = String::new();
-                if *route == Route::Metrics {
-                    self.log.metrics(&mut log_metrics);
-                }
-                let core = &*self.core;
-                let snap = Snapshot {
-                    stats: self.stats,
-                    uptime_secs: self.uptime_secs,
-                    users_online: core.users_online(),
-                    history_len: core.history_len(),
-                    history_bytes: core.history_bytes(),
-                    rooms: core.rooms(),
-                    rooms_with_members: core.rooms_with_members(),
-                    last_id: core.last_id(),
-                    auth_failures: core.auth_failures(),
-                    log: self.log.health(),
-                    log_metrics: &log_metrics,
-                    fd_limit: self.fd_limit,
-                    max_connections: self.max_connections,
-                    deflate: self.deflate.counts(),
-                };
-                http::ops(route, &snap, head_only, keep_alive, date)
-            }
-        }
-    }
-}
-
 /// Lists a connection for this turn's flush, once, unless its socket is
 /// waiting for writability (its writable event will list it) or it is dead.
 fn mark_flush_on(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn) {
@@ -922,52 +508,4 @@ fn schedule_on(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut C
             at,
         });
     }
-}
-
-/// `--redis` and its companions as the Redis log needs them: the URL parsed
-/// and resolved, the password file read.
-fn redis_config(config: &Config) -> Result<RedisConfig, String> {
-    let url = config.redis.as_deref().unwrap_or_default();
-    let (target, db, mut password) = RedisConfig::parse_url(url)?;
-    if let Some(file) = &config.redis_password_file {
-        let secret = read_secret(file, 1, "--redis-password-file")?;
-        password = Some(
-            String::from_utf8(secret)
-                .map_err(|_| format!("the Redis password in {} is not UTF-8", file.display()))?,
-        );
-    }
-    Ok(RedisConfig {
-        target,
-        db,
-        password,
-        prefix: config.redis_prefix.clone(),
-        max_pending: config.redis_max_pending,
-        retry_max_ms: config.redis_retry_max.as_millis() as u64,
-        check_interval_ms: config.redis_check_interval.as_millis() as u64,
-        history: config.history,
-        presence_ttl_ms: config.redis_presence_ttl.as_millis() as u64,
-    })
-}
-
-/// A secret from a file: its text with one trailing newline ignored, at
-/// least `min` bytes. What went wrong is said without the secret.
-fn read_secret(file: &std::path::Path, min: usize, flag: &str) -> Result<Vec<u8>, String> {
-    let mut bytes =
-        std::fs::read(file).map_err(|e| format!("{flag}: cannot read {}: {e}", file.display()))?;
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
-        }
-    }
-    if bytes.is_empty() {
-        return Err(format!("{flag}: {} is empty", file.display()));
-    }
-    if bytes.len() < min {
-        return Err(format!(
-            "{flag}: {} is shorter than {min} bytes",
-            file.display()
-        ));
-    }
-    Ok(bytes)
 }

@@ -1,0 +1,295 @@
+//! Where a connection's events reach the chat core, and the core's commands
+//! are carried out: appends and settings to the message log, frames to one
+//! client or to a room's members (built once, deflated at most once), closes.
+//! The one place in `net/` that calls the core.
+
+use super::{mark_flush_on, schedule_on, Server};
+use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
+use crate::log::MessageLog;
+use crate::logging;
+use crate::metrics::{EndReason, Snapshot, Stats};
+use crate::net::admin::Admin;
+use crate::net::conn::{self, Env, ReadResult, Shell};
+use crate::net::deflate;
+use crate::net::http::{self, Reply, Request, Route, Status};
+use crate::net::per_address::PerAddress;
+use crate::net::write_queue::Chunk;
+use crate::net::ws::{self, close};
+use crate::net::ws_session::WsKind;
+use crate::{log_debug, log_warn};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+impl Server {
+    /// Lets a readable connection read, lending it a [`Dispatch`] for what it reports.
+    pub(super) fn read(&mut self, key: usize) {
+        let now = self.now_ms();
+        let uptime_secs = self.started.elapsed().as_secs();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        let was_chat = conn.ws_kind() == Some(WsKind::Chat);
+        let wall_ms = logging::unix_millis();
+        let env = Env {
+            config: &self.config,
+            now,
+            wall_ms,
+            date: &self.date,
+            admin_api: self.admin_api.is_some(),
+        };
+        let mut dispatch = Dispatch {
+            client: ClientId::new(key, conn.gen),
+            wall_ms,
+            date: &self.date,
+            core: &mut self.core,
+            commands: &mut self.commands,
+            stats: &mut self.stats,
+            log: &*self.log,
+            uptime_secs,
+            fd_limit: self.fd_limit,
+            max_connections: self.max_connections,
+            per_address: &mut self.per_address,
+            admin_api: self.admin_api.as_mut(),
+            deflate: &mut self.deflate,
+        };
+        let more = conn.read_ready(&mut self.scratch, &env, &mut dispatch);
+        if more == ReadResult::More && !conn.in_read_list {
+            conn.in_read_list = true;
+            self.read_list.push(key);
+        }
+        if !was_chat && conn.ws_kind() == Some(WsKind::Chat) {
+            // A new chat client: if the server is shutting down, say goodbye at once.
+            if self.shutdown_deadline.is_some() {
+                conn.on_shutdown(now);
+            }
+        }
+        self.after_event(key);
+    }
+
+    /// Carries out the core's commands, in order. A frame for a room is built
+    /// once and the same `Rc` is queued on each of the room's members.
+    pub(super) fn apply_commands(&mut self) {
+        let now = self.now_ms();
+        let mut commands = std::mem::take(&mut self.commands);
+        for command in commands.drain(..) {
+            match command {
+                Command::Append(draft) => {
+                    self.stats.messages_received += 1;
+                    self.log.append(draft);
+                }
+                Command::Forget(room) => self.log.forget(&room),
+                Command::Set { key, value } => self.log.set(key, value),
+                Command::Notify { key, value } => self.log.notify(&key, &value),
+                Command::Watch(room) => self.log.watch(&room),
+                Command::Presence {
+                    room,
+                    username,
+                    avatar,
+                    verified,
+                    online,
+                } => self
+                    .log
+                    .presence(&room, &username, avatar.as_deref(), verified, online),
+                Command::Report(Report::TokenRefused { addr, why }) => {
+                    log_debug!("{addr}: token refused: {why:?}");
+                }
+                Command::Close { client, reason } => {
+                    let key = client.key as usize;
+                    if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
+                        log_warn!("{}: disconnected: {}", conn.who(), reason.text());
+                        let end = match reason {
+                            Farewell::Flooding => EndReason::RateLimited,
+                            Farewell::Kicked => EndReason::Kicked,
+                            Farewell::Banned => EndReason::Banned,
+                        };
+                        conn.close_with(close::POLICY, reason.text(), end, now);
+                        self.after_event(key);
+                    }
+                }
+                Command::Deliver { room, json } => {
+                    let delivered = self.queue_on_room(&room, None, json.as_bytes(), now);
+                    self.stats.messages_broadcast += delivered;
+                }
+                Command::Send { to, json } => match to {
+                    Audience::One(client) => {
+                        let key = client.key as usize;
+                        if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen)
+                        {
+                            let frame = conn::frame_for(
+                                conn.deflates(),
+                                true,
+                                json.as_bytes(),
+                                &self.config,
+                                &mut self.deflate,
+                            );
+                            if conn.is_chat_client()
+                                && conn.queue(Chunk::from(frame), &self.config, now)
+                            {
+                                self.stats.frames_queued += 1;
+                            }
+                            self.after_event(key);
+                        }
+                    }
+                    Audience::Room { room, except } => {
+                        self.queue_on_room(&room, except, json.as_bytes(), now);
+                    }
+                },
+            }
+        }
+        // Carrying commands out adds none: keep the storage for the next turn.
+        if self.commands.is_empty() {
+            self.commands = commands;
+        }
+    }
+
+    /// Queues one shared frame on every member of `room` but `except`: the
+    /// cost is the room's members, whatever else is connected. Returns how
+    /// many queues took it.
+    /// Queues one text message on every member of `room` (but `except`): the
+    /// frame is built once, and deflated once, the first time a member that
+    /// negotiated permessage-deflate needs it (uWebSockets' shared compressor).
+    fn queue_on_room(
+        &mut self,
+        room: &str,
+        except: Option<ClientId>,
+        payload: &[u8],
+        now: u64,
+    ) -> u64 {
+        let plain = Chunk::Shared(Rc::from(ws::text(payload)));
+        let mut deflated: Option<Chunk> = None;
+        let mut queued = 0;
+        for &client in self.core.members(room) {
+            if Some(client) == except {
+                continue;
+            }
+            let key = client.key as usize;
+            let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) else {
+                continue;
+            };
+            if !conn.is_chat_client() {
+                continue;
+            }
+            let frame = if conn.deflates() && payload.len() >= self.config.compress_min {
+                deflated.get_or_insert_with(|| {
+                    match self.deflate.compress(payload) {
+                        Some(small) => Chunk::Shared(Rc::from(ws::deflated(true, &small))),
+                        None => plain.clone(), // deflate did not shrink it
+                    }
+                })
+            } else {
+                &plain
+            };
+            if conn.queue(frame.clone(), &self.config, now) {
+                queued += 1;
+            } else {
+                // Refused (over its limit): it now lingers with a nearer deadline.
+                schedule_on(&mut self.wheel, &self.config, key, conn);
+            }
+            mark_flush_on(&mut self.flush_list, key, conn);
+        }
+        self.stats.frames_queued += queued;
+        queued
+    }
+}
+
+/// What one connection's input means for the rest of the server: the one
+/// place where a connection's events reach the chat core (and the admin API
+/// and the ops endpoints their state). Lent to [`Conn::read_ready`] for one
+/// connection.
+struct Dispatch<'a> {
+    client: ClientId,
+    wall_ms: u64,
+    date: &'a str,
+    core: &'a mut Core,
+    commands: &'a mut Vec<Command>,
+    stats: &'a mut Stats,
+    log: &'a dyn MessageLog,
+    uptime_secs: u64,
+    fd_limit: u64,
+    max_connections: usize,
+    per_address: &'a mut PerAddress,
+    admin_api: Option<&'a mut Admin>,
+    deflate: &'a mut deflate::Shared,
+}
+
+impl Shell for Dispatch<'_> {
+    fn stats(&mut self) -> &mut Stats {
+        self.stats
+    }
+
+    fn per_address(&mut self) -> &mut PerAddress {
+        self.per_address
+    }
+
+    fn deflate(&mut self) -> &mut deflate::Shared {
+        self.deflate
+    }
+
+    fn upgraded(&mut self, kind: WsKind, addr: IpAddr) {
+        if kind == WsKind::Chat {
+            let event = Event::Connected {
+                client: self.client,
+                now: self.wall_ms,
+                addr: Some(addr),
+            };
+            self.core.handle(event, self.commands);
+        }
+    }
+
+    fn chat(&mut self, text: bool, payload: &[u8]) {
+        let client = self.client;
+        let now = self.wall_ms;
+        let event = if text {
+            Event::Text {
+                client,
+                text: payload,
+                now,
+            }
+        } else {
+            Event::Binary { client }
+        };
+        self.core.handle(event, self.commands);
+    }
+
+    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply {
+        let head_only = req.method == "HEAD";
+        let keep_alive = req.keep_alive && !req.has_body;
+        let date = self.date;
+        match route {
+            Route::Admin => match self.admin_api.as_deref_mut() {
+                Some(admin) => {
+                    admin.handle(req, addr, self.wall_ms, self.core, self.commands, date)
+                }
+                None => http::error(Status::NotFound, "no such page", keep_alive, date),
+            },
+            Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
+            _ => {
+                let mut log_metrics = String::new();
+                if *route == Route::Metrics {
+                    self.log.metrics(&mut log_metrics);
+                }
+                let core = &*self.core;
+                let snap = Snapshot {
+                    stats: self.stats,
+                    uptime_secs: self.uptime_secs,
+                    users_online: core.users_online(),
+                    history_len: core.history_len(),
+                    history_bytes: core.history_bytes(),
+                    rooms: core.rooms(),
+                    rooms_with_members: core.rooms_with_members(),
+                    last_id: core.last_id(),
+                    auth_failures: core.auth_failures(),
+                    log: self.log.health(),
+                    log_metrics: &log_metrics,
+                    fd_limit: self.fd_limit,
+                    max_connections: self.max_connections,
+                    deflate: self.deflate.counts(),
+                };
+                http::ops(route, &snap, head_only, keep_alive, date)
+            }
+        }
+    }
+}
