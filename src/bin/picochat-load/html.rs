@@ -9,6 +9,12 @@ use crate::series::Second;
 use crate::svg::{esc, Chart, Line, Mark};
 use std::fmt::Write as _;
 
+mod charts;
+mod step;
+
+use charts::time_charts;
+pub use step::{step_chart, step_page};
+
 const CSS: &str = r#"
 :root{color-scheme:light dark;--bg:#fbfbfd;--card:#fff;--fg:#1b2130;--muted:#5d6678;--grid:#e2e5ec;--band:rgba(36,99,235,.07);--c0:#2463eb;--c1:#d97706;--c2:#dc2626;--c3:#059669;--c4:#7c3aed;--c5:#0891b2;--pass:#059669;--fail:#dc2626}
 @media (prefers-color-scheme:dark){:root{--bg:#10131a;--card:#161a23;--fg:#e4e8f0;--muted:#98a1b3;--grid:#2a3140;--band:rgba(110,160,255,.10);--c0:#6ea0ff;--c1:#f5a524;--c2:#ff6b6b;--c3:#34d399;--c4:#b39dff;--c5:#22d3ee;--pass:#34d399;--fail:#ff6b6b}}
@@ -137,105 +143,6 @@ fn verdict(items: &[(&str, String, Option<bool>)]) -> String {
     s
 }
 
-fn points(series: &[Second], f: impl Fn(&Second) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
-    // Each row at the middle of the span it covers.
-    series
-        .iter()
-        .map(|r| (r.t_s - r.span_s / 2.0, f(r)))
-        .collect()
-}
-
-/// The charts over time: deliveries, latency, open connections, server CPU and RSS.
-fn time_charts(
-    series: &[Second],
-    bands: Vec<(f64, f64, String)>,
-    rules: Vec<(f64, String)>,
-) -> String {
-    let end = series.last().map_or(1.0, |r| r.t_s);
-    let frame = |mut c: Chart| {
-        c.x_range = (0.0, end.max(1.0));
-        c.bands = bands.clone();
-        c.rules = rules.clone();
-        c.render()
-    };
-    let mut out = String::from(r#"<div class="charts">"#);
-    // An idle run (or one where nothing arrived) has no deliveries to chart.
-    if series.iter().any(|r| r.received > 0 || r.sent > 0) {
-        let mut c = Chart::new("chart-deliveries", "Deliveries per second", "", "seconds");
-        c.lines.push(Line {
-            name: "deliveries/s".into(),
-            colour: 0,
-            points: points(series, |r| Some(r.deliveries_per_s)),
-        });
-        out.push_str(&frame(c));
-        let mut c = Chart::new(
-            "chart-latency",
-            "Latency per second (end to end)",
-            "ms",
-            "seconds",
-        );
-        for (i, (name, f)) in [
-            (
-                "p50",
-                (|l: &crate::histogram::Latency| l.p50) as fn(&_) -> f64,
-            ),
-            ("p95", |l| l.p95),
-            ("p99", |l| l.p99),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            c.lines.push(Line {
-                name: name.into(),
-                colour: [3, 1, 2][i],
-                points: points(series, |r| r.latency_ms.as_ref().map(f)),
-            });
-        }
-        c.note = Some(
-            "Quantiles of the deliveries received in each second; gaps are seconds with none."
-                .into(),
-        );
-        out.push_str(&frame(c));
-    }
-    let mut c = Chart::new("chart-open", "Open connections", "", "seconds");
-    c.lines.push(Line {
-        name: "open".into(),
-        colour: 4,
-        points: points(series, |r| Some(r.open as f64)),
-    });
-    out.push_str(&frame(c));
-    let pids: Vec<u32> = series
-        .iter()
-        .find(|r| !r.servers.is_empty())
-        .map(|r| r.servers.iter().map(|s| s.pid).collect())
-        .unwrap_or_default();
-    if !pids.is_empty() {
-        let mut cpu = Chart::new("chart-cpu", "Server CPU (100% = one core)", "%", "seconds");
-        let mut rss = Chart::new("chart-rss", "Server memory (RSS)", " MiB", "seconds");
-        for (i, pid) in pids.iter().enumerate() {
-            let of = |r: &Second| r.servers.iter().find(|s| s.pid == *pid).cloned();
-            cpu.lines.push(Line {
-                name: format!("pid {pid}"),
-                colour: i,
-                points: points(series, |r| of(r).and_then(|s| s.cpu_pct)),
-            });
-            rss.lines.push(Line {
-                name: format!("pid {pid}"),
-                colour: i,
-                points: points(series, |r| {
-                    of(r)
-                        .and_then(|s| s.rss_bytes)
-                        .map(|b| b as f64 / 1048576.0)
-                }),
-            });
-        }
-        out.push_str(&frame(cpu));
-        out.push_str(&frame(rss));
-    }
-    out.push_str("</div>");
-    out
-}
-
 fn params_table(p: &crate::report::Params) -> String {
     let v = serde_json::to_value(p).unwrap_or_default();
     let mut t = String::from(r#"<div class="scroll"><table id="parameters"><tbody>"#);
@@ -284,6 +191,37 @@ pub fn run_page(r: &Report) -> String {
         esc(&r.params.started),
         r.duration_s
     );
+    b.push_str(&run_verdict(r));
+    b.push_str("<h2>Over time</h2>");
+    b.push_str(&time_charts(
+        &r.series,
+        vec![(
+            r.sending_from_s,
+            r.sending_until_s,
+            if r.mode == "idle" {
+                "holding"
+            } else {
+                "sending"
+            }
+            .to_string(),
+        )],
+        Vec::new(),
+    ));
+    b.push_str(r#"<div class="tables"><section><h2>Summary</h2>"#);
+    b.push_str(&summary_table(&v, &summary_rows(r)));
+    b.push_str("</section><section><h2>Parameters</h2>");
+    b.push_str(&params_table(&r.params));
+    b.push_str("</section></div>");
+    servers_table(r, &mut b);
+    nodes_table(r, &mut b);
+    if let Some(rooms) = &r.rooms {
+        rooms_section(rooms, &mut b);
+    }
+    page(&title, &b, &json)
+}
+
+/// The headline figures, each marked good or bad where that is known.
+fn run_verdict(r: &Report) -> String {
     let mut items = vec![];
     if r.mode != "idle" {
         items.push((
@@ -324,23 +262,11 @@ pub fn run_page(r: &Report) -> String {
         .iter()
         .map(|(a, b, c)| (a.as_str(), b.clone(), *c))
         .collect();
-    b.push_str(&verdict(&items));
-    b.push_str("<h2>Over time</h2>");
-    b.push_str(&time_charts(
-        &r.series,
-        vec![(
-            r.sending_from_s,
-            r.sending_until_s,
-            if r.mode == "idle" {
-                "holding"
-            } else {
-                "sending"
-            }
-            .to_string(),
-        )],
-        Vec::new(),
-    ));
-    b.push_str(r#"<div class="tables"><section><h2>Summary</h2>"#);
+    verdict(&items)
+}
+
+/// The summary table's rows: label, JSON key, shown value.
+fn summary_rows(r: &Report) -> Vec<(&'static str, &'static str, String)> {
     let l = |p: f64| format!("{p:.2} ms");
     let mut rows: Vec<(&str, &str, String)> = vec![
         ("mode", "mode", mode_name(&r.mode).to_string()),
@@ -407,10 +333,11 @@ pub fn run_page(r: &Report) -> String {
     if let Some(e) = &r.first_error {
         rows.push(("first error", "first_error", e.clone()));
     }
-    b.push_str(&summary_table(&v, &rows));
-    b.push_str("</section><section><h2>Parameters</h2>");
-    b.push_str(&params_table(&r.params));
-    b.push_str("</section></div>");
+    rows
+}
+
+/// The watched server processes (`--server-pid`).
+fn servers_table(r: &Report, b: &mut String) {
     if let Some(servers) = &r.servers {
         b.push_str(r#"<h2>Server processes</h2><div class="scroll"><table id="servers"><thead><tr><th>pid</th><th>CPU</th><th>peak RSS</th></tr></thead><tbody>"#);
         for s in servers {
@@ -424,6 +351,10 @@ pub fn run_page(r: &Report) -> String {
         }
         b.push_str("</tbody></table></div>");
     }
+}
+
+/// Deliveries and latency per `--url`.
+fn nodes_table(r: &Report, b: &mut String) {
     if let Some(nodes) = &r.nodes {
         b.push_str(r#"<h2>Per node</h2><div class="scroll"><table id="nodes"><thead><tr><th>node</th><th>clients</th><th>dropped</th><th>expected</th><th>received</th><th>lost</th><th>p50</th><th>p99</th></tr></thead><tbody>"#);
         for n in nodes {
@@ -443,68 +374,69 @@ pub fn run_page(r: &Report) -> String {
         }
         b.push_str("</tbody></table></div>");
     }
-    if let Some(rooms) = &r.rooms {
+}
+
+/// Deliveries per room: rooms with losses first, a long list folded away.
+fn rooms_section(rooms: &crate::report::RoomsReport, b: &mut String) {
+    let _ = write!(
+        b,
+        "<h2>Per room</h2><p class=\"sub\">{} rooms, {} clients joined, {} refused a join, {} with losses (at most {} lost in one).</p>",
+        int(rooms.rooms as u64),
+        int(rooms.joined as u64),
+        int(rooms.refused as u64),
+        int(rooms.rooms_with_losses as u64),
+        int(rooms.max_lost_in_a_room)
+    );
+    // Rooms with losses first, then by name; a long list folds away, and
+    // past 1,000 rows only rooms with losses are listed (the JSON has all).
+    let mut order: Vec<&crate::report::RoomReport> = rooms.per_room.iter().collect();
+    order.sort_by_key(|x| std::cmp::Reverse(x.lost));
+    order.retain(|x| x.lost > 0);
+    let shown_clean = MAX_ROOM_ROWS.saturating_sub(order.len());
+    let hidden = (rooms.per_room.len() - order.len()).saturating_sub(shown_clean);
+    order.extend(
+        rooms
+            .per_room
+            .iter()
+            .filter(|x| x.lost == 0)
+            .take(shown_clean),
+    );
+    let table = {
+        let mut t = String::from(
+            r#"<div class="scroll"><table id="rooms"><thead><tr><th>room</th><th>members</th><th>dropped</th><th>expected</th><th>received</th><th>lost</th></tr></thead><tbody>"#,
+        );
+        for x in order {
+            let _ = write!(
+                t,
+                r#"<tr data-room="{}"><td>{}</td>{}{}{}{}{}</tr>"#,
+                esc(&x.room),
+                esc(&x.room),
+                cell("members", x.members),
+                cell("dropped", x.dropped),
+                cell("expected", x.expected),
+                cell("received", x.received),
+                lost_cell(x.lost)
+            );
+        }
+        t.push_str("</tbody></table></div>");
+        if hidden > 0 {
+            let _ = write!(
+                t,
+                r#"<p class="note">And {} more rooms without losses (every room is in the JSON).</p>"#,
+                int(hidden as u64)
+            );
+        }
+        t
+    };
+    if rooms.per_room.len() > 20 {
         let _ = write!(
             b,
-            "<h2>Per room</h2><p class=\"sub\">{} rooms, {} clients joined, {} refused a join, {} with losses (at most {} lost in one).</p>",
-            int(rooms.rooms as u64),
-            int(rooms.joined as u64),
-            int(rooms.refused as u64),
-            int(rooms.rooms_with_losses as u64),
-            int(rooms.max_lost_in_a_room)
+            "<details><summary>All {} rooms</summary>{table}</details>",
+            int(rooms.per_room.len() as u64)
         );
-        // Rooms with losses first, then by name; a long list folds away, and
-        // past 1,000 rows only rooms with losses are listed (the JSON has all).
-        let mut order: Vec<&crate::report::RoomReport> = rooms.per_room.iter().collect();
-        order.sort_by_key(|x| std::cmp::Reverse(x.lost));
-        order.retain(|x| x.lost > 0);
-        let shown_clean = MAX_ROOM_ROWS.saturating_sub(order.len());
-        let hidden = (rooms.per_room.len() - order.len()).saturating_sub(shown_clean);
-        order.extend(
-            rooms
-                .per_room
-                .iter()
-                .filter(|x| x.lost == 0)
-                .take(shown_clean),
-        );
-        let table = {
-            let mut t = String::from(
-                r#"<div class="scroll"><table id="rooms"><thead><tr><th>room</th><th>members</th><th>dropped</th><th>expected</th><th>received</th><th>lost</th></tr></thead><tbody>"#,
-            );
-            for x in order {
-                let _ = write!(
-                    t,
-                    r#"<tr data-room="{}"><td>{}</td>{}{}{}{}{}</tr>"#,
-                    esc(&x.room),
-                    esc(&x.room),
-                    cell("members", x.members),
-                    cell("dropped", x.dropped),
-                    cell("expected", x.expected),
-                    cell("received", x.received),
-                    lost_cell(x.lost)
-                );
-            }
-            t.push_str("</tbody></table></div>");
-            if hidden > 0 {
-                let _ = write!(
-                    t,
-                    r#"<p class="note">And {} more rooms without losses (every room is in the JSON).</p>"#,
-                    int(hidden as u64)
-                );
-            }
-            t
-        };
-        if rooms.per_room.len() > 20 {
-            let _ = write!(
-                b,
-                "<details><summary>All {} rooms</summary>{table}</details>",
-                int(rooms.per_room.len() as u64)
-            );
-        } else {
-            b.push_str(&table);
-        }
+    } else {
+        b.push_str(&table);
     }
-    page(&title, &b, &json)
 }
 
 /// Rows of the per-room table at most (rooms with losses are always listed).
@@ -536,161 +468,4 @@ fn lost_cell(n: u64) -> String {
         if n > 0 { " class=\"bad\"" } else { "" },
         int(n)
     )
-}
-
-/// Latency against clients, the threshold, and each step passed or failed.
-pub fn step_chart(
-    id: &str,
-    title: &str,
-    runs: &[(&str, &[Step])],
-    threshold_ms: Option<f64>,
-) -> Chart {
-    let mut c = Chart::new(id, title, "ms", "clients");
-    for (i, (name, steps)) in runs.iter().enumerate() {
-        let prefix = if runs.len() > 1 {
-            format!("{name} ")
-        } else {
-            String::new()
-        };
-        let pts = |f: fn(&Step) -> f64| {
-            steps
-                .iter()
-                .map(|s| (s.clients as f64, Some(f(s))))
-                .collect()
-        };
-        c.lines.push(Line {
-            name: format!("{prefix}p95"),
-            colour: if runs.len() > 1 { i * 2 % 6 } else { 1 },
-            points: pts(|s| s.p95_ms),
-        });
-        c.lines.push(Line {
-            name: format!("{prefix}p99"),
-            colour: if runs.len() > 1 { (i * 2 + 1) % 6 } else { 2 },
-            points: pts(|s| s.p99_ms),
-        });
-        for s in steps.iter() {
-            c.marks.push(Mark {
-                x: s.clients as f64,
-                y: s.p95_ms,
-                pass: s.pass,
-                title: format!(
-                    "{prefix}{} clients (of {}): p95 {:.2} ms, p99 {:.2} ms, {} lost, {} failed to connect or join: {}",
-                    int(s.clients as u64),
-                    int(s.target as u64),
-                    s.p95_ms,
-                    s.p99_ms,
-                    int(s.lost),
-                    s.failed,
-                    if s.pass { "passed" } else { "failed" }
-                ),
-                data: vec![
-                    ("clients", s.clients.to_string()),
-                    ("p95", jnum(s.p95_ms)),
-                    ("pass", s.pass.to_string()),
-                ],
-            });
-        }
-    }
-    if let Some(t) = threshold_ms {
-        c.threshold = Some((t, format!("threshold: p95 ≤ {t} ms")));
-    }
-    // Latency under load spans decades; the threshold is often far above.
-    c.log_y = true;
-    c.fit_x()
-}
-
-pub fn step_page(r: &StepReport) -> String {
-    let json = crate::report::to_json(r);
-    let title = format!(
-        "picochat-load: step test, up to {} clients",
-        int(r.params.clients as u64)
-    );
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        r#"<h1>{}</h1><p class="sub">{} · started {} · {} clients per step, {} s each, {} msg/s</p>"#,
-        esc(&title),
-        esc(&r.params.urls.join(", ")),
-        esc(&r.params.started),
-        int(r.params.step.unwrap_or(0) as u64),
-        r.params.step_duration_s.unwrap_or(0.0),
-        r.params.rate
-    );
-    let failed = r.steps.iter().find(|s| !s.pass);
-    b.push_str(&verdict(&[
-        (
-            "clients passed",
-            int(r.max_clients_passing as u64),
-            Some(r.max_clients_passing > 0),
-        ),
-        ("p95 threshold", format!("{} ms", r.threshold_ms), None),
-        (
-            "first failing step (clients asked for)",
-            failed.map_or("none".into(), |s| int(s.target.max(s.clients) as u64)),
-            Some(failed.is_none()),
-        ),
-    ]));
-    b.push_str("<h2>Where it bends</h2><div class=\"charts\">");
-    let mut chart = step_chart(
-        "chart-steps",
-        "Latency against clients (log scale)",
-        &[("", &r.steps)],
-        Some(r.threshold_ms),
-    );
-    chart.note = Some("Each mark is a step's p95: a dot passed (p95 within the threshold, nothing lost, every client connected), a cross failed.".into());
-    b.push_str(&chart.render());
-    let mut d = Chart::new(
-        "chart-step-deliveries",
-        "Deliveries per second by step",
-        "",
-        "clients",
-    );
-    d.lines.push(Line {
-        name: "deliveries/s".into(),
-        colour: 0,
-        points: r
-            .steps
-            .iter()
-            .map(|s| (s.clients as f64, Some(s.deliveries_per_s)))
-            .collect(),
-    });
-    b.push_str(&d.fit_x().render());
-    b.push_str("</div><h2>Steps</h2>");
-    b.push_str(r#"<div class="scroll"><table id="steps"><thead><tr><th>clients</th><th>of</th><th>p50</th><th>p95</th><th>p99</th><th>lost</th><th>failed</th><th>deliveries/s</th><th>result</th></tr></thead><tbody>"#);
-    for s in &r.steps {
-        let _ = write!(
-            b,
-            r#"<tr data-step="{}">{}{}{}{}{}{}{}{}<td data-key="pass" data-value="{}"{}>{}</td></tr>"#,
-            s.clients,
-            cell("clients", s.clients as u64),
-            cell("target", s.target as u64),
-            ms_cell("p50_ms", s.p50_ms),
-            ms_cell("p95_ms", s.p95_ms),
-            ms_cell("p99_ms", s.p99_ms),
-            lost_cell(s.lost),
-            cell("failed", s.failed as u64),
-            num_cell(
-                "deliveries_per_s",
-                s.deliveries_per_s,
-                int(s.deliveries_per_s as u64)
-            ),
-            s.pass,
-            if s.pass { "" } else { " class=\"bad\"" },
-            if s.pass { "pass" } else { "FAIL" }
-        );
-    }
-    b.push_str("</tbody></table></div>");
-    b.push_str("<h2>Over time</h2>");
-    let rules = r
-        .steps
-        .iter()
-        .map(|s| (s.from_s, format!("step: {} clients", int(s.clients as u64))))
-        .collect();
-    b.push_str(&time_charts(&r.series, Vec::new(), rules));
-    if let Some(e) = &r.first_error {
-        let _ = write!(b, "<p class=\"bad\">First error: {}</p>", esc(e));
-    }
-    b.push_str("<h2>Parameters</h2>");
-    b.push_str(&params_table(&r.params));
-    page(&title, &b, &json)
 }
