@@ -41,7 +41,9 @@ use super::access::{Access, Check};
 use super::moderation::{Applied, BanRequest, BanTarget, Moderation, RoomSettings, SettingsChange};
 use super::names::{self, Names};
 use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
-use super::record::{DirectoryEntry, Draft, LogEvent, Record, RemotePresence, Restored, Stored};
+use super::record::{
+    DirectoryEntry, Draft, Kind, LogEvent, Record, RemotePresence, Restored, Stored,
+};
 use super::room::{Room, WaitingJoin};
 use super::session::{ClientId, Identity, Session, TokenBucket, Verdict};
 use super::token::TokenUser;
@@ -496,7 +498,9 @@ impl Core {
             room: room.clone(),
             sender: Some(client),
             time: now,
-            fields: protocol::message_fields(now, &identity.view(), text, identity.owner),
+            kind: Kind::Message,
+            fields: protocol::message_fields(now, &identity.view(), text),
+            owner: identity.owner,
         }));
         Ok(())
     }
@@ -539,7 +543,7 @@ impl Core {
         let Some(who) = who.filter(|w| w.owner.is_some() && w.owner == target.owner) else {
             return Err(ErrorCode::NotYours);
         };
-        let fields = if msg.kind.as_deref() == Some("edit") {
+        let (kind, fields) = if msg.kind.as_deref() == Some("edit") {
             if self.moderation.room(room).is_some_and(|s| s.read_only) {
                 return Err(ErrorCode::ReadOnly);
             }
@@ -549,15 +553,23 @@ impl Core {
             if window == 0 || now.saturating_sub(sent) > window {
                 return Err(ErrorCode::EditWindow);
             }
-            protocol::edit_fields(now, &who.username, target.id, text)
+            (
+                Kind::Edit,
+                protocol::edit_fields(now, &who.username, target.id, text),
+            )
         } else {
-            protocol::delete_fields(now, Some(&who.username), target.id)
+            (
+                Kind::Delete,
+                protocol::delete_fields(now, Some(&who.username), target.id),
+            )
         };
         out.push(Command::Append(Draft {
             room: room.clone(),
             sender: Some(client),
             time: now,
+            kind,
             fields,
+            owner: None,
         }));
         Ok(())
     }

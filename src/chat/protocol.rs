@@ -389,57 +389,6 @@ pub fn owner_of(secret: &str) -> Owner {
     u64::from_be_bytes(first)
 }
 
-/// `,"owner":"` + 16 hex digits + `"}`: how a stored record ends when it has an owner.
-const OWNER_KEY: &str = ",\"owner\":\"";
-const OWNER_SUFFIX_LEN: usize = OWNER_KEY.len() + 16 + 2;
-
-/// Appends the owner to a JSON object (before its closing brace).
-fn with_owner(mut json: String, owner: Option<Owner>) -> String {
-    if let Some(o) = owner {
-        json.pop();
-        let _ = write!(json, "{OWNER_KEY}{o:016x}\"}}");
-    }
-    json
-}
-
-/// A stored object split into its body without the closing brace and owner
-/// suffix, and the owner, when it ends with one.
-fn split_owner(json: &str) -> (&str, Option<Owner>) {
-    let body = json.strip_suffix('}').unwrap_or(json);
-    if json.len() >= OWNER_SUFFIX_LEN {
-        let at = json.len() - OWNER_SUFFIX_LEN;
-        let owner = json
-            .get(at..)
-            .filter(|tail| tail.starts_with(OWNER_KEY) && tail.ends_with("\"}"))
-            .and_then(|tail| tail.get(OWNER_KEY.len()..OWNER_KEY.len() + 16))
-            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
-        if owner.is_some() {
-            return (&json[..at], owner);
-        }
-    }
-    (body, None)
-}
-
-/// A stored record (a journal line) as the frame delivered and its owner.
-pub fn unstore(stored: &str) -> (Cow<'_, str>, Option<Owner>) {
-    match split_owner(stored) {
-        (body, Some(o)) => (Cow::Owned(format!("{body}}}")), Some(o)),
-        _ => (Cow::Borrowed(stored), None),
-    }
-}
-
-/// A delivered frame with its owner, as stored (a journal line).
-pub fn store(frame: &str, owner: Option<Owner>, out: &mut Vec<u8>) {
-    match owner {
-        Some(o) => {
-            out.extend_from_slice(frame.strip_suffix('}').unwrap_or(frame).as_bytes());
-            let _ = std::io::Write::write_fmt(out, format_args!("{OWNER_KEY}{o:016x}\"}}"));
-        }
-        None => out.extend_from_slice(frame.as_bytes()),
-    }
-}
-
 /// The fields of a chat message frame that the sender decides; the log adds
 /// the rest (`room` and the `id` it assigns) when it commits the record.
 #[derive(Serialize)]
@@ -456,18 +405,17 @@ struct MessageFields<'a> {
     by: Option<&'static str>,
 }
 
-/// `{"time":T,"username":U,["avatar":A,]"message":M[,"owner":O]}`: what a
+/// `{"time":T,"username":U,["avatar":A,]"message":M}`: what a
 /// [`super::record::Draft`] carries until the log seals it with an id.
-pub fn message_fields(time: u64, who: &UserView, message: &str, owner: Option<Owner>) -> String {
-    let fields = to_json(&MessageFields {
+pub fn message_fields(time: u64, who: &UserView, message: &str) -> String {
+    to_json(&MessageFields {
         time,
         username: who.username,
         avatar: who.avatar,
         message,
         verified: who.verified,
         by: None,
-    });
-    with_owner(fields, owner)
+    })
 }
 
 /// A moderator's message: `{..., "by":"admin"}`, owned by no page.
@@ -485,8 +433,6 @@ pub fn admin_message_fields(time: u64, username: &str, message: &str) -> String 
 /// An edit or a delete of message `target`, as a record of its own.
 #[derive(Serialize)]
 struct ChangeFields<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
     target: u64,
     time: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -498,11 +444,10 @@ struct ChangeFields<'a> {
     by: Option<&'static str>,
 }
 
-/// `{"type":"edit","target":N,"time":T,"username":U,"message":M}`: message
-/// `target` now reads `message`.
+/// `{"target":N,"time":T,"username":U,"message":M}` (a `Kind::Edit`):
+/// message `target` now reads `message`.
 pub fn edit_fields(time: u64, who: &str, target: u64, message: &str) -> String {
     to_json(&ChangeFields {
-        kind: "edit",
         target,
         time,
         username: Some(who),
@@ -511,41 +456,16 @@ pub fn edit_fields(time: u64, who: &str, target: u64, message: &str) -> String {
     })
 }
 
-/// `{"type":"delete","target":N,"time":T,"username":U}` (its sender deleted
-/// it) or `{...,"by":"admin"}` (a moderator did).
+/// `{"target":N,"time":T,"username":U}` (a `Kind::Delete`: its sender
+/// deleted it) or `{...,"by":"admin"}` (a moderator did).
 pub fn delete_fields(time: u64, who: Option<&str>, target: u64) -> String {
     to_json(&ChangeFields {
-        kind: "delete",
         target,
         time,
         username: who,
         message: None,
         by: who.is_none().then_some("admin"),
     })
-}
-
-/// The complete frame of a record: `{"type":K,"room":R,"id":N,` and the rest
-/// of its fields (`K` is `message` unless the fields name another type), and
-/// the owner the fields carried, which the frame does not. Room names need
-/// no escaping (`a-z 0-9 - _` only).
-pub fn seal(room: &str, id: u64, fields: &str) -> (String, Option<Owner>) {
-    let (body, owner) = split_owner(fields);
-    let body = body.strip_prefix('{').unwrap_or(body);
-    let (kind, rest) = match body.strip_prefix("\"type\":\"") {
-        Some(typed) => match typed.split_once('"') {
-            Some((kind, rest)) => (kind, rest.strip_prefix(',').unwrap_or(rest)),
-            None => ("message", body),
-        },
-        None => ("message", body),
-    };
-    let mut out = String::with_capacity(fields.len() + room.len() + 48);
-    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
-    if !rest.is_empty() {
-        out.push(',');
-        out.push_str(rest);
-    }
-    out.push('}');
-    (out, owner)
 }
 
 /// What a record does to its room's history.
@@ -659,6 +579,7 @@ pub fn rooms_json(rooms: &[RoomSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::record::frame;
 
     #[test]
     fn room_names_are_trimmed_lowercased_and_checked() {
@@ -696,8 +617,9 @@ mod tests {
             avatar: None,
             verified: false,
         };
-        let fields = message_fields(5, &who, "hi \"there\"\n", None);
-        let v: serde_json::Value = serde_json::from_str(&seal("general", 42, &fields).0).unwrap();
+        let fields = message_fields(5, &who, "hi \"there\"\n");
+        let v: serde_json::Value =
+            serde_json::from_str(&frame("message", "general", 42, &fields)).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "general");
         assert_eq!(v["id"], 42);
@@ -706,36 +628,8 @@ mod tests {
     }
 
     #[test]
-    fn an_owner_is_stored_with_a_record_and_never_sealed_into_its_frame() {
-        let who = UserView {
-            username: "ann",
-            avatar: None,
-            verified: false,
-        };
-        let owner = owner_of("secret");
-        let fields = message_fields(5, &who, r#"ends ,"owner":"0123456789abcdef"}"#, Some(owner));
-        let (frame, got) = seal("general", 3, &fields);
-        assert_eq!(got, Some(owner));
-        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
-        assert_eq!(v["message"], r#"ends ,"owner":"0123456789abcdef"}"#);
-        assert!(v.get("owner").is_none(), "{frame}");
-        let mut line = Vec::new();
-        store(&frame, got, &mut line);
-        let line = String::from_utf8(line).unwrap();
-        assert_eq!(unstore(&line), (Cow::Borrowed(&*frame), Some(owner)));
-        // A text that looks like the suffix is escaped, so it is no owner.
-        let (plain, none) = seal(
-            "general",
-            4,
-            &message_fields(5, &who, r#"","owner":"0123456789abcdef"#, None),
-        );
-        assert_eq!(none, None, "{plain}");
-        assert_eq!(unstore(&plain).1, None);
-    }
-
-    #[test]
     fn edits_and_deletes_are_sealed_with_their_own_type_and_read_back() {
-        let (edit, _) = seal("general", 9, &edit_fields(7, "ann", 3, "new"));
+        let edit = frame("edit", "general", 9, &edit_fields(7, "ann", 3, "new"));
         let v: serde_json::Value = serde_json::from_str(&edit).unwrap();
         assert_eq!(
             (v["type"].as_str(), v["room"].as_str(), v["id"].as_u64()),
@@ -748,14 +642,19 @@ mod tests {
                 message: "new".into()
             }
         );
-        let (delete, _) = seal("general", 10, &delete_fields(7, None, 3));
+        let delete = frame("delete", "general", 10, &delete_fields(7, None, 3));
         assert!(
             delete.starts_with(r#"{"type":"delete","room":"general","id":10,"target":3"#),
             "{delete}"
         );
         assert!(delete.contains(r#""by":"admin""#));
         assert_eq!(record_kind(&delete), RecordKind::Delete { target: 3 });
-        let message = seal("general", 1, r#"{"time":1,"username":"a","message":"x"}"#).0;
+        let message = frame(
+            "message",
+            "general",
+            1,
+            r#"{"time":1,"username":"a","message":"x"}"#,
+        );
         assert_eq!(record_kind(&message), RecordKind::Message);
         let e: serde_json::Value = serde_json::from_str(&edited(&message, "y").unwrap()).unwrap();
         assert_eq!(

@@ -16,16 +16,72 @@ pub struct Stored {
     pub owner: Option<Owner>,
 }
 
+/// What a record is: its frame's `"type"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    /// A change of message `target`'s text (`protocol::edit_fields`).
+    Edit,
+    /// Message `target` is gone (`protocol::delete_fields`).
+    Delete,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Edit => "edit",
+            Kind::Delete => "delete",
+        }
+    }
+}
+
 /// A record the core wants stored (a message, an edit, a delete): everything but its id.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Draft {
     pub room: RoomName,
     /// Who is told if it cannot be stored (none for a moderator's delete).
     pub sender: Option<ClientId>,
     /// Wall-clock ms the message was sent.
     pub time: u64,
-    /// The frame's own fields as one JSON object, see [`crate::chat::protocol::message_fields`].
+    pub kind: Kind,
+    /// The frame's own fields (not its type, room or id) as one JSON object,
+    /// see [`crate::chat::protocol::message_fields`].
     pub fields: String,
+    /// Who may edit or delete it: stored with it, never delivered.
+    pub owner: Option<Owner>,
+}
+
+impl Draft {
+    /// The record this draft becomes with the id the log gave it.
+    pub fn seal(self, id: u64) -> Record {
+        let json = frame(self.kind.name(), &self.room, id, &self.fields);
+        Record {
+            room: self.room,
+            id,
+            json: json.into(),
+            time: self.time,
+            sender: self.sender,
+            owner: self.owner,
+        }
+    }
+}
+
+/// The complete frame of a record: `{"type":K,"room":R,"id":N,` and the
+/// members of `fields` (one JSON object). Room names need no escaping
+/// (`a-z 0-9 - _` only).
+pub fn frame(kind: &str, room: &str, id: u64, fields: &str) -> String {
+    use std::fmt::Write as _;
+    let body = fields.strip_prefix('{').unwrap_or(fields);
+    let body = body.strip_suffix('}').unwrap_or(body);
+    let mut out = String::with_capacity(fields.len() + room.len() + 48);
+    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
+    if !body.is_empty() {
+        out.push(',');
+        out.push_str(body);
+    }
+    out.push('}');
+    out
 }
 
 /// A record the log has committed: its room, the id the log gave it, and the

@@ -31,6 +31,7 @@ use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence, 
 use crate::chat::protocol::{self, RoomName};
 use crate::chat::record::Stored;
 use crate::config::FsyncPolicy;
+use crate::log::format;
 use crate::{log_error, log_info, log_warn};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -273,17 +274,9 @@ impl Journal {
 impl MessageLog for Journal {
     fn append(&mut self, draft: Draft) {
         let (id, undo) = self.sequence.next(&draft.room);
-        let (json, owner) = protocol::seal(&draft.room, id, &draft.fields);
-        protocol::store(&json, owner, &mut self.pending);
+        let record = draft.seal(id);
+        format::journal_line(&record.json, record.owner, &mut self.pending);
         self.pending.push(b'\n');
-        let record = Record {
-            room: draft.room,
-            id,
-            json: json.into(),
-            time: draft.time,
-            sender: draft.sender,
-            owner,
-        };
         self.batch.push((record, undo));
     }
 
@@ -418,7 +411,7 @@ fn scan(path: &Path, bytes: &[u8], keep: usize, default_room: &RoomName, tails: 
                     if tail.len() == keep {
                         tail.pop_front();
                     }
-                    let (json, owner) = protocol::unstore(text);
+                    let (json, owner) = format::from_journal_line(text);
                     tail.push_back(Stored {
                         id,
                         json: Rc::from(json),
@@ -486,7 +479,9 @@ mod tests {
             room: room.into(),
             sender: Some(ClientId::new(0, 1)),
             time: 0,
+            kind: crate::chat::record::Kind::Message,
             fields: format!(r#"{{"time":0,"username":"u","message":"{text}"}}"#),
+            owner: None,
         }
     }
 

@@ -3,7 +3,6 @@
 //! rooms). Its epoch is the process start, so pages reload after a restart.
 
 use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence};
-use crate::chat::protocol;
 
 #[derive(Debug, Default)]
 pub struct MemoryLog {
@@ -31,15 +30,7 @@ impl MemoryLog {
 impl MessageLog for MemoryLog {
     fn append(&mut self, draft: Draft) {
         let (id, _) = self.sequence.next(&draft.room);
-        let (json, owner) = protocol::seal(&draft.room, id, &draft.fields);
-        self.pending.push(Record {
-            room: draft.room,
-            id,
-            json: json.into(),
-            time: draft.time,
-            sender: draft.sender,
-            owner,
-        });
+        self.pending.push(draft.seal(id));
     }
 
     fn commit(&mut self, _now_ms: u64, out: &mut Vec<LogEvent>) {
@@ -58,6 +49,10 @@ impl MessageLog for MemoryLog {
 
     fn health(&self) -> LogHealth {
         LogHealth::default()
+    }
+
+    fn wake_in(&self, _now_ms: u64) -> Option<u64> {
+        None
     }
 
     fn close(&mut self, _now_ms: u64) {}

@@ -12,18 +12,20 @@
 //! Backends: [`memory::MemoryLog`], [`journal::Journal`] (`--data-dir`) and
 //! [`redis::RedisLog`] (`--redis`: many processes, one set of rooms; its
 //! sockets are polled by the server's loop like any connection, and rooms are
-//! loaded from it when first joined, see [`MessageLog::watch`]).
+//! loaded from it when first joined). What only a shared log does is
+//! [`SharedLog`]; the server holds either kind as a [`Backend`]. How records
+//! are stored (a journal line, a stream entry) is `format.rs`.
 //! What is common to both, numbering records per room, is [`Sequence`]. The
 //! types that cross the seam belong to the core (`chat/record.rs`): a log
 //! serves the core, the core does not depend on any log.
 
+pub mod format;
 pub mod journal;
 pub mod memory;
 pub mod redis;
 
 use crate::chat::protocol::RoomName;
 pub use crate::chat::record::{Draft, LogEvent, Record, RemotePresence, Restored};
-use mio::Token;
 use std::collections::HashMap;
 
 /// Whether the log is taking messages, for `/healthz` and `/metrics`.
@@ -48,49 +50,135 @@ pub trait MessageLog {
     /// log may drop its sequence too. A later record there starts above the high water.
     fn forget(&mut self, room: &str);
     fn health(&self) -> LogHealth;
-    /// A log that loads rooms on demand ([`Restored::on_demand`]): the core
-    /// has a member in `room` now; its history comes back as
-    /// [`LogEvent::Loaded`], then its records as `Committed`, until `forget`.
-    fn watch(&mut self, _room: &RoomName) {}
-    /// The poll reported readiness for one of this log's own sockets.
-    fn ready(&mut self, _token: Token, _readable: bool, _writable: bool) {}
     /// The loop must call [`commit`](Self::commit) within this many ms even
-    /// if nothing happens (a sync or a reconnect is due).
-    fn wake_in(&self, _now_ms: u64) -> Option<u64> {
-        None
-    }
-    /// A shared log: `username`'s first connection in `room` on this process
-    /// came (`online`) or its last one went; other processes hear of it.
-    fn presence(
-        &mut self,
-        _room: &RoomName,
-        _username: &str,
-        _avatar: Option<&str>,
-        _verified: bool,
-        _online: bool,
-    ) {
-    }
-    /// Something was asked of the log after this turn's commit (by what the
-    /// commit's own events caused) that a commit could send now: the loop
-    /// commits again before it sleeps.
-    fn wants_commit(&self) -> bool {
-        false
-    }
-    /// Hands what was asked of the log since its commit to the kernel now,
-    /// before the turn's replies leave (a presence change before the welcome
-    /// that follows from it). Never blocks; replies are read at the next commit.
-    fn flush(&mut self) {}
+    /// if nothing happens (a sync or a reconnect is due); `None`: never.
+    fn wake_in(&self, now_ms: u64) -> Option<u64>;
     /// Stores a moderation setting (`value` empty: removed). Once stored it
     /// comes out of a commit as [`LogEvent::Setting`], on every process
     /// sharing the log; if it cannot be stored it is logged and dropped.
     fn set(&mut self, key: String, value: String);
-    /// A shared log: tells the other processes `key` = `value` now, storing
-    /// nothing; they hear it as [`LogEvent::Notice`]. Local logs have no one to tell.
-    fn notify(&mut self, _key: &str, _value: &str) {}
-    /// Backend-specific lines for `/metrics` (Prometheus text format).
-    fn metrics(&self, _out: &mut String) {}
     /// Shutdown: write and sync everything.
     fn close(&mut self, now_ms: u64);
+}
+
+/// Which of a shared log's two connections the poll reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Commands,
+    Subscriptions,
+}
+
+/// What only a log shared by several processes needs besides
+/// [`MessageLog`]: rooms loaded when first joined, presence and notices for
+/// the other processes, and sockets of its own in the server's poll, whose
+/// replies come turns later.
+pub trait SharedLog: MessageLog {
+    /// The core has a member in `room` now ([`Restored::on_demand`]): its
+    /// history comes back as [`LogEvent::Loaded`], then its records as
+    /// `Committed`, until `forget`.
+    fn watch(&mut self, room: &RoomName);
+    /// `username`'s first connection in `room` on this process came
+    /// (`online`) or its last one went; other processes hear of it.
+    fn presence(
+        &mut self,
+        room: &RoomName,
+        username: &str,
+        avatar: Option<&str>,
+        verified: bool,
+        online: bool,
+    );
+    /// Tells the other processes `key` = `value` now, storing nothing; they
+    /// hear it as [`LogEvent::Notice`].
+    fn notify(&mut self, key: &str, value: &str);
+    /// The poll reported readiness for one of this log's own sockets.
+    fn ready(&mut self, link: Link, readable: bool, writable: bool);
+    /// Something was asked of the log after this turn's commit (by what the
+    /// commit's own events caused) that a commit could send now: the loop
+    /// commits again before it sleeps.
+    fn wants_commit(&self) -> bool;
+    /// Hands what was asked of the log since its commit to the kernel now,
+    /// before the turn's replies leave (a presence change before the welcome
+    /// that follows from it). Never blocks; replies are read at the next commit.
+    fn flush(&mut self);
+    /// Backend-specific lines for `/metrics` (Prometheus text format).
+    fn metrics(&self, out: &mut String);
+}
+
+/// The log a server runs: local to this process (memory, journal) or shared.
+pub enum Backend {
+    Local(Box<dyn MessageLog>),
+    Shared(Box<dyn SharedLog>),
+}
+
+impl Backend {
+    /// What only a shared log does; `None` for a local one.
+    pub fn shared(&mut self) -> Option<&mut dyn SharedLog> {
+        match self {
+            Backend::Local(_) => None,
+            Backend::Shared(s) => Some(&mut **s),
+        }
+    }
+
+    pub fn append(&mut self, draft: Draft) {
+        match self {
+            Backend::Local(l) => l.append(draft),
+            Backend::Shared(s) => s.append(draft),
+        }
+    }
+
+    pub fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        match self {
+            Backend::Local(l) => l.commit(now_ms, out),
+            Backend::Shared(s) => s.commit(now_ms, out),
+        }
+    }
+
+    pub fn forget(&mut self, room: &str) {
+        match self {
+            Backend::Local(l) => l.forget(room),
+            Backend::Shared(s) => s.forget(room),
+        }
+    }
+
+    pub fn health(&self) -> LogHealth {
+        match self {
+            Backend::Local(l) => l.health(),
+            Backend::Shared(s) => s.health(),
+        }
+    }
+
+    pub fn wake_in(&self, now_ms: u64) -> Option<u64> {
+        match self {
+            Backend::Local(l) => l.wake_in(now_ms),
+            Backend::Shared(s) => s.wake_in(now_ms),
+        }
+    }
+
+    pub fn set(&mut self, key: String, value: String) {
+        match self {
+            Backend::Local(l) => l.set(key, value),
+            Backend::Shared(s) => s.set(key, value),
+        }
+    }
+
+    pub fn close(&mut self, now_ms: u64) {
+        match self {
+            Backend::Local(l) => l.close(now_ms),
+            Backend::Shared(s) => s.close(now_ms),
+        }
+    }
+
+    /// `/metrics` lines of a shared log (a local one has none of its own).
+    pub fn metrics(&self, out: &mut String) {
+        if let Backend::Shared(s) = self {
+            s.metrics(out);
+        }
+    }
+
+    /// A shared log wants another commit before the loop sleeps.
+    pub fn wants_commit(&self) -> bool {
+        matches!(self, Backend::Shared(s) if s.wants_commit())
+    }
 }
 
 /// Per-room id sequences. A room seen for the first time continues from the

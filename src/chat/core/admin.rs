@@ -73,7 +73,9 @@ impl Core {
             room: r.name.clone(),
             sender: None,
             time: self.now,
+            kind: Kind::Message,
             fields: protocol::admin_message_fields(self.now, username, text),
+            owner: None,
         }));
         Ok(())
     }
@@ -248,7 +250,9 @@ impl Core {
             room: r.map(|r| r.name.clone()).unwrap_or_else(|| room.into()),
             sender: None,
             time: self.now,
+            kind: Kind::Delete,
             fields: protocol::delete_fields(self.now, None, target.id),
+            owner: None,
         }));
         Ok(())
     }

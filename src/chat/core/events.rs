@@ -175,13 +175,6 @@ impl Farewell {
     }
 }
 
-impl PartialEq for Draft {
-    fn eq(&self, other: &Draft) -> bool {
-        (&self.room, self.sender, self.time, &self.fields)
-            == (&other.room, other.sender, other.time, &other.fields)
-    }
-}
-
 /// Whom the admin API's kick is for.
 #[derive(Debug)]
 pub enum Kick {

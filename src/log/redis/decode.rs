@@ -4,8 +4,9 @@
 //! log and skip. No I/O and no state here.
 
 use super::resp::Value;
-use crate::chat::protocol::{self, RoomName};
+use crate::chat::protocol::RoomName;
 use crate::chat::record::{DirectoryEntry, Record, RemotePresence};
+use crate::log::format;
 
 /// A message as `publish.lua` publishes it on the room's channel.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ pub fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
         }
     }
     let fields = fields.filter(|f| f.starts_with('{') && f.ends_with('}'))?;
-    let (json, owner) = protocol::seal(room, id, fields);
+    let (json, owner) = format::seal_stored(room, id, fields);
     let record = Record {
         room: room.clone(),
         id,

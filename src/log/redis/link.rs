@@ -138,10 +138,6 @@ impl Link {
         self.name
     }
 
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
     /// The poll said this link's socket is ready.
     pub fn ready(&mut self, readable: bool, writable: bool) {
         self.readable |= readable;

@@ -5,7 +5,7 @@
 
 use super::{mark_flush_on, schedule_on, Server};
 use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
-use crate::log::MessageLog;
+use crate::log::Backend;
 use crate::logging;
 use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
@@ -47,7 +47,7 @@ impl Server {
             core: &mut self.core,
             commands: &mut self.commands,
             stats: &mut self.stats,
-            log: &*self.log,
+            log: &self.log,
             uptime_secs,
             fd_limit: self.fd_limit,
             max_connections: self.max_connections,
@@ -82,17 +82,27 @@ impl Server {
                 }
                 Command::Forget(room) => self.log.forget(&room),
                 Command::Set { key, value } => self.log.set(key, value),
-                Command::Notify { key, value } => self.log.notify(&key, &value),
-                Command::Watch(room) => self.log.watch(&room),
+                Command::Notify { key, value } => {
+                    if let Some(shared) = self.log.shared() {
+                        shared.notify(&key, &value);
+                    }
+                }
+                Command::Watch(room) => {
+                    if let Some(shared) = self.log.shared() {
+                        shared.watch(&room);
+                    }
+                }
                 Command::Presence {
                     room,
                     username,
                     avatar,
                     verified,
                     online,
-                } => self
-                    .log
-                    .presence(&room, &username, avatar.as_deref(), verified, online),
+                } => {
+                    if let Some(shared) = self.log.shared() {
+                        shared.presence(&room, &username, avatar.as_deref(), verified, online);
+                    }
+                }
                 Command::Report(Report::TokenRefused { addr, why }) => {
                     log_debug!("{addr}: token refused: {why:?}");
                 }
@@ -206,7 +216,7 @@ struct Dispatch<'a> {
     core: &'a mut Core,
     commands: &'a mut Vec<Command>,
     stats: &'a mut Stats,
-    log: &'a dyn MessageLog,
+    log: &'a Backend,
     uptime_secs: u64,
     fd_limit: u64,
     max_connections: usize,

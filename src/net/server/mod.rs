@@ -24,7 +24,7 @@
 
 use crate::chat::{ClientId, Command, Core, Event};
 use crate::config::Config;
-use crate::log::{LogEvent, MessageLog};
+use crate::log::{Backend, Link, LogEvent};
 use crate::logging;
 use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
@@ -69,7 +69,7 @@ pub struct Server {
     signals: Option<SignalPipe>,
     conns: Slab<Conn>,
     core: Core,
-    log: Box<dyn MessageLog>,
+    log: Backend,
     config: Config,
     wheel: TimerWheel,
     scratch: Box<[u8]>,
@@ -150,11 +150,20 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
-                    token @ (REDIS_COMMANDS | REDIS_SUBSCRIPTIONS) => self.log.ready(
-                        token,
-                        event.is_readable() || event.is_read_closed() || event.is_error(),
-                        event.is_writable(),
-                    ),
+                    token @ (REDIS_COMMANDS | REDIS_SUBSCRIPTIONS) => {
+                        let link = if token == REDIS_COMMANDS {
+                            Link::Commands
+                        } else {
+                            Link::Subscriptions
+                        };
+                        if let Some(shared) = self.log.shared() {
+                            shared.ready(
+                                link,
+                                event.is_readable() || event.is_read_closed() || event.is_error(),
+                                event.is_writable(),
+                            );
+                        }
+                    }
                     Token(key) => {
                         if event.is_writable() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -198,7 +207,9 @@ impl Server {
             }
             self.apply_commands();
             // What those commands asked of the log leaves before the replies they caused.
-            self.log.flush();
+            if let Some(shared) = self.log.shared() {
+                shared.flush();
+            }
             self.flush_all();
             if self.reap_list.is_empty() && self.commands.is_empty() && !self.log.wants_commit() {
                 break;

@@ -11,7 +11,7 @@ use crate::config::{self, Config, Secrets, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
-use crate::log::{MessageLog, Restored};
+use crate::log::{Backend, Restored};
 use crate::logging;
 use crate::metrics::Stats;
 use crate::net::admin::Admin;
@@ -73,7 +73,7 @@ impl Server {
                 .map_err(|e| e.to_string())?;
         }
         let wall = logging::unix_millis();
-        let (log, restored): (Box<dyn MessageLog>, Restored) = match &config.data_dir {
+        let (log, restored): (Backend, Restored) = match &config.data_dir {
             None if config.redis.is_some() => {
                 let redis =
                     redis_config(&config).map_err(|message| StartError { message, status: 2 })?;
@@ -83,7 +83,7 @@ impl Server {
                     (REDIS_COMMANDS, REDIS_SUBSCRIPTIONS),
                 )
                 .map_err(|message| StartError { message, status: 2 })?;
-                (Box::new(log), restored)
+                (Backend::Shared(Box::new(log)), restored)
             }
             Some(dir) => {
                 let (j, restored) = Journal::open(
@@ -95,10 +95,10 @@ impl Server {
                     wall,
                 )
                 .map_err(|e| format!("cannot open the message log in {}: {e}", dir.display()))?;
-                (Box::new(j), restored)
+                (Backend::Local(Box::new(j)), restored)
             }
             None => (
-                Box::new(MemoryLog::new()),
+                Backend::Local(Box::new(MemoryLog::new())),
                 Restored {
                     epoch: wall,
                     ..Restored::default()
