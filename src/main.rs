@@ -2,7 +2,7 @@
 //! server, map failures to a one-line error and a non-zero exit.
 
 use picochat::config::{help_text, Command, Config, LogLevel};
-use picochat::logging;
+use picochat::diag;
 use picochat::net::server::Server;
 use picochat::os::SignalPipe;
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(config.log_level, config.log_format);
+    diag::init(config.log_level, config.log_format);
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         .map(|a| format!(", admin on {a}"))
         .unwrap_or_default();
     // The start line is written at every log level: supervisors and tests wait for it.
-    logging::write(
+    diag::write(
         LogLevel::Info,
         format_args!(
             "picochat {} listening on {addr}{admin} (max {} connections, history {}, {})",

@@ -32,7 +32,7 @@ use crate::chat::protocol::{self, RoomName};
 use crate::chat::record::Stored;
 use crate::config::FsyncPolicy;
 use crate::log::format;
-use crate::{log_error, log_info, log_warn};
+use crate::{diag_error, diag_info, diag_warn};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -101,7 +101,7 @@ impl Journal {
             if name == CURRENT {
                 let len = fs::metadata(&path)?.len();
                 if good_len < len {
-                    log_warn!(
+                    diag_warn!(
                         "{}: cutting a torn last record ({} bytes) left by a crash",
                         path.display(),
                         len - good_len
@@ -136,7 +136,7 @@ impl Journal {
             restored.rooms.push((room, last, tail.into()));
         }
         restored.rooms.sort_by(|a, b| a.0.cmp(&b.0));
-        log_info!(
+        diag_info!(
             "message log {}: {messages} message{} in {} room{} reloaded, highest id {}",
             dir.display(),
             if messages == 1 { "" } else { "s" },
@@ -193,7 +193,7 @@ impl Journal {
             Err(e) => {
                 // Cutting a file shorter needs no new space, so this works on a full disk.
                 if let Err(cut) = self.file.set_len(self.size) {
-                    log_error!(
+                    diag_error!(
                         "message log {}: cannot cut a failed write: {cut}",
                         self.dir.display()
                     );
@@ -228,7 +228,7 @@ impl Journal {
             }
             Err(e) => {
                 self.health.errors_total += 1;
-                log_error!(
+                diag_error!(
                     "message log {}: cannot store moderation settings ({e}); {} change(s) dropped",
                     self.dir.display(),
                     set.len()
@@ -248,14 +248,14 @@ impl Journal {
         self.size = 0;
         // Make the rename and the new file durable.
         File::open(&self.dir).and_then(|d| d.sync_all())?;
-        log_info!("message log rotated in {}", self.dir.display());
+        diag_info!("message log rotated in {}", self.dir.display());
         Ok(())
     }
 
     fn failed(&mut self, e: &io::Error) {
         self.health.errors_total += 1;
         if !self.health.degraded {
-            log_error!(
+            diag_error!(
                 "message log {}: {e}; messages are refused until it works again",
                 self.dir.display()
             );
@@ -265,7 +265,7 @@ impl Journal {
 
     fn recovered(&mut self) {
         if self.health.degraded {
-            log_info!("message log {}: writing again", self.dir.display());
+            diag_info!("message log {}: writing again", self.dir.display());
         }
         self.health.degraded = false;
     }
@@ -425,7 +425,7 @@ fn scan(path: &Path, bytes: &[u8], keep: usize, default_room: &RoomName, tails: 
                 break;
             }
             _ => {
-                log_warn!(
+                diag_warn!(
                     "{}: skipping an unreadable record at byte {pos}",
                     path.display()
                 );
@@ -443,7 +443,7 @@ fn load_or_create_epoch(dir: &Path, wall_ms: u64) -> io::Result<u64> {
         if let Ok(epoch) = text.trim().parse() {
             return Ok(epoch);
         }
-        log_warn!("{}: unreadable, starting a new epoch", path.display());
+        diag_warn!("{}: unreadable, starting a new epoch", path.display());
     }
     let tmp = dir.join("epoch.tmp");
     fs::write(&tmp, format!("{wall_ms}\n"))?;

@@ -191,7 +191,7 @@ impl Admin {
             Some(t) if !self.token.matches(t.as_bytes()) => {
                 self.failures_total += 1;
                 self.attempts.failed(addr, now);
-                crate::log_warn!("{addr}: admin API: wrong token");
+                crate::diag_warn!("{addr}: admin API: wrong token");
                 return error(Status::Forbidden, "forbidden", "wrong admin token", date);
             }
             Some(_) => {}
@@ -223,7 +223,7 @@ impl Admin {
                 };
                 return match core.change_room_settings(&room, change, commands) {
                     Ok((room, value)) => {
-                        crate::log_info!("{addr}: admin API: settings of {room}: {value}");
+                        crate::diag_info!("{addr}: admin API: settings of {room}: {value}");
                         http::json(Status::Accepted, &value, date)
                     }
                     Err(why) => error(Status::BadRequest, "bad_request", why, date),
@@ -238,7 +238,7 @@ impl Admin {
                 };
                 return match core.change_ban(request, lift, now, commands) {
                     Ok(key) => {
-                        crate::log_info!(
+                        crate::diag_info!(
                             "{addr}: admin API: {} {key}",
                             if lift { "lifted" } else { "set" }
                         );
@@ -256,7 +256,7 @@ impl Admin {
             AdminRoute::DeleteMessage(room, id) => {
                 return match core.admin_delete(&room, id, commands) {
                     Ok(()) => {
-                        crate::log_info!("{addr}: admin API: deleted message {id} in {room:?}");
+                        crate::diag_info!("{addr}: admin API: deleted message {id} in {room:?}");
                         let body = format!(r#"{{"deleting":{id}}}"#);
                         http::json(Status::Accepted, &body, date)
                     }
@@ -275,7 +275,7 @@ impl Admin {
                 let k = core.kick_user(&name, commands);
                 if !k.nobody() {
                     let n = k.here;
-                    crate::log_info!("{addr}: admin API: kicked {n} connection(s) of {name:?}");
+                    crate::diag_info!("{addr}: admin API: kicked {n} connection(s) of {name:?}");
                 }
                 return kicked(k, date);
             }

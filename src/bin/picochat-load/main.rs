@@ -71,7 +71,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let params = Params::of(&args, picochat::logging::unix_millis());
+    let params = Params::of(&args, picochat::clock::unix_millis());
     let mut g = match Gen::new(args.clone()) {
         Ok(g) => g,
         Err(e) => {

@@ -56,7 +56,7 @@ impl Params {
             step_duration_s: (a.step > 0).then_some(a.step_duration.as_secs_f64()),
             compression: a.compression,
             server_pids: a.server_pids.clone(),
-            started: picochat::logging::rfc3339(started_unix_ms),
+            started: picochat::clock::rfc3339(started_unix_ms),
             picochat_load: env!("CARGO_PKG_VERSION").into(),
         }
     }

@@ -30,7 +30,7 @@ impl MessageLog for RedisLog {
             &format::stored_fields(&draft),
             &draft.time.to_string(),
             &self.cfg.history.max(1).to_string(),
-            &crate::logging::unix_millis().to_string(),
+            &crate::clock::unix_millis().to_string(),
             &channel,
             &format!("{}:{tag}", self.node),
             &draft.room,
@@ -53,7 +53,7 @@ impl MessageLog for RedisLog {
     fn set(&mut self, key: String, value: String) {
         if !self.up() {
             self.errors_total += 1;
-            log_warn!("redis: unavailable; the moderation setting {key:?} was not stored");
+            diag_warn!("redis: unavailable; the moderation setting {key:?} was not stored");
             return;
         }
         let hash = format!("{}settings", self.cfg.prefix);
@@ -106,7 +106,7 @@ impl MessageLog for RedisLog {
     fn close(&mut self, now_ms: u64) {
         // This node's users leave at once rather than when their entries
         // expire: a short, bounded wait, after the loop has stopped.
-        let wall = crate::logging::unix_millis();
+        let wall = crate::clock::unix_millis();
         let local: Vec<(RoomName, Vec<String>)> = self
             .local
             .drain()
@@ -155,7 +155,7 @@ impl SharedLog for RedisLog {
 
     fn notify(&mut self, key: &str, value: &str) {
         if !self.up() {
-            log_warn!("redis: unavailable; the notice {key:?} was not sent");
+            diag_warn!("redis: unavailable; the notice {key:?} was not sent");
             return;
         }
         let channel = String::from_utf8_lossy(&self.settings_channel).into_owned();
@@ -172,7 +172,7 @@ impl SharedLog for RedisLog {
         verified: bool,
         online: bool,
     ) {
-        let wall = crate::logging::unix_millis();
+        let wall = crate::clock::unix_millis();
         // The entry's value: the avatar, after a '!' when the name is verified.
         let avatar = format!(
             "{}{}",

@@ -59,7 +59,7 @@ use super::{Draft, Link as Which, LogEvent, LogHealth, MessageLog, Record, Resto
 use crate::chat::protocol::RoomName;
 use crate::chat::session::ClientId;
 use crate::log::format;
-use crate::{log_info, log_warn};
+use crate::{diag_info, diag_warn};
 use decode::Published;
 pub use link::Target;
 use link::{Change, Link};
@@ -221,7 +221,7 @@ impl RedisLog {
             settings_channel: format!("{}settings", cfg.prefix).into_bytes(),
             settings_subscribed: false,
             next_directory: 0,
-            node: format!("{:x}-{}", crate::logging::unix_millis(), std::process::id()),
+            node: format!("{:x}-{}", crate::clock::unix_millis(), std::process::id()),
             local: HashMap::new(),
             next_refresh: 0,
             next_tag: 0,
@@ -245,7 +245,7 @@ impl RedisLog {
             cfg,
         };
         let restored = Restored {
-            epoch: crate::logging::unix_millis(),
+            epoch: crate::clock::unix_millis(),
             on_demand: true,
             ..Restored::default()
         };
@@ -357,12 +357,12 @@ impl RedisLog {
         let up = self.up();
         if self.was_up != Some(up) {
             match (up, why) {
-                (true, _) => log_info!("redis: connected ({} rooms watched)", self.rooms.len()),
-                (false, Some(why)) => log_warn!(
+                (true, _) => diag_info!("redis: connected ({} rooms watched)", self.rooms.len()),
+                (false, Some(why)) => diag_warn!(
                     "redis: unavailable ({why}); retrying at least every {} ms",
                     self.cfg.retry_max_ms
                 ),
-                (false, None) => log_warn!("redis: unavailable; retrying"),
+                (false, None) => diag_warn!("redis: unavailable; retrying"),
             }
             self.was_up = Some(up);
         }
@@ -441,13 +441,13 @@ impl RedisLog {
         if stalled != self.was_stalled {
             self.was_stalled = stalled;
             if stalled {
-                log_warn!(
+                diag_warn!(
                     "redis: no reply for {} s ({} commands waiting); degraded until it answers",
                     STALL_MS / 1000,
                     self.pending.len()
                 );
             } else {
-                log_info!("redis: answering again");
+                diag_info!("redis: answering again");
             }
         }
     }

@@ -40,7 +40,7 @@ impl RedisLog {
     /// Every refresh interval: this node's entries get a new expiry (and
     /// come back if Redis lost them), and expired entries of any node go.
     pub(super) fn refresh_presence(&mut self) {
-        let wall = crate::logging::unix_millis();
+        let wall = crate::clock::unix_millis();
         let local: Vec<(RoomName, Vec<String>)> = self
             .local
             .iter()

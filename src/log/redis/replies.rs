@@ -8,7 +8,7 @@ impl RedisLog {
     pub(super) fn cmd_reply(&mut self, reply: Value) {
         let Some(p) = self.pending.pop_front() else {
             self.errors_total += 1;
-            log_warn!("redis: a reply nothing asked for: {reply:?}");
+            diag_warn!("redis: a reply nothing asked for: {reply:?}");
             return;
         };
         // A reply is progress: the wait starts again for the next one, if any.
@@ -17,7 +17,7 @@ impl RedisLog {
             Pending::Handshake(what) => match reply {
                 Value::Error(e) => {
                     if self.refused.is_none() {
-                        log_warn!("redis: {what} refused: {e}");
+                        diag_warn!("redis: {what} refused: {e}");
                     }
                     self.refused = Some(e);
                     self.drop_links = true;
@@ -42,7 +42,7 @@ impl RedisLog {
                     other => {
                         self.errors_total += 1;
                         self.stats.bad_data += 1;
-                        log_warn!("redis: publish to {room} failed: {other:?}");
+                        diag_warn!("redis: publish to {room} failed: {other:?}");
                         if matches!(&other, Value::Error(e) if e.starts_with("NOSCRIPT")) {
                             self.cmd.send(&["SCRIPT", "LOAD", PUBLISH_LUA]);
                             self.expect(Pending::Handshake("SCRIPT LOAD"));
@@ -56,27 +56,27 @@ impl RedisLog {
                 if let Value::Error(e) = reply {
                     self.errors_total += 1;
                     self.stats.bad_data += 1;
-                    log_warn!("redis: a presence update failed: {e}");
+                    diag_warn!("redis: a presence update failed: {e}");
                 }
             }
             Pending::Setting => {
                 if let Value::Error(e) = reply {
                     self.errors_total += 1;
-                    log_warn!("redis: storing a moderation setting failed: {e}");
+                    diag_warn!("redis: storing a moderation setting failed: {e}");
                 }
             }
             Pending::Settings => match decode::settings(&reply) {
                 Some(all) => self.ready.push(LogEvent::Settings(all)),
                 None => {
                     self.stats.bad_data += 1;
-                    log_warn!("redis: reading the moderation settings failed: {reply:?}");
+                    diag_warn!("redis: reading the moderation settings failed: {reply:?}");
                 }
             },
             Pending::Directory => match decode::directory(&reply) {
                 Some(list) => self.ready.push(LogEvent::Directory(list)),
                 None => {
                     self.stats.bad_data += 1;
-                    log_warn!("redis: reading the rooms directory failed: {reply:?}");
+                    diag_warn!("redis: reading the rooms directory failed: {reply:?}");
                 }
             },
         }

@@ -29,7 +29,7 @@ impl RedisLog {
             &presence,
             &since,
             &self.cfg.history.max(1).to_string(),
-            &crate::logging::unix_millis().to_string(),
+            &crate::clock::unix_millis().to_string(),
             &epoch,
         ]);
         self.expect(Pending::Read {
@@ -54,7 +54,7 @@ impl RedisLog {
         let Some((epoch, seq, entries, online)) = parsed else {
             self.errors_total += 1;
             self.stats.bad_data += 1;
-            log_warn!("redis: reading {room} failed: {reply:?}");
+            diag_warn!("redis: reading {room} failed: {reply:?}");
             if w.epoch.is_none() {
                 self.ready.push(LogEvent::Unreadable(room));
             }
@@ -71,7 +71,7 @@ impl RedisLog {
                     }
                     None => {
                         self.stats.bad_data += 1;
-                        log_warn!("redis: skipped a malformed entry in {room}'s stream: {e:?}");
+                        diag_warn!("redis: skipped a malformed entry in {room}'s stream: {e:?}");
                     }
                 }
             }
@@ -171,7 +171,7 @@ impl RedisLog {
                 self.sub_handshake -= 1;
                 if let Value::Error(e) = reply {
                     if self.refused.is_none() {
-                        log_warn!("redis: subscription link refused: {e}");
+                        diag_warn!("redis: subscription link refused: {e}");
                     }
                     self.refused = Some(e);
                     self.drop_links = true;
@@ -210,7 +210,7 @@ impl RedisLog {
                         Some((key, value)) => self.ready.push(LogEvent::Setting { key, value }),
                         None => {
                             self.stats.bad_data += 1;
-                            log_warn!("redis: skipped a foreign notice on the settings channel");
+                            diag_warn!("redis: skipped a foreign notice on the settings channel");
                         }
                     }
                 }
@@ -236,7 +236,7 @@ impl RedisLog {
                         Some(p) => self.ready.push(LogEvent::Presence(p)),
                         None => {
                             self.stats.bad_data += 1;
-                            log_warn!(
+                            diag_warn!(
                                 "redis: skipped a foreign presence notice on {room}'s channel"
                             );
                         }
@@ -247,7 +247,7 @@ impl RedisLog {
                     Some(p) => self.published(&room, p),
                     None => {
                         self.stats.bad_data += 1;
-                        log_warn!(
+                        diag_warn!(
                             "redis: skipped a foreign message on {room}'s channel: {:?}",
                             String::from_utf8_lossy(&payload[..payload.len().min(80)])
                         );

@@ -24,7 +24,7 @@ use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
 use crate::net::ws::{close, CloseReason};
 use crate::net::ws_session::{WsKind, WsSession};
-use crate::{log_debug, log_warn};
+use crate::{diag_debug, diag_warn};
 
 mod frames;
 mod request;
@@ -281,7 +281,7 @@ impl<S: Socket> Conn<S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log_debug!("{}: read error: {e}", self.who());
+                    diag_debug!("{}: read error: {e}", self.who());
                     self.kill(EndReason::IoError);
                 }
             }
@@ -405,7 +405,7 @@ impl<S: Socket> Conn<S> {
         if pending <= hard && !over_soft_too_long {
             return true;
         }
-        log_warn!(
+        diag_warn!(
             "{}: {pending} bytes unsent (limits: {hard} hard, {soft} for {:?}), disconnecting slow client",
             self.who(),
             config.output_soft_seconds
@@ -473,7 +473,7 @@ impl<S: Socket> Conn<S> {
                 n
             }
             Err(e) => {
-                log_debug!("{}: write error: {e}", self.who());
+                diag_debug!("{}: write error: {e}", self.who());
                 self.out.clear();
                 self.kill(EndReason::IoError);
                 0

@@ -9,7 +9,7 @@ use crate::net::http::{self, Parsed, Reply, Request, Route, Status};
 use crate::net::http_session::{Answer, Refused, Site, Then};
 use crate::net::write_queue::Chunk;
 use crate::net::ws_session::{WsKind, WsSession};
-use crate::{log_debug, log_info};
+use crate::{diag_debug, diag_info};
 
 impl<S: Socket> Conn<S> {
     /// One request head, if complete. Returns the bytes it used.
@@ -29,7 +29,7 @@ impl<S: Socket> Conn<S> {
             Parsed::Partial => None,
             Parsed::Invalid(status) => {
                 shell.stats().http_requests_total += 1;
-                log_debug!("{}: malformed request: {}", self.who(), status.code());
+                diag_debug!("{}: malformed request: {}", self.who(), status.code());
                 let Phase::Http(session) = &mut self.phase else {
                     return None;
                 };
@@ -136,14 +136,14 @@ impl<S: Socket> Conn<S> {
                     shell.stats().ws_clients += 1;
                 }
                 shell.upgraded(kind, self.client_ip());
-                log_info!(
+                diag_info!(
                     "{}: websocket open ({})",
                     self.who(),
                     if kind == WsKind::Chat { "chat" } else { "echo" }
                 );
             }
             Err(reply) => {
-                log_debug!("{}: upgrade refused: {}", self.who(), reply.status.code());
+                diag_debug!("{}: upgrade refused: {}", self.who(), reply.status.code());
                 self.reply(reply, env);
                 self.begin_close(EndReason::BadRequest, env.now);
             }

@@ -9,7 +9,7 @@ use crate::net::http::{self, Status};
 use crate::net::write_queue::Chunk;
 use crate::net::ws::close;
 use crate::net::ws_session::Quiet;
-use crate::{log_debug, log_info};
+use crate::{diag_debug, diag_info};
 
 impl<S: Socket> Conn<S> {
     /// When this connection next needs attention from the timer.
@@ -53,7 +53,7 @@ impl<S: Socket> Conn<S> {
         }
         if let (Phase::Ws(_), Some(t)) = (&self.phase, self.input_started) {
             if now >= t + config.message_timeout.as_millis() as u64 {
-                log_info!("{}: message not completed in time, closing", self.who());
+                diag_info!("{}: message not completed in time, closing", self.who());
                 return self.close_with(
                     close::POLICY,
                     "message not completed in time",
@@ -64,7 +64,7 @@ impl<S: Socket> Conn<S> {
         }
         match &mut self.phase {
             Phase::Http(_) if self.input_started.is_some() => {
-                log_debug!("{}: request head not complete in time", self.who());
+                diag_debug!("{}: request head not complete in time", self.who());
                 let reply = http::error(
                     Status::RequestTimeout,
                     "request head took too long",
@@ -80,7 +80,7 @@ impl<S: Socket> Conn<S> {
             Phase::Ws(s) => match s.on_quiet(now) {
                 Quiet::Ping(ping) => self.out.push(Chunk::from(ping)),
                 Quiet::Dead(close) => {
-                    log_info!("{}: no answer to ping, closing", self.who());
+                    diag_info!("{}: no answer to ping, closing", self.who());
                     if let Some(close) = close {
                         self.out.push(Chunk::from(close));
                     }

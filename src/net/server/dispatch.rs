@@ -5,8 +5,8 @@
 
 use super::{mark_flush_on, schedule_on, Server};
 use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
+use crate::clock;
 use crate::log::Backend;
-use crate::logging;
 use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
 use crate::net::conn::{self, Env, ReadResult, Shell};
@@ -16,7 +16,7 @@ use crate::net::per_address::PerAddress;
 use crate::net::write_queue::Chunk;
 use crate::net::ws::{self, close};
 use crate::net::ws_session::WsKind;
-use crate::{log_debug, log_warn};
+use crate::{diag_debug, diag_warn};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -32,7 +32,7 @@ impl Server {
             return;
         }
         let was_chat = conn.ws_kind() == Some(WsKind::Chat);
-        let wall_ms = logging::unix_millis();
+        let wall_ms = clock::unix_millis();
         let env = Env {
             config: &self.config,
             now,
@@ -104,12 +104,12 @@ impl Server {
                     }
                 }
                 Command::Report(Report::TokenRefused { addr, why }) => {
-                    log_debug!("{addr}: token refused: {why:?}");
+                    diag_debug!("{addr}: token refused: {why:?}");
                 }
                 Command::Close { client, reason } => {
                     let key = client.key as usize;
                     if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
-                        log_warn!("{}: disconnected: {}", conn.who(), reason.text());
+                        diag_warn!("{}: disconnected: {}", conn.who(), reason.text());
                         let end = match reason {
                             Farewell::Flooding => EndReason::RateLimited,
                             Farewell::Kicked => EndReason::Kicked,

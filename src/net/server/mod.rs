@@ -23,9 +23,9 @@
 //! out is `dispatch.rs`.
 
 use crate::chat::{ClientId, Command, Core, Event};
+use crate::clock;
 use crate::config::Config;
 use crate::log::{Backend, Link, LogEvent};
-use crate::logging;
 use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
 use crate::net::conn::Conn;
@@ -40,7 +40,7 @@ use crate::os::SignalPipe;
 mod dispatch;
 mod start;
 
-use crate::{log_debug, log_error, log_info, log_warn};
+use crate::{diag_debug, diag_error, diag_info, diag_warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -228,7 +228,7 @@ impl Server {
         }
         if self.admin_api.is_some() {
             // The admin page's charts get a sample every second.
-            let next_second = 1000 - logging::unix_millis() % 1000;
+            let next_second = 1000 - clock::unix_millis() % 1000;
             wait = Some(wait.map_or(next_second, |w| w.min(next_second)));
         }
         if let Some(deadline) = self.shutdown_deadline {
@@ -241,11 +241,11 @@ impl Server {
     }
 
     fn refresh_date(&mut self) {
-        let wall = logging::unix_millis();
+        let wall = clock::unix_millis();
         let secs = wall / 1000;
         if secs != self.date_secs {
             self.date_secs = secs;
-            self.date = logging::http_date(secs);
+            self.date = clock::http_date(secs);
         }
         if secs != self.tick_secs {
             // At most once a second, and only when the loop is awake anyway.
@@ -281,7 +281,7 @@ impl Server {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
                     self.stats.accept_fd_exhausted += 1;
                     if self.stats.accept_fd_exhausted.is_power_of_two() {
-                        log_warn!(
+                        diag_warn!(
                             "out of file descriptors ({e}); refusing connections (seen {} times)",
                             self.stats.accept_fd_exhausted
                         );
@@ -304,7 +304,7 @@ impl Server {
                     }
                 }
                 Err(e) => {
-                    log_error!("accept failed: {e}");
+                    diag_error!("accept failed: {e}");
                     return;
                 }
             }
@@ -331,7 +331,7 @@ impl Server {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            log_error!("cannot watch a new connection: {e}");
+            diag_error!("cannot watch a new connection: {e}");
             return;
         }
         self.next_gen = self.next_gen.wrapping_add(1);
@@ -350,7 +350,7 @@ impl Server {
         }
         self.stats.connections_total += 1;
         self.stats.connections_open = self.conns.len();
-        log_debug!("{peer}: connected");
+        diag_debug!("{peer}: connected");
         self.schedule(key);
     }
 
@@ -405,7 +405,7 @@ impl Server {
 
     /// The safe point: frees connections marked dead.
     fn reap(&mut self) {
-        let now_wall = logging::unix_millis();
+        let now_wall = clock::unix_millis();
         for key in std::mem::take(&mut self.reap_list) {
             if !self.conns.get(key).is_some_and(|c| c.dead) {
                 continue;
@@ -429,12 +429,12 @@ impl Server {
                         },
                         &mut self.commands,
                     );
-                    log_info!("{}: websocket closed ({})", conn.who(), reason.label());
+                    diag_info!("{}: websocket closed ({})", conn.who(), reason.label());
                 }
                 Some(WsKind::Echo) => {
-                    log_debug!("{}: echo websocket closed ({})", conn.who(), reason.label())
+                    diag_debug!("{}: echo websocket closed ({})", conn.who(), reason.label())
                 }
-                None => log_debug!("{}: closed ({})", conn.who(), reason.label()),
+                None => diag_debug!("{}: closed ({})", conn.who(), reason.label()),
             }
         }
     }
@@ -457,7 +457,7 @@ impl Server {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        log_info!(
+        diag_info!(
             "shutting down: closing {} connections (at most {:?})",
             self.conns.len(),
             self.config.shutdown_timeout
@@ -493,7 +493,7 @@ impl Server {
             conn.flush(&self.config);
         }
         self.log.close(now);
-        log_info!("stopped ({left} connections still open were dropped)");
+        diag_info!("stopped ({left} connections still open were dropped)");
         Ok(())
     }
 }

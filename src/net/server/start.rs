@@ -7,12 +7,12 @@ use super::{Server, ADMIN, LISTENER, REDIS_COMMANDS, REDIS_SUBSCRIPTIONS, SCRATC
 use crate::chat::access::Secret;
 use crate::chat::token::TokenKey;
 use crate::chat::Core;
+use crate::clock;
 use crate::config::{self, Config, Secrets, FD_RESERVE};
 use crate::log::journal::Journal;
 use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{Backend, Restored};
-use crate::logging;
 use crate::metrics::Stats;
 use crate::net::admin::Admin;
 use crate::net::deflate;
@@ -72,7 +72,7 @@ impl Server {
             reg.register(a, ADMIN, Interest::READABLE)
                 .map_err(|e| e.to_string())?;
         }
-        let wall = logging::unix_millis();
+        let wall = clock::unix_millis();
         let (log, restored): (Backend, Restored) = match &config.data_dir {
             None if config.redis.is_some() => {
                 let redis =
