@@ -316,7 +316,10 @@ fn held_names_survive_a_restart_with_a_data_dir_and_last_while_online_without() 
     let (_, refused) = join_as(&s, "ann", "another-secret");
     assert_eq!(refused["code"], "name_taken");
     drop(ann);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Her last connection gone is when the hold is written: wait for it to go.
+    wait_until("ann's connection gone", 5, || {
+        s.metric("picochat_websocket_clients") == 0.0
+    });
     drop(s);
     let s = TestServer::start(&args);
     let (_, refused) = join_as(&s, "ANN", "another-secret");
@@ -338,7 +341,9 @@ fn held_names_survive_a_restart_with_a_data_dir_and_last_while_online_without() 
         "name_taken"
     );
     drop(ann);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_until("ann's connection gone", 5, || {
+        plain.metric("picochat_websocket_clients") == 0.0
+    });
     assert_eq!(
         join_as(&plain, "Ann", "another-secret").1["type"],
         "welcome"

@@ -160,7 +160,9 @@ fn a_history_of_long_messages_never_pushes_a_joiner_over_its_output_cap() {
             ))
             .unwrap();
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_until("the 200 messages stored", 10, || {
+        s.metric("picochat_last_message_id") >= 200.0
+    });
     let mut joiner = s.ws();
     let w = join(&mut joiner, "late");
     let got = ids(&w);

@@ -97,13 +97,8 @@ fn health(s: &TestServer) -> (u16, String) {
 
 fn wait_healthy(s: &TestServer, within: Duration) -> Duration {
     let start = Instant::now();
-    while start.elapsed() < within {
-        if health(s).0 == 200 {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("not healthy within {within:?}:\n{}", s.log_text());
+    wait_until("healthy", within.as_secs().max(1), || health(s).0 == 200);
+    start.elapsed()
 }
 
 #[test]
@@ -113,15 +108,20 @@ fn three_nodes_deliver_every_message_once_in_order_with_the_same_ids() {
     let mut pages: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
     // The Go tutorial's clients: no join, no room, the default room.
     let mut gophers: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
-    let mut epoch = 0;
-    for (i, p) in pages.iter_mut().enumerate() {
-        let w = join_room(p, "dev", &format!("user{i}"));
-        assert!(
-            epoch == 0 || w["epoch"] == epoch,
-            "one epoch for the room on every node"
-        );
-        epoch = w["epoch"].as_u64().unwrap();
-    }
+    let epochs: Vec<u64> = pages
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            join_room(p, "dev", &format!("user{i}"))["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        epochs[0] > 0 && epochs.iter().all(|e| *e == epochs[0]),
+        "one epoch for the room on every node: {epochs:?}"
+    );
+    let epoch = epochs[0];
     for round in 0..20 {
         for (i, p) in pages.iter_mut().enumerate() {
             send_json(p, json!({"room": "dev", "message": format!("{i}-{round}")}));
@@ -193,15 +193,12 @@ fn three_nodes_deliver_every_message_once_in_order_with_the_same_ids() {
     // /api/rooms on any node lists rooms active anywhere, with everyone online.
     let mut quiet = nodes[0].ws();
     join_room(&mut quiet, "elsewhere", "solo");
-    let end = Instant::now() + Duration::from_secs(5);
-    let listing = loop {
+    let mut listing = Vec::new();
+    wait_until("the directory to list a room of the other node", 5, || {
         let body: Value = serde_json::from_str(&http_get(nodes[1].addr, "/api/rooms")).unwrap();
-        let rooms = body["rooms"].as_array().unwrap().clone();
-        if rooms.iter().any(|r| r["room"] == "elsewhere") || Instant::now() > end {
-            break rooms;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        listing = body["rooms"].as_array().unwrap().clone();
+        listing.iter().any(|r| r["room"] == "elsewhere")
+    });
     let find = |name: &str| listing.iter().find(|r| r["room"] == name).cloned();
     assert_eq!(find("dev").unwrap()["online"], 4, "{listing:?}");
     let elsewhere = find("elsewhere").expect("a room only node 0 holds");
@@ -304,19 +301,17 @@ fn redis_killed_and_back_with_its_aof_loses_and_duplicates_nothing_acknowledged(
     // Killed as soon as Redis has stored some (a publish answered), while
     // the rest may still be in flight; more are sent while it is down.
     let stored = |n: &TestServer| n.metric("picochat_redis_rtt_seconds_count");
-    let end = Instant::now() + Duration::from_secs(5);
-    while nodes.iter().map(stored).sum::<f64>() < 1.0 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("a publish answered", 5, || {
+        nodes.iter().map(stored).sum::<f64>() >= 1.0
+    });
     redis.kill9();
     for (i, s) in senders.iter_mut().enumerate() {
         let b = batch(&format!("s{i}"), "during", 10);
         send_all(s, "dev", &b);
         in_doubt.extend(b);
     }
-    std::thread::sleep(Duration::from_millis(300));
     for n in &nodes {
-        assert_eq!(health(n).0, 503, "degraded while Redis is down");
+        wait_until("degraded while Redis is down", 5, || health(n).0 == 503);
     }
     redis.spawn();
     for n in &nodes {
@@ -926,7 +921,10 @@ fn a_client_dropped_on_purpose_is_lost_in_its_own_room_and_node() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    wait_until("load7 in its room on node 1", 10, || {
+        let (_, rooms) = admin_call(nodes[1].addr, "GET", "/api/admin/rooms", Some(secret));
+        rooms.to_string().contains("\"load7\"")
+    });
     let (status, body) = admin_call(
         nodes[1].addr,
         "POST",
@@ -1034,11 +1032,9 @@ fn a_password_refused_later_is_degraded_and_logged_then_recovers() {
     redis.password = Some("changed".into());
     redis.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
     redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-    let end = Instant::now() + Duration::from_secs(5);
-    while health(&n).0 != 503 {
-        assert!(Instant::now() < end, "never degraded:\n{}", n.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("degraded after the password changed", 5, || {
+        health(&n).0 == 503
+    });
     n.wait_log("WRONGPASS", 5);
     let refusals = n.log_text().matches("refused: WRONGPASS").count();
     assert_eq!(refusals, 1, "logged once, not per try:\n{}", n.log_text());
@@ -1153,7 +1149,14 @@ fn bans_and_room_settings_reach_every_node_and_a_node_started_later() {
     // A kick made on B closes the user's connections on A.
     let mut dee = a.ws();
     join_room(&mut dee, "dev", "dee");
-    std::thread::sleep(Duration::from_millis(100)); // B hears of dee's presence
+    wait_until("B to hear of dee's presence", 5, || {
+        let body: Value = serde_json::from_str(&http_get(b.addr, "/api/rooms")).unwrap();
+        body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["room"] == "dev" && r["online"] == 4)
+    });
     let (status, body) = admin_call(b.addr, "POST", "/api/admin/users/dee/kick", Some(secret));
     assert_eq!(
         (status, body["elsewhere"].as_bool()),
@@ -1201,20 +1204,40 @@ fn held_names_are_held_on_every_node_and_on_a_node_started_later() {
     let b = node(&redis, &[]);
     let (ann, w) = join_as(&a, "Ann", "secret-of-ann");
     assert_eq!(w["type"], "welcome");
-    std::thread::sleep(Duration::from_millis(200));
+    // Stored in the settings hash and published in one script: B's
+    // subscription has it before this test can read the hash.
+    let hold = || {
+        redis
+            .command(&["HGET", "picochat:settings", "hold/ann"])
+            .unwrap_or_default()
+    };
+    wait_until("ann's hold stored", 5, || {
+        let reply = hold();
+        reply.starts_with('$') && !reply.starts_with("$-1")
+    });
     assert_eq!(
         join_as(&b, "ann", "another-secret").1["code"],
         "name_taken",
         "online on A"
     );
     drop(ann);
-    std::thread::sleep(Duration::from_millis(200));
+    // Her presence gone from Redis (B is told in the same script): what
+    // refuses the name now is the hold alone.
+    wait_until("ann offline", 5, || {
+        !redis
+            .command(&["HKEYS", "picochat:presence:lobby"])
+            .unwrap_or_default()
+            .contains("Ann")
+    });
     assert_eq!(
         join_as(&b, "Ann", "another-secret").1["code"],
         "name_taken",
         "held after she left"
     );
     let c = node(&redis, &[]);
+    // C reads the settings hash once its subscription is confirmed, a reply
+    // no outside observer can see: the one wait here that is a guess.
+    wait_healthy(&c, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         join_as(&c, "Ann", "another-secret").1["code"],
@@ -1247,7 +1270,13 @@ fn a_verified_name_is_marked_on_every_node() {
         (ws, w)
     };
     let (_ada, _) = join_with_token(&a, "u1", "Ada");
-    std::thread::sleep(Duration::from_millis(200));
+    // B reads the room's presence from Redis when Bob's join loads it.
+    wait_until("Ada's presence stored", 5, || {
+        redis
+            .command(&["HKEYS", "picochat:presence:dev"])
+            .unwrap_or_default()
+            .contains("Ada")
+    });
     let (mut bob, w) = join_with_token(&b, "u2", "Bob");
     let ada = w["users"]
         .as_array()

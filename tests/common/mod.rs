@@ -234,6 +234,32 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Waits until `done()` holds, checking it every few milliseconds, for at
+/// most `secs` seconds; panics naming `what` otherwise. Tests wait on the
+/// condition itself (a metric, a reply, a process state), never on a guess
+/// of how long something takes.
+pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < end, "waited {secs} s for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One sample of `/metrics` at `addr`, or `None` when the server does not
+/// answer with it (refused, over a limit, still starting).
+pub fn try_metric_at(addr: SocketAddr, sample: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Reads `/metrics` at `addr` and returns the value of one sample line (exact name incl. labels).
 pub fn metric_at(addr: SocketAddr, sample: &str) -> f64 {
     let body = http_get(addr, "/metrics");
