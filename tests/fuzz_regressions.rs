@@ -32,3 +32,8 @@ fn saved_http_inputs_replay_without_panics() {
 fn saved_frame_and_chat_inputs_replay_without_panics() {
     assert!(replay("ws_chat", bodies::ws_chat) >= 2);
 }
+
+#[test]
+fn saved_resp_replies_replay_without_panics() {
+    assert!(replay("resp", bodies::resp) >= 4);
+}

@@ -4,6 +4,7 @@
 
 use picochat::chat::{ClientId, Command, Core, Event, Limits};
 use picochat::log::memory::MemoryLog;
+use picochat::log::redis::resp::{self, Value};
 use picochat::log::{MessageLog, Restored};
 use picochat::net::http::{self, Parsed, Route, Routes};
 use picochat::net::ws::{self, Assembler, Message, Parse, Role};
@@ -174,4 +175,52 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
         }
     }
     closed
+}
+
+/// Any bytes through the RESP decoder, as a Redis link reads them: replies
+/// taken one at a time from the front. Each whole reply must take at most the
+/// bytes there are, read back the same when encoded again, and give "not all
+/// there yet" (never an error, never another reply) when cut at any byte
+/// before its end. Nesting and bulk lengths past the limits are errors.
+pub fn resp(data: &[u8]) {
+    let mut rest = data;
+    while let Ok(Some((v, used))) = resp::decode(rest) {
+        assert!(used > 0 && used <= rest.len(), "{used} of {}", rest.len());
+        let whole = &rest[..used];
+        if used <= 4096 {
+            for cut in 0..used {
+                assert_eq!(resp::decode(&whole[..cut]), Ok(None), "cut at {cut}");
+            }
+        }
+        let mut again = Vec::new();
+        encode_value(&v, &mut again);
+        assert_eq!(resp::decode(&again), Ok(Some((v, again.len()))));
+        rest = &rest[used..];
+    }
+}
+
+/// A reply as Redis would send it.
+fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    let line = |out: &mut Vec<u8>, kind: u8, text: &[u8]| {
+        out.push(kind);
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    };
+    match v {
+        Value::Status(s) => line(out, b'+', s.as_bytes()),
+        Value::Error(s) => line(out, b'-', s.as_bytes()),
+        Value::Int(n) => line(out, b':', n.to_string().as_bytes()),
+        Value::Nil => line(out, b'$', b"-1"),
+        Value::Bulk(b) => {
+            line(out, b'$', b.len().to_string().as_bytes());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Value::Array(items) => {
+            line(out, b'*', items.len().to_string().as_bytes());
+            for item in items {
+                encode_value(item, out);
+            }
+        }
+    }
 }

@@ -51,7 +51,7 @@ mod interface;
 mod link;
 mod presence;
 mod replies;
-mod resp;
+pub mod resp;
 mod setup;
 mod watching;
 

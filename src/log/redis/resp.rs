@@ -210,6 +210,23 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_are_errors_and_their_edges_are_not() {
+        // Nesting: MAX_DEPTH levels of arrays are a reply, one more is not.
+        let at = "*1\r\n".repeat(MAX_DEPTH) + ":1\r\n";
+        assert_eq!(decode(at.as_bytes()).unwrap().unwrap().1, at.len());
+        let past = "*1\r\n".repeat(MAX_DEPTH + 1) + ":1\r\n";
+        assert_eq!(decode(past.as_bytes()), Err(Malformed("nested too deep")));
+        // A bulk string of MAX_LEN is waited for; one byte more is refused at once.
+        let at = format!("${MAX_LEN}\r\nabc");
+        assert_eq!(decode(at.as_bytes()), Ok(None));
+        let past = format!("${}\r\n", MAX_LEN + 1);
+        assert_eq!(decode(past.as_bytes()), Err(Malformed("bad length")));
+        assert_eq!(whole(b"$0\r\n\r\n"), Value::Bulk(Vec::new()));
+        assert_eq!(whole(b"*0\r\n"), Value::Array(Vec::new()));
+        assert_eq!(whole(b":-9223372036854775808\r\n"), Value::Int(i64::MIN));
+    }
+
+    #[test]
     fn commands_encode_as_arrays_of_bulk_strings() {
         let mut out = Vec::new();
         encode(&mut out, &["SET", "k", ""]);
