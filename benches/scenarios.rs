@@ -22,10 +22,11 @@
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
-//! same run, side by side with ratios: a command with `{addr}` where the listen
-//! address goes, e.g. the Go tutorial server built by
-//! `../shared/baselines/go-tutorial-chat/build.sh`:
-//!   PICOCHAT_BENCH_BASELINE='/tmp/go-tutorial-chat/gochat -addr {addr} -public ../shared/baselines/go-tutorial-chat/public'
+//! same run, side by side with ratios: any server command, with `{addr}` where
+//! the listen address goes, e.g. the Go tutorial chat server or an older
+//! picochat build:
+//!   PICOCHAT_BENCH_BASELINE='/path/to/gochat -addr {addr} -public /path/to/public'
+//!   PICOCHAT_BENCH_BASELINE='/path/to/old/picochat --listen {addr} --msg-rate 0'
 //! `PICOCHAT_BENCH_QUICK=1` shrinks every scenario for a fast sanity run;
 //! `PICOCHAT_BENCH_ONLY=fanout,step` runs only the named scenarios.
 //! `PICOCHAT_BENCH_REPORTS=DIR` keeps every picochat-load run's report page

@@ -47,11 +47,11 @@ fn every_option_has_env_help_and_a_default_that_parses_back() {
         assert!(spec.env.starts_with("PICOCHAT_") && !spec.help.is_empty());
         assert!(help_text().contains(spec.flag));
     }
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/operations.md");
     for spec in OPTIONS {
         assert!(
             readme.contains(&format!("`{} ", spec.flag)) && readme.contains(spec.env),
-            "README lacks {}",
+            "docs/operations.md lacks {}",
             spec.flag
         );
     }

@@ -31,6 +31,10 @@ awk '/<!-- scale-out recipe/ {found=1; next} found && /^```sh/ {inblock=1; next}
 cat "$work/recipe.sh"
 install_cmd="$(sed -n 1p "$work/recipe.sh")"
 start_cmd="$(sed -n 2p "$work/recipe.sh")"
+# The operations guide shows the same two commands.
+for cmd in "$install_cmd" "$start_cmd"; do
+  grep -qxF "$cmd" "$root/docs/operations.md" || { echo "docs/operations.md lacks the recipe line: $cmd" >&2; exit 1; }
+done
 
 # 1. Start Redis (as root here: no sudo needed).
 if ! command -v sudo >/dev/null 2>&1; then sudo() { "$@"; }; fi
