@@ -38,9 +38,10 @@
 //! (`core/admin.rs`).
 
 use super::access::{Access, Check};
+use super::incoming::{self, Incoming, Join, RoomField, Said};
 use super::moderation::{Applied, BanRequest, BanTarget, Moderation, RoomSettings, SettingsChange};
 use super::names::{self, Names};
-use super::protocol::{self, ErrorCode, Incoming, LimitsView, RoomField, RoomName, WelcomeHead};
+use super::protocol::{self, ErrorCode, LimitsView, RoomName, WelcomeHead};
 use super::record::{
     DirectoryEntry, Draft, Kind, LogEvent, Record, RemotePresence, Restored, Stored,
 };
@@ -418,22 +419,26 @@ impl Core {
                 })
             }
         }
-        let Some(msg) = protocol::parse(text) else {
+        let Some(frame) = incoming::parse(text) else {
             return reply(out, client, protocol::error_json(ErrorCode::BadJson, None));
         };
-        if let Err(code) = self.admit(client, &msg, now, out) {
+        if let Err(code) = self.admit(client, &frame.what, now, out) {
             return reply(out, client, protocol::error_json(code, None));
         }
-        let room = match self.room_of(&msg.room) {
+        let room = match self.room_of(&frame.room) {
             Ok(room) => room,
             Err(code) => return reply(out, client, protocol::error_json(code, None)),
         };
-        let result = match msg.kind.as_deref() {
-            Some("join") => self.join(client, &room, &msg, now, out),
-            Some("leave") => self.leave(client, &room, now, out),
-            None | Some("message") => self.message(client, &room, &msg, now, out),
-            Some("edit" | "delete") => self.change(client, &room, &msg, now, out),
-            Some(_) => Err(ErrorCode::BadType),
+        let result = match frame.what {
+            Incoming::Join(join) => self.join(client, &room, join, now, out),
+            Incoming::Leave => self.leave(client, &room, now, out),
+            Incoming::Message(said) => self.message(client, &room, &said, now, out),
+            Incoming::Edit { id, message } => {
+                let text = message.as_deref().unwrap_or("");
+                self.change(client, &room, id, Some(text), now, out)
+            }
+            Incoming::Delete { id } => self.change(client, &room, id, None, now, out),
+            Incoming::Unknown => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {
             reply(out, client, protocol::error_json(code, Some(&room)));
@@ -444,7 +449,7 @@ impl Core {
         &mut self,
         client: ClientId,
         room: &RoomName,
-        msg: &Incoming,
+        said: &Said,
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
@@ -456,7 +461,7 @@ impl Core {
             // `--auth token`: a name comes only from a token, at a join.
             None if self.access.token_required() => return Err(ErrorCode::NotJoined),
             None => {
-                let username = protocol::username(msg.username.as_deref().unwrap_or(""))?;
+                let username = protocol::username(said.username.as_deref().unwrap_or(""))?;
                 // A client that never joined names itself in each message: not a held name.
                 if !self.names.may_use(username, None, now) {
                     return Err(ErrorCode::NameTaken);
@@ -466,7 +471,7 @@ impl Core {
                 }
                 Identity {
                     username: username.into(),
-                    avatar: protocol::avatar(msg.email.as_deref())?,
+                    avatar: protocol::avatar(said.email.as_deref())?,
                     owner: None,
                     verified: false,
                     rooms: None,
@@ -480,7 +485,7 @@ impl Core {
         {
             return Err(ErrorCode::ForbiddenRoom);
         }
-        let text = self.text_of(msg)?;
+        let text = self.checked_text(said.message.as_deref().unwrap_or(""))?;
         if let Some(s) = self.moderation.room(room) {
             if s.read_only {
                 return Err(ErrorCode::ReadOnly);
@@ -506,10 +511,6 @@ impl Core {
     }
 
     /// A message's or an edit's text: not blank, at most `--max-text` bytes.
-    fn text_of<'m>(&self, msg: &'m Incoming) -> Result<&'m str, ErrorCode> {
-        self.checked_text(msg.message.as_deref().unwrap_or(""))
-    }
-
     fn checked_text<'t>(&self, text: &'t str) -> Result<&'t str, ErrorCode> {
         if text.trim().is_empty() {
             return Err(ErrorCode::BadMessage);
@@ -521,12 +522,14 @@ impl Core {
     }
 
     /// `{"type":"edit"|"delete","room":R,"id":N}`: a change to one's own
-    /// message, appended as a record of its own (applied when committed).
+    /// message `id` (an edit when it brings a new text), appended as a
+    /// record of its own (applied when committed).
     fn change(
         &mut self,
         client: ClientId,
         room: &RoomName,
-        msg: &Incoming,
+        id: Option<u64>,
+        edit: Option<&str>,
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
@@ -537,17 +540,17 @@ impl Core {
         let target = self
             .rooms
             .get(room)
-            .zip(msg.id)
+            .zip(id)
             .and_then(|(r, id)| r.message(id))
             .ok_or(ErrorCode::NotFound)?;
         let Some(who) = who.filter(|w| w.owner.is_some() && w.owner == target.owner) else {
             return Err(ErrorCode::NotYours);
         };
-        let (kind, fields) = if msg.kind.as_deref() == Some("edit") {
+        let (kind, fields) = if let Some(text) = edit {
             if self.moderation.room(room).is_some_and(|s| s.read_only) {
                 return Err(ErrorCode::ReadOnly);
             }
-            let text = self.text_of(msg)?;
+            let text = self.checked_text(text)?;
             let sent = message_time(&target.json).unwrap_or(0);
             let window = self.limits.edit_window_ms;
             if window == 0 || now.saturating_sub(sent) > window {

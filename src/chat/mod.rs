@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod core;
+pub mod incoming;
 pub mod moderation;
 pub mod names;
 pub mod protocol;

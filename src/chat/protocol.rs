@@ -1,16 +1,15 @@
-//! The JSON protocol of `/ws`, as plain data: what clients send, the frames the
-//! server sends, error codes, and the rules for usernames, e-mails and room
-//! names. No state lives here and nothing here knows about rooms' contents,
+//! The JSON protocol of `/ws`, as plain data: the frames the server sends,
+//! error codes, a record's fields, and the rules for usernames, e-mails and
+//! room names. What clients send is `incoming.rs`. No state lives here and nothing here knows about rooms' contents,
 //! sockets or the log; the core (`core.rs`) decides which frame goes where.
 //!
 //! Protocol v1 stays valid: a frame without `"room"` means the default room,
 //! and the Go tutorial's `{"email","username","message"}` is a chat message.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 pub const MAX_USERNAME_CHARS: usize = 32;
@@ -20,102 +19,6 @@ const MAX_EMAIL_BYTES: usize = 254;
 /// A valid room name (see [`room_name`]): lower-case `a-z 0-9 - _`, 1 to 32
 /// characters. Shared, because every member, record and frame names its room.
 pub type RoomName = Rc<str>;
-
-/// What a client sends. Unknown fields are ignored; `type` defaults to a chat
-/// message so the Go tutorial's `{"email","username","message"}` works.
-#[derive(Deserialize, Debug, Default)]
-pub struct Incoming<'a> {
-    #[serde(borrow, rename = "type", default)]
-    pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub room: RoomField<'a>,
-    #[serde(borrow, default)]
-    pub username: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub email: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub message: Option<Cow<'a, str>>,
-    /// `--auth password`: the shared password, on a join.
-    #[serde(borrow, default)]
-    pub password: Option<Cow<'a, str>>,
-    /// The page's own random secret, on a join: the name it uses is held for it.
-    #[serde(borrow, default)]
-    pub secret: Option<Cow<'a, str>>,
-    /// `--auth token`: the signed token, on a join.
-    #[serde(borrow, default)]
-    pub token: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub since: Option<u64>,
-    #[serde(default)]
-    pub epoch: Option<u64>,
-    /// An edit or a delete: the id of the message it is for.
-    #[serde(default)]
-    pub id: Option<u64>,
-}
-
-/// The `"room"` field as sent: absent (the default room), a string (checked
-/// later by [`room_name`]), or anything else, which is refused with `bad_room`
-/// rather than failing the whole frame as `bad_json`.
-#[derive(Debug, Default, PartialEq)]
-pub enum RoomField<'a> {
-    #[default]
-    Absent,
-    Name(Cow<'a, str>),
-    NotAString,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for RoomField<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Field;
-        impl<'de> Visitor<'de> for Field {
-            type Value = RoomField<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a room name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Owned(v)))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(RoomField::NotAString)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(RoomField::NotAString)
-            }
-        }
-        d.deserialize_any(Field)
-    }
-}
-
-/// Parses one client frame. `None`: not a JSON object of this shape.
-pub fn parse(text: &[u8]) -> Option<Incoming<'_>> {
-    serde_json::from_slice(text).ok()
-}
 
 /// Every error code a client can receive, with the sentence shown to people.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -589,25 +492,6 @@ mod tests {
             assert_eq!(room_name(bad), None, "{bad:?}");
         }
         assert_eq!(room_name(&"x".repeat(32)).map(|s| s.len()), Some(32));
-    }
-
-    #[test]
-    fn a_room_field_that_is_not_a_string_is_told_apart() {
-        fn field(json: &str) -> Option<RoomField<'_>> {
-            parse(json.as_bytes()).map(|m| m.room)
-        }
-        assert_eq!(field(r#"{"message":"x"}"#), Some(RoomField::Absent));
-        assert_eq!(
-            field(r#"{"room":"a"}"#),
-            Some(RoomField::Name(Cow::Borrowed("a")))
-        );
-        for other in ["1", "null", "true", "[1,[2]]", r#"{"a":{"b":1}}"#, "1.5"] {
-            assert_eq!(
-                field(&format!(r#"{{"room":{other},"message":"x"}}"#)),
-                Some(RoomField::NotAString),
-                "{other}"
-            );
-        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! entry per username, however many tabs). No rules about who may join or
 //! send live here (`core.rs`), and no ids are made here: they come from the log.
 
+use super::incoming::Join;
 use super::protocol::{self, RecordKind, RoomName, UserView};
 use super::record::{RemotePresence, Stored};
 use super::session::{ClientId, Identity};
@@ -72,11 +73,8 @@ pub struct Room {
 #[derive(Debug)]
 pub struct WaitingJoin {
     pub client: ClientId,
-    pub username: Option<String>,
-    pub email: Option<String>,
-    pub since: Option<u64>,
-    pub epoch: Option<u64>,
-    pub secret: Option<String>,
+    /// The join as it was asked (answered once the room is loaded).
+    pub join: Join<'static>,
 }
 
 impl Room {

@@ -125,7 +125,7 @@ impl Core {
     pub(super) fn admit(
         &mut self,
         client: ClientId,
-        msg: &Incoming,
+        what: &Incoming,
         now: u64,
         out: &mut Vec<Command>,
     ) -> Result<(), ErrorCode> {
@@ -138,12 +138,12 @@ impl Core {
         } else {
             ErrorCode::BadPassword
         };
-        if msg.kind.as_deref() != Some("join") {
+        let Incoming::Join(join) = what else {
             return Err(wrong);
-        }
+        };
         let addr = self.addresses.get(&client).copied();
         let checked = if token {
-            match self.access.check_token(msg.token.as_deref(), addr, now) {
+            match self.access.check_token(join.token.as_deref(), addr, now) {
                 Ok(user) => {
                     self.tokens.insert(client, Box::new(token_identity(user)));
                     Check::Ok
@@ -156,7 +156,7 @@ impl Core {
                 }
             }
         } else {
-            self.access.check(msg.password.as_deref(), addr, now)
+            self.access.check(join.password.as_deref(), addr, now)
         };
         match checked {
             Check::Ok => {
@@ -184,11 +184,13 @@ impl Core {
         })
     }
 
+    /// A join: resolve who the client is, check every refusal, then apply
+    /// it (nothing changes unless every check passed).
     pub(super) fn join(
         &mut self,
         client: ClientId,
         room: &RoomName,
-        msg: &Incoming,
+        join: Join,
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
@@ -196,50 +198,33 @@ impl Core {
             return Err(ErrorCode::BadRoom);
         }
         if self.on_demand && !self.rooms.get(room).is_some_and(|r| r.ready) {
-            return self.wait_for_room(client, room, msg, out);
+            return self.wait_for_room(client, room, join, out);
         }
-        let limits = &self.limits;
+        let Some(plan) = self.check_join(client, room, &join, now)? else {
+            return Ok(()); // the client is gone
+        };
+        let room_epoch = self.rooms.get(room).map_or(self.epoch, |r| r.epoch);
+        let since = join
+            .since
+            .filter(|_| join.epoch.is_none_or(|e| e == room_epoch));
+        self.apply_join(client, room, plan, since, now, out);
+        Ok(())
+    }
+
+    /// Who the joining client is and whether it may join `room`: every
+    /// refusal, with the one look at its session. `None`: it is gone.
+    fn check_join(
+        &self,
+        client: ClientId,
+        room: &RoomName,
+        join: &Join,
+        now: u64,
+    ) -> Result<Option<JoinPlan>, ErrorCode> {
         let Some(session) = self.session(client) else {
-            return Ok(());
+            return Ok(None);
         };
         let token_mode = self.access.token_required();
-        let identity = match (&session.identity, msg.username.as_deref()) {
-            // `--auth token`: the name is the token's, whatever the join says.
-            (Some(known), _) if token_mode => (**known).clone(),
-            (None, _) if token_mode => {
-                let mut user = (**self.tokens.get(&client).ok_or(ErrorCode::BadToken)?).clone();
-                user.avatar = protocol::avatar(msg.email.as_deref())?;
-                if let Some((shared, _)) = self.users.get_key_value(&*user.username) {
-                    user.username = shared.clone();
-                }
-                user
-            }
-            (None, None) => return Err(ErrorCode::BadUsername),
-            (Some(known), None) => (**known).clone(),
-            (known, Some(raw)) => {
-                let username = protocol::username(raw)?;
-                let avatar = protocol::avatar(msg.email.as_deref())?;
-                match known {
-                    Some(k)
-                        if &*k.username != username
-                            || (msg.email.is_some() && k.avatar != avatar) =>
-                    {
-                        return Err(ErrorCode::AlreadyJoined)
-                    }
-                    Some(k) => (**k).clone(),
-                    None => Identity {
-                        username: match self.users.get_key_value(username) {
-                            Some((shared, _)) => shared.clone(),
-                            None => username.into(),
-                        },
-                        avatar,
-                        owner: msg.secret.as_deref().map(protocol::owner_of),
-                        verified: false,
-                        rooms: None,
-                    },
-                }
-            }
-        };
+        let identity = self.resolve_identity(client, session, join, token_mode)?;
         if self.moderation.name_banned(&identity.username, now) {
             return Err(ErrorCode::Banned);
         }
@@ -252,7 +237,7 @@ impl Core {
         }
         let newly_identified = session.identity.is_none();
         // Names are held by page secrets; a token's name is the operator's to give.
-        let secret = msg
+        let secret = join
             .secret
             .as_deref()
             .filter(|_| !token_mode)
@@ -260,6 +245,7 @@ impl Core {
         if newly_identified && !self.names.may_use(&identity.username, secret.as_ref(), now) {
             return Err(ErrorCode::NameTaken);
         }
+        let limits = &self.limits;
         let already_in = session.in_room(room, &limits.default_room);
         if !already_in {
             let joined_rooms = if session.joined {
@@ -278,44 +264,111 @@ impl Core {
                 return Err(ErrorCode::RoomLimit);
             }
         }
-        // From here on the join succeeds.
+        Ok(Some(JoinPlan {
+            identity,
+            secret: secret.filter(|_| newly_identified),
+            newly_identified,
+            already_in,
+            first_join: !session.joined,
+        }))
+    }
+
+    /// The identity a join gives: the token's (`--auth token`), the one the
+    /// client already has (a later join may repeat it, not change it), or
+    /// the name and e-mail it brings.
+    fn resolve_identity(
+        &self,
+        client: ClientId,
+        session: &Session,
+        join: &Join,
+        token_mode: bool,
+    ) -> Result<Identity, ErrorCode> {
+        let shared_name = |name: &str| match self.users.get_key_value(name) {
+            Some((shared, _)) => shared.clone(),
+            None => name.into(),
+        };
+        Ok(match (&session.identity, join.username.as_deref()) {
+            // `--auth token`: the name is the token's, whatever the join says.
+            (Some(known), _) if token_mode => (**known).clone(),
+            (None, _) if token_mode => {
+                let mut user = (**self.tokens.get(&client).ok_or(ErrorCode::BadToken)?).clone();
+                user.avatar = protocol::avatar(join.email.as_deref())?;
+                user.username = shared_name(&user.username);
+                user
+            }
+            (None, None) => return Err(ErrorCode::BadUsername),
+            (Some(known), None) => (**known).clone(),
+            (known, Some(raw)) => {
+                let username = protocol::username(raw)?;
+                let avatar = protocol::avatar(join.email.as_deref())?;
+                match known {
+                    Some(k)
+                        if &*k.username != username
+                            || (join.email.is_some() && k.avatar != avatar) =>
+                    {
+                        return Err(ErrorCode::AlreadyJoined)
+                    }
+                    Some(k) => (**k).clone(),
+                    None => Identity {
+                        username: shared_name(username),
+                        avatar,
+                        owner: join.secret.as_deref().map(protocol::owner_of),
+                        verified: false,
+                        rooms: None,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Carries out a join that passed every check: the session, the name's
+    /// hold, the room's members and presence, the welcome and the notice.
+    fn apply_join(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        plan: JoinPlan,
+        since: Option<u64>,
+        now: u64,
+        out: &mut Out,
+    ) {
+        let JoinPlan {
+            identity,
+            secret,
+            newly_identified,
+            already_in,
+            first_join,
+        } = plan;
         if newly_identified {
             *self.users.entry(identity.username.clone()).or_insert(0) += 1;
         }
+        let holder = secret.map(|secret| {
+            let (holder, stored) = self.names.arrive(&identity.username, &secret, now);
+            if let Some((key, value)) = stored {
+                out.push(Command::Set { key, value });
+            }
+            holder
+        });
         let lobby = self.limits.default_room.clone();
-        let Some(session) = self.session_mut(client) else {
-            return Ok(());
-        };
-        session.identity = Some(Box::new(identity.clone()));
-        if newly_identified {
-            if let Some(secret) = &secret {
-                let (holder, stored) = self.names.arrive(&identity.username, secret, now);
-                if let Some((key, value)) = stored {
-                    out.push(Command::Set { key, value });
-                }
-                if let Some(s) = self.session_mut(client) {
-                    s.holder = holder;
-                }
+        if let Some(session) = self.session_mut(client) {
+            session.identity = Some(Box::new(identity.clone()));
+            if let Some(holder) = holder {
+                session.holder = holder;
+            }
+            session.joined = true;
+            // The implicit place in the default room ends with the first
+            // join, unless that join is to the default room.
+            if first_join && room == &lobby {
+                session.rooms.push(lobby.clone());
+            }
+            if !already_in {
+                session.rooms.push(room.clone());
             }
         }
-        let Some(session) = self.session_mut(client) else {
-            return Ok(());
-        };
-        let first_join = !session.joined;
-        session.joined = true;
-        if first_join {
-            // The implicit place in the default room ends with the first join,
-            // unless that join is to the default room.
-            if room == &lobby {
-                session.rooms.push(lobby.clone());
-            } else {
-                self.remove_member(&lobby, client);
-            }
+        if first_join && room != &lobby {
+            self.remove_member(&lobby, client);
         }
         if !already_in {
-            if let Some(s) = self.session_mut(client) {
-                s.rooms.push(room.clone());
-            }
             self.add_member(room, client, now);
         }
         let r = self.room_entry(room, now);
@@ -328,15 +381,8 @@ impl Core {
         if change.here && self.on_demand {
             out.push(presence_command(room, &identity, true));
         }
-        let arrived = change.anywhere;
-        let room_epoch = self.rooms.get(room).map_or(self.epoch, |r| r.epoch);
-        let since = if msg.epoch.is_some_and(|e| e != room_epoch) {
-            None
-        } else {
-            msg.since
-        };
         reply(out, client, self.welcome(room, &identity, since));
-        if arrived {
+        if change.anywhere {
             if let Some(r) = self.rooms.get(room) {
                 let json =
                     protocol::presence_json("join", room, &identity.view(), now, r.online.len());
@@ -347,7 +393,6 @@ impl Core {
             // The default room may now be empty of members: drop it if it is.
             self.bound_idle_rooms(out);
         }
-        Ok(())
     }
 
     pub(super) fn leave(
@@ -394,4 +439,14 @@ pub(super) fn presence_command(room: &RoomName, who: &Identity, online: bool) ->
         verified: who.verified,
         online,
     }
+}
+
+/// A join that passed every check, and what applying it must do.
+struct JoinPlan {
+    identity: Identity,
+    /// The page secret's hash, when this join first names the client.
+    secret: Option<names::SecretHash>,
+    newly_identified: bool,
+    already_in: bool,
+    first_join: bool,
 }

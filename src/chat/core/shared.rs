@@ -10,7 +10,7 @@ impl Core {
         &mut self,
         client: ClientId,
         room: &RoomName,
-        msg: &Incoming,
+        join: Join,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
         let max_per_client = self.limits.max_rooms_per_client;
@@ -36,11 +36,13 @@ impl Core {
         let known = r.waiting.iter().position(|w| w.client == client);
         let wait = WaitingJoin {
             client,
-            username: msg.username.as_deref().map(str::to_owned),
-            email: msg.email.as_deref().map(str::to_owned),
-            since: msg.since,
-            epoch: msg.epoch,
-            secret: msg.secret.as_deref().map(str::to_owned),
+            join: Join {
+                // What `--auth` checked is not needed again.
+                password: None,
+                token: None,
+                ..join
+            }
+            .into_owned(),
         };
         match known {
             Some(i) => r.waiting[i] = wait,
@@ -119,21 +121,8 @@ impl Core {
                 continue;
             };
             s.loading = s.loading.saturating_sub(1);
-            let msg = Incoming {
-                kind: Some("join".into()),
-                room: RoomField::Name(room.to_string().into()),
-                username: w.username.map(Into::into),
-                email: w.email.map(Into::into),
-                message: None,
-                password: None,
-                secret: w.secret.map(Into::into),
-                token: None,
-                since: w.since,
-                epoch: w.epoch,
-                id: None,
-            };
             let now = self.now;
-            if let Err(code) = self.join(w.client, &room, &msg, now, out) {
+            if let Err(code) = self.join(w.client, &room, w.join, now, out) {
                 reply(out, w.client, protocol::error_json(code, Some(&room)));
             }
         }
