@@ -506,4 +506,6 @@ fn end_reason_for(close_code: u16) -> EndReason {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;

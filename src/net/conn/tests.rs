@@ -1,82 +1,9 @@
 //! A connection without a socket: a pipe for its bytes and a shell that
 //! records what it reports.
 
+use super::testing::{Pipe, Watch};
 use super::*;
-use crate::net::http;
 use crate::net::ws::apply_mask;
-use std::collections::VecDeque;
-
-/// Reads hand out one queued chunk each (then WouldBlock, or EOF once
-/// `eof` is set); writes are collected.
-#[derive(Debug, Default)]
-struct Pipe {
-    input: VecDeque<Vec<u8>>,
-    eof: bool,
-    output: Vec<u8>,
-    shut: std::cell::Cell<bool>,
-}
-
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.input.pop_front() {
-            Some(chunk) => {
-                buf[..chunk.len()].copy_from_slice(&chunk);
-                Ok(chunk.len())
-            }
-            None if self.eof => Ok(0),
-            None => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Socket for Pipe {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shut.set(true);
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct Watch {
-    stats: Stats,
-    per_address: PerAddress,
-    deflate: deflate::Shared,
-    upgraded: Vec<WsKind>,
-    chat: Vec<(bool, Vec<u8>)>,
-    served: Vec<String>,
-}
-
-impl Shell for Watch {
-    fn stats(&mut self) -> &mut Stats {
-        &mut self.stats
-    }
-    fn per_address(&mut self) -> &mut PerAddress {
-        &mut self.per_address
-    }
-    fn deflate(&mut self) -> &mut deflate::Shared {
-        &mut self.deflate
-    }
-    fn upgraded(&mut self, kind: WsKind, _addr: IpAddr) {
-        self.upgraded.push(kind);
-    }
-    fn chat(&mut self, text: bool, payload: &[u8]) {
-        self.chat.push((text, payload.to_vec()));
-    }
-    fn serve(&mut self, route: &Route, req: &Request, _addr: IpAddr) -> Reply {
-        self.served.push(format!("{route:?} {}", req.path));
-        http::rooms("[]", false, true, "now")
-    }
-}
 
 const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -95,11 +22,15 @@ fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 fn conn(input: &[&[u8]]) -> Conn<Pipe> {
-    let pipe = Pipe {
-        input: input.iter().map(|c| c.to_vec()).collect(),
-        ..Pipe::default()
-    };
-    Conn::new(pipe, "127.0.0.1:9".parse().unwrap(), 0, 1, false, false, 0)
+    Conn::new(
+        Pipe::with(input),
+        "127.0.0.1:9".parse().unwrap(),
+        0,
+        1,
+        false,
+        false,
+        0,
+    )
 }
 
 fn read(c: &mut Conn<Pipe>, watch: &mut Watch, config: &Config) {

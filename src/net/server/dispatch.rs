@@ -6,17 +6,20 @@
 use super::{mark_flush_on, schedule_on, Server};
 use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
 use crate::clock;
+use crate::config::Config;
 use crate::log::Backend;
 use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
-use crate::net::conn::{self, Env, ReadResult, Shell};
+use crate::net::conn::{self, Conn, Env, ReadResult, Shell, Socket};
 use crate::net::deflate;
 use crate::net::http::{self, Reply, Request, Route, Status};
 use crate::net::per_address::PerAddress;
+use crate::net::timer::TimerWheel;
 use crate::net::write_queue::Chunk;
 use crate::net::ws::{self, close};
 use crate::net::ws_session::WsKind;
 use crate::{diag_debug, diag_warn};
+use slab::Slab;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -155,12 +158,8 @@ impl Server {
         }
     }
 
-    /// Queues one shared frame on every member of `room` but `except`: the
-    /// cost is the room's members, whatever else is connected. Returns how
-    /// many queues took it.
-    /// Queues one text message on every member of `room` (but `except`): the
-    /// frame is built once, and deflated once, the first time a member that
-    /// negotiated permessage-deflate needs it (uWebSockets' shared compressor).
+    /// Queues one text message on every member of `room` (but `except`).
+    /// Returns how many queues took it.
     fn queue_on_room(
         &mut self,
         room: &str,
@@ -168,10 +167,49 @@ impl Server {
         payload: &[u8],
         now: u64,
     ) -> u64 {
+        let mut fanout = Fanout {
+            conns: &mut self.conns,
+            config: &self.config,
+            deflate: &mut self.deflate,
+            wheel: &mut self.wheel,
+            flush_list: &mut self.flush_list,
+            now,
+        };
+        let queued = fanout.queue_on(self.core.members(room), except, payload);
+        self.stats.frames_queued += queued;
+        queued
+    }
+}
+
+/// What a frame for a room needs from the loop: its connections, the limits,
+/// the one compressor, the timer wheel and this turn's flush list. Generic
+/// over the socket, so it is tested with pipes.
+pub(super) struct Fanout<'a, S> {
+    pub conns: &'a mut Slab<Conn<S>>,
+    pub config: &'a Config,
+    pub deflate: &'a mut deflate::Shared,
+    pub wheel: &'a mut TimerWheel,
+    pub flush_list: &'a mut Vec<usize>,
+    pub now: u64,
+}
+
+impl<S: Socket> Fanout<'_, S> {
+    /// Queues one text message on each of `members` (but `except`) that is
+    /// still that connection and a chat client: the frame is built once, and
+    /// deflated once, the first time a member that negotiated
+    /// permessage-deflate needs it (uWebSockets' shared compressor); the same
+    /// `Rc` goes to every queue. The cost is the members, whatever else is
+    /// connected. Returns how many queues took it.
+    pub fn queue_on(
+        &mut self,
+        members: &[ClientId],
+        except: Option<ClientId>,
+        payload: &[u8],
+    ) -> u64 {
         let plain = Chunk::Shared(Rc::from(ws::text(payload)));
         let mut deflated: Option<Chunk> = None;
         let mut queued = 0;
-        for &client in self.core.members(room) {
+        for &client in members {
             if Some(client) == except {
                 continue;
             }
@@ -192,15 +230,14 @@ impl Server {
             } else {
                 &plain
             };
-            if conn.queue(frame.clone(), &self.config, now) {
+            if conn.queue(frame.clone(), self.config, self.now) {
                 queued += 1;
             } else {
                 // Refused (over its limit): it now lingers with a nearer deadline.
-                schedule_on(&mut self.wheel, &self.config, key, conn);
+                schedule_on(self.wheel, self.config, key, conn);
             }
-            mark_flush_on(&mut self.flush_list, key, conn);
+            mark_flush_on(self.flush_list, key, conn);
         }
-        self.stats.frames_queued += queued;
         queued
     }
 }
@@ -301,5 +338,108 @@ impl Shell for Dispatch<'_> {
                 http::ops(route, &snap, head_only, keep_alive, date)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server's command dispatch without sockets: connections on pipes.
+    use super::*;
+    use crate::net::conn::testing::{chat_conn, Pipe};
+    use crate::net::deflate::Inflater;
+
+    struct Loop {
+        conns: Slab<Conn<Pipe>>,
+        config: Config,
+        deflate: deflate::Shared,
+        wheel: TimerWheel,
+        flush_list: Vec<usize>,
+    }
+
+    impl Loop {
+        fn new(config: Config) -> Loop {
+            Loop {
+                conns: Slab::new(),
+                config,
+                deflate: deflate::Shared::default(),
+                wheel: TimerWheel::new(0),
+                flush_list: Vec::new(),
+            }
+        }
+
+        /// A chat client on a pipe, as the slab key it gets; its id.
+        fn chat(&mut self, deflate: bool) -> ClientId {
+            let key = self.conns.vacant_key();
+            let conn = chat_conn(key, 7, deflate, &self.config);
+            self.conns.insert(conn);
+            ClientId::new(key, 7)
+        }
+
+        fn fan_out(&mut self, members: &[ClientId], except: Option<ClientId>, text: &str) -> u64 {
+            Fanout {
+                conns: &mut self.conns,
+                config: &self.config,
+                deflate: &mut self.deflate,
+                wheel: &mut self.wheel,
+                flush_list: &mut self.flush_list,
+                now: 1,
+            }
+            .queue_on(members, except, text.as_bytes())
+        }
+
+        /// What reached a client's socket after the 101, once flushed.
+        fn sent(&mut self, c: ClientId) -> Vec<u8> {
+            let conn = &mut self.conns[c.key as usize];
+            conn.flush(&self.config);
+            let out = &conn.stream_mut().output;
+            let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            out[head_end..].to_vec()
+        }
+    }
+
+    #[test]
+    fn a_room_frame_goes_to_its_members_but_the_sender_stale_ids_and_non_chat_sockets() {
+        let mut l = Loop::new(Config::default());
+        let (a, b, sender) = (l.chat(false), l.chat(false), l.chat(false));
+        let http_key = l.conns.insert(Conn::new(
+            Pipe::default(),
+            "127.0.0.1:9".parse().unwrap(),
+            3,
+            7,
+            false,
+            false,
+            0,
+        ));
+        let stale = ClientId::new(a.key as usize, 6);
+        let members = [a, stale, b, sender, ClientId::new(http_key, 7)];
+        assert_eq!(l.fan_out(&members, Some(sender), r#"{"m":1}"#), 2);
+        let frame = ws::text(br#"{"m":1}"#);
+        assert_eq!(l.sent(a), frame, "once, not twice for the stale id");
+        assert_eq!(l.sent(b), frame);
+        assert_eq!(l.sent(sender), b"", "the sender is left out");
+        l.flush_list.sort();
+        assert_eq!(l.flush_list, [a.key as usize, b.key as usize]);
+    }
+
+    #[test]
+    fn a_broadcast_is_deflated_once_for_every_member_that_negotiated_it() {
+        let mut l = Loop::new(Config::default());
+        let plain = l.chat(false);
+        let zipped: Vec<ClientId> = (0..5).map(|_| l.chat(true)).collect();
+        let mut members = zipped.clone();
+        members.push(plain);
+        let text = format!(r#"{{"message":"{}"}}"#, "hello ".repeat(50));
+        assert!(text.len() >= l.config.compress_min);
+        assert_eq!(l.fan_out(&members, None, &text), 6);
+        assert_eq!(l.deflate.counts().0, 1, "compressed once for five clients");
+        assert_eq!(l.sent(plain), ws::text(text.as_bytes()));
+        let first = l.sent(zipped[0]);
+        assert_eq!(first[0], 0xC1, "FIN, RSV1 (compressed), text");
+        for c in &zipped[1..] {
+            assert_eq!(l.sent(*c), first, "the same bytes");
+        }
+        let payload = &first[2 + usize::from(first[1] == 126) * 2..];
+        let inflated = Inflater::default().inflate(payload, 1 << 16).unwrap();
+        assert_eq!(inflated, text.as_bytes());
     }
 }

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::log::{Backend, Link, LogEvent};
 use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
-use crate::net::conn::Conn;
+use crate::net::conn::{Conn, Socket};
 use crate::net::deflate;
 use crate::net::per_address::PerAddress;
 use crate::net::samples::Reading;
@@ -500,7 +500,7 @@ impl Server {
 
 /// Lists a connection for this turn's flush, once, unless its socket is
 /// waiting for writability (its writable event will list it) or it is dead.
-fn mark_flush_on(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn) {
+fn mark_flush_on<S: Socket>(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn<S>) {
     if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
         conn.in_flush_list = true;
         flush_list.push(key);
@@ -509,7 +509,7 @@ fn mark_flush_on(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn) {
 
 /// Puts a connection's next deadline on the wheel if it is earlier than the
 /// one already scheduled; later deadlines are found when that entry fires.
-fn schedule_on(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut Conn) {
+fn schedule_on<S: Socket>(wheel: &mut TimerWheel, config: &Config, key: usize, conn: &mut Conn<S>) {
     let at = conn.deadline(config);
     if at < conn.timer_at {
         conn.timer_at = at;
