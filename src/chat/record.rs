@@ -71,14 +71,18 @@ impl Draft {
 /// members of `fields` (one JSON object). Room names need no escaping
 /// (`a-z 0-9 - _` only).
 pub fn frame(kind: &str, room: &str, id: u64, fields: &str) -> String {
+    let members = fields.strip_prefix('{').unwrap_or(fields);
+    frame_with(kind, room, id, members.strip_suffix('}').unwrap_or(members))
+}
+
+/// [`frame`] from the members of the fields' object, without its braces.
+pub fn frame_with(kind: &str, room: &str, id: u64, members: &str) -> String {
     use std::fmt::Write as _;
-    let body = fields.strip_prefix('{').unwrap_or(fields);
-    let body = body.strip_suffix('}').unwrap_or(body);
-    let mut out = String::with_capacity(fields.len() + room.len() + 48);
+    let mut out = String::with_capacity(members.len() + room.len() + 48);
     let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
-    if !body.is_empty() {
+    if !members.is_empty() {
         out.push(',');
-        out.push_str(body);
+        out.push_str(members);
     }
     out.push('}');
     out

@@ -8,7 +8,7 @@
 //! change only with a way to read the old ones.
 
 use crate::chat::protocol::Owner;
-use crate::chat::record::{Draft, Kind};
+use crate::chat::record::{frame_with, Draft, Kind};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -90,14 +90,7 @@ pub fn seal_stored(room: &str, id: u64, fields: &str) -> (String, Option<Owner>)
         },
         None => ("message", body),
     };
-    let mut out = String::with_capacity(fields.len() + room.len() + 48);
-    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
-    if !rest.is_empty() {
-        out.push(',');
-        out.push_str(rest);
-    }
-    out.push('}');
-    (out, owner)
+    (frame_with(kind, room, id, rest), owner)
 }
 
 #[cfg(test)]
