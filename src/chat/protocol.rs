@@ -8,7 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
@@ -392,18 +391,26 @@ pub fn record_kind(frame: &str) -> RecordKind {
         return RecordKind::Message;
     }
     #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow, rename = "type")]
-        kind: Option<Cow<'a, str>>,
+    #[serde(rename_all = "lowercase")]
+    enum Type {
+        Edit,
+        Delete,
+        #[serde(other)]
+        Other,
+    }
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<Type>,
         target: Option<u64>,
         message: Option<String>,
     }
     let Ok(head) = serde_json::from_str::<Head>(frame) else {
         return RecordKind::Message;
     };
-    match (head.kind.as_deref(), head.target, head.message) {
-        (Some("edit"), Some(target), Some(message)) => RecordKind::Edit { target, message },
-        (Some("delete"), Some(target), _) => RecordKind::Delete { target },
+    match (head.kind, head.target, head.message) {
+        (Some(Type::Edit), Some(target), Some(message)) => RecordKind::Edit { target, message },
+        (Some(Type::Delete), Some(target), _) => RecordKind::Delete { target },
         _ => RecordKind::Message,
     }
 }
