@@ -46,15 +46,20 @@ cargo build --release --quiet
 export PICOCHAT_BIN="$PWD/target/release/picochat"
 
 step "browser end-to-end test (Chromium via playwright-core)"
-(cd tests/e2e && node --test) && passed=$((passed + 1))
+# Each check on a line of its own: under `set -e` a failing one stops the
+# script (as the last command of an `&&` list it would not).
+(cd tests/e2e && node --test)
+passed=$((passed + 1))
 
 step "fuzz smoke (cargo fuzz, ${FUZZ_SECONDS:-60}s per target)"
-bash tests/fuzz-smoke.sh && passed=$((passed + 1))
+bash tests/fuzz-smoke.sh
+passed=$((passed + 1))
 
 for check in tests/conformance/*.sh tests/ops/*.sh; do
   [ -e "$check" ] || continue
   step "$check"
-  bash "$check" && passed=$((passed + 1))
+  bash "$check"
+  passed=$((passed + 1))
 done
 
 echo

@@ -68,7 +68,10 @@ test('a moderator deletes a message and bans its sender from /admin while anothe
   await admin.page.waitForSelector('#status[data-state=online]');
 
   // Live charts: the server samples once a second.
-  await admin.page.waitForSelector('.chart[data-series=connections] polyline', { timeout: 10000 });
+  // Drawn once two samples are in. A line can be flat (the same count every
+  // second) and so have no height, which Playwright calls hidden: wait for it
+  // to be there, not to be visible.
+  await admin.page.waitForSelector('.chart[data-series=connections] polyline', { state: 'attached', timeout: 10000 });
   assert.equal(await admin.page.textContent('.chart[data-series=connections] .now'), '2');
   assert.match(await admin.page.textContent('.chart[data-series=rss_kib] .now'), /^\d+(\.\d)? MiB$/);
 
