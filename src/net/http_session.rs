@@ -65,9 +65,9 @@ impl HttpSession {
     }
 
     /// A head that could not be parsed: its error, then close.
-    pub fn malformed(&mut self, status: Status, site: &Site) -> Answer {
+    pub fn malformed(&mut self, status: Status, site: &Site) -> (Reply, Then) {
         let reply = http::error(status, "malformed request", false, site.date);
-        Answer::Reply(reply, Then::Close(EndReason::BadRequest))
+        (reply, Then::Close(EndReason::BadRequest))
     }
 
     /// A complete request head.
@@ -208,8 +208,11 @@ mod tests {
             let a = ask(&mut s, "GET / HTTP/1.1\r\n\r\n", &site, Some(refused));
             assert_eq!(status(&a), (503, Then::Close(EndReason::OverCapacity)));
         }
-        let a = s.malformed(Status::BadRequest, &site);
-        assert_eq!(status(&a), (400, Then::Close(EndReason::BadRequest)));
+        let (reply, then) = s.malformed(Status::BadRequest, &site);
+        assert_eq!(
+            (reply.status.code(), then),
+            (400, Then::Close(EndReason::BadRequest))
+        );
         assert!(!s.served());
     }
 

@@ -33,8 +33,8 @@ impl<S: Socket> Conn<S> {
                 let Phase::Http(session) = &mut self.phase else {
                     return None;
                 };
-                let answer = session.malformed(status, &site);
-                self.carry_out(answer, None, env, shell);
+                let (reply, then) = session.malformed(status, &site);
+                self.send_reply(reply, then, env);
                 Some(buf.len())
             }
             Parsed::Request(req, len) => {
@@ -52,7 +52,7 @@ impl<S: Socket> Conn<S> {
                     return None;
                 };
                 let answer = session.request(&req, &site, refused);
-                self.carry_out(answer, Some(&req), env, shell);
+                self.carry_out(answer, &req, env, shell);
                 Some(len)
             }
         }
@@ -77,17 +77,11 @@ impl<S: Socket> Conn<S> {
     }
 
     /// Does what the HTTP session decided.
-    fn carry_out(
-        &mut self,
-        answer: Answer,
-        req: Option<&Request>,
-        env: &Env,
-        shell: &mut dyn Shell,
-    ) {
-        let (reply, then) = match (answer, req) {
-            (Answer::Reply(reply, then), _) => (reply, then),
-            (Answer::Upgrade(kind), Some(req)) => return self.upgrade(req, kind, env, shell),
-            (Answer::Ask(route, keep_alive), Some(req)) => {
+    fn carry_out(&mut self, answer: Answer, req: &Request, env: &Env, shell: &mut dyn Shell) {
+        let (reply, then) = match answer {
+            Answer::Reply(reply, then) => (reply, then),
+            Answer::Upgrade(kind) => return self.upgrade(req, kind, env, shell),
+            Answer::Ask(route, keep_alive) => {
                 let reply = shell.serve(&route, req, self.client_ip());
                 // The admin API's replies say nothing of keep-alive: the request decides.
                 let keep = keep_alive && (route == Route::Admin || reply.keep_alive);
@@ -98,8 +92,13 @@ impl<S: Socket> Conn<S> {
                 };
                 (reply, then)
             }
-            (Answer::Upgrade(_) | Answer::Ask(..), None) => return,
         };
+        self.send_reply(reply, then, env);
+    }
+
+    /// Queues a reply, then keeps the connection for the next request or
+    /// starts closing it.
+    fn send_reply(&mut self, reply: Reply, then: Then, env: &Env) {
         self.reply(reply, env);
         match then {
             Then::KeepAlive => self.idle_since = env.now,
@@ -123,8 +122,7 @@ impl<S: Socket> Conn<S> {
                 false,
                 env.date,
             );
-            self.reply(reply, env);
-            return self.begin_close(EndReason::OverCapacity, env.now);
+            return self.send_reply(reply, Then::Close(EndReason::OverCapacity), env);
         }
         let config = env.config;
         match http::upgrade(req, &config.allow_origin, config.compression, env.date) {
@@ -144,8 +142,7 @@ impl<S: Socket> Conn<S> {
             }
             Err(reply) => {
                 diag_debug!("{}: upgrade refused: {}", self.who(), reply.status.code());
-                self.reply(reply, env);
-                self.begin_close(EndReason::BadRequest, env.now);
+                self.send_reply(reply, Then::Close(EndReason::BadRequest), env);
             }
         }
     }
