@@ -416,12 +416,22 @@ pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
 }
 
 /// A chat WebSocket to `server` from the local address `from`.
+///
+/// A read with a timeout is not restarted after a signal (the kernel answers
+/// EINTR instead), and tungstenite's handshake gives up on it: a handshake
+/// cut that way is tried again on a new connection, as a browser would.
 pub fn ws_from(from: [u8; 4], server: &TestServer) -> Ws {
-    let stream = connect_from(from, server.addr);
     let url = format!("ws://127.0.0.1:{}/ws", server.addr.port());
-    let (ws, _) = tungstenite::client::client(url, MaybeTlsStream::Plain(stream))
-        .expect("websocket handshake");
-    ws
+    for _ in 0..3 {
+        let stream = connect_from(from, server.addr);
+        match tungstenite::client::client(url.as_str(), MaybeTlsStream::Plain(stream)) {
+            Ok((ws, _)) => return ws,
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("websocket handshake: {e:?}"),
+        }
+    }
+    panic!("websocket handshake interrupted three times");
 }
 
 /// Runs the binary with `args` (on 127.0.0.1:0) to its exit, for settings
