@@ -8,7 +8,8 @@ const ROOMS_STORE = 'picochat.rooms';
 const PASSWORD_STORE = 'picochat.password';   // sessionStorage: this tab's session only
 const SECRET_STORE = 'picochat.secret';       // this browser's own random secret: its names are held for it
 const TOKEN_STORE = 'picochat.token';         // sessionStorage: a signed token (--auth token) for this tab
-const KEEP_PER_ROOM = 500;      // messages the page keeps per room for switching back
+const KEEP_PER_ROOM = 2000;     // messages the page keeps per room for switching back
+const PAGE = 50;                // messages one scroll-back page asks for
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 let badLink = null;       // a /r/NAME whose NAME no server would accept
 
@@ -42,6 +43,10 @@ function newRoom(name) {
     online: 0,
     unread: 0,
     mentioned: false,
+    older: true,           // the server may hold messages before the first one kept
+    loading: null,         // a history request in flight: 'older' | 'newer' | 'around'
+    detached: false,       // the view shows a page around a search result, not the live end
+    hit: null,             // the id a search result jumped to
     settings: { topic: '', slow_mode: 0, read_only: false },  // set by moderators
     // Who was online when our connection dropped: their joins right after we
     // reconnect are reconnects too, not news.
@@ -427,7 +432,10 @@ function systemItem(text) {
 
 function keep(r, item) {
   r.messages.push(item);
-  if (r.messages.length > KEEP_PER_ROOM) r.messages.splice(0, r.messages.length - KEEP_PER_ROOM);
+  if (r.messages.length > KEEP_PER_ROOM) {
+    r.messages.splice(0, r.messages.length - KEEP_PER_ROOM);
+    r.older = true;
+  }
 }
 
 function addMessage(r, m, live) {
@@ -436,7 +444,7 @@ function addMessage(r, m, live) {
   r.lastId = Math.max(r.lastId, m.id);
   keep(r, { kind: 'msg', m });
   const onScreen = r.name === state.current;
-  if (onScreen) appendItem(messageItem(m));
+  if (onScreen && !r.detached) appendItem(messageItem(m));
   if (!live || isMine(m)) return;
   const mention = mentionsMe(m);
   if (!onScreen || document.hidden) {
@@ -465,7 +473,182 @@ function setSettings(r, m) {
 
 function addSystem(r, text) {
   keep(r, { kind: 'system', text });
-  if (r.name === state.current) appendItem(systemItem(text));
+  if (r.name === state.current && !r.detached) appendItem(systemItem(text));
+}
+
+// ---------- scrollback and search ----------
+
+function shownIds() {
+  return [...$('messages').querySelectorAll('li.msg')].map((li) => Number(li.dataset.id));
+}
+
+// The line at the top of the list: "loading…" while a page comes, "start of #room" at the beginning.
+function topLine(text, cls) {
+  const list = $('messages');
+  list.querySelector('li.loading, li.start')?.remove();
+  if (!text) return;
+  const li = systemItem(text);
+  li.classList.add(cls);
+  list.prepend(li);
+}
+
+// Scrolled to the top (or a list too short to scroll): the previous page.
+function loadOlder() {
+  const r = currentRoom();
+  if (!r || !r.joined || r.loading || !r.older) return;
+  const list = $('messages');
+  if (list.scrollTop > 80 && list.scrollHeight > list.clientHeight) return;
+  const first = shownIds()[0];
+  r.loading = 'older';
+  topLine('loading…', 'loading');
+  const ask = { type: 'history', room: r.name, limit: PAGE };
+  if (first !== undefined) ask.before = first;
+  send(ask);
+}
+
+// A view detached from the live end, scrolled to its bottom: the next page.
+function loadNewer() {
+  const r = currentRoom();
+  if (!r || !r.detached || r.loading || !nearBottom()) return;
+  const ids = shownIds();
+  r.loading = 'newer';
+  send({ type: 'history', room: r.name, after: ids[ids.length - 1] ?? 0, limit: PAGE });
+}
+
+function jumpTo(name, id) {
+  const r = state.rooms.get(name);
+  if (!r || !r.joined) return;
+  if (state.current !== name) switchTo(name);
+  r.hit = id;
+  r.loading = 'around';
+  send({ type: 'history', room: name, around: id, limit: PAGE });
+}
+
+function jumpToLatest() {
+  const r = currentRoom();
+  if (!r) return;
+  r.detached = false;
+  r.hit = null;
+  switchTo(r.name, 'none');
+}
+
+function onHistory(m) {
+  const r = state.rooms.get(m.room);
+  if (!r) return;
+  const kind = r.loading;
+  r.loading = null;
+  if (m.room !== state.current || !kind) return;
+  const list = $('messages');
+  const shown = new Set(shownIds());
+  const fresh = m.messages.filter((x) => !shown.has(x.id));
+  if (kind === 'older') {
+    topLine('');
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    list.prepend(...fresh.map(messageItem));
+    if (!r.detached) {
+      const kept = fresh.filter((x) => !r.seen.has(x.id));
+      for (const x of kept) r.seen.add(x.id);
+      r.messages.unshift(...kept.map((x) => ({ kind: 'msg', m: x })));
+    }
+    r.older = m.older;
+    if (!m.older) topLine(`start of #${r.name}`, 'start');
+    // The message that was on screen stays where it was.
+    list.scrollTop = list.scrollHeight - fromBottom;
+    setTimeout(loadOlder, 0);
+  } else if (kind === 'around') {
+    r.detached = true;
+    list.replaceChildren(...m.messages.map(messageItem));
+    r.older = m.older;
+    if (!m.older) topLine(`start of #${r.name}`, 'start');
+    const hit = list.querySelector(`li.msg[data-id="${r.hit}"]`);
+    if (hit) {
+      hit.classList.add('hit');
+      hit.scrollIntoView({ block: 'center' });
+    }
+    $('jump-latest').hidden = false;
+    if (!m.newer) jumpToLatest();
+  } else if (kind === 'newer') {
+    list.append(...fresh.map(messageItem));
+    if (!m.newer) jumpToLatest();
+  }
+}
+
+// `text` with every case-insensitive occurrence of `q` marked.
+function highlighted(text, q) {
+  const frag = document.createDocumentFragment();
+  const lower = text.toLowerCase();
+  const needle = q.toLowerCase();
+  let at = 0;
+  if (lower.length === text.length && needle) {
+    for (let i = lower.indexOf(needle); i >= 0; i = lower.indexOf(needle, i + needle.length)) {
+      frag.append(document.createTextNode(text.slice(at, i)));
+      const mark = document.createElement('mark');
+      mark.textContent = text.slice(i, i + needle.length);
+      frag.append(mark);
+      at = i + needle.length;
+    }
+  }
+  frag.append(document.createTextNode(text.slice(at)));
+  return frag;
+}
+
+function openSearch(open) {
+  $('search-box').hidden = !open;
+  $('search-open').hidden = open;
+  document.querySelector('header.bar').classList.toggle('searching', open);
+  if (open) {
+    $('search-q').focus();
+  } else {
+    $('search-panel').hidden = true;
+    state.search = null;
+  }
+}
+
+function startSearch(before) {
+  const r = currentRoom();
+  const q = $('search-q').value;
+  if (!r) return;
+  if ([...q].length < 2) {
+    $('search-panel').hidden = false;
+    $('search-status').textContent = 'Type at least 2 characters.';
+    return;
+  }
+  if (before === undefined) {
+    state.search = { room: r.name, q, last: null };
+    $('search-results').replaceChildren();
+  }
+  $('search-panel').hidden = false;
+  $('search-more').hidden = true;
+  $('search-status').textContent = 'Searching…';
+  const ask = { type: 'search', room: r.name, q, limit: 20 };
+  if (before !== undefined) ask.before = before;
+  send(ask);
+}
+
+function onSearch(m) {
+  const s = state.search;
+  if (!s || s.room !== m.room || s.q !== m.q) return;
+  for (const x of m.messages) {
+    const li = document.createElement('li');
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = `${x.username} · ${new Date(x.time).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' })}`;
+    const text = document.createElement('div');
+    text.append(highlighted(x.message, m.q));
+    li.append(meta, text);
+    li.tabIndex = 0;
+    const go = () => {
+      $('search-panel').hidden = true;
+      jumpTo(m.room, x.id);
+    };
+    li.addEventListener('click', go);
+    li.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
+    $('search-results').append(li);
+    s.last = x.id;
+  }
+  const n = $('search-results').children.length;
+  $('search-status').textContent = n === 0 ? `No message in #${m.room} contains “${m.q}”.` : `${n} message${n === 1 ? '' : 's'} with “${m.q}”${m.older ? '' : ' (all)'}`;
+  $('search-more').hidden = !m.older || s.last === null;
 }
 
 // Shows a room: its kept messages, its people, its name in the address bar
@@ -477,10 +660,15 @@ function switchTo(name, how = 'push') {
   r.mentioned = false;
   const list = $('messages');
   list.replaceChildren(...r.messages.map((it) => (it.kind === 'msg' ? messageItem(it.m) : systemItem(it.text))));
+  r.detached = false;
+  if (!r.older) topLine(`start of #${r.name}`, 'start');
   list.scrollTop = list.scrollHeight;
   renderSettings();
   state.newBelow = false;
   $('new-below').hidden = true;
+  $('jump-latest').hidden = true;
+  $('search-open').hidden = !$('search-box').hidden;
+  setTimeout(loadOlder, 0);
   showNotice('');
   const path = `/r/${encodeURIComponent(name)}`;
   if (how !== 'none' && location.pathname !== path) {
@@ -597,7 +785,10 @@ function connect() {
     if (state.ws !== ws) return;
     state.ws = null;
     state.status = 'offline';
-    for (const r of state.rooms.values()) r.returning = new Set(r.users.map((u) => u.username));
+    for (const r of state.rooms.values()) {
+      r.returning = new Set(r.users.map((u) => u.username));
+      r.loading = null;   // a page asked on the old connection never comes
+    }
     renderStatus();
     if (!state.me) return;
     if (e.code === 1008 && e.reason.startsWith('banned')) {
@@ -620,6 +811,8 @@ function onWelcome(m) {
   if (r.epoch !== null && m.epoch !== r.epoch) {
     // A different id sequence (the server started afresh): start this room over.
     r.messages = [];
+    r.older = true;
+    r.detached = false;
     r.seen.clear();
     r.lastId = 0;
     if (r.name === state.current) $('messages').replaceChildren();
@@ -655,6 +848,12 @@ function onServerMessage(m) {
     case 'welcome':
       onWelcome(m);
       break;
+    case 'history':
+      onHistory(m);
+      break;
+    case 'search':
+      onSearch(m);
+      break;
     case 'message':
     case 'edit':
     case 'delete':
@@ -687,6 +886,7 @@ function onServerMessage(m) {
       if (state.rooms.has(m.room)) setSettings(state.rooms.get(m.room), m);
       break;
     case 'error':
+      if (m.room && state.rooms.has(m.room)) state.rooms.get(m.room).loading = null;
       if (m.code === 'name_taken' && ![...state.rooms.values()].some((r) => r.joined)) {
         refusedJoin('That name is someone else\'s here: please choose another.', 'join-username');
         $('join-username').select();
@@ -879,7 +1079,15 @@ function wire() {
   $('text').addEventListener('input', () => { autosize(); checkLength(); });
   $('messages').addEventListener('scroll', () => {
     if (state.newBelow && nearBottom()) { state.newBelow = false; $('new-below').hidden = true; }
+    loadOlder();
+    loadNewer();
   });
+  $('jump-latest').addEventListener('click', jumpToLatest);
+  $('search-open').addEventListener('click', () => openSearch(true));
+  $('search-close').addEventListener('click', () => openSearch(false));
+  $('search-box').addEventListener('submit', (e) => { e.preventDefault(); startSearch(); });
+  $('search-q').addEventListener('keydown', (e) => { if (e.key === 'Escape') openSearch(false); });
+  $('search-more').addEventListener('click', () => { if (state.search?.last) startSearch(state.search.last); });
   $('new-below').addEventListener('click', () => {
     $('messages').scrollTop = $('messages').scrollHeight;
   });

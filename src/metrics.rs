@@ -126,6 +126,10 @@ pub struct Snapshot<'a> {
     pub max_connections: usize,
     /// permessage-deflate: messages compressed, bytes before and after.
     pub deflate: (u64, u64, u64),
+    /// History pages and searches answered, and their time.
+    pub scrollback: crate::chat::core::ScrollbackStats,
+    /// Bytes of the journal's read index (`--data-dir`).
+    pub index_bytes: Option<usize>,
 }
 
 /// Whether `/healthz` says `ok`: no when the message log is refusing
@@ -167,6 +171,15 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
         out,
         "# HELP picochat_{name} {help}\n# TYPE picochat_{name} {kind}\npicochat_{name} {value}\n"
     );
+}
+
+/// Milliseconds shown as seconds.
+struct Seconds(u64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
 }
 
 pub fn prometheus_text(s: &Snapshot) -> String {
@@ -326,6 +339,43 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "accept() failures for lack of file descriptors.",
         st.accept_fd_exhausted,
     );
+    metric(
+        &mut out,
+        "history_pages_total",
+        "counter",
+        "History pages answered (the history frame).",
+        s.scrollback.pages,
+    );
+    metric(
+        &mut out,
+        "history_page_seconds_total",
+        "counter",
+        "Time from a history request to its answer, summed over pages.",
+        Seconds(s.scrollback.page_ms),
+    );
+    metric(
+        &mut out,
+        "searches_total",
+        "counter",
+        "Searches answered (a search replaced by a newer one is not).",
+        s.scrollback.searches,
+    );
+    metric(
+        &mut out,
+        "search_seconds_total",
+        "counter",
+        "Time from a search request to its answer, summed over searches.",
+        Seconds(s.scrollback.search_ms),
+    );
+    if let Some(bytes) = s.index_bytes {
+        metric(
+            &mut out,
+            "log_index_bytes",
+            "gauge",
+            "Bytes of the journal's in-memory index of where each room's records are.",
+            bytes,
+        );
+    }
     metric(
         &mut out,
         "auth_failures_total",

@@ -30,7 +30,7 @@ fn saved_http_inputs_replay_without_panics() {
 
 #[test]
 fn saved_frame_and_chat_inputs_replay_without_panics() {
-    assert!(replay("ws_chat", bodies::ws_chat) >= 2);
+    assert!(replay("ws_chat", bodies::ws_chat) >= 4);
 }
 
 #[test]

@@ -1293,3 +1293,140 @@ fn a_verified_name_is_marked_on_every_node() {
         (Some("Cy"), Some(true))
     );
 }
+
+fn ask(ws: &mut Ws, frame: Value) -> Value {
+    let kind = frame["type"].as_str().unwrap().to_string();
+    send_json(ws, frame);
+    recv_type(ws, &kind)
+}
+
+#[test]
+fn paging_and_search_on_the_node_that_did_not_receive_the_messages() {
+    let redis = Redis::start();
+    let a = node(&redis, &[]);
+    // Node b keeps little in memory: its pages come from the stream.
+    let b = node(&redis, &["--history", "20", "--history-bytes", "16KiB"]);
+    let mut writer = a.ws();
+    join_room(&mut writer, "alpha", "ann");
+    join_room(&mut writer, "beta", "ann");
+    let mut sent = Vec::new();
+    for i in 0..300 {
+        for room in ["alpha", "beta"] {
+            send_json(
+                &mut writer,
+                json!({"type": "message", "room": room, "message": format!("{room} {i} needle{} end", i % 97)}),
+            );
+            let m = recv_type(&mut writer, "message");
+            if m["room"] == "alpha" {
+                sent.push(m["id"].as_u64().unwrap());
+            }
+        }
+    }
+    let secret = "redis-pages-secret-0123456789";
+    let (mut cy, _) = join_as(&a, "cy", secret);
+    send_json(
+        &mut cy,
+        json!({"type": "join", "room": "alpha", "username": "cy", "secret": secret}),
+    );
+    recv_type(&mut cy, "welcome");
+    let mut mine = Vec::new();
+    for text in ["typo here", "regret"] {
+        send_json(
+            &mut cy,
+            json!({"type": "message", "room": "alpha", "message": text}),
+        );
+        mine.push(recv_type(&mut cy, "message")["id"].as_u64().unwrap());
+    }
+    ask(
+        &mut cy,
+        json!({"type": "edit", "room": "alpha", "id": mine[0], "message": "fixed it"}),
+    );
+    ask(
+        &mut cy,
+        json!({"type": "delete", "room": "alpha", "id": mine[1]}),
+    );
+    sent.push(mine[0]);
+    for i in 0..100 {
+        send_json(
+            &mut cy,
+            json!({"type": "message", "room": "alpha", "message": format!("later {i}")}),
+        );
+        sent.push(recv_type(&mut cy, "message")["id"].as_u64().unwrap());
+    }
+
+    let mut reader = b.ws();
+    let w = join_room(&mut reader, "alpha", "dee");
+    assert_eq!(
+        history_ids(&w),
+        sent[sent.len() - 20..],
+        "a welcome shows --history messages"
+    );
+    let mut v = ask(
+        &mut reader,
+        json!({"type": "history", "room": "alpha", "limit": 70}),
+    );
+    let mut all = page_ids(&v);
+    while v["older"] == true {
+        v = ask(
+            &mut reader,
+            json!({"type": "history", "room": "alpha", "before": all[0], "limit": 70}),
+        );
+        let page = page_ids(&v);
+        assert!(
+            v["older"] == false || page.len() == 70,
+            "a full page unless at the start"
+        );
+        all.splice(0..0, page);
+    }
+    assert_eq!(
+        all, sent,
+        "every message of alpha once, in order, none of beta's, the deleted one left out"
+    );
+    let around = ask(
+        &mut reader,
+        json!({"type": "history", "room": "alpha", "around": mine[0], "limit": 3}),
+    );
+    let m = &around["messages"][1];
+    assert_eq!(
+        (m["id"].as_u64(), m["message"].clone(), m["edited"].clone()),
+        (Some(mine[0]), json!("fixed it"), json!(true))
+    );
+    let after = ask(
+        &mut reader,
+        json!({"type": "history", "room": "alpha", "after": sent[9], "limit": 5}),
+    );
+    assert_eq!(page_ids(&after), sent[10..15]);
+    // Search pages through the stream: "needle5 " is in alpha's messages 5, 102, 199 and 296.
+    let found = ask(
+        &mut reader,
+        json!({"type": "search", "room": "alpha", "q": "NEEDLE5 "}),
+    );
+    assert_eq!(
+        page_ids(&found),
+        [296, 199, 102, 5].map(|i| sent[i]),
+        "{found}"
+    );
+    assert_eq!(found["older"], false);
+    let none: Vec<u64> = Vec::new();
+    assert_eq!(
+        page_ids(&ask(
+            &mut reader,
+            json!({"type": "search", "room": "alpha", "q": "regret"})
+        )),
+        none
+    );
+    assert_eq!(
+        page_ids(&ask(
+            &mut reader,
+            json!({"type": "search", "room": "alpha", "q": "typo"})
+        )),
+        none
+    );
+    assert_eq!(
+        page_ids(&ask(
+            &mut reader,
+            json!({"type": "search", "room": "alpha", "q": "fixed it"})
+        )),
+        vec![mine[0]]
+    );
+}

@@ -157,6 +157,7 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
         for command in std::mem::take(actions) {
             match command {
                 Command::Append(draft) => log.append(draft),
+                Command::Read(read) => log.read(read),
                 Command::Close { .. } => closed = true,
                 Command::Forget(room) => log.forget(&room),
                 Command::Watch(_) => {} // a local log loads nothing on demand
@@ -172,6 +173,10 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
         log.commit(now, &mut events);
         for e in events {
             core.handle(Event::Log(e), actions);
+        }
+        // A search's slices, as the loop gives them one per turn.
+        if actions.is_empty() && core.has_work() {
+            core.work(now, actions);
         }
     }
     closed

@@ -30,7 +30,8 @@
 //!
 //! The core is one type split by concern: what goes in and out
 //! (`core/events.rs`); this file (construction, dispatching events, a
-//! chat message, an edit or delete); joining, leaving and identity
+//! chat message); an edit or a delete (`core/edits.rs`); history pages and
+//! searches (`core/scrollback.rs`); joining, leaving and identity
 //! (`core/membership.rs`); history, welcomes and trimming
 //! (`core/history.rs`); what only a shared log needs, loading rooms and
 //! remote presence (`core/shared.rs`); bans and settings coming into force,
@@ -53,14 +54,17 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 mod admin;
+mod edits;
 mod events;
 mod history;
 mod membership;
+mod scrollback;
 mod shared;
 
 pub use self::admin::Kicked;
 pub use self::events::{Audience, Command, Event, Farewell, Kick, Limits, Report};
 use self::history::message_time;
+pub use self::scrollback::ScrollbackStats;
 
 /// The chat: every session and every room.
 #[derive(Debug)]
@@ -101,6 +105,10 @@ pub struct Core {
     moderation: Moderation,
     /// `--auth token`: who a connection's token says it is, until its first join succeeds.
     tokens: HashMap<ClientId, Box<Identity>>,
+    /// The log keeps more than memory and answers reads ([`Restored::readable`]).
+    readable: bool,
+    /// History pages and searches waiting for the log, or for their next slice.
+    jobs: scrollback::Jobs,
 }
 
 type Out = Vec<Command>;
@@ -119,6 +127,8 @@ impl Core {
             history_bytes: 0,
             users: BTreeMap::new(),
             on_demand: restored.on_demand,
+            readable: restored.readable,
+            jobs: Default::default(),
             now,
             directory: Vec::new(),
             access: Access::new(limits.password.clone(), limits.token_key.clone()),
@@ -212,6 +222,12 @@ impl Core {
                 self.bound_idle_rooms(out)
             }
             Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
+            Event::Log(LogEvent::Read {
+                ticket,
+                found,
+                exhausted,
+            }) => self.read_done(ticket, found, exhausted, out),
+            Event::Log(LogEvent::Dropped { room, below }) => self.dropped(&room, below),
             Event::Log(LogEvent::Refused { room, sender }) => {
                 if let Some(sender) = sender {
                     let json = protocol::error_json(ErrorCode::Unavailable, Some(&room));
@@ -438,6 +454,10 @@ impl Core {
                 self.change(client, &room, id, Some(text), now, out)
             }
             Incoming::Delete { id } => self.change(client, &room, id, None, now, out),
+            Incoming::History(fields) => self.history(client, &room, &fields, out),
+            Incoming::Search { q, limit, before } => {
+                self.search(client, &room, (&q, limit, before))
+            }
             Incoming::Unknown => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {
@@ -519,62 +539,6 @@ impl Core {
             return Err(ErrorCode::MessageTooLong);
         }
         Ok(text)
-    }
-
-    /// `{"type":"edit"|"delete","room":R,"id":N}`: a change to one's own
-    /// message `id` (an edit when it brings a new text), appended as a
-    /// record of its own (applied when committed).
-    fn change(
-        &mut self,
-        client: ClientId,
-        room: &RoomName,
-        id: Option<u64>,
-        edit: Option<&str>,
-        now: u64,
-        out: &mut Out,
-    ) -> Result<(), ErrorCode> {
-        let Some(session) = self.session_in(client, room)? else {
-            return Ok(());
-        };
-        let who = session.identity.as_deref();
-        let target = self
-            .rooms
-            .get(room)
-            .zip(id)
-            .and_then(|(r, id)| r.message(id))
-            .ok_or(ErrorCode::NotFound)?;
-        let Some(who) = who.filter(|w| w.owner.is_some() && w.owner == target.owner) else {
-            return Err(ErrorCode::NotYours);
-        };
-        let (kind, fields) = if let Some(text) = edit {
-            if self.moderation.room(room).is_some_and(|s| s.read_only) {
-                return Err(ErrorCode::ReadOnly);
-            }
-            let text = self.checked_text(text)?;
-            let sent = message_time(&target.json).unwrap_or(0);
-            let window = self.limits.edit_window_ms;
-            if window == 0 || now.saturating_sub(sent) > window {
-                return Err(ErrorCode::EditWindow);
-            }
-            (
-                Kind::Edit,
-                protocol::edit_fields(now, &who.username, target.id, text),
-            )
-        } else {
-            (
-                Kind::Delete,
-                protocol::delete_fields(now, Some(&who.username), target.id),
-            )
-        };
-        out.push(Command::Append(Draft {
-            room: room.clone(),
-            sender: Some(client),
-            time: now,
-            kind,
-            fields,
-            owner: None,
-        }));
-        Ok(())
     }
 }
 

@@ -34,6 +34,14 @@ pub enum Incoming<'a> {
     },
     /// `"delete"`: one's own message `id` is gone.
     Delete { id: Option<u64> },
+    /// `"history"`: a page of the room's retained messages.
+    History(PageFields),
+    /// `"search"`: the room's messages containing `q`, newest first.
+    Search {
+        q: StrField<'a>,
+        limit: Number,
+        before: Number,
+    },
     /// Any other type: refused with `bad_type` (once the client is admitted).
     Unknown,
 }
@@ -79,6 +87,26 @@ pub struct Said<'a> {
     pub email: Option<Cow<'a, str>>,
 }
 
+/// A history request's fields as sent (checked by `scrollback.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PageFields {
+    pub before: Number,
+    pub after: Number,
+    pub around: Number,
+    pub limit: Number,
+}
+
+/// A number field as sent: absent (or `null`), an integer from 0, or
+/// anything else, which the request refuses with its own error code rather
+/// than failing the whole frame as `bad_json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Number {
+    #[default]
+    Absent,
+    Int(u64),
+    Bad,
+}
+
 /// Parses one client frame. `None`: not a JSON object of this shape.
 pub fn parse(text: &[u8]) -> Option<Frame<'_>> {
     let w: Wire = serde_json::from_slice(text).ok()?;
@@ -103,6 +131,17 @@ pub fn parse(text: &[u8]) -> Option<Frame<'_>> {
             message: w.message,
         },
         Some("delete") => Incoming::Delete { id: w.id },
+        Some("history") => Incoming::History(PageFields {
+            before: w.before,
+            after: w.after,
+            around: w.around,
+            limit: w.limit,
+        }),
+        Some("search") => Incoming::Search {
+            q: w.q,
+            limit: w.limit,
+            before: w.before,
+        },
         Some(_) => Incoming::Unknown,
     };
     Some(Frame { room: w.room, what })
@@ -137,61 +176,118 @@ struct Wire<'a> {
     /// An edit or a delete: the id of the message it is for.
     #[serde(default)]
     id: Option<u64>,
+    /// History and search: where a page starts, and how many messages.
+    #[serde(default)]
+    before: Number,
+    #[serde(default)]
+    after: Number,
+    #[serde(default)]
+    around: Number,
+    #[serde(default)]
+    limit: Number,
+    /// Search: the text to find.
+    #[serde(borrow, default)]
+    q: StrField<'a>,
 }
 
-/// The `"room"` field as sent: absent (the default room), a string (checked
-/// later by [`room_name`]), or anything else, which is refused with `bad_room`
-/// rather than failing the whole frame as `bad_json`.
+/// A text field as sent: absent, a string, or anything else, which is
+/// refused with the request's own error code (`bad_room` for `"room"`,
+/// checked later by `room_name`) rather than failing the whole frame as `bad_json`.
 #[derive(Debug, Default, PartialEq)]
-pub enum RoomField<'a> {
+pub enum StrField<'a> {
     #[default]
     Absent,
     Name(Cow<'a, str>),
     NotAString,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RoomField<'a> {
+/// The `"room"` field: absent means the default room.
+pub type RoomField<'a> = StrField<'a>;
+
+impl<'de: 'a, 'a> Deserialize<'de> for StrField<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Field;
         impl<'de> Visitor<'de> for Field {
-            type Value = RoomField<'de>;
+            type Value = StrField<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a room name")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Borrowed(v)))
+                Ok(StrField::Name(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Owned(v.to_owned())))
+                Ok(StrField::Name(Cow::Owned(v.to_owned())))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(RoomField::Name(Cow::Owned(v)))
+                Ok(StrField::Name(Cow::Owned(v)))
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(RoomField::NotAString)
+                Ok(StrField::NotAString)
+            }
+        }
+        d.deserialize_any(Field)
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Field;
+        impl<'de> Visitor<'de> for Field {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number::Int(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(u64::try_from(v).map_or(Number::Bad, Number::Int))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Number, E> {
+                Ok(Number::Bad)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Number, E> {
+                Ok(Number::Bad)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Number, E> {
+                Ok(Number::Bad)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Number, E> {
+                Ok(Number::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Number, E> {
+                Ok(Number::Absent)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Number, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Number::Bad)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Number, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Number::Bad)
             }
         }
         d.deserialize_any(Field)

@@ -13,6 +13,7 @@ pub mod names;
 pub mod protocol;
 pub mod record;
 pub mod room;
+pub mod scrollback;
 pub mod session;
 pub mod token;
 

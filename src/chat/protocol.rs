@@ -45,6 +45,8 @@ pub enum ErrorCode {
     ReadOnly,
     BadToken,
     ForbiddenRoom,
+    BadHistory,
+    BadSearch,
 }
 
 impl ErrorCode {
@@ -73,13 +75,15 @@ impl ErrorCode {
             ErrorCode::ReadOnly => "read_only",
             ErrorCode::BadToken => "bad_token",
             ErrorCode::ForbiddenRoom => "forbidden_room",
+            ErrorCode::BadHistory => "bad_history",
+            ErrorCode::BadSearch => "bad_search",
         }
     }
 
     fn sentence(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "expected one JSON object",
-            ErrorCode::BadType => "type must be join, leave, message, edit or delete",
+            ErrorCode::BadType => "type must be join, leave, message, edit, delete, history or search",
             ErrorCode::BadUsername => "username must be 1 to 32 characters, no control characters",
             ErrorCode::BadEmail => {
                 "email must look like name@host (it is only used for the avatar)"
@@ -109,6 +113,12 @@ impl ErrorCode {
                 "this chat needs a valid sign-in token (missing, expired, not yet valid or forged)"
             }
             ErrorCode::ForbiddenRoom => "your sign-in token does not allow this room",
+            ErrorCode::BadHistory => {
+                "history takes at most one of before, after, around (ids, integers from 0) and a limit from 1"
+            }
+            ErrorCode::BadSearch => {
+                "search takes q of 2 to 100 characters, a limit from 1 and before (an id, an integer from 0)"
+            }
         }
     }
 }
@@ -263,15 +273,22 @@ pub fn welcome_json<'h>(
     let extra: usize = history.clone().map(|m| m.len() + 1).sum();
     out.reserve(extra + 16);
     out.pop(); // the head's closing brace
-    out.push_str(",\"history\":[");
-    for (i, m) in history.enumerate() {
+    out.push_str(",\"history\":");
+    frames_list(&mut out, history);
+    out.push('}');
+    out
+}
+
+/// Appends frames (each one JSON object) as a JSON array.
+pub fn frames_list<'m>(out: &mut String, frames: impl Iterator<Item = &'m str>) {
+    out.push('[');
+    for (i, m) in frames.enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(m);
     }
-    out.push_str("]}");
-    out
+    out.push(']');
 }
 
 /// Who may edit or delete a message: a tag derived from the sending page's
@@ -415,12 +432,51 @@ pub fn record_kind(frame: &str) -> RecordKind {
     }
 }
 
-/// A message frame with its text replaced and `"edited":true`.
+/// A message frame with its text replaced and `"edited":true`, still led
+/// by `"type","room","id"` like every record (so its kind reads at a glance).
 pub fn edited(frame: &str, message: &str) -> Option<String> {
     let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(frame).ok()?;
+    let kind = v.remove("type");
+    let room = v.remove("room");
+    let id = v.remove("id");
     v.insert("message".into(), message.into());
     v.insert("edited".into(), true.into());
-    serde_json::to_string(&v).ok()
+    let members = serde_json::to_string(&v).ok()?;
+    let members = members.strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = String::with_capacity(frame.len() + message.len() + 16);
+    out.push('{');
+    for (key, value) in [("type", kind), ("room", room), ("id", id)] {
+        if let Some(value) = value {
+            out.push_str(&serde_json::to_string(key).ok()?);
+            out.push(':');
+            out.push_str(&serde_json::to_string(&value).ok()?);
+            out.push(',');
+        }
+    }
+    out.push_str(members);
+    out.push('}');
+    Some(out)
+}
+
+/// Whether a record's frame is a chat message (not an edit or a delete).
+pub fn is_message(frame: &str) -> bool {
+    if frame.starts_with("{\"type\":\"message\"") {
+        return true;
+    }
+    if frame.starts_with("{\"type\":\"edit\"") || frame.starts_with("{\"type\":\"delete\"") {
+        return false;
+    }
+    record_kind(frame) == RecordKind::Message
+}
+
+/// A message frame's text (its `"message"` field, unescaped).
+pub fn message_text(frame: &str) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Text<'a> {
+        #[serde(borrow)]
+        message: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Text>(frame).ok()?.message
 }
 
 /// Lowercase hex SHA-256 of the trimmed, lower-cased e-mail: Gravatar's hash.

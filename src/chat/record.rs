@@ -102,10 +102,54 @@ pub struct Record {
     pub owner: Option<Owner>,
 }
 
+/// A read of a room's retained records the core asks of the log (older
+/// history than it keeps in memory, and search): answered by a later commit
+/// as [`LogEvent::Read`] with the same `ticket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    pub ticket: u64,
+    pub room: RoomName,
+    pub range: Range,
+    /// Messages wanted (deleted ones are never counted or returned).
+    pub want: usize,
+}
+
+/// Which records a [`Read`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// Messages with ids below this one, newest first.
+    Before(u64),
+    /// Messages with ids above `after` and below `until`, oldest first.
+    After { after: u64, until: u64 },
+}
+
+/// A message a log read found: as stored, and the latest edit of it (its
+/// frame), wherever in the log that edit is. A deleted message is never found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub message: Stored,
+    pub edit: Option<Rc<str>>,
+}
+
 /// What the log reports back to the core.
 #[derive(Debug)]
 pub enum LogEvent {
     Committed(Record),
+    /// The answer to a [`Read`]: messages in the order its range asks for,
+    /// at most `want`. `exhausted`: there are no more in that direction
+    /// (otherwise the log stopped early to bound its work, and the core may
+    /// read on from the last one).
+    Read {
+        ticket: u64,
+        found: Vec<Found>,
+        exhausted: bool,
+    },
+    /// Retention removed `room`'s records below id `below` from the log:
+    /// they are gone everywhere, memory included.
+    Dropped {
+        room: RoomName,
+        below: u64,
+    },
     /// The log could not store this draft (disk full, I/O error): it was not
     /// delivered, and its sender is told `unavailable`.
     Refused {
@@ -185,4 +229,7 @@ pub struct Restored {
     pub on_demand: bool,
     /// Moderation settings stored (key, JSON value).
     pub settings: Vec<(String, String)>,
+    /// The log keeps more than the core's memory and answers [`Read`]s
+    /// (journal, Redis); without it, memory is all there is.
+    pub readable: bool,
 }

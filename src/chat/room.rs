@@ -303,12 +303,15 @@ impl Room {
             .collect()
     }
 
-    /// The slice of history a welcome carries: everything after `since` that
-    /// fits in `budget` bytes (the newest first), and whether messages the
-    /// client should have had are missing from it.
+    /// The slice of history a welcome carries. Without `since`: the newest
+    /// `count` messages (edits applied, edit and delete records left out).
+    /// With it: the records after `since`, in order, at most `count`. Either
+    /// way no more than `budget` bytes (the newest first), and whether
+    /// messages the client should have had are missing from it.
     pub fn catch_up(
         &self,
         since: Option<u64>,
+        count: usize,
         budget: usize,
     ) -> (impl Iterator<Item = &str> + Clone, bool) {
         let wanted = match since {
@@ -317,11 +320,16 @@ impl Room {
             None => 0,
         };
         let mut start = self.history.len();
-        let mut bytes = 0;
-        while start > wanted {
-            bytes += self.history[start - 1].json.len() + 1;
-            if bytes > budget {
-                break;
+        let (mut bytes, mut taken) = (0, 0);
+        while start > wanted && taken < count {
+            let m = &self.history[start - 1];
+            let shown = since.is_some() || protocol::is_message(&m.json);
+            if shown {
+                bytes += m.json.len() + 1;
+                if bytes > budget {
+                    break;
+                }
+                taken += 1;
             }
             start -= 1;
         }
@@ -329,6 +337,12 @@ impl Room {
         // What the client has (or, for a newcomer, what never existed here).
         let from = since.unwrap_or(0).max(self.base);
         let truncated = from < self.last_id && oldest > from + 1;
-        (self.history.range(start..).map(|m| &*m.json), truncated)
+        let all = since.is_some();
+        let shown = self
+            .history
+            .range(start..)
+            .filter(move |m| all || protocol::is_message(&m.json))
+            .map(|m| &*m.json);
+        (shown, truncated)
     }
 }

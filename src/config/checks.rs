@@ -43,8 +43,11 @@ impl Config {
                 return Err("--echo-path must start with / and differ from /ws".into());
             }
         }
-        if self.log_segment < 4096 {
-            return Err("--log-segment must be at least 4KiB".into());
+        if self.retain < 1 << 20 {
+            return Err("--retain must be at least 1MiB".into());
+        }
+        if self.page_max == 0 {
+            return Err("--page-max must be at least 1".into());
         }
         if (self.auth == AuthMode::Password) != self.password_file.is_some() {
             return Err("--auth password and --password-file go together".into());

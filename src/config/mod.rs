@@ -107,10 +107,13 @@ pub struct Config {
     pub linger: Duration,
     /// Chat messages per second per client (token bucket, burst 2x). 0 disables.
     pub msg_rate: u32,
-    /// Messages kept per room in memory and sent to a joining client.
+    /// Messages a welcome shows a joining client (older ones are paged in).
     pub history: usize,
+    /// The most messages one history page holds (a larger limit is clamped).
+    pub page_max: usize,
     /// Bytes of history kept in memory across all rooms; the oldest messages
     /// of rooms nobody is in go first, then those of the biggest rooms.
+    /// Without `--data-dir` or `--redis`, this is all that is kept.
     pub history_bytes: usize,
     /// Where frames without `"room"` go (the Go tutorial's clients, protocol v1).
     pub default_room: String,
@@ -159,8 +162,13 @@ pub struct Config {
     pub redis_presence_ttl: Duration,
     /// SO_REUSEPORT on the listener, so several processes share one port.
     pub reuse_port: bool,
-    /// Size of one log segment; the log keeps at most two, so this bounds the disk use at 2x.
-    pub log_segment: u64,
+    /// Bytes the message log keeps on disk (`--data-dir`): whole segments
+    /// of an eighth of this go, oldest first, past it.
+    pub retain: u64,
+    /// Days a message is kept on disk (0 = no age limit): older segments go.
+    pub retain_days: u32,
+    /// Messages kept per room in Redis (the stream's `MAXLEN ~`).
+    pub redis_retain: usize,
     /// Extra browser origins allowed to open `/ws` (host[:port] or full origin).
     pub allow_origin: Vec<String>,
     /// Who may show the chat page in a frame: CSP `frame-ancestors` sources.
@@ -204,6 +212,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             msg_rate: 20,
             history: 200,
+            page_max: 200,
             history_bytes: 32 * 1024 * 1024,
             default_room: "lobby".into(),
             rooms: Vec::new(),
@@ -227,7 +236,9 @@ impl Default for Config {
             redis_check_interval: Duration::from_secs(40),
             redis_presence_ttl: Duration::from_secs(60),
             reuse_port: false,
-            log_segment: 8 * 1024 * 1024,
+            retain: 256 * 1024 * 1024,
+            retain_days: 0,
+            redis_retain: 10_000,
             allow_origin: Vec::new(),
             echo_path: None,
             compression: true,
@@ -283,6 +294,7 @@ impl Config {
             max_message: self.max_message,
             msg_rate: self.msg_rate,
             history: self.history,
+            page_max: self.page_max,
             history_bytes: self.history_bytes,
             // A welcome is one frame on the joiner's queue: keep it well
             // under the soft limit, so joining never costs a slow phone its connection.

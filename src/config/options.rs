@@ -203,8 +203,9 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--read-budget", "PICOCHAT_READ_BUDGET", "SIZE", "most bytes read from one connection per loop turn (fairness)", size read_budget),
     opt!("--linger", "PICOCHAT_LINGER", "DURATION", "a closing connection's time to drain its output and see the peer close", duration linger),
     opt!("--msg-rate", "PICOCHAT_MSG_RATE", "N", "chat messages/s per client, burst 2N (0 = unlimited)", num msg_rate),
-    opt!("--history", "PICOCHAT_HISTORY", "N", "messages kept per room and sent to joining clients", num history),
-    opt!("--history-bytes", "PICOCHAT_HISTORY_BYTES", "SIZE", "history kept across all rooms (oldest of idle, then biggest rooms go)", size history_bytes),
+    opt!("--history", "PICOCHAT_HISTORY", "N", "messages a welcome shows a joining client (older ones are paged in)", num history),
+    opt!("--page-max", "PICOCHAT_PAGE_MAX", "N", "most messages one history page holds (a larger limit is clamped)", num page_max),
+    opt!("--history-bytes", "PICOCHAT_HISTORY_BYTES", "SIZE", "history kept in memory across all rooms (oldest of idle, then biggest rooms go); all there is without --data-dir or --redis", size history_bytes),
     opt!(
         "--default-room",
         "PICOCHAT_DEFAULT_ROOM",
@@ -264,7 +265,9 @@ pub const OPTIONS: &[OptSpec] = &[
         }
         .into()
     ),
-    opt!("--log-segment", "PICOCHAT_LOG_SEGMENT", "SIZE", "message log segment size; disk use is at most 2x", size log_segment),
+    opt!("--retain", "PICOCHAT_RETAIN", "SIZE", "disk the message log keeps (--data-dir, at least 1MiB): whole segments of an eighth go, oldest first", size retain),
+    opt!("--retain-days", "PICOCHAT_RETAIN_DAYS", "D", "days a message is kept on disk (0 = no age limit)", num retain_days),
+    opt!("--redis-retain", "PICOCHAT_REDIS_RETAIN", "N", "messages kept per room in Redis (the stream's MAXLEN ~)", num redis_retain),
     opt!(
         "--redis",
         "PICOCHAT_REDIS",

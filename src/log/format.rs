@@ -25,6 +25,18 @@ pub fn stored_fields(draft: &Draft) -> String {
     with_owner(fields, draft.owner)
 }
 
+/// The message an edit or a delete draft is for (`None` for a message).
+pub fn target(draft: &Draft) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Target {
+        target: Option<u64>,
+    }
+    match draft.kind {
+        Kind::Message => None,
+        _ => serde_json::from_str::<Target>(&draft.fields).ok()?.target,
+    }
+}
+
 /// `,"owner":"` + 16 hex digits + `"}`: how a stored record ends when it has an owner.
 const OWNER_KEY: &str = ",\"owner\":\"";
 const OWNER_SUFFIX_LEN: usize = OWNER_KEY.len() + 16 + 2;

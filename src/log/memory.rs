@@ -2,7 +2,7 @@
 //! in the turn they were appended, nothing kept (history lives in the core's
 //! rooms). Its epoch is the process start, so pages reload after a restart.
 
-use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence};
+use super::{Draft, LogEvent, LogHealth, MessageLog, Read, Record, Restored, Sequence};
 
 #[derive(Debug, Default)]
 pub struct MemoryLog {
@@ -10,6 +10,8 @@ pub struct MemoryLog {
     pending: Vec<Record>,
     /// Moderation settings set this turn (kept nowhere else: a restart forgets them).
     settings: Vec<(String, String)>,
+    /// Reads asked this turn: memory is all there is, so they find nothing.
+    reads: Vec<u64>,
 }
 
 impl MemoryLog {
@@ -23,6 +25,7 @@ impl MemoryLog {
             sequence: Sequence::new(restored),
             pending: Vec::new(),
             settings: Vec::new(),
+            reads: Vec::new(),
         }
     }
 }
@@ -37,6 +40,15 @@ impl MessageLog for MemoryLog {
         out.extend(self.pending.drain(..).map(LogEvent::Committed));
         let settings = self.settings.drain(..);
         out.extend(settings.map(|(key, value)| LogEvent::Setting { key, value }));
+        out.extend(self.reads.drain(..).map(|ticket| LogEvent::Read {
+            ticket,
+            found: Vec::new(),
+            exhausted: true,
+        }));
+    }
+
+    fn read(&mut self, read: Read) {
+        self.reads.push(read.ticket);
     }
 
     fn set(&mut self, key: String, value: String) {

@@ -25,7 +25,7 @@ pub mod memory;
 pub mod redis;
 
 use crate::chat::protocol::RoomName;
-pub use crate::chat::record::{Draft, LogEvent, Record, RemotePresence, Restored};
+pub use crate::chat::record::{Draft, LogEvent, Read, Record, RemotePresence, Restored};
 use std::collections::HashMap;
 
 /// Whether the log is taking messages, for `/healthz` and `/metrics`.
@@ -46,10 +46,19 @@ pub trait MessageLog {
     /// out every outcome known so far, in order. Called once per loop turn,
     /// before any socket is flushed.
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>);
+    /// Asks for older records (a history page, a search chunk); the answer
+    /// comes out of a later commit as [`LogEvent::Read`], in bounded work
+    /// per turn. A log that keeps nothing beyond the core's memory
+    /// ([`Restored::readable`] false) answers with nothing.
+    fn read(&mut self, read: Read);
     /// The core dropped every trace of `room` (no members, no history): the
     /// log may drop its sequence too. A later record there starts above the high water.
     fn forget(&mut self, room: &str);
     fn health(&self) -> LogHealth;
+    /// Bytes of an in-memory index of what is stored (the journal's), for `/metrics`.
+    fn index_bytes(&self) -> Option<usize> {
+        None
+    }
     /// The loop must call [`commit`](Self::commit) within this many ms even
     /// if nothing happens (a sync or a reconnect is due); `None`: never.
     fn wake_in(&self, now_ms: u64) -> Option<u64>;
@@ -133,6 +142,13 @@ impl Backend {
         }
     }
 
+    pub fn read(&mut self, read: Read) {
+        match self {
+            Backend::Local(l) => l.read(read),
+            Backend::Shared(s) => s.read(read),
+        }
+    }
+
     pub fn forget(&mut self, room: &str) {
         match self {
             Backend::Local(l) => l.forget(room),
@@ -144,6 +160,13 @@ impl Backend {
         match self {
             Backend::Local(l) => l.health(),
             Backend::Shared(s) => s.health(),
+        }
+    }
+
+    pub fn index_bytes(&self) -> Option<usize> {
+        match self {
+            Backend::Local(l) => l.index_bytes(),
+            Backend::Shared(s) => s.index_bytes(),
         }
     }
 

@@ -373,6 +373,16 @@ pub fn run_load(args: &[&str]) -> serde_json::Value {
 }
 
 /// The ids of a welcome's history, oldest first.
+/// The ids of a history page's or search answer's messages.
+pub fn page_ids(answer: &serde_json::Value) -> Vec<u64> {
+    answer["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages: {answer}"))
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
 pub fn history_ids(welcome: &serde_json::Value) -> Vec<u64> {
     welcome["history"]
         .as_array()

@@ -4,7 +4,7 @@
 
 use crate::chat::access::Secret;
 use crate::chat::protocol::RoomName;
-use crate::chat::record::{Draft, LogEvent};
+use crate::chat::record::{Draft, LogEvent, Read};
 use crate::chat::session::ClientId;
 use crate::chat::token::{Refusal, TokenKey};
 use std::net::IpAddr;
@@ -19,8 +19,10 @@ pub struct Limits {
     pub max_message: usize,
     /// Messages per second per client; burst is twice this. 0 = unlimited.
     pub msg_rate: u32,
-    /// Messages kept per room for joiners.
+    /// Messages a welcome shows (`--history`).
     pub history: usize,
+    /// The most messages one history page holds (`--page-max`).
+    pub page_max: usize,
     /// Bytes of history kept across all rooms (see [`super::room::charge`]).
     pub history_bytes: usize,
     /// Most bytes of history one welcome may carry: it is one frame on the
@@ -58,6 +60,7 @@ impl Limits {
             max_message: 16 * 1024,
             msg_rate: 0,
             history,
+            page_max: 200,
             history_bytes: 32 << 20,
             welcome_bytes: 1 << 20,
             max_rooms_per_client: 32,
@@ -105,6 +108,9 @@ pub enum Event<'a> {
 pub enum Command {
     /// Store this message; its outcome comes back as an [`Event::Log`].
     Append(Draft),
+    /// Read older records (a history page, a search); the answer comes back
+    /// as an [`Event::Log`] ([`LogEvent::Read`]).
+    Read(Read),
     /// A chat message the log committed: to every member of its room.
     Deliver { room: RoomName, json: Rc<str> },
     /// Send this JSON frame (a reply, a welcome, a presence notice).

@@ -11,12 +11,18 @@ impl Core {
             return; // a shared log's record for a room no longer (or not yet) here
         }
         self.high_water = self.high_water.max(record.id);
-        let keep = self.limits.history;
+        // Memory keeps what `--history-bytes` allows (trimmed below), not a count:
+        // pages and searches read it before the log.
+        let keep = if self.limits.history_bytes > 0 {
+            usize::MAX
+        } else {
+            0
+        };
         let r = self.room_entry(&record.room, record.time);
         if r.base >= record.id {
             r.base = record.id - 1;
         }
-        let (added, mut freed) = r.remember(
+        let (added, freed) = r.remember(
             Stored {
                 id: record.id,
                 json: record.json.clone(),
@@ -25,9 +31,6 @@ impl Core {
             keep,
             Some(record.time),
         );
-        while r.history.len() > keep {
-            freed += r.forget_oldest();
-        }
         // `freed` came out of history already counted, so this cannot underflow.
         self.history_bytes = self.history_bytes + added - freed;
         out.push(Command::Deliver {
@@ -97,14 +100,15 @@ impl Core {
         }
     }
 
-    /// The welcome: the room, who you are, who is online there, and the
-    /// history after `since` (all of it without `since`).
+    /// The welcome: the room, who you are, who is online there, and its
+    /// newest `--history` messages as a page shows them, or with `since`
+    /// the records after it, in order (at most `--history` of them).
     pub(super) fn welcome(&self, room: &str, you: &Identity, since: Option<u64>) -> String {
         let Some(r) = self.rooms.get(room) else {
             return String::new();
         };
         let budget = self.limits.welcome_bytes;
-        let (history, truncated) = r.catch_up(since, budget);
+        let (history, truncated) = r.catch_up(since, self.limits.history, budget);
         let settings = self.moderation.room(room);
         let head = WelcomeHead {
             kind: "welcome",

@@ -36,6 +36,7 @@ impl Core {
             return;
         };
         self.session_count -= 1;
+        self.drop_jobs(client);
         self.addresses.remove(&client);
         self.tokens.remove(&client);
         if let Some(who) = session.identity.as_deref().filter(|_| session.holder) {

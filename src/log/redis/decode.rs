@@ -5,8 +5,9 @@
 
 use super::resp::Value;
 use crate::chat::protocol::RoomName;
-use crate::chat::record::{DirectoryEntry, Record, RemotePresence};
+use crate::chat::record::{DirectoryEntry, Found, Record, RemotePresence, Stored};
 use crate::log::format;
+use std::rc::Rc;
 
 /// A message as `publish.lua` publishes it on the room's channel.
 #[derive(Debug)]
@@ -52,6 +53,43 @@ pub fn entry(room: &RoomName, e: &Value) -> Option<(Record, Option<String>)> {
         owner,
     };
     Some((record, tag.map(str::to_owned)))
+}
+
+fn text(v: &Value) -> Option<&str> {
+    v.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// `page.lua`'s answer: `{exhausted, {{id, fields, edit fields or nil}...}}`
+/// as the messages found and whether the range has no more.
+pub fn page(room: &RoomName, reply: &Value) -> Option<(Vec<Found>, bool)> {
+    let Value::Array(parts) = reply else {
+        return None;
+    };
+    let exhausted = parts.first()?.as_u64()? == 1;
+    let Value::Array(entries) = parts.get(1)? else {
+        return None;
+    };
+    let mut found = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Value::Array(e) = e else { return None };
+        let id: u64 = text(e.first()?)?.split_once('-')?.0.parse().ok()?;
+        let fields = text(e.get(1)?).filter(|f| f.starts_with('{') && f.ends_with('}'))?;
+        let (json, owner) = format::seal_stored(room, id, fields);
+        let edit = e
+            .get(2)
+            .and_then(text)
+            .filter(|f| f.starts_with('{') && f.ends_with('}'))
+            .map(|f| Rc::from(format::seal_stored(room, 0, f).0));
+        found.push(Found {
+            message: Stored {
+                id,
+                json: json.into(),
+                owner,
+            },
+            edit,
+        });
+    }
+    Some((found, exhausted))
 }
 
 /// `rooms.lua`'s answer: room, last message time (0: none), users online, ...

@@ -17,23 +17,28 @@ impl MessageLog for RedisLog {
         let meta = self.key("meta", &draft.room);
         let stream = self.key("stream", &draft.room);
         let index = format!("{}rooms", self.cfg.prefix);
+        let amend = self.key("amend", &draft.room);
         let channel = self.key("room", &draft.room);
+        let target = format::target(&draft).map_or(String::new(), |t| t.to_string());
         self.next_tag += 1;
         let tag = self.next_tag;
         let end = self.cmd.send(&[
             "EVALSHA",
             &self.publish_sha,
-            "3",
+            "4",
             &meta,
             &stream,
             &index,
+            &amend,
             &format::stored_fields(&draft),
             &draft.time.to_string(),
-            &self.cfg.history.max(1).to_string(),
+            &self.cfg.retain.max(1).to_string(),
             &crate::clock::unix_millis().to_string(),
             &channel,
             &format!("{}:{tag}", self.node),
             &draft.room,
+            &target,
+            draft.kind.name(),
         ]);
         self.publishes_pending += 1;
         self.expect(Pending::Publish {
@@ -68,6 +73,40 @@ impl MessageLog for RedisLog {
             &channel,
         ]);
         self.expect(Pending::Setting);
+    }
+
+    fn read(&mut self, read: Read) {
+        if !self.cmd.is_up() {
+            // Nothing to read from: the page shows what memory has.
+            self.ready.push(LogEvent::Read {
+                ticket: read.ticket,
+                found: Vec::new(),
+                exhausted: true,
+            });
+            return;
+        }
+        let stream = self.key("stream", &read.room);
+        let amend = self.key("amend", &read.room);
+        let (dir, from, until) = match read.range {
+            crate::chat::record::Range::Before(below) => ("before", below, 0),
+            crate::chat::record::Range::After { after, until } => ("after", after, until),
+        };
+        self.cmd.send(&[
+            "EVALSHA",
+            &self.page_sha,
+            "2",
+            &stream,
+            &amend,
+            dir,
+            &from.to_string(),
+            &until.to_string(),
+            &read.want.to_string(),
+            &PAGE_SCAN.to_string(),
+        ]);
+        self.expect(Pending::Page {
+            ticket: read.ticket,
+            room: read.room,
+        });
     }
 
     fn forget(&mut self, room: &str) {

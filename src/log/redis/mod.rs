@@ -55,7 +55,9 @@ pub mod resp;
 mod setup;
 mod watching;
 
-use super::{Draft, Link as Which, LogEvent, LogHealth, MessageLog, Record, Restored, SharedLog};
+use super::{
+    Draft, Link as Which, LogEvent, LogHealth, MessageLog, Read, Record, Restored, SharedLog,
+};
 use crate::chat::protocol::RoomName;
 use crate::chat::session::ClientId;
 use crate::log::format;
@@ -72,6 +74,9 @@ use std::time::{Duration, Instant};
 
 const PUBLISH_LUA: &str = include_str!("publish.lua");
 const READ_LUA: &str = include_str!("read.lua");
+const PAGE_LUA: &str = include_str!("page.lua");
+/// Stream entries one page script looks at, at most (its work in Redis).
+const PAGE_SCAN: usize = 2000;
 const PRESENCE_LUA: &str = include_str!("presence.lua");
 const ROOMS_LUA: &str = include_str!("rooms.lua");
 const SETTING_LUA: &str = include_str!("setting.lua");
@@ -96,6 +101,11 @@ enum Pending {
     Read {
         room: RoomName,
         gen: u64,
+    },
+    /// A history page or search chunk (`page.lua`).
+    Page {
+        ticket: u64,
+        room: RoomName,
     },
     /// A presence change, refresh or sweep: only a failure matters.
     Presence,
@@ -143,6 +153,7 @@ pub struct RedisLog {
     cfg: RedisConfig,
     publish_sha: String,
     read_sha: String,
+    page_sha: String,
     pending: VecDeque<Pending>,
     publishes_pending: usize,
     /// Replies on the subscription link that answer AUTH/SELECT, not pub/sub.
@@ -215,6 +226,7 @@ impl RedisLog {
             ),
             publish_sha: sha1_hex(PUBLISH_LUA),
             read_sha: sha1_hex(READ_LUA),
+            page_sha: sha1_hex(PAGE_LUA),
             presence_sha: sha1_hex(PRESENCE_LUA),
             rooms_sha: sha1_hex(ROOMS_LUA),
             setting_sha: sha1_hex(SETTING_LUA),
@@ -247,6 +259,7 @@ impl RedisLog {
         let restored = Restored {
             epoch: crate::clock::unix_millis(),
             on_demand: true,
+            readable: true,
             ..Restored::default()
         };
         Ok((log, restored))
@@ -286,7 +299,14 @@ impl RedisLog {
         for _ in 0..Self::handshake(&mut self.cmd, &self.cfg) {
             self.expect(Pending::Handshake("AUTH/SELECT"));
         }
-        for script in [PUBLISH_LUA, READ_LUA, PRESENCE_LUA, ROOMS_LUA, SETTING_LUA] {
+        for script in [
+            PUBLISH_LUA,
+            READ_LUA,
+            PAGE_LUA,
+            PRESENCE_LUA,
+            ROOMS_LUA,
+            SETTING_LUA,
+        ] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
             self.expect(Pending::Handshake("SCRIPT LOAD"));
         }

@@ -6,6 +6,10 @@
 -- message, kept in the stream so a node whose link dropped before the reply
 -- can tell, from the stream, whether the message was stored.
 -- KEYS[3]: the rooms index (room -> last message time), ARGV[7]: the room.
+-- KEYS[4]: the room's amendments hash (message id -> 'd' once deleted, else
+-- its latest edit's fields), for pages of old messages (page.lua);
+-- ARGV[8]: the message an edit or delete is for ('' for a message),
+-- ARGV[9]: 'edit' or 'delete'.
 -- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
 -- ask the stream for ids after the one they have.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -13,12 +17,27 @@ if not epoch then
   -- A new room, or one whose meta was lost: a new id sequence. A stream left
   -- from the old one would refuse the new ids, and must not be read as this one's.
   epoch = ARGV[4]
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[4])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
+if ARGV[8] ~= '' then
+  if ARGV[9] == 'delete' then
+    redis.call('HSET', KEYS[4], ARGV[8], 'd')
+  elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= 'd' then
+    redis.call('HSET', KEYS[4], ARGV[8], ARGV[1])
+  end
+  -- Amendments of messages the stream no longer keeps go, now and then.
+  if redis.call('HLEN', KEYS[4]) > tonumber(ARGV[3]) then
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    local oldest = first and tonumber(string.match(first[1], '^(%d+)')) or id
+    for _, k in ipairs(redis.call('HKEYS', KEYS[4])) do
+      if tonumber(k) < oldest then redis.call('HDEL', KEYS[4], k) end
+    end
+  end
+end
 -- The index keeps the 1,000 rooms with the newest messages (trimmed by 100s).
 if redis.call('ZCARD', KEYS[3]) > 1100 then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1001)

@@ -19,8 +19,10 @@ pub struct RedisConfig {
     pub max_pending: usize,
     pub retry_max_ms: u64,
     pub check_interval_ms: u64,
-    /// Messages kept per room (the stream's `MAXLEN ~`, and what a join reads).
+    /// Messages a join reads (`--history`).
     pub history: usize,
+    /// Messages kept per room (the stream's `MAXLEN ~`, `--redis-retain`).
+    pub retain: usize,
     /// How long a node's presence entries live without a refresh.
     pub presence_ttl_ms: u64,
 }

@@ -83,6 +83,7 @@ impl Server {
                     self.stats.messages_received += 1;
                     self.log.append(draft);
                 }
+                Command::Read(read) => self.log.read(read),
                 Command::Forget(room) => self.log.forget(&room),
                 Command::Set { key, value } => self.log.set(key, value),
                 Command::Notify { key, value } => {
@@ -334,6 +335,8 @@ impl Shell for Dispatch<'_> {
                     fd_limit: self.fd_limit,
                     max_connections: self.max_connections,
                     deflate: self.deflate.counts(),
+                    scrollback: core.scrollback_stats(),
+                    index_bytes: self.log.index_bytes(),
                 };
                 http::ops(route, &snap, head_only, keep_alive, date)
             }

@@ -6,7 +6,7 @@
 //! 1. poll (timeout: the next timer, or zero when work is left over);
 //! 2. for each event: accept until WouldBlock, or let the connection read
 //!    until WouldBlock; writable events just mark the connection flushable;
-//! 3. fire due timers;
+//! 3. fire due timers, and give the chat core a slice of search work;
 //! 4. free dead connections (the chat core hears `Gone`, may announce a leave);
 //! 5. carry out the core's commands: a chat message is appended to the
 //!    message log; a frame for a room is framed ONCE and that one `Rc` frame
@@ -184,6 +184,9 @@ impl Server {
                 self.read(key);
             }
             self.fire_timers();
+            // A slice of search work (and the core's clock for what the log answers).
+            let now = clock::unix_millis();
+            self.core.work(now, &mut self.commands);
             self.settle();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
@@ -218,7 +221,7 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_list.is_empty() || !self.reap_list.is_empty() {
+        if !self.read_list.is_empty() || !self.reap_list.is_empty() || self.core.has_work() {
             return Some(Duration::ZERO);
         }
         let now = self.now_ms();

@@ -9,7 +9,7 @@ use crate::chat::token::TokenKey;
 use crate::chat::Core;
 use crate::clock;
 use crate::config::{self, Config, Secrets, FD_RESERVE};
-use crate::log::journal::Journal;
+use crate::log::journal::{Journal, Retention};
 use crate::log::memory::MemoryLog;
 use crate::log::redis::{RedisConfig, RedisLog};
 use crate::log::{Backend, Restored};
@@ -88,7 +88,10 @@ impl Server {
             Some(dir) => {
                 let (j, restored) = Journal::open(
                     dir,
-                    config.log_segment,
+                    Retention {
+                        bytes: config.retain,
+                        days: config.retain_days,
+                    },
                     config.fsync,
                     config.history,
                     &config.default_room,
@@ -190,6 +193,7 @@ fn redis_config(config: &Config) -> Result<RedisConfig, String> {
         retry_max_ms: config.redis_retry_max.as_millis() as u64,
         check_interval_ms: config.redis_check_interval.as_millis() as u64,
         history: config.history,
+        retain: config.redis_retain,
         presence_ttl_ms: config.redis_presence_ttl.as_millis() as u64,
     })
 }

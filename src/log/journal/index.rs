@@ -1,0 +1,356 @@
+//! Where each room's records are in the journal's segments, kept in memory
+//! so a history page or a search chunk is a few bounded reads instead of a
+//! scan of the files.
+//!
+//! Per room, a list of **blocks**: a run of the room's records in one
+//! segment whose bytes span at most [`BLOCK_SPAN`] (other rooms' lines may
+//! sit between them). A block is 40 bytes; a room that writes alone packs
+//! hundreds of records into one (about 0.2 bytes per message), and a room
+//! whose lines are spread thin among busy ones costs at most a block per
+//! record. Per room too, the **amendments**: which messages were deleted and
+//! where the latest edit of each edited one is, so a page of old messages
+//! shows them as they read now without looking for later records.
+//! Reading the files is here; which segments exist is `segments.rs`.
+
+use crate::chat::protocol::RoomName;
+use crate::chat::record::{Found, Range, Stored};
+use crate::log::format;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::rc::Rc;
+
+/// The most bytes one block's records span in their segment: one read.
+pub const BLOCK_SPAN: u64 = 32 * 1024;
+
+/// A run of one room's records in one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    first: u64,
+    last: u64,
+    segment: u32,
+    start: u64,
+    end: u64,
+}
+
+/// Where a record's line is: its segment, offset and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub segment: u32,
+    pub start: u64,
+    pub len: u32,
+}
+
+/// What later records did to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Amend {
+    Deleted,
+    /// Its latest edit's line.
+    Edited(Place),
+}
+
+/// What a record is, as far as the index cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Message,
+    Edit { target: u64 },
+    Delete { target: u64 },
+}
+
+#[derive(Debug, Default)]
+struct RoomIndex {
+    blocks: VecDeque<Block>,
+    amended: HashMap<u64, Amend>,
+}
+
+/// Every room's blocks and amendments.
+#[derive(Debug, Default)]
+pub struct Index {
+    rooms: HashMap<RoomName, RoomIndex>,
+}
+
+/// Reads a line's bytes from a segment (the journal's open files).
+pub trait Segments {
+    fn read_at(&mut self, segment: u32, start: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// Reads one journal line's head: its room (the default room when a line
+/// from before rooms has none), id, and what it amends.
+pub fn head<'a>(
+    line: &'a str,
+    default_room: &'a str,
+) -> Option<(std::borrow::Cow<'a, str>, u64, Entry)> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        room: Option<std::borrow::Cow<'a, str>>,
+        id: u64,
+        #[serde(default)]
+        target: Option<u64>,
+    }
+    let h: Head = serde_json::from_str(line).ok()?;
+    let entry = match (h.kind.as_deref(), h.target) {
+        (Some("edit"), Some(target)) => Entry::Edit { target },
+        (Some("delete"), Some(target)) => Entry::Delete { target },
+        _ => Entry::Message,
+    };
+    Some((
+        h.room.unwrap_or(std::borrow::Cow::Borrowed(default_room)),
+        h.id,
+        entry,
+    ))
+}
+
+impl Index {
+    /// Notes a record: where its line is and what it amends.
+    pub fn add(&mut self, room: &RoomName, id: u64, entry: Entry, at: Place) {
+        let r = match self.rooms.get_mut(room) {
+            Some(r) => r,
+            None => self.rooms.entry(room.clone()).or_default(),
+        };
+        let end = at.start + u64::from(at.len) + 1;
+        match r.blocks.back_mut() {
+            Some(b) if b.segment == at.segment && end - b.start <= BLOCK_SPAN && id > b.last => {
+                b.last = id;
+                b.end = end;
+            }
+            _ => r.blocks.push_back(Block {
+                first: id,
+                last: id,
+                segment: at.segment,
+                start: at.start,
+                end,
+            }),
+        }
+        match entry {
+            Entry::Message => {}
+            Entry::Edit { target } => {
+                if r.amended.get(&target) != Some(&Amend::Deleted) {
+                    r.amended.insert(target, Amend::Edited(at));
+                }
+            }
+            Entry::Delete { target } => {
+                r.amended.insert(target, Amend::Deleted);
+            }
+        }
+    }
+
+    /// A segment was removed: its blocks go. Returns, per room that lost
+    /// records, the id its retained records now start at.
+    pub fn drop_segment(&mut self, segment: u32) -> Vec<(RoomName, u64)> {
+        let mut changed = Vec::new();
+        self.rooms.retain(|name, r| {
+            let before = r.blocks.len();
+            while r.blocks.front().is_some_and(|b| b.segment <= segment) {
+                r.blocks.pop_front();
+            }
+            if r.blocks.len() == before {
+                return true;
+            }
+            match r.blocks.front() {
+                Some(b) => {
+                    let first = b.first;
+                    r.amended.retain(|&target, _| target >= first);
+                    changed.push((name.clone(), first));
+                    true
+                }
+                None => {
+                    changed.push((name.clone(), u64::MAX));
+                    false
+                }
+            }
+        });
+        changed
+    }
+
+    /// Bytes the index takes in memory (for the docs and `/metrics`).
+    pub fn bytes(&self) -> usize {
+        self.rooms
+            .iter()
+            .map(|(name, r)| {
+                name.len()
+                    + 64
+                    + r.blocks.capacity() * std::mem::size_of::<Block>()
+                    + r.amended.capacity() * (8 + std::mem::size_of::<Amend>() + 8)
+            })
+            .sum()
+    }
+
+    /// Answers a read: messages of `room` in `range`, at most `want`, as they
+    /// read now (deleted ones left out, edited ones with their latest edit),
+    /// reading at most about `cap` bytes. Returns them and whether the range
+    /// has no more (`false`: stopped at the cap).
+    pub fn read(
+        &self,
+        files: &mut dyn Segments,
+        room: &str,
+        default_room: &str,
+        range: Range,
+        want: usize,
+        cap: u64,
+    ) -> io::Result<(Vec<Found>, bool, u64)> {
+        let mut found = Vec::new();
+        let mut read = 0u64;
+        let Some(r) = self.rooms.get(room) else {
+            return Ok((found, true, read));
+        };
+        let mut buf = Vec::new();
+        let (blocks, backward): (Box<dyn Iterator<Item = &Block>>, bool) = match range {
+            Range::Before(below) => {
+                let n = r.blocks.partition_point(|b| b.first < below);
+                (Box::new(r.blocks.range(..n).rev()), true)
+            }
+            Range::After { after, until } => {
+                let n = r.blocks.partition_point(|b| b.last <= after);
+                let blocks = r.blocks.range(n..).take_while(move |b| b.first < until);
+                (Box::new(blocks), false)
+            }
+        };
+        for block in blocks {
+            if found.len() >= want {
+                return Ok((found, false, read));
+            }
+            if read >= cap {
+                return Ok((found, false, read));
+            }
+            let len = (block.end - block.start) as usize;
+            buf.resize(len, 0);
+            files.read_at(block.segment, block.start, &mut buf)?;
+            read += len as u64;
+            let mut messages = Vec::new();
+            for line in buf.split(|&b| b == b'\n') {
+                let Ok(text) = std::str::from_utf8(line) else {
+                    continue;
+                };
+                let Some((line_room, id, Entry::Message)) = head(text, default_room) else {
+                    continue;
+                };
+                let wanted = match range {
+                    Range::Before(below) => id < below,
+                    Range::After { after, until } => id > after && id < until,
+                };
+                if line_room != room || !wanted || id < block.first || id > block.last {
+                    continue;
+                }
+                let edit = match r.amended.get(&id) {
+                    Some(Amend::Deleted) => continue,
+                    Some(Amend::Edited(at)) => {
+                        let mut line = vec![0; at.len as usize];
+                        files.read_at(at.segment, at.start, &mut line)?;
+                        read += u64::from(at.len);
+                        String::from_utf8(line)
+                            .ok()
+                            .map(|l| Rc::from(format::from_journal_line(&l).0))
+                    }
+                    None => None,
+                };
+                let (json, owner) = format::from_journal_line(text);
+                messages.push(Found {
+                    message: Stored {
+                        id,
+                        json: Rc::from(json),
+                        owner,
+                    },
+                    edit,
+                });
+            }
+            if backward {
+                messages.reverse();
+            }
+            for m in messages {
+                if found.len() < want {
+                    found.push(m);
+                } else {
+                    return Ok((found, false, read));
+                }
+            }
+        }
+        Ok((found, true, read))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_alone_packs_many_records_into_one_block_and_a_thin_one_gets_its_own() {
+        let mut index = Index::default();
+        let (busy, thin): (RoomName, RoomName) = ("busy".into(), "thin".into());
+        let mut at = 0u64;
+        for id in 1..=1000u64 {
+            let room = if id % 100 == 0 { &thin } else { &busy };
+            index.add(
+                room,
+                id,
+                Entry::Message,
+                Place {
+                    segment: 1,
+                    start: at,
+                    len: 99,
+                },
+            );
+            at += 100;
+        }
+        let blocks = |room: &str| index.rooms[room].blocks.len();
+        // 990 busy records of 100 bytes: about 32 KiB (327 records) per block.
+        assert_eq!(blocks("busy"), 4);
+        // 10 thin ones, 10,000 bytes apart: four per block.
+        assert_eq!(blocks("thin"), 3);
+    }
+
+    #[test]
+    fn dropping_a_segment_reports_where_each_room_starts_now() {
+        let mut index = Index::default();
+        let room: RoomName = "r".into();
+        index.add(
+            &room,
+            1,
+            Entry::Message,
+            Place {
+                segment: 1,
+                start: 0,
+                len: 9,
+            },
+        );
+        index.add(
+            &room,
+            2,
+            Entry::Message,
+            Place {
+                segment: 2,
+                start: 0,
+                len: 9,
+            },
+        );
+        index.add(
+            &room,
+            3,
+            Entry::Delete { target: 1 },
+            Place {
+                segment: 2,
+                start: 10,
+                len: 9,
+            },
+        );
+        let gone: RoomName = "gone".into();
+        index.add(
+            &gone,
+            4,
+            Entry::Message,
+            Place {
+                segment: 1,
+                start: 10,
+                len: 9,
+            },
+        );
+        let mut changed = index.drop_segment(1);
+        changed.sort();
+        assert_eq!(changed, vec![(gone, u64::MAX), (room.clone(), 2)]);
+        assert!(
+            index.rooms[&room].amended.is_empty(),
+            "amendments of dropped messages go too"
+        );
+    }
+}
