@@ -19,6 +19,10 @@
 //!    permessage-deflate (`picochat-load --compression`) and 300 B messages
 //!    (over `--compress-min`), against the same without -> p99 and deliveries
 //!    per server CPU-second, both ways, in the same run
+//! 9. scrollback (picochat only, `scenarios/scrollback.rs`): a journal of
+//!    1,000,000 messages -> start time, index bytes per message, RSS; pages
+//!    from disk p99; a search of every message; fan-out p99 and a ping's
+//!    round trip without and with 20 clients searching
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -37,6 +41,9 @@
 #[path = "../src/bin/picochat-load/procfs.rs"]
 #[allow(dead_code)]
 mod procfs;
+
+#[path = "scenarios/scrollback.rs"]
+mod scrollback;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -761,6 +768,12 @@ fn main() {
             None => eprintln!("redis: redis-server not found or not starting: scenario 7 skipped"),
             Some(redis) => redis_scenarios(&server_bin, &redis, clients, dur, &mut rows, push),
         }
+    }
+
+    if want("scrollback") {
+        scrollback::run(&targets[0], quick, &mut |label, v| {
+            push(&mut rows, 0, label, v)
+        });
     }
 
     println!();

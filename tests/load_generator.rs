@@ -176,6 +176,64 @@ fn rooms_are_counted_per_room_and_agree_with_the_server() {
 }
 
 #[test]
+fn history_pages_searches_and_pings_are_mixed_in_and_timed() {
+    let s = TestServer::start(&["--msg-rate", "0", "--history", "20"]);
+    let url = s.url("/ws");
+    let r = run_load(&[
+        "--url",
+        &url,
+        "--rooms",
+        "1",
+        "--clients",
+        "6",
+        "--senders",
+        "1",
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--history-rate",
+        "20",
+        "--searchers",
+        "2",
+        "--search-q",
+        "L0.",
+        "--ping-interval",
+        "50ms",
+    ]);
+    let q = &r["requests"];
+    for kind in ["history", "search", "ping"] {
+        let (sent, answered) = (
+            q[kind]["sent"].as_u64().unwrap(),
+            q[kind]["answered"].as_u64().unwrap(),
+        );
+        assert!(
+            sent > 0 && answered + 3 >= sent && answered <= sent,
+            "{kind}: {q}"
+        );
+        assert!(
+            q[kind]["latency_ms"]["max"].as_f64().unwrap() > 0.0,
+            "{kind} timed: {q}"
+        );
+    }
+    assert_eq!(q["refused"], 0);
+    // What the server counted: every page and search answered.
+    assert_eq!(
+        s.metric("picochat_history_pages_total"),
+        q["history"]["answered"].as_f64().unwrap()
+    );
+    assert!(s.metric("picochat_searches_total") >= q["search"]["answered"].as_f64().unwrap());
+    // Deliveries are measured as without them.
+    assert_eq!(r["lost"].as_u64(), Some(0));
+    assert_eq!(r["received"], r["expected"]);
+    let bad = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(["--url", &url, "--searchers", "1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("need --rooms"));
+}
+
+#[test]
 fn rooms_without_enough_clients_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
         .args(["--clients", "3", "--rooms", "4"])

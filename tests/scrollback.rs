@@ -291,6 +291,10 @@ fn every_bad_request_gets_its_code_and_the_connection_stays_open() {
     // Still open, and a hundred characters (not bytes) is a valid query.
     let ok = search(&mut ws, "general", json!({"q": "é".repeat(100)}));
     assert_eq!(ok["messages"], json!([]));
+    // Only answered requests are counted.
+    page(&mut ws, "general", json!({}));
+    assert_eq!(s.metric("picochat_history_pages_total"), 1.0);
+    assert_eq!(s.metric("picochat_searches_total"), 1.0);
 }
 
 #[test]
@@ -356,6 +360,9 @@ fn the_journal_pages_back_two_interleaved_rooms_after_a_restart() {
         }
     }
     let s = TestServer::start(&args);
+    // The index of 1,202 records in two rooms: a few blocks each.
+    let index = s.metric("picochat_log_index_bytes");
+    assert!(index > 0.0 && index < 2048.0, "{index}");
     let mut ws = s.ws();
     join_room(&mut ws, "alpha", "dee");
     let all = page_back_to_start(&mut ws, "alpha", 50);

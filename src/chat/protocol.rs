@@ -436,26 +436,23 @@ pub fn record_kind(frame: &str) -> RecordKind {
 /// by `"type","room","id"` like every record (so its kind reads at a glance).
 pub fn edited(frame: &str, message: &str) -> Option<String> {
     let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(frame).ok()?;
-    let kind = v.remove("type");
-    let room = v.remove("room");
-    let id = v.remove("id");
     v.insert("message".into(), message.into());
     v.insert("edited".into(), true.into());
+    if !v.contains_key("room") {
+        // A line from before rooms: kept as it is.
+        return serde_json::to_string(&v).ok();
+    }
+    let kind = v.remove("type")?;
+    let room = v.remove("room")?;
+    let id = v.remove("id")?;
     let members = serde_json::to_string(&v).ok()?;
     let members = members.strip_prefix('{')?.strip_suffix('}')?;
-    let mut out = String::with_capacity(frame.len() + message.len() + 16);
-    out.push('{');
-    for (key, value) in [("type", kind), ("room", room), ("id", id)] {
-        if let Some(value) = value {
-            out.push_str(&serde_json::to_string(key).ok()?);
-            out.push(':');
-            out.push_str(&serde_json::to_string(&value).ok()?);
-            out.push(',');
-        }
-    }
-    out.push_str(members);
-    out.push('}');
-    Some(out)
+    Some(crate::chat::record::frame_with(
+        kind.as_str()?,
+        room.as_str()?,
+        id.as_u64()?,
+        members,
+    ))
 }
 
 /// Whether a record's frame is a chat message (not an edit or a delete).

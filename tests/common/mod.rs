@@ -372,7 +372,6 @@ pub fn run_load(args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// The ids of a welcome's history, oldest first.
 /// The ids of a history page's or search answer's messages.
 pub fn page_ids(answer: &serde_json::Value) -> Vec<u64> {
     answer["messages"]
@@ -383,6 +382,7 @@ pub fn page_ids(answer: &serde_json::Value) -> Vec<u64> {
         .collect()
 }
 
+/// The ids of a welcome's history, oldest first.
 pub fn history_ids(welcome: &serde_json::Value) -> Vec<u64> {
     welcome["history"]
         .as_array()

@@ -35,6 +35,16 @@ Usage: picochat-load [OPTIONS]
                        latency passes --threshold or deliveries are lost
   --step-duration D    how long each step measures (default 5s)
   --threshold D        p95 latency bound for --step (default 500ms)
+  --history-rate R     with --rooms: history pages asked per second, spread over the
+                       clients that do not send; each asks the 50 messages before a
+                       random id of its room (so most come from the server's disk or
+                       Redis, not its memory); their answer time is reported
+  --searchers N        with --rooms: N clients that do not send each keep one search
+                       running (the next asked when the last is answered)
+  --search-q TEXT      what they search for (default \"zq no such words\": every
+                       retained message is looked at)
+  --ping-interval D    one client that does not send pings the server every D and
+                       reports the round trip (the loop's responsiveness)
   --compression        offer permessage-deflate; the server's compressed frames are
                        inflated here (the report counts those that negotiated it)
   --server-pid PID     also report the server's CPU time and RSS, overall and per
@@ -109,6 +119,11 @@ pub struct Args {
     pub json: bool,
     pub report: Option<PathBuf>,
     pub quiet: bool,
+    /// History pages per second (0: none).
+    pub history_rate: f64,
+    pub searchers: usize,
+    pub search_q: String,
+    pub ping_interval: Option<Duration>,
 }
 
 /// What the command line asks for.
@@ -147,6 +162,10 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
         json: false,
         report: None,
         quiet: false,
+        history_rate: 0.0,
+        searchers: 0,
+        search_q: "zq no such words".into(),
+        ping_interval: None,
     };
     let mut urls: Vec<String> = Vec::new();
     let mut rooms_given = false;
@@ -180,6 +199,14 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--report" => a.report = Some(val()?.into()),
             "--quiet" => a.quiet = true,
             "--compression" => a.compression = true,
+            "--history-rate" => {
+                a.history_rate = val()?
+                    .parse()
+                    .map_err(|_| "--history-rate: expected a number")?
+            }
+            "--searchers" => a.searchers = parse_num(&val()?)?,
+            "--search-q" => a.search_q = val()?,
+            "--ping-interval" => a.ping_interval = Some(parse_duration(&val()?)?),
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -206,6 +233,20 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
     }
     if a.rooms > a.clients {
         return Err("--rooms must not exceed --clients".into());
+    }
+    if (a.history_rate > 0.0 || a.searchers > 0) && a.rooms == 0 {
+        return Err(
+            "--history-rate and --searchers need --rooms (picochat's rooms protocol)".into(),
+        );
+    }
+    if a.history_rate < 0.0 || !a.history_rate.is_finite() {
+        return Err("--history-rate must be 0 or more".into());
+    }
+    if !(2..=100).contains(&a.search_q.chars().count()) || a.search_q.contains(['"', '\\']) {
+        return Err("--search-q must be 2 to 100 characters, without quotes or backslashes".into());
+    }
+    if a.ping_interval.is_some_and(|d| d.is_zero()) {
+        return Err("--ping-interval must be positive".into());
     }
     if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
         return Err("--rooms-per-client must be from 1 to --rooms".into());

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 mod receive;
+pub mod requests;
 
 use receive::InflateCache;
 #[cfg(test)]
@@ -55,6 +56,14 @@ pub struct Client {
     node: usize,
     /// It negotiated permessage-deflate.
     deflate: bool,
+    /// With `--rooms`: the room's newest id when it joined (history pages ask before a random one).
+    last_id: u64,
+    /// When its history page, search or ping went (µs on the run's clock), until answered.
+    asked_page: Option<u64>,
+    asked_search: Option<u64>,
+    pinged: Option<u64>,
+    /// One of the `--searchers`.
+    searcher: bool,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -108,6 +117,8 @@ pub struct Gen {
     opened_total: usize,
     /// Per `--url`: clients connected through it.
     pub node_clients: Vec<u64>,
+    /// `--history-rate`, `--searchers`, `--ping-interval`: what was asked and answer times.
+    pub mix: requests::Mix,
 }
 
 impl Gen {
@@ -136,6 +147,7 @@ impl Gen {
             sending: false,
             opened_total: 0,
             node_clients: vec![0; nodes],
+            mix: requests::Mix::default(),
             args,
         })
     }
@@ -164,6 +176,13 @@ impl Gen {
 
     fn now_us(&self) -> u64 {
         self.t0.elapsed().as_micros() as u64
+    }
+
+    fn rng_next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
     }
 
     fn mask(&mut self) -> [u8; 4] {
@@ -221,6 +240,11 @@ impl Gen {
                     refused: false,
                     node,
                     deflate: false,
+                    last_id: 0,
+                    asked_page: None,
+                    asked_search: None,
+                    pinged: None,
+                    searcher: false,
                 });
             }
             Err(e) => self.fail(None, format!("connect {}: {e}", target.addr)),
@@ -501,8 +525,10 @@ impl Gen {
         let mut next_send = start;
         let mut next_sender = 0usize;
         let mut last_progress = Instant::now();
+        let mut mixer = self.start_mix(start);
         while start.elapsed() < duration {
             let now = Instant::now();
+            self.mix_turn(&mut mixer, now);
             if self.args.rate > 0.0 && !self.senders.is_empty() {
                 while next_send <= now {
                     let k = self.senders[next_sender % self.senders.len()];
@@ -516,7 +542,8 @@ impl Gen {
                 next_send.saturating_duration_since(Instant::now())
             } else {
                 Duration::from_millis(50)
-            };
+            }
+            .min(mixer.next_due().saturating_duration_since(Instant::now()));
             self.turn(events, wait.min(Duration::from_millis(50)));
             if last_progress.elapsed() >= Duration::from_secs(1) {
                 last_progress = Instant::now();

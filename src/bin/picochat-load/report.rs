@@ -102,6 +102,10 @@ pub struct Report {
     pub nodes: Option<Vec<NodeReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rooms: Option<RoomsReport>,
+    /// History pages, searches and pings asked during the run (`--history-rate`,
+    /// `--searchers`, `--ping-interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
     /// When sending started and stopped, on the series' time axis (seconds since the start).
@@ -110,6 +114,44 @@ pub struct Report {
     pub params: Params,
     /// One row per second of the whole run, connecting included.
     pub series: Vec<Second>,
+}
+
+/// One kind of request mixed into a run: how many went, were answered, and their answer times.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Requests {
+    pub sent: u64,
+    pub answered: u64,
+    pub latency_ms: Latency,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct RequestsReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Requests>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Requests>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping: Option<Requests>,
+    /// Pages and searches answered with an error frame.
+    pub refused: u64,
+}
+
+fn requests_report(g: &Gen) -> Option<RequestsReport> {
+    let one = |t: &crate::gen::requests::Timed| {
+        (t.sent > 0).then(|| Requests {
+            sent: t.sent,
+            answered: t.answered,
+            latency_ms: t.hist.latency(),
+        })
+    };
+    let m = &g.mix;
+    let r = RequestsReport {
+        history: one(&m.pages),
+        search: one(&m.searches),
+        ping: one(&m.pings),
+        refused: m.refused,
+    };
+    (r.history.is_some() || r.search.is_some() || r.ping.is_some()).then_some(r)
 }
 
 /// With several `--server-pid`: each process.
@@ -358,6 +400,7 @@ pub fn run_report(g: &Gen, params: Params, t: &RunTimes) -> Report {
             max_lost_in_a_room: per_room.iter().map(|r| r.lost).max().unwrap_or(0),
             per_room,
         }),
+        requests: requests_report(g),
         first_error: c.first_error.clone(),
         sending_from_s: t.sending_from_s,
         sending_until_s: t.sending_until_s,
@@ -428,6 +471,29 @@ pub fn run_text(r: &Report) -> String {
                 s.pid,
                 s.cpu_s,
                 s.peak_rss_bytes as f64 / 1048576.0
+            );
+        }
+    }
+    if let Some(q) = &r.requests {
+        for (name, one) in [
+            ("history", &q.history),
+            ("search", &q.search),
+            ("ping", &q.ping),
+        ] {
+            if let Some(x) = one {
+                let l = &x.latency_ms;
+                let _ = writeln!(
+                    t,
+                    "  {name:<12} {} asked, {} answered: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                    x.sent, x.answered, l.p50, l.p99, l.max
+                );
+            }
+        }
+        if q.refused > 0 {
+            let _ = writeln!(
+                t,
+                "  refused      {} pages or searches answered with an error",
+                q.refused
             );
         }
     }

@@ -10,11 +10,14 @@ use crate::chat::incoming::{Number, PageFields, StrField};
 use crate::chat::record::{Found, Range, Read};
 use crate::chat::scrollback::{self, Anchor, PageAsk, SearchAsk};
 
-/// Bytes of stored frames a search looks at in memory per loop turn, across
-/// every running search (about a millisecond of work).
-const SEARCH_SLICE_BYTES: usize = 256 * 1024;
-/// Messages one log read asks for while searching.
-const SEARCH_READ: usize = 256;
+/// Bytes of stored frames a search slice looks at in memory, across every
+/// running search (a few tenths of a millisecond of work).
+const SEARCH_SLICE_BYTES: usize = 32 * 1024;
+/// Messages one log read asks for while searching (about a block of the
+/// journal's index), and what asking for them costs the slice (they are
+/// matched when the answer comes): one read per slice.
+const SEARCH_READ: usize = 200;
+const SEARCH_READ_COST: usize = 32 * 1024;
 /// Pages one connection may have waiting for the log at once.
 const PAGES_PER_CLIENT: usize = 4;
 
@@ -331,6 +334,7 @@ impl Core {
             match self.step_search(i, &mut budget) {
                 Step::Read(read) => {
                     out.push(Command::Read(read));
+                    budget = budget.saturating_sub(SEARCH_READ_COST);
                     i += 1;
                 }
                 Step::Done => self.finish_search(i, out),
@@ -463,6 +467,11 @@ impl Core {
             }
             self.history_bytes -= freed;
         }
+    }
+
+    /// The time, for what the log answers between slices of work.
+    pub fn clock(&mut self, now: u64) {
+        self.now = self.now.max(now);
     }
 
     /// Pages and searches served since start.

@@ -64,9 +64,9 @@ use std::path::{Path, PathBuf};
 /// Interval policy: sync at most this often.
 const SYNC_INTERVAL_MS: u64 = 1000;
 /// Bytes of reads (pages, search chunks) one commit serves; the rest wait a turn.
-pub const READ_TURN_BYTES: u64 = 1 << 20;
+pub const READ_TURN_BYTES: u64 = 128 * 1024;
 /// Bytes one read may take before it answers with what it has.
-const READ_CAP: u64 = 256 * 1024;
+const READ_CAP: u64 = 64 * 1024;
 
 /// One record appended this turn: itself, how to take its id back, what the
 /// index notes of it, and where its line is in the pending bytes.

@@ -6,7 +6,8 @@
 //! 1. poll (timeout: the next timer, or zero when work is left over);
 //! 2. for each event: accept until WouldBlock, or let the connection read
 //!    until WouldBlock; writable events just mark the connection flushable;
-//! 3. fire due timers, and give the chat core a slice of search work;
+//! 3. fire due timers, and give the chat core a slice of search work (when
+//!    the poll found nothing else to do, or 20 ms after the last one);
 //! 4. free dead connections (the chat core hears `Gone`, may announce a leave);
 //! 5. carry out the core's commands: a chat message is appended to the
 //!    message log; a frame for a room is framed ONCE and that one `Rc` frame
@@ -62,7 +63,12 @@ const REDIS_SUBSCRIPTIONS: Token = Token(usize::MAX - 5);
 /// only an unparsed remainder. 64 KiB holds many batched frames per read.
 const SCRATCH_BYTES: usize = 64 * 1024;
 
+/// While traffic keeps the loop busy, a search slice runs at least this often.
+const WORK_INTERVAL: Duration = Duration::from_millis(20);
+
 pub struct Server {
+    /// When the next slice of search work may run (see `background_work`).
+    work_at: Instant,
     poll: Poll,
     listener: Option<TcpListener>,
     admin: Option<TcpListener>,
@@ -184,9 +190,7 @@ impl Server {
                 self.read(key);
             }
             self.fire_timers();
-            // A slice of search work (and the core's clock for what the log answers).
-            let now = clock::unix_millis();
-            self.core.work(now, &mut self.commands);
+            self.background_work(events.is_empty());
             self.settle();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
@@ -220,8 +224,26 @@ impl Server {
         }
     }
 
+    /// Gives the chat core a slice of search work when the poll found
+    /// nothing else to do (the loop polls without waiting while searches
+    /// run), and while traffic keeps it busy at least every
+    /// [`WORK_INTERVAL`]: searches use the idle time and never crowd out
+    /// chat. Also the core's clock for what the log answers this turn.
+    fn background_work(&mut self, idle: bool) {
+        let now = Instant::now();
+        if self.core.has_work() && (idle || now >= self.work_at) {
+            self.core.work(clock::unix_millis(), &mut self.commands);
+            self.work_at = now + WORK_INTERVAL;
+        } else {
+            self.core.clock(clock::unix_millis());
+        }
+    }
+
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_list.is_empty() || !self.reap_list.is_empty() || self.core.has_work() {
+        if !self.read_list.is_empty() || !self.reap_list.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.core.has_work() {
             return Some(Duration::ZERO);
         }
         let now = self.now_ms();

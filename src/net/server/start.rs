@@ -148,6 +148,7 @@ impl Server {
             commands,
             log_events: Vec::new(),
             tick_secs: 0,
+            work_at: Instant::now(),
             due: Vec::new(),
             flush_list: Vec::new(),
             read_list: Vec::new(),

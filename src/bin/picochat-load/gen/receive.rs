@@ -68,6 +68,7 @@ impl Gen {
             pos = end + 4;
         }
         let mut pongs: Vec<Vec<u8>> = Vec::new();
+        let mut answered: Vec<requests::Kind> = Vec::new();
         while pos < buf.len() {
             match ws::parse_frame(&mut buf[pos..], Role::Client, 1 << 24, 0, c.deflate) {
                 Ok(Parse::Incomplete { .. }) => break,
@@ -93,7 +94,12 @@ impl Gen {
                     };
                     match f.opcode {
                         OpCode::Data(Data::Text) => {
-                            if payload.starts_with(br#"{"type":"welcome""#) {
+                            if payload.starts_with(br#"{"type":"history""#) {
+                                answered.push(requests::Kind::Page);
+                            } else if payload.starts_with(br#"{"type":"search""#) {
+                                answered.push(requests::Kind::Search);
+                            } else if payload.starts_with(br#"{"type":"welcome""#) {
+                                c.last_id = c.last_id.max(requests::last_id(payload));
                                 // Checked first: its history may hold earlier runs' messages.
                                 if let Some(r) = room_index(payload) {
                                     if r < self.args.rooms {
@@ -104,6 +110,10 @@ impl Gen {
                                         }
                                     }
                                 }
+                            } else if payload.starts_with(br#"{"type":"error""#)
+                                && (c.asked_page.is_some() || c.asked_search.is_some())
+                            {
+                                answered.push(requests::Kind::Refused);
                             } else if payload.starts_with(br#"{"type":"error""#)
                                 && self.args.rooms > 0
                                 && c.welcomes < self.args.rooms_per_client
@@ -129,6 +139,7 @@ impl Gen {
                             }
                         }
                         OpCode::Control(Control::Ping) => pongs.push(payload.to_vec()),
+                        OpCode::Control(Control::Pong) => answered.push(requests::Kind::Ping),
                         OpCode::Control(Control::Close) => {
                             result = Err("server sent close".into());
                             break;
@@ -141,6 +152,12 @@ impl Gen {
         }
         buf.drain(..pos);
         c.inbuf = buf;
+        for kind in answered {
+            self.answered(key, kind, now_us);
+        }
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
         c.inflight = c.inflight.saturating_sub(echoes);
         if let Err(why) = result {
             return self.fail(Some(key), why);

@@ -1,0 +1,236 @@
+//! Requests mixed into a run besides chat messages: history pages at
+//! `--history-rate` (each the page before a random id of the asking client's
+//! room, so it reaches past the server's memory), `--searchers` clients that
+//! each keep one search running, and one client pinging every
+//! `--ping-interval`. Only clients that do not send ask, so the deliveries
+//! measured are the same with and without them. Their answer times are
+//! recorded like deliveries.
+
+use super::*;
+
+/// What an answer answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Page,
+    Search,
+    Ping,
+    /// An error frame while a page or search was asked (counted, not timed).
+    Refused,
+}
+
+/// Answer times and counts of one kind of request.
+#[derive(Default)]
+pub struct Timed {
+    pub sent: u64,
+    pub answered: u64,
+    pub hist: Histogram,
+}
+
+#[derive(Default)]
+pub struct Mix {
+    pub pages: Timed,
+    pub searches: Timed,
+    pub pings: Timed,
+    /// Error frames answering a page or a search.
+    pub refused: u64,
+}
+
+/// Who asks and when the next page and ping are due.
+pub struct Mixer {
+    askers: Vec<usize>,
+    next_asker: usize,
+    next_page: Option<Instant>,
+    page_every: Duration,
+    pinger: Option<usize>,
+    next_ping: Option<Instant>,
+}
+
+impl Mixer {
+    /// The soonest a page or a ping is due (far away when none is).
+    pub fn next_due(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(1);
+        [self.next_page, self.next_ping]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(far)
+    }
+}
+
+/// `"last_id":N` in a welcome.
+pub fn last_id(payload: &[u8]) -> u64 {
+    const KEY: &[u8] = b"\"last_id\":";
+    let Some(at) = payload.windows(KEY.len()).position(|w| w == KEY) else {
+        return 0;
+    };
+    let digits: Vec<u8> = payload[at + KEY.len()..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    std::str::from_utf8(&digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Gen {
+    /// Picks the askers (open clients that do not send), starts the searches.
+    pub(super) fn start_mix(&mut self, start: Instant) -> Mixer {
+        let askers: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.state, State::Open) && c.sender.is_none() && c.room.is_some()
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let searchers: Vec<usize> = askers.iter().copied().take(self.args.searchers).collect();
+        for &k in &searchers {
+            if let Some(c) = self.clients.get_mut(k) {
+                c.searcher = true;
+            }
+            self.ask_search(k);
+        }
+        let pinger = self.args.ping_interval.and_then(|_| {
+            askers
+                .iter()
+                .copied()
+                .rev()
+                .find(|k| !searchers.contains(k))
+        });
+        let page_every = if self.args.history_rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.args.history_rate)
+        } else {
+            Duration::ZERO
+        };
+        Mixer {
+            askers,
+            next_asker: 0,
+            next_page: (self.args.history_rate > 0.0).then_some(start),
+            page_every,
+            pinger,
+            next_ping: pinger.map(|_| start),
+        }
+    }
+
+    /// Asks what is due at `now`.
+    pub(super) fn mix_turn(&mut self, m: &mut Mixer, now: Instant) {
+        while let Some(due) = m.next_page.filter(|&d| d <= now) {
+            m.next_page = Some(due + m.page_every);
+            // The next asker with no page of its own waiting.
+            for _ in 0..m.askers.len() {
+                let k = m.askers[m.next_asker % m.askers.len()];
+                m.next_asker += 1;
+                if self
+                    .clients
+                    .get(k)
+                    .is_some_and(|c| c.asked_page.is_none() && !c.searcher)
+                {
+                    self.ask_page(k);
+                    break;
+                }
+            }
+        }
+        if let (Some(k), Some(due)) = (m.pinger, m.next_ping) {
+            if due <= now {
+                m.next_ping = self.args.ping_interval.map(|i| due + i);
+                self.ping(k);
+            }
+        }
+    }
+
+    fn send_text(&mut self, key: usize, opcode: OpCode, text: &[u8]) {
+        let mask = self.mask();
+        if let Some(c) = self.clients.get_mut(key) {
+            c.out
+                .extend_from_slice(&ws::encode_masked(opcode, text, mask));
+        }
+        self.flush(key);
+    }
+
+    fn ask_page(&mut self, key: usize) {
+        let now_us = self.now_us();
+        let r = self.rng_next();
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let (Some(room), State::Open) = (c.room, &c.state) else {
+            return;
+        };
+        let before = 1 + r % c.last_id.max(1);
+        c.asked_page = Some(now_us);
+        let json =
+            format!(r#"{{"type":"history","room":"load-{room}","before":{before},"limit":50}}"#);
+        self.mix.pages.sent += 1;
+        self.send_text(key, OpCode::Data(Data::Text), json.as_bytes());
+    }
+
+    fn ask_search(&mut self, key: usize) {
+        let now_us = self.now_us();
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let (Some(room), State::Open) = (c.room, &c.state) else {
+            return;
+        };
+        c.asked_search = Some(now_us);
+        let json = format!(
+            r#"{{"type":"search","room":"load-{room}","q":"{}"}}"#,
+            self.args.search_q
+        );
+        self.mix.searches.sent += 1;
+        self.send_text(key, OpCode::Data(Data::Text), json.as_bytes());
+    }
+
+    fn ping(&mut self, key: usize) {
+        let now_us = self.now_us();
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        if c.pinged.is_some() || !matches!(c.state, State::Open) {
+            return;
+        }
+        c.pinged = Some(now_us);
+        self.mix.pings.sent += 1;
+        self.send_text(key, OpCode::Control(Control::Ping), b"picochat-load");
+    }
+
+    /// An answer came: its time is recorded; a searcher asks again while sending lasts.
+    pub(super) fn answered(&mut self, key: usize, kind: Kind, now_us: u64) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let (slot, timed) = match kind {
+            Kind::Page => (c.asked_page.take(), &mut self.mix.pages),
+            Kind::Search => (c.asked_search.take(), &mut self.mix.searches),
+            Kind::Ping => (c.pinged.take(), &mut self.mix.pings),
+            Kind::Refused => {
+                if c.asked_page.take().is_some() || c.asked_search.take().is_some() {
+                    self.mix.refused += 1;
+                }
+                return;
+            }
+        };
+        let Some(sent) = slot else {
+            return;
+        };
+        timed.answered += 1;
+        timed.hist.record(now_us.saturating_sub(sent));
+        if kind == Kind::Search && c.searcher && self.sending {
+            self.ask_search(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_welcome_s_last_id_is_read() {
+        assert_eq!(
+            super::last_id(br#"{"type":"welcome","last_id":1234,"epoch":5}"#),
+            1234
+        );
+        assert_eq!(super::last_id(br#"{"type":"welcome"}"#), 0);
+    }
+}
