@@ -1,6 +1,6 @@
 //! Scenario 9 (picochat only): scrollback and search over a journal of
 //! 1,000,000 retained messages (100,000 in QUICK mode), written as the
-//! journal writes them (segments of 32 MiB, the default `--retain`'s eighth)
+//! journal writes them (segments of 4 MiB, the most a segment holds)
 //! into room `load-0`, then:
 //! - start: time until the server listens (the index is built by scanning
 //!   every segment), the index's bytes per message, RSS after start;
@@ -16,7 +16,7 @@ use super::{load, metric, pid, procfs, start, Target};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-const SEGMENT: usize = 32 << 20;
+const SEGMENT: usize = 4 << 20;
 
 /// Writes `n` messages of room `load-0` as journal segments; returns the bytes written.
 fn write_journal(dir: &std::path::Path, n: u64) -> u64 {

@@ -265,7 +265,7 @@ pub const OPTIONS: &[OptSpec] = &[
         }
         .into()
     ),
-    opt!("--retain", "PICOCHAT_RETAIN", "SIZE", "disk the message log keeps (--data-dir, at least 1MiB): whole segments of an eighth go, oldest first", size retain),
+    opt!("--retain", "PICOCHAT_RETAIN", "SIZE", "disk the message log keeps (--data-dir, at least 1MiB): whole segments (an eighth, at most 4MiB) go, oldest first", size retain),
     opt!("--retain-days", "PICOCHAT_RETAIN_DAYS", "D", "days a message is kept on disk (0 = no age limit)", num retain_days),
     opt!("--redis-retain", "PICOCHAT_REDIS_RETAIN", "N", "messages kept per room in Redis (the stream's MAXLEN ~)", num redis_retain),
     opt!(

@@ -4,10 +4,12 @@
 //!
 //! Per room, a list of **blocks**: a run of the room's records in one
 //! segment whose bytes span at most [`BLOCK_SPAN`] (other rooms' lines may
-//! sit between them). A block is 40 bytes; a room that writes alone packs
-//! hundreds of records into one (about 0.2 bytes per message), and a room
-//! whose lines are spread thin among busy ones costs at most a block per
-//! record. Per room too, the **amendments**: which messages were deleted and
+//! sit between them). A block is 24 bytes; a room that writes alone packs
+//! about 200 records into one (0.1 to 0.3 bytes per message), and a room
+//! whose lines are spread thin among busy ones costs up to a block per
+//! record, until its segment is closed and compacted (`compact.rs` groups
+//! each room's lines together), after which every room's records in it are
+//! dense again. Per room too, the **amendments**: which messages were deleted and
 //! where the latest edit of each edited one is, so a page of old messages
 //! shows them as they read now without looking for later records.
 //! Reading the files is here; which segments exist is `segments.rs`.
@@ -22,21 +24,40 @@ use std::rc::Rc;
 /// The most bytes one block's records span in their segment: one read.
 pub const BLOCK_SPAN: u64 = 32 * 1024;
 
-/// A run of one room's records in one segment.
+/// A run of one room's records in one segment: ids `first` to
+/// `first + span_ids`, bytes `start` to `start + len` (newline included).
+/// Segments are at most 4 MiB, so offsets fit in 32 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Block {
     first: u64,
-    last: u64,
+    span_ids: u32,
     segment: u32,
-    start: u64,
-    end: u64,
+    start: u32,
+    len: u32,
 }
 
-/// Where a record's line is: its segment, offset and length.
+impl Block {
+    fn last(&self) -> u64 {
+        self.first + u64::from(self.span_ids)
+    }
+}
+
+/// Where a record's line is: its segment, offset and length (no newline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Place {
     pub segment: u32,
-    pub start: u64,
+    pub start: u32,
+    pub len: u32,
+}
+
+/// A record's line moved by compaction: its id and what it is, and where
+/// it was and is now in its segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub id: u64,
+    pub entry: Entry,
+    pub old_start: u32,
+    pub new_start: u32,
     pub len: u32,
 }
 
@@ -109,33 +130,99 @@ impl Index {
             Some(r) => r,
             None => self.rooms.entry(room.clone()).or_default(),
         };
-        let end = at.start + u64::from(at.len) + 1;
-        match r.blocks.back_mut() {
-            Some(b) if b.segment == at.segment && end - b.start <= BLOCK_SPAN && id > b.last => {
-                b.last = id;
-                b.end = end;
-            }
-            _ => r.blocks.push_back(Block {
-                first: id,
-                last: id,
-                segment: at.segment,
-                start: at.start,
-                end,
-            }),
+        extend(&mut r.blocks, id, at);
+        amend(&mut r.amended, entry, at);
+    }
+
+    /// How many blocks segment `segment` takes, and in how many rooms.
+    pub fn shape(&self, segment: u32) -> (usize, usize) {
+        let mut blocks = 0;
+        let mut rooms = 0;
+        for r in self.rooms.values() {
+            let n = r.blocks.iter().filter(|b| b.segment == segment).count();
+            blocks += n;
+            rooms += usize::from(n > 0);
         }
-        match entry {
-            Entry::Message => {}
-            Entry::Edit { target } => {
-                if r.amended.get(&target) != Some(&Amend::Deleted) {
-                    r.amended.insert(target, Amend::Edited(at));
-                }
+        (blocks, rooms)
+    }
+
+    /// Segment `segment` was compacted: each room's records in it now lie
+    /// together (`moved`, in order), so its blocks there are rebuilt dense,
+    /// and edits in it are found at their new places.
+    pub fn replace_segment(&mut self, segment: u32, moved: &[(RoomName, Vec<Moved>)]) {
+        for (room, lines) in moved {
+            let Some(r) = self.rooms.get_mut(room) else {
+                continue;
+            };
+            let from = r.blocks.partition_point(|b| b.segment < segment);
+            let to = r.blocks.partition_point(|b| b.segment <= segment);
+            let mut fresh = VecDeque::new();
+            for m in lines {
+                let at = Place {
+                    segment,
+                    start: m.new_start,
+                    len: m.len,
+                };
+                extend(&mut fresh, m.id, at);
             }
-            Entry::Delete { target } => {
-                r.amended.insert(target, Amend::Deleted);
+            let after: Vec<Block> = r.blocks.drain(from..).skip(to - from).collect();
+            r.blocks.extend(fresh);
+            r.blocks.extend(after);
+            for a in r.amended.values_mut() {
+                if let Amend::Edited(at) = a {
+                    if at.segment == segment {
+                        if let Ok(i) = lines.binary_search_by_key(&at.start, |m| m.old_start) {
+                            at.start = lines[i].new_start;
+                        }
+                    }
+                }
             }
         }
     }
+}
 
+/// Adds a record to a room's blocks: to the last one when it is in the same
+/// segment and the span stays within [`BLOCK_SPAN`], else as a new block.
+fn extend(blocks: &mut VecDeque<Block>, id: u64, at: Place) {
+    let end = u64::from(at.start) + u64::from(at.len) + 1;
+    if let Some(b) = blocks.back_mut() {
+        let span = end.saturating_sub(u64::from(b.start));
+        let ids = id.checked_sub(b.first).and_then(|d| u32::try_from(d).ok());
+        if let (true, true, Some(ids)) = (b.segment == at.segment, span <= BLOCK_SPAN, ids) {
+            if id > b.last() {
+                b.span_ids = ids;
+                b.len = span as u32;
+                return;
+            }
+        }
+    }
+    blocks.push_back(Block {
+        first: id,
+        span_ids: 0,
+        segment: at.segment,
+        start: at.start,
+        len: at.len + 1,
+    });
+}
+
+/// Notes what an edit or a delete does to the message it is for.
+fn amend(amended: &mut HashMap<u64, Amend>, entry: Entry, at: Place) {
+    {
+        match entry {
+            Entry::Message => {}
+            Entry::Edit { target } => {
+                if amended.get(&target) != Some(&Amend::Deleted) {
+                    amended.insert(target, Amend::Edited(at));
+                }
+            }
+            Entry::Delete { target } => {
+                amended.insert(target, Amend::Deleted);
+            }
+        }
+    }
+}
+
+impl Index {
     /// A segment was removed: its blocks go. Returns, per room that lost
     /// records, the id its retained records now start at.
     pub fn drop_segment(&mut self, segment: u32) -> Vec<(RoomName, u64)> {
@@ -202,7 +289,7 @@ impl Index {
                 (Box::new(r.blocks.range(..n).rev()), true)
             }
             Range::After { after, until } => {
-                let n = r.blocks.partition_point(|b| b.last <= after);
+                let n = r.blocks.partition_point(|b| b.last() <= after);
                 let blocks = r.blocks.range(n..).take_while(move |b| b.first < until);
                 (Box::new(blocks), false)
             }
@@ -214,9 +301,9 @@ impl Index {
             if read >= cap {
                 return Ok((found, false, read));
             }
-            let len = (block.end - block.start) as usize;
+            let len = block.len as usize;
             buf.resize(len, 0);
-            files.read_at(block.segment, block.start, &mut buf)?;
+            files.read_at(block.segment, u64::from(block.start), &mut buf)?;
             read += len as u64;
             let mut messages = Vec::new();
             for line in buf.split(|&b| b == b'\n') {
@@ -230,14 +317,14 @@ impl Index {
                     Range::Before(below) => id < below,
                     Range::After { after, until } => id > after && id < until,
                 };
-                if line_room != room || !wanted || id < block.first || id > block.last {
+                if line_room != room || !wanted || id < block.first || id > block.last() {
                     continue;
                 }
                 let edit = match r.amended.get(&id) {
                     Some(Amend::Deleted) => continue,
                     Some(Amend::Edited(at)) => {
                         let mut line = vec![0; at.len as usize];
-                        files.read_at(at.segment, at.start, &mut line)?;
+                        files.read_at(at.segment, u64::from(at.start), &mut line)?;
                         read += u64::from(at.len);
                         String::from_utf8(line)
                             .ok()
@@ -278,7 +365,7 @@ mod tests {
     fn a_room_alone_packs_many_records_into_one_block_and_a_thin_one_gets_its_own() {
         let mut index = Index::default();
         let (busy, thin): (RoomName, RoomName) = ("busy".into(), "thin".into());
-        let mut at = 0u64;
+        let mut at = 0u32;
         for id in 1..=1000u64 {
             let room = if id % 100 == 0 { &thin } else { &busy };
             index.add(
@@ -351,6 +438,71 @@ mod tests {
         assert!(
             index.rooms[&room].amended.is_empty(),
             "amendments of dropped messages go too"
+        );
+    }
+
+    #[test]
+    fn a_million_records_of_a_thousand_rooms_taking_turns_index_in_under_2_mib() {
+        // The worst layout for the index: 1,000 rooms writing in turn, so in
+        // the segment being written each record of a room lies 1,000 lines
+        // from its last. Closed segments (4 MiB) are compacted; the last one
+        // is still being written.
+        const RECORDS: u64 = 1_000_000;
+        const ROOMS: u64 = 1_000;
+        const LINE: u32 = 157;
+        let names: Vec<RoomName> = (0..ROOMS).map(|r| format!("room{r}").into()).collect();
+        let per_segment = super::super::segments::SEGMENT_MAX / u64::from(LINE);
+        let mut index = Index::default();
+        let mut lines: Vec<Vec<Moved>> = vec![Vec::new(); ROOMS as usize];
+        for i in 0..RECORDS {
+            let segment = (i / per_segment) as u32 + 1;
+            let room = (i % ROOMS) as usize;
+            let id = i / ROOMS + 1;
+            let start = ((i % per_segment) * u64::from(LINE)) as u32;
+            let at = Place {
+                segment,
+                start,
+                len: LINE - 1,
+            };
+            index.add(&names[room], id, Entry::Message, at);
+            lines[room].push(Moved {
+                id,
+                entry: Entry::Message,
+                old_start: start,
+                new_start: 0,
+                len: LINE - 1,
+            });
+            if (i + 1) % per_segment == 0 {
+                // The segment is closed and compacted: each room's lines together.
+                let mut at = 0;
+                let moved: Vec<(RoomName, Vec<Moved>)> = lines
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(r, l)| {
+                        for m in l.iter_mut() {
+                            m.new_start = at;
+                            at += LINE;
+                        }
+                        (names[r].clone(), std::mem::take(l))
+                    })
+                    .collect();
+                index.replace_segment(segment, &moved);
+            }
+        }
+        let bytes = index.bytes();
+        eprintln!(
+            "index: {bytes} bytes, {:.2} per record",
+            bytes as f64 / RECORDS as f64
+        );
+        assert!(
+            bytes <= 2 << 20,
+            "{bytes} bytes, {:.2} per record",
+            bytes as f64 / RECORDS as f64
+        );
+        // Before compaction existed this layout cost a block per record.
+        assert!(
+            bytes as u64 > RECORDS,
+            "{bytes}: the interleaved current segment still costs"
         );
     }
 }

@@ -6,7 +6,9 @@
 //!   exactly as delivered (`{"type":"message","room":R,"id":N,...}`, edits and
 //!   deletes likewise) with its owner tag before the closing brace;
 //! - `messages.<n>.jsonl`: closed segments, a higher `n` newer. The current
-//!   one is closed when it would pass an eighth of `--retain`; past
+//!   one is closed when it would pass an eighth of `--retain` (at most 4 MiB),
+//!   then compacted in the background: its lines grouped by room
+//!   (`compact.rs`), so the index stays small however many rooms wrote; past
 //!   `--retain` bytes in all, or `--retain-days` after their last write, the
 //!   oldest go whole (`segments.rs`), and what they held is gone from memory
 //!   too ([`LogEvent::Dropped`]). Disk use stays within `--retain` plus one
@@ -38,6 +40,7 @@
 //! Lines written before rooms existed (no `"room"`) belong to the default room.
 //! The e-mail is never here: only the broadcast JSON (avatar hash, not address).
 
+mod compact;
 mod index;
 mod reload;
 mod segments;
@@ -45,6 +48,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
+use self::compact::{Compaction, Progress};
 use self::index::{Entry, Index, Place};
 use self::reload::{scan, Tails};
 pub use self::segments::Retention;
@@ -55,7 +59,7 @@ use crate::chat::protocol::{self, RecordKind, RoomName};
 use crate::chat::record::Read;
 use crate::config::FsyncPolicy;
 use crate::log::format;
-use crate::{diag_error, diag_info, diag_warn};
+use crate::{diag_debug, diag_error, diag_info, diag_warn};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -103,6 +107,9 @@ pub struct Journal {
     settings_set: Vec<(String, String)>,
     /// Reads asked for and not yet served.
     reads: VecDeque<Read>,
+    /// Closed segments to compact (`compact.rs`), and the one under way.
+    compact_queue: VecDeque<u32>,
+    compacting: Option<Compaction>,
 }
 
 impl Journal {
@@ -118,6 +125,7 @@ impl Journal {
     ) -> io::Result<(Journal, Restored)> {
         fs::create_dir_all(dir)?;
         let epoch = load_or_create_epoch(dir, wall_ms)?;
+        compact::clean(dir)?;
         let mut files = Files::open(dir)?;
         let current_meta = fs::metadata(dir.join(CURRENT)).ok();
         let current_size = current_meta.as_ref().map_or(0, |m| m.len());
@@ -186,6 +194,16 @@ impl Journal {
             .open(dir.join(CURRENT))?;
         let size = file.metadata()?.len();
         let settings = load_settings(dir)?;
+        // Segments written before compaction existed, or closed just before a stop.
+        let compact_queue = files
+            .closed
+            .iter()
+            .filter(|c| {
+                let (blocks, rooms) = index.shape(c.number);
+                compact::worth_it(blocks, rooms, c.size)
+            })
+            .map(|c| c.number)
+            .collect();
         let mut restored = Restored {
             on_demand: false,
             readable: true,
@@ -232,6 +250,8 @@ impl Journal {
             settings,
             settings_set: Vec::new(),
             reads: VecDeque::new(),
+            compact_queue,
+            compacting: None,
         };
         Ok((journal, restored))
     }
@@ -317,7 +337,12 @@ impl Journal {
     /// The current segment is closed (dated by its last write); a fresh one starts.
     fn rotate(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
+        let number = self.files.current;
         self.files.close_current(self.size, self.last_write_ms)?;
+        let (blocks, rooms) = self.index.shape(number);
+        if compact::worth_it(blocks, rooms, self.size) {
+            self.compact_queue.push_back(number);
+        }
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -347,6 +372,10 @@ impl Journal {
         {
             match self.files.remove_oldest() {
                 Ok(Some(gone)) => {
+                    self.compact_queue.retain(|&n| n != gone.number);
+                    if let Some(c) = self.compacting.take_if(|c| c.segment == gone.number) {
+                        c.abandon();
+                    }
                     diag_info!(
                         "message log {}: segment {} ({} bytes) removed by retention",
                         self.dir.display(),
@@ -395,6 +424,46 @@ impl Journal {
                 found,
                 exhausted,
             });
+        }
+    }
+
+    /// One bounded step of compacting a closed segment, if one is due.
+    fn compact_step(&mut self) {
+        if self.compacting.is_none() {
+            let Some(number) = self.compact_queue.pop_front() else {
+                return;
+            };
+            let Some(closed) = self.files.closed.iter().find(|c| c.number == number) else {
+                return;
+            };
+            self.compacting = Some(Compaction::new(number, closed.size));
+        }
+        let Some(c) = self.compacting.as_mut() else {
+            return;
+        };
+        let step = c.step(&mut self.files, &self.default_room);
+        let finished = match step {
+            Ok(Progress::More) => return,
+            Ok(Progress::Ready { temp, size }) => self.files.replace(c.segment, &temp, size),
+            Err(e) => Err(e),
+        };
+        let Some(c) = self.compacting.take() else {
+            return;
+        };
+        match finished {
+            Ok(()) => {
+                self.index.replace_segment(c.segment, c.moved());
+                diag_debug!("message log: segment {} compacted", c.segment);
+            }
+            Err(e) => {
+                self.health.errors_total += 1;
+                diag_warn!(
+                    "message log {}: cannot compact segment {} ({e}); it stays as it is",
+                    self.dir.display(),
+                    c.segment
+                );
+                c.abandon();
+            }
         }
     }
 
@@ -460,12 +529,15 @@ impl MessageLog for Journal {
                     self.recovered();
                     let segment = self.files.current;
                     for a in batch {
-                        let at = Place {
-                            segment,
-                            start: base + a.offset as u64,
-                            len: a.len as u32,
-                        };
-                        self.index.add(&a.record.room, a.record.id, a.entry, at);
+                        let start = u32::try_from(base + a.offset as u64);
+                        if let (Ok(start), Ok(len)) = (start, u32::try_from(a.len)) {
+                            let at = Place {
+                                segment,
+                                start,
+                                len,
+                            };
+                            self.index.add(&a.record.room, a.record.id, a.entry, at);
+                        }
                         out.push(LogEvent::Committed(a.record));
                     }
                 }
@@ -506,6 +578,7 @@ impl MessageLog for Journal {
             self.retain(now_ms, out);
         }
         self.serve_reads(out);
+        self.compact_step();
     }
 
     fn read(&mut self, read: Read) {
@@ -529,7 +602,7 @@ impl MessageLog for Journal {
     }
 
     fn wake_in(&self, _now_ms: u64) -> Option<u64> {
-        if !self.reads.is_empty() {
+        if !self.reads.is_empty() || self.compacting.is_some() || !self.compact_queue.is_empty() {
             return Some(0);
         }
         // A pending interval sync is done within a second.

@@ -47,12 +47,19 @@ pub fn scan(
             Some((text, room, id, entry))
                 if tails.get(&room).is_none_or(|(last, _)| id > *last) =>
             {
-                let at = Place {
-                    segment,
-                    start: pos as u64,
-                    len: nl as u32,
-                };
-                index.add(&room, id, entry, at);
+                // Offsets past 4 GiB (a segment of an old --log-segment) are not indexed.
+                if let (Ok(start), Ok(len)) = (u32::try_from(pos), u32::try_from(nl)) {
+                    index.add(
+                        &room,
+                        id,
+                        entry,
+                        Place {
+                            segment,
+                            start,
+                            len,
+                        },
+                    );
+                }
                 let (last, tail) = tails.entry(room).or_default();
                 *last = id;
                 if keep > 0 {

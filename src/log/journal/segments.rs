@@ -14,10 +14,16 @@ use std::path::{Path, PathBuf};
 
 pub const CURRENT: &str = "messages.jsonl";
 
+/// The largest segment: what the index of the segment being written (whose
+/// rooms' lines are interleaved until it is compacted) can cost is bounded
+/// by it, and so is one compaction's work.
+pub const SEGMENT_MAX: u64 = 4 << 20;
+
 /// How much the journal keeps on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {
-    /// Bytes across all segments (`--retain`); a segment is an eighth of it.
+    /// Bytes across all segments (`--retain`); a segment is an eighth of
+    /// it, and at most [`SEGMENT_MAX`].
     pub bytes: u64,
     /// Days a closed segment is kept after its last write (`--retain-days`, 0 = no limit).
     pub days: u32,
@@ -25,7 +31,7 @@ pub struct Retention {
 
 impl Retention {
     pub fn segment_max(&self) -> u64 {
-        (self.bytes / 8).max(4096)
+        (self.bytes / 8).clamp(4096, SEGMENT_MAX)
     }
 }
 
@@ -108,6 +114,21 @@ impl Files {
         });
         self.current += 1;
         Ok(())
+    }
+
+    /// Puts a compacted copy of closed segment `number` in its place, dated
+    /// as the segment was.
+    pub fn replace(&mut self, number: u32, copy: &Path, size: u64) -> io::Result<()> {
+        let path = self.path(number);
+        let Some(closed) = self.closed.iter_mut().find(|c| c.number == number) else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(closed.modified_ms);
+        File::options().write(true).open(copy)?.set_modified(when)?;
+        fs::rename(copy, path)?;
+        closed.size = size;
+        self.readers.remove(&number);
+        self.sync_dir()
     }
 
     /// Removes the oldest closed segment, if any, and returns its number.

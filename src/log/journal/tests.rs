@@ -1,5 +1,6 @@
 //! The journal against real files in a temporary directory.
 use super::*;
+use crate::chat::record::Range;
 use crate::chat::session::ClientId;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -187,5 +188,113 @@ fn retain_days_removes_segments_last_written_longer_ago() {
     drop(j);
     let (_, restored) = open(later);
     assert_eq!(ids(&restored, "lobby"), [4]);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every message of `room` through the index, newest first.
+fn read_all(j: &mut Journal, room: &str) -> Vec<(u64, String)> {
+    let (found, exhausted, _) = j
+        .index
+        .read(
+            &mut j.files,
+            room,
+            "lobby",
+            Range::Before(u64::MAX),
+            usize::MAX,
+            u64::MAX,
+        )
+        .unwrap();
+    assert!(exhausted);
+    found
+        .iter()
+        .map(|f| {
+            let text = crate::chat::scrollback::shown(f);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            (
+                f.message.id,
+                v["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn edit(room: &str, target: u64, text: &str) -> Draft {
+    Draft {
+        kind: crate::chat::record::Kind::Edit,
+        fields: format!(r#"{{"target":{target},"time":0,"username":"u","message":"{text}"}}"#),
+        ..draft(room, "")
+    }
+}
+
+#[test]
+fn a_closed_segment_is_compacted_by_room_and_reads_the_same() {
+    let dir = tmpdir("compact");
+    let (mut j, _) = open(&dir, 64 << 20, FsyncPolicy::Never, 10, 1);
+    // 100 rooms taking turns: in the segment being written every record of a
+    // room lies 100 lines from its last, so each gets a block of its own.
+    let rooms: Vec<String> = (0..100).map(|r| format!("room{r}")).collect();
+    for round in 0..12 {
+        for room in &rooms {
+            j.append(draft(
+                room,
+                &format!("{room} round {round} {}", "x".repeat(350)),
+            ));
+        }
+        committed(&mut j);
+    }
+    // An edit of room7's first message, in the same segment.
+    let first7 = read_all(&mut j, "room7").last().unwrap().0;
+    j.append(edit("room7", first7, "edited later"));
+    committed(&mut j);
+    let before: Vec<_> = rooms.iter().map(|r| read_all(&mut j, r)).collect();
+    let (blocks, _) = j.index.shape(j.files.current);
+    assert_eq!(blocks, 100 * 12 + 1, "a block per record while interleaved");
+    j.rotate().unwrap();
+    let segment = j.files.closed.back().unwrap().number;
+    assert_eq!(
+        j.compact_queue.iter().copied().collect::<Vec<_>>(),
+        [segment]
+    );
+    let mut steps = 0;
+    while j.compacting.is_some() || !j.compact_queue.is_empty() {
+        j.compact_step();
+        steps += 1;
+        assert!(steps < 100, "bounded steps");
+    }
+    let (blocks, rooms_in) = j.index.shape(segment);
+    assert_eq!((blocks, rooms_in), (100, 100), "one dense block per room");
+    let after: Vec<_> = rooms.iter().map(|r| read_all(&mut j, r)).collect();
+    assert_eq!(
+        after, before,
+        "every room reads the same, the edit found at its new place"
+    );
+    assert_eq!(after[7].last().unwrap().1, "edited later");
+    // The file holds each room's lines together, and reloads the same.
+    let text = fs::read_to_string(dir.join(format!("messages.{segment}.jsonl"))).unwrap();
+    let order: Vec<&str> = text
+        .lines()
+        .map(|l| &l[l.find("\"room\":\"").unwrap() + 8..][..6])
+        .collect();
+    assert!(
+        order.windows(2).filter(|w| w[0] != w[1]).count() < 100,
+        "grouped by room"
+    );
+    drop(j);
+    fs::write(
+        dir.join(format!("messages.{segment}.jsonl.compact")),
+        "left by a crash",
+    )
+    .unwrap();
+    let (mut j, restored) = open(&dir, 64 << 20, FsyncPolicy::Never, 10, 1);
+    assert!(!dir
+        .join(format!("messages.{segment}.jsonl.compact"))
+        .exists());
+    assert!(
+        j.compact_queue.is_empty(),
+        "a compacted segment is not compacted again"
+    );
+    assert_eq!(restored.high_water, 100 + 11, "room99 numbered 100 to 111");
+    let reloaded: Vec<_> = rooms.iter().map(|r| read_all(&mut j, r)).collect();
+    assert_eq!(reloaded, before);
     fs::remove_dir_all(dir).unwrap();
 }
