@@ -233,6 +233,11 @@ impl Sequence {
         }
     }
 
+    /// The highest id used in any room.
+    pub fn high_water(&self) -> u64 {
+        self.high_water
+    }
+
     /// The next id in `room`.
     pub fn next(&mut self, room: &RoomName) -> (u64, Undo) {
         let undo = Undo {

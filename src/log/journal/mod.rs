@@ -16,6 +16,8 @@
 //!   The two-segment layout of earlier versions (`messages.1.jsonl`) loads as is;
 //! - `epoch`: a number fixed when the directory is first used; it names the id
 //!   sequences of every room;
+//! - `high-water`: the highest id used, written before retention removes a
+//!   segment, so a room whose every record went still numbers on above it;
 //! - `settings.json`: moderation settings (bans, room settings), one JSON
 //!   object of keys to values, small and rarely changed: rewritten whole
 //!   (a temporary file, synced, then renamed over it) in the turn a setting
@@ -53,7 +55,9 @@ use self::index::{Entry, Index, Place};
 use self::reload::{scan, Tails};
 pub use self::segments::Retention;
 use self::segments::{Files, CURRENT};
-use self::settings::{load_or_create_epoch, load_settings, write_settings};
+use self::settings::{
+    load_high_water, load_or_create_epoch, load_settings, store_high_water, write_settings,
+};
 use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence, Undo};
 use crate::chat::protocol::{self, RecordKind, RoomName};
 use crate::chat::record::Read;
@@ -133,22 +137,6 @@ impl Journal {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(wall_ms, |d| d.as_millis() as u64);
-        // A smaller --retain than the files hold: the oldest go before reading.
-        while files.closed_bytes() + current_size > retention.bytes
-            || files
-                .closed
-                .front()
-                .is_some_and(|c| expired(retention, c.modified_ms, wall_ms))
-        {
-            match files.remove_oldest()? {
-                Some(gone) => diag_info!(
-                    "message log {}: segment {} removed by retention",
-                    dir.display(),
-                    gone.number
-                ),
-                None => break,
-            }
-        }
         let mut tails = Tails::new();
         let mut index = Index::default();
         let default_room: RoomName = default_room.into();
@@ -188,6 +176,36 @@ impl Journal {
                 }
             }
         }
+        // The highest id ever used, also in segments retention removed.
+        let high_water = tails
+            .values()
+            .map(|(last, _)| *last)
+            .max()
+            .unwrap_or(0)
+            .max(load_high_water(dir)?);
+        // A smaller --retain than the files hold, or segments past
+        // --retain-days: the oldest go now, and their records with them.
+        while files.closed_bytes() + current_size > retention.bytes
+            || files
+                .closed
+                .front()
+                .is_some_and(|c| expired(retention, c.modified_ms, wall_ms))
+        {
+            store_high_water(dir, high_water)?;
+            let Some(gone) = files.remove_oldest()? else {
+                break;
+            };
+            diag_info!(
+                "message log {}: segment {} removed by retention",
+                dir.display(),
+                gone.number
+            );
+            for (room, below) in index.drop_segment(gone.number) {
+                if let Some((_, tail)) = tails.get_mut(&room) {
+                    tail.retain(|s| s.id >= below);
+                }
+            }
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -208,7 +226,7 @@ impl Journal {
             on_demand: false,
             readable: true,
             epoch,
-            high_water: 0,
+            high_water,
             rooms: Vec::new(),
             settings: settings
                 .iter()
@@ -370,6 +388,14 @@ impl Journal {
                 .front()
                 .is_some_and(|c| expired(r, c.modified_ms, now_ms))
         {
+            // Ids must never repeat, also for rooms whose every record goes.
+            if let Err(e) = store_high_water(&self.dir, self.sequence.high_water()) {
+                diag_error!(
+                    "message log {}: cannot store the highest id ({e}); nothing removed",
+                    self.dir.display()
+                );
+                break;
+            }
             match self.files.remove_oldest() {
                 Ok(Some(gone)) => {
                     self.compact_queue.retain(|&n| n != gone.number);

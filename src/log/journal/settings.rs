@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 const EPOCH: &str = "epoch";
+const HIGH_WATER: &str = "high-water";
 const SETTINGS: &str = "settings.json";
 
 /// The moderation settings file, or none yet.
@@ -59,4 +60,30 @@ pub fn load_or_create_epoch(dir: &Path, wall_ms: u64) -> io::Result<u64> {
     File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, &path)?;
     Ok(wall_ms)
+}
+
+/// The highest id used before retention removed segments (0: none removed yet).
+pub fn load_high_water(dir: &Path) -> io::Result<u64> {
+    match fs::read_to_string(dir.join(HIGH_WATER)) {
+        Ok(text) => Ok(text.trim().parse().unwrap_or_else(|_| {
+            diag_warn!("{}: unreadable, ignored", dir.join(HIGH_WATER).display());
+            0
+        })),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the highest id used, before segments holding it may be removed: a
+/// temporary file synced and renamed over it.
+pub fn store_high_water(dir: &Path, high_water: u64) -> io::Result<()> {
+    if load_high_water(dir)? >= high_water {
+        return Ok(());
+    }
+    let tmp = dir.join(format!("{HIGH_WATER}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(format!("{high_water}\n").as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(HIGH_WATER))?;
+    File::open(dir)?.sync_all()
 }

@@ -38,10 +38,11 @@ fn committed(j: &mut Journal) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     j.commit(0, &mut out);
     out.into_iter()
-        .map(|e| match e {
-            LogEvent::Committed(r) => (r.room.to_string(), r.id),
-            LogEvent::Refused { room, .. } => (format!("refused {room}"), 0),
-            other => unreachable!("a journal only commits or refuses: {other:?}"),
+        .filter_map(|e| match e {
+            LogEvent::Committed(r) => Some((r.room.to_string(), r.id)),
+            LogEvent::Refused { room, .. } => Some((format!("refused {room}"), 0)),
+            LogEvent::Dropped { .. } => None,
+            other => unreachable!("a journal commits, refuses or drops: {other:?}"),
         })
         .collect()
 }
@@ -296,5 +297,36 @@ fn a_closed_segment_is_compacted_by_room_and_reads_the_same() {
     assert_eq!(restored.high_water, 100 + 11, "room99 numbered 100 to 111");
     let reloaded: Vec<_> = rooms.iter().map(|r| read_all(&mut j, r)).collect();
     assert_eq!(reloaded, before);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ids_never_repeat_after_retention_removed_every_record_of_a_room() {
+    let dir = tmpdir("highwater");
+    let (mut j, _) = open(&dir, 1 << 20, FsyncPolicy::Never, 10, 1);
+    let text = "z".repeat(250);
+    j.append(draft("a", &text));
+    assert_eq!(committed(&mut j), [("a".to_string(), 1)]);
+    // Room b starts above it and goes on to 5,001 ...
+    for _ in 0..5000 {
+        j.append(draft("b", &text));
+        committed(&mut j);
+    }
+    // ... then room a writes more than --retain: every record of b goes.
+    for _ in 0..4000 {
+        j.append(draft("a", &text));
+        committed(&mut j);
+    }
+    drop(j);
+    let (mut j, restored) = open(&dir, 1 << 20, FsyncPolicy::Never, 10, 1);
+    assert!(ids(&restored, "b").is_empty(), "b's records are gone");
+    assert!(restored.rooms.iter().all(|(r, _, _)| &**r != "b"));
+    assert_eq!(restored.high_water, 5001, "kept in the high-water file");
+    j.append(draft("b", "back"));
+    assert_eq!(
+        committed(&mut j),
+        [("b".to_string(), 5002)],
+        "b's ids go on above 5,001"
+    );
     fs::remove_dir_all(dir).unwrap();
 }
