@@ -1430,3 +1430,50 @@ fn paging_and_search_on_the_node_that_did_not_receive_the_messages() {
         vec![mine[0]]
     );
 }
+
+#[test]
+fn redis_retain_bounds_what_pages_and_searches_reach() {
+    let redis = Redis::start();
+    let a = node(&redis, &["--redis-retain", "100"]);
+    let mut ws = a.ws();
+    join_room(&mut ws, "gen", "ann");
+    let mut sent = Vec::new();
+    for i in 0..600 {
+        send_json(
+            &mut ws,
+            json!({"type": "message", "room": "gen", "message": format!("m{i} x")}),
+        );
+        sent.push(recv_type(&mut ws, "message")["id"].as_u64().unwrap());
+    }
+    // A node that did not see them pages back to where the stream starts.
+    let b = node(&redis, &["--history", "10", "--history-bytes", "4KiB"]);
+    let mut reader = b.ws();
+    join_room(&mut reader, "gen", "bob");
+    let mut v = ask(
+        &mut reader,
+        json!({"type": "history", "room": "gen", "limit": 200}),
+    );
+    let mut all = page_ids(&v);
+    while v["older"] == true {
+        v = ask(
+            &mut reader,
+            json!({"type": "history", "room": "gen", "before": all[0], "limit": 200}),
+        );
+        all.splice(0..0, page_ids(&v));
+    }
+    // MAXLEN ~ trims whole stream nodes: at least 100 kept, never all 600.
+    assert!((100..600).contains(&all.len()), "{}", all.len());
+    assert_eq!(
+        all[..],
+        sent[sent.len() - all.len()..],
+        "the newest, contiguous"
+    );
+    let none: Vec<u64> = Vec::new();
+    assert_eq!(
+        page_ids(&ask(
+            &mut reader,
+            json!({"type": "search", "room": "gen", "q": "m0 x"})
+        )),
+        none
+    );
+}
