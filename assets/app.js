@@ -482,14 +482,18 @@ function shownIds() {
   return [...$('messages').querySelectorAll('li.msg')].map((li) => Number(li.dataset.id));
 }
 
-// The line at the top of the list: "loading…" while a page comes, "start of #room" at the beginning.
+// The line at the top of the list: "loading…" while a page comes, "start of
+// #room" at the beginning. Adding or removing it never moves what is on screen.
 function topLine(text, cls) {
   const list = $('messages');
+  const fromBottom = list.scrollHeight - list.scrollTop;
   list.querySelector('li.loading, li.start')?.remove();
-  if (!text) return;
-  const li = systemItem(text);
-  li.classList.add(cls);
-  list.prepend(li);
+  if (text) {
+    const li = systemItem(text);
+    li.classList.add(cls);
+    list.prepend(li);
+  }
+  list.scrollTop = list.scrollHeight - fromBottom;
 }
 
 // Scrolled to the top (or a list too short to scroll): the previous page.
