@@ -447,12 +447,33 @@ pub fn edited(frame: &str, message: &str) -> Option<String> {
     let id = v.remove("id")?;
     let members = serde_json::to_string(&v).ok()?;
     let members = members.strip_prefix('{')?.strip_suffix('}')?;
-    Some(crate::chat::record::frame_with(
+    Some(frame_with(
         kind.as_str()?,
         room.as_str()?,
         id.as_u64()?,
         members,
     ))
+}
+
+/// The complete frame of a record: `{"type":K,"room":R,"id":N,` and the
+/// members of `fields` (one JSON object). Room names need no escaping
+/// (`a-z 0-9 - _` only).
+pub fn frame(kind: &str, room: &str, id: u64, fields: &str) -> String {
+    let members = fields.strip_prefix('{').unwrap_or(fields);
+    frame_with(kind, room, id, members.strip_suffix('}').unwrap_or(members))
+}
+
+/// [`frame`] from the members of the fields' object, without its braces.
+pub fn frame_with(kind: &str, room: &str, id: u64, members: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(members.len() + room.len() + 48);
+    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
+    if !members.is_empty() {
+        out.push(',');
+        out.push_str(members);
+    }
+    out.push('}');
+    out
 }
 
 /// Whether a record's frame is a chat message (not an edit or a delete).

@@ -3,6 +3,7 @@
 //! id the log gave it), the [`LogEvent`] that reports either outcome, and what
 //! a log held when it was opened ([`Restored`]). Storage itself is `crate::log`.
 
+pub use super::protocol::{frame, frame_with};
 use super::protocol::{Owner, RoomName};
 use super::session::ClientId;
 use std::rc::Rc;
@@ -65,27 +66,6 @@ impl Draft {
             owner: self.owner,
         }
     }
-}
-
-/// The complete frame of a record: `{"type":K,"room":R,"id":N,` and the
-/// members of `fields` (one JSON object). Room names need no escaping
-/// (`a-z 0-9 - _` only).
-pub fn frame(kind: &str, room: &str, id: u64, fields: &str) -> String {
-    let members = fields.strip_prefix('{').unwrap_or(fields);
-    frame_with(kind, room, id, members.strip_suffix('}').unwrap_or(members))
-}
-
-/// [`frame`] from the members of the fields' object, without its braces.
-pub fn frame_with(kind: &str, room: &str, id: u64, members: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(members.len() + room.len() + 48);
-    let _ = write!(out, "{{\"type\":\"{kind}\",\"room\":\"{room}\",\"id\":{id}");
-    if !members.is_empty() {
-        out.push(',');
-        out.push_str(members);
-    }
-    out.push('}');
-    out
 }
 
 /// A record the log has committed: its room, the id the log gave it, and the

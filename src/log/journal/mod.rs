@@ -45,14 +45,16 @@
 mod compact;
 mod index;
 mod reload;
+mod retention;
 mod segments;
 mod settings;
 #[cfg(test)]
 mod tests;
 
-use self::compact::{Compaction, Progress};
+use self::compact::Compaction;
 use self::index::{Entry, Index, Place};
 use self::reload::{scan, Tails};
+use self::retention::expired;
 pub use self::segments::Retention;
 use self::segments::{Files, CURRENT};
 use self::settings::{
@@ -63,7 +65,7 @@ use crate::chat::protocol::{self, RecordKind, RoomName};
 use crate::chat::record::Read;
 use crate::config::FsyncPolicy;
 use crate::log::format;
-use crate::{diag_debug, diag_error, diag_info, diag_warn};
+use crate::{diag_error, diag_info, diag_warn};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -353,7 +355,7 @@ impl Journal {
     }
 
     /// The current segment is closed (dated by its last write); a fresh one starts.
-    fn rotate(&mut self) -> io::Result<()> {
+    pub(super) fn rotate(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
         let number = self.files.current;
         self.files.close_current(self.size, self.last_write_ms)?;
@@ -370,58 +372,6 @@ impl Journal {
         self.files.sync_dir()?;
         diag_info!("message log: new segment in {}", self.dir.display());
         Ok(())
-    }
-
-    /// Removes the oldest segments past `--retain` (and `--retain-days`),
-    /// telling the core which rooms lost records.
-    fn retain(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
-        let r = self.retention;
-        if r.days > 0 && self.size > 0 && expired(r, self.last_write_ms, now_ms) {
-            if let Err(e) = self.rotate() {
-                return self.failed(&e);
-            }
-        }
-        while self.files.closed_bytes() + self.size > r.bytes
-            || self
-                .files
-                .closed
-                .front()
-                .is_some_and(|c| expired(r, c.modified_ms, now_ms))
-        {
-            // Ids must never repeat, also for rooms whose every record goes.
-            if let Err(e) = store_high_water(&self.dir, self.sequence.high_water()) {
-                diag_error!(
-                    "message log {}: cannot store the highest id ({e}); nothing removed",
-                    self.dir.display()
-                );
-                break;
-            }
-            match self.files.remove_oldest() {
-                Ok(Some(gone)) => {
-                    self.compact_queue.retain(|&n| n != gone.number);
-                    if let Some(c) = self.compacting.take_if(|c| c.segment == gone.number) {
-                        c.abandon();
-                    }
-                    diag_info!(
-                        "message log {}: segment {} ({} bytes) removed by retention",
-                        self.dir.display(),
-                        gone.number,
-                        gone.size
-                    );
-                    for (room, below) in self.index.drop_segment(gone.number) {
-                        out.push(LogEvent::Dropped { room, below });
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    diag_error!(
-                        "message log {}: cannot remove a segment: {e}",
-                        self.dir.display()
-                    );
-                    break;
-                }
-            }
-        }
     }
 
     /// Serves waiting reads, about [`READ_TURN_BYTES`] of them.
@@ -453,47 +403,7 @@ impl Journal {
         }
     }
 
-    /// One bounded step of compacting a closed segment, if one is due.
-    fn compact_step(&mut self) {
-        if self.compacting.is_none() {
-            let Some(number) = self.compact_queue.pop_front() else {
-                return;
-            };
-            let Some(closed) = self.files.closed.iter().find(|c| c.number == number) else {
-                return;
-            };
-            self.compacting = Some(Compaction::new(number, closed.size));
-        }
-        let Some(c) = self.compacting.as_mut() else {
-            return;
-        };
-        let step = c.step(&mut self.files, &self.default_room);
-        let finished = match step {
-            Ok(Progress::More) => return,
-            Ok(Progress::Ready { temp, size }) => self.files.replace(c.segment, &temp, size),
-            Err(e) => Err(e),
-        };
-        let Some(c) = self.compacting.take() else {
-            return;
-        };
-        match finished {
-            Ok(()) => {
-                self.index.replace_segment(c.segment, c.moved());
-                diag_debug!("message log: segment {} compacted", c.segment);
-            }
-            Err(e) => {
-                self.health.errors_total += 1;
-                diag_warn!(
-                    "message log {}: cannot compact segment {} ({e}); it stays as it is",
-                    self.dir.display(),
-                    c.segment
-                );
-                c.abandon();
-            }
-        }
-    }
-
-    fn failed(&mut self, e: &io::Error) {
+    pub(super) fn failed(&mut self, e: &io::Error) {
         self.health.errors_total += 1;
         if !self.health.degraded {
             diag_error!(
@@ -510,11 +420,6 @@ impl Journal {
         }
         self.health.degraded = false;
     }
-}
-
-/// Whether something last written at `written_ms` is past `--retain-days`.
-fn expired(r: Retention, written_ms: u64, now_ms: u64) -> bool {
-    r.days > 0 && now_ms.saturating_sub(written_ms) > u64::from(r.days) * 86_400_000
 }
 
 /// What the index notes of a record.
