@@ -1477,3 +1477,44 @@ fn redis_retain_bounds_what_pages_and_searches_reach() {
         none
     );
 }
+
+#[test]
+fn amendments_of_messages_the_stream_no_longer_keeps_are_swept() {
+    let redis = Redis::start();
+    let a = node(&redis, &["--redis-retain", "5"]);
+    let secret = "sweep-secret-0123456789abc";
+    let (mut cy, _) = join_as(&a, "cy", secret);
+    let mut post = |ws: &mut Ws, text: String| {
+        send_json(ws, json!({"type": "message", "message": text}));
+        recv_type(ws, "message")["id"].as_u64().unwrap()
+    };
+    let early: Vec<u64> = (0..8)
+        .map(|i| post(&mut cy, format!("early {i}")))
+        .collect();
+    for &id in &early {
+        ask(
+            &mut cy,
+            json!({"type": "edit", "id": id, "message": "changed"}),
+        );
+    }
+    let hlen = || {
+        redis
+            .command(&["HLEN", "picochat:amend:lobby"])
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(hlen(), ":8", "an edit is noted for pages of old messages");
+    // The stream moves on past them (MAXLEN ~ trims whole nodes of 100).
+    let later: Vec<u64> = (0..400)
+        .map(|i| post(&mut cy, format!("later {i}")))
+        .collect();
+    for &id in &later[390..] {
+        ask(
+            &mut cy,
+            json!({"type": "edit", "id": id, "message": "changed"}),
+        );
+    }
+    // Past twice --redis-retain, the sweep drops the early ones the stream no longer has.
+    assert_eq!(hlen(), ":10", "only the amendments of messages still kept");
+}

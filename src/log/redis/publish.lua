@@ -29,8 +29,9 @@ if ARGV[8] ~= '' then
   elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= 'd' then
     redis.call('HSET', KEYS[4], ARGV[8], ARGV[1])
   end
-  -- Amendments of messages the stream no longer keeps go, now and then.
-  if redis.call('HLEN', KEYS[4]) > tonumber(ARGV[3]) then
+  -- Amendments of messages the stream no longer keeps go, now and then
+  -- (past twice what the stream keeps, so the sweep's cost is spread thin).
+  if redis.call('HLEN', KEYS[4]) > 2 * tonumber(ARGV[3]) then
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
     local oldest = first and tonumber(string.match(first[1], '^(%d+)')) or id
     for _, k in ipairs(redis.call('HKEYS', KEYS[4])) do
