@@ -1484,7 +1484,7 @@ fn amendments_of_messages_the_stream_no_longer_keeps_are_swept() {
     let a = node(&redis, &["--redis-retain", "5"]);
     let secret = "sweep-secret-0123456789abc";
     let (mut cy, _) = join_as(&a, "cy", secret);
-    let mut post = |ws: &mut Ws, text: String| {
+    let post = |ws: &mut Ws, text: String| {
         send_json(ws, json!({"type": "message", "message": text}));
         recv_type(ws, "message")["id"].as_u64().unwrap()
     };
