@@ -1332,3 +1332,52 @@ fn room_settings_reach_members_and_rule_their_messages() {
     );
     assert!(w.get("slow_mode").is_none(), "defaults are left out: {w}");
 }
+
+#[test]
+fn running_searches_take_slices_in_turn() {
+    let mut chat = Chat::new(Limits::new(3));
+    chat.join(c(0), r#"{"type":"join","room":"big","username":"a"}"#);
+    chat.join(c(1), r#"{"type":"join","room":"small","username":"b"}"#);
+    let text = "w".repeat(600);
+    for _ in 0..1500 {
+        chat.send(
+            c(0),
+            &format!(r#"{{"type":"message","room":"big","message":"{text}"}}"#),
+        );
+    }
+    chat.send(
+        c(1),
+        r#"{"type":"message","room":"small","message":"a needle here"}"#,
+    );
+    // A search of every message of the big room (about 1 MB) first, then a small one.
+    chat.send(
+        c(0),
+        r#"{"type":"search","room":"big","q":"no such words"}"#,
+    );
+    chat.send(c(1), r#"{"type":"search","room":"small","q":"needle"}"#);
+    let searched = |chat: &Chat, who| chat.received(who).iter().any(|v| v["type"] == "search");
+    for _ in 0..3 {
+        assert!(chat.core.has_work());
+        let mut out = Vec::new();
+        chat.core.work(chat.now, &mut out);
+        chat.carry_out(out);
+    }
+    assert!(
+        searched(&chat, c(1)),
+        "the small search was answered in its turn"
+    );
+    assert!(
+        !searched(&chat, c(0)),
+        "the big one is still going, a slice at a time"
+    );
+    while chat.core.has_work() {
+        let mut out = Vec::new();
+        chat.core.work(chat.now, &mut out);
+        chat.carry_out(out);
+    }
+    let answer = chat.last_to(c(0));
+    assert_eq!(
+        (answer["type"].clone(), answer["messages"].clone()),
+        (serde_json::json!("search"), serde_json::json!([]))
+    );
+}

@@ -310,7 +310,7 @@ impl Core {
             found: Vec::new(),
             waiting: None,
         });
-        // Its first slice runs in this turn's `work`.
+        // Its slices run in the loop's idle moments (`work`).
         Ok(())
     }
 
@@ -320,25 +320,27 @@ impl Core {
         self.jobs.searches.iter().any(|s| s.waiting.is_none())
     }
 
-    /// One turn's slice of search work (about a millisecond), shared by the
-    /// running searches.
+    /// One slice of search work (a few tenths of a millisecond), shared by
+    /// the running searches in turn: each that steps goes to the back of
+    /// the line, so the next slice starts with the one after it.
     pub fn work(&mut self, now: u64, out: &mut Out) {
         self.now = self.now.max(now);
         let mut budget = SEARCH_SLICE_BYTES;
-        let mut i = 0;
-        while i < self.jobs.searches.len() && budget > 0 {
-            if self.jobs.searches[i].waiting.is_some() {
-                i += 1;
+        let mut visits = self.jobs.searches.len();
+        while visits > 0 && budget > 0 && !self.jobs.searches.is_empty() {
+            visits -= 1;
+            if self.jobs.searches[0].waiting.is_some() {
+                self.jobs.searches.rotate_left(1);
                 continue;
             }
-            match self.step_search(i, &mut budget) {
+            match self.step_search(0, &mut budget) {
                 Step::Read(read) => {
                     out.push(Command::Read(read));
                     budget = budget.saturating_sub(SEARCH_READ_COST);
-                    i += 1;
+                    self.jobs.searches.rotate_left(1);
                 }
-                Step::Done => self.finish_search(i, out),
-                Step::Later => i += 1,
+                Step::Done => self.finish_search(0, out),
+                Step::Later => self.jobs.searches.rotate_left(1),
             }
         }
     }
@@ -387,7 +389,7 @@ impl Core {
     }
 
     fn finish_search(&mut self, i: usize, out: &mut Out) {
-        let job = self.jobs.searches.swap_remove(i);
+        let job = self.jobs.searches.remove(i);
         // More may exist below the last result unless the search ran out.
         let older = job.cursor > 1
             && self.rooms.get(&job.room).is_some_and(|r| {
