@@ -68,7 +68,7 @@ use crate::log::format;
 use crate::{diag_error, diag_info, diag_warn};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::path::{Path, PathBuf};
 
 /// Interval policy: sync at most this often.
@@ -148,12 +148,17 @@ impl Journal {
             .map(|c| c.number)
             .chain([files.current])
             .collect();
+        // One buffer for every segment, freed at the end: a fresh allocation
+        // per segment would leave the allocator holding several megabytes.
+        let mut buf = Vec::new();
         for number in numbers {
             let path = files.path(number);
-            let good_len = match fs::read(&path) {
-                Ok(bytes) => scan(
+            buf.clear();
+            let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut buf));
+            let good_len = match read {
+                Ok(_) => scan(
                     &path,
-                    &bytes,
+                    &buf,
                     number,
                     keep,
                     &default_room,
@@ -178,6 +183,7 @@ impl Journal {
                 }
             }
         }
+        drop(buf);
         // The highest id ever used, also in segments retention removed.
         let high_water = tails
             .values()
