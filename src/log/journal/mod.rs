@@ -61,7 +61,7 @@ use self::settings::{
     load_high_water, load_or_create_epoch, load_settings, store_high_water, write_settings,
 };
 use super::{Draft, LogEvent, LogHealth, MessageLog, Record, Restored, Sequence, Undo};
-use crate::chat::protocol::{self, RecordKind, RoomName};
+use crate::chat::protocol::RoomName;
 use crate::chat::record::Read;
 use crate::config::FsyncPolicy;
 use crate::log::format;
@@ -428,12 +428,13 @@ impl Journal {
     }
 }
 
-/// What the index notes of a record.
-fn entry_of(record: &Record, kind: crate::chat::record::Kind) -> Entry {
+/// What the index notes of a draft: a message, or the message an edit or
+/// delete is for (read from its fields once, as the Redis log does).
+fn entry_of(draft: &Draft) -> Entry {
     use crate::chat::record::Kind;
-    match (kind, protocol::record_kind(&record.json)) {
-        (Kind::Edit, RecordKind::Edit { target, .. }) => Entry::Edit { target },
-        (Kind::Delete, RecordKind::Delete { target }) => Entry::Delete { target },
+    match (draft.kind, format::target(draft)) {
+        (Kind::Edit, Some(target)) => Entry::Edit { target },
+        (Kind::Delete, Some(target)) => Entry::Delete { target },
         _ => Entry::Message,
     }
 }
@@ -441,9 +442,8 @@ fn entry_of(record: &Record, kind: crate::chat::record::Kind) -> Entry {
 impl MessageLog for Journal {
     fn append(&mut self, draft: Draft) {
         let (id, undo) = self.sequence.next(&draft.room);
-        let kind = draft.kind;
+        let entry = entry_of(&draft);
         let record = draft.seal(id);
-        let entry = entry_of(&record, kind);
         let offset = self.pending.len();
         format::journal_line(&record.json, record.owner, &mut self.pending);
         let len = self.pending.len() - offset;
