@@ -1518,3 +1518,45 @@ fn amendments_of_messages_the_stream_no_longer_keeps_are_swept() {
     // Past twice --redis-retain, the sweep drops the early ones the stream no longer has.
     assert_eq!(hlen(), ":10", "only the amendments of messages still kept");
 }
+
+#[test]
+fn a_page_redis_cannot_answer_is_unavailable_never_an_early_start() {
+    let mut redis = Redis::start();
+    let a = node(&redis, &["--history", "5", "--history-bytes", "2KiB"]);
+    let mut ws = a.ws();
+    join_room(&mut ws, "gen", "ann");
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        send_json(
+            &mut ws,
+            json!({"type": "message", "room": "gen", "message": format!("m{i}")}),
+        );
+        ids.push(recv_type(&mut ws, "message")["id"].as_u64().unwrap());
+    }
+    let old = json!({"type": "history", "room": "gen", "before": ids[10], "limit": 5});
+    assert_eq!(
+        page_ids(&ask(&mut ws, old.clone())),
+        ids[5..10],
+        "from the stream"
+    );
+    // Asked while Redis hangs, then the link drops: the page that was waiting fails.
+    redis.signal("-STOP");
+    send_json(&mut ws, old.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    redis.kill9();
+    let e = recv_type(&mut ws, "error");
+    assert_eq!(
+        (e["code"].clone(), e["room"].clone()),
+        (json!("unavailable"), json!("gen"))
+    );
+    // Asked while Redis is away: refused at once, not an empty page with older:false.
+    send_json(&mut ws, old);
+    let e = recv_type(&mut ws, "error");
+    assert_eq!(e["code"], "unavailable");
+    send_json(&mut ws, json!({"type": "search", "room": "gen", "q": "m1"}));
+    let e = recv_type(&mut ws, "error");
+    assert_eq!(
+        e["code"], "unavailable",
+        "a search that needs the stream too"
+    );
+}

@@ -227,6 +227,7 @@ impl Core {
                 found,
                 exhausted,
             }) => self.read_done(ticket, found, exhausted, out),
+            Event::Log(LogEvent::ReadFailed { ticket }) => self.read_failed(ticket, out),
             Event::Log(LogEvent::Dropped { room, below }) => self.dropped(&room, below),
             Event::Log(LogEvent::Refused { room, sender }) => {
                 if let Some(sender) = sender {

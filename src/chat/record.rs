@@ -124,6 +124,11 @@ pub enum LogEvent {
         found: Vec<Found>,
         exhausted: bool,
     },
+    /// The log could not answer read `ticket` (Redis unreachable, an I/O
+    /// error): the asker is told `unavailable`, never an early end of history.
+    ReadFailed {
+        ticket: u64,
+    },
     /// Retention removed `room`'s records below id `below` from the log:
     /// they are gone everywhere, memory included.
     Dropped {

@@ -454,6 +454,33 @@ impl Core {
         }
     }
 
+    /// The log could not answer a read: the page or search that asked ends
+    /// with `unavailable` (an empty answer would claim the history ends there).
+    pub(super) fn read_failed(&mut self, ticket: u64, out: &mut Out) {
+        let waits = |c: &Collect| c.waiting.is_some_and(|w| w.0 == ticket);
+        let asker = if let Some(i) = self
+            .jobs
+            .pages
+            .iter()
+            .position(|p| waits(&p.back) || p.fwd.as_ref().is_some_and(waits))
+        {
+            let job = self.jobs.pages.swap_remove(i);
+            (job.client, job.room)
+        } else if let Some(i) = self
+            .jobs
+            .searches
+            .iter()
+            .position(|s| s.waiting == Some(ticket))
+        {
+            let job = self.jobs.searches.remove(i);
+            (job.client, job.room)
+        } else {
+            return; // a search replaced by a newer one, or a connection gone
+        };
+        let json = protocol::error_json(ErrorCode::Unavailable, Some(&asker.1));
+        reply(out, asker.0, json);
+    }
+
     /// A connection is gone: so are its requests.
     pub(super) fn drop_jobs(&mut self, client: ClientId) {
         self.jobs.pages.retain(|p| p.client != client);

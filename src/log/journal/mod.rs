@@ -395,17 +395,24 @@ impl Journal {
                 read.want,
                 READ_CAP,
             );
-            let (found, exhausted, bytes) = answer.unwrap_or_else(|e| {
-                self.health.errors_total += 1;
-                diag_error!("message log {}: cannot read: {e}", self.dir.display());
-                (Vec::new(), true, 0)
-            });
-            spent += bytes.max(1);
-            out.push(LogEvent::Read {
-                ticket: read.ticket,
-                found,
-                exhausted,
-            });
+            match answer {
+                Ok((found, exhausted, bytes)) => {
+                    spent += bytes.max(1);
+                    out.push(LogEvent::Read {
+                        ticket: read.ticket,
+                        found,
+                        exhausted,
+                    });
+                }
+                Err(e) => {
+                    spent += 1;
+                    self.health.errors_total += 1;
+                    diag_error!("message log {}: cannot read: {e}", self.dir.display());
+                    out.push(LogEvent::ReadFailed {
+                        ticket: read.ticket,
+                    });
+                }
+            }
         }
     }
 

@@ -77,11 +77,8 @@ impl MessageLog for RedisLog {
 
     fn read(&mut self, read: Read) {
         if !self.cmd.is_up() {
-            // Nothing to read from: the page shows what memory has.
-            self.ready.push(LogEvent::Read {
+            self.ready.push(LogEvent::ReadFailed {
                 ticket: read.ticket,
-                found: Vec::new(),
-                exhausted: true,
             });
             return;
         }

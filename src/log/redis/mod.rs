@@ -345,7 +345,8 @@ impl RedisLog {
     }
 
     /// The command link dropped: publishes never written are refused;
-    /// written ones are in doubt, and catch-up will show whether they were stored.
+    /// written ones are in doubt, and catch-up will show whether they were
+    /// stored. Reads of older messages are answered as failed.
     fn on_cmd_lost(&mut self) {
         let written = self.cmd.written();
         for p in self.pending.drain(..) {
@@ -356,6 +357,7 @@ impl RedisLog {
                 Pending::Publish {
                     room, sender, tag, ..
                 } => self.in_doubt.push(InDoubt { room, sender, tag }),
+                Pending::Page { ticket, .. } => self.ready.push(LogEvent::ReadFailed { ticket }),
                 _ => {}
             }
         }

@@ -52,20 +52,19 @@ impl RedisLog {
                 }
             }
             Pending::Read { room, gen } => self.read_reply(room, gen, reply),
-            Pending::Page { ticket, room } => {
-                let answer = decode::page(&room, &reply);
-                if answer.is_none() {
-                    self.errors_total += 1;
-                    self.stats.bad_data += 1;
-                    diag_warn!("redis: reading older messages of {room} failed: {reply:?}");
-                }
-                let (found, exhausted) = answer.unwrap_or((Vec::new(), true));
-                self.ready.push(LogEvent::Read {
+            Pending::Page { ticket, room } => match decode::page(&room, &reply) {
+                Some((found, exhausted)) => self.ready.push(LogEvent::Read {
                     ticket,
                     found,
                     exhausted,
-                });
-            }
+                }),
+                None => {
+                    self.errors_total += 1;
+                    self.stats.bad_data += 1;
+                    diag_warn!("redis: reading older messages of {room} failed: {reply:?}");
+                    self.ready.push(LogEvent::ReadFailed { ticket });
+                }
+            },
             Pending::Presence => {
                 if let Value::Error(e) = reply {
                     self.errors_total += 1;
