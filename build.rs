@@ -2,6 +2,10 @@
 //! content type, a strong ETag (FNV-1a of the bytes) and its bytes, stored
 //! gzipped (made here at build time) when that is smaller, else as they are:
 //! one copy of each file. Nothing is read from disk at run time.
+//!
+//! From the `emojis` crate's data (a build dependency only): the server's
+//! table of known emoji (`emoji_table.rs`, for reactions) and the page's
+//! shortcode table (`/emoji.js`, served like the files of `assets/`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -50,23 +54,68 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every emoji the `emojis` crate knows (skin tones included), as
+/// `(without U+FE0F, as it is shown)`, sorted by the first: what reactions
+/// are checked against (`chat/reactions.rs` searches it).
+fn emoji_table(out_dir: &Path) {
+    let mut all: Vec<(String, &str)> = emojis::iter()
+        .flat_map(|e| std::iter::once(e).chain(e.skin_tones().into_iter().flatten()))
+        .map(|e| (e.as_str().replace('\u{fe0f}', ""), e.as_str()))
+        .collect();
+    all.sort();
+    all.dedup_by(|a, b| a.0 == b.0);
+    let mut table = String::from("&[\n");
+    for (bare, shown) in &all {
+        let _ = writeln!(table, "    ({bare:?}, {shown:?}),");
+    }
+    table.push(']');
+    std::fs::write(out_dir.join("emoji_table.rs"), table).unwrap();
+}
+
+/// The page's shortcode table: one `shortcode emoji` per line (every
+/// shortcode of every emoji without a skin tone, in the Unicode order, so
+/// the common faces come first), as `self.PICOCHAT_EMOJI`.
+fn emoji_page_table() -> Vec<u8> {
+    let mut lines = String::new();
+    for e in emojis::iter() {
+        for code in e.shortcodes() {
+            let _ = writeln!(lines, "{code} {}", e.as_str());
+        }
+    }
+    let mut js = String::from(
+        "// Generated at build time from the emojis crate's data (gemoji shortcodes).\n",
+    );
+    let _ = writeln!(js, "self.PICOCHAT_EMOJI = {:?};", lines);
+    js.into_bytes()
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("assets");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed=assets");
+    emoji_table(&out_dir);
     let mut files = Vec::new();
     collect(&root, &mut files);
+    let emoji_js = out_dir.join("emoji.js");
+    std::fs::write(&emoji_js, emoji_page_table()).unwrap();
+    let mut assets: Vec<(String, PathBuf)> = files
+        .iter()
+        .map(|path| {
+            let url = format!(
+                "/{}",
+                path.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/")
+            );
+            (url, path.clone())
+        })
+        .collect();
+    assets.push(("/emoji.js".into(), emoji_js));
     let mut table = String::from("&[\n");
-    for (i, path) in files.iter().enumerate() {
+    for (i, (url, path)) in assets.iter().enumerate() {
         println!("cargo:rerun-if-changed={}", path.display());
         let body = std::fs::read(path).expect("read asset");
-        let url = format!(
-            "/{}",
-            path.strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/")
-        );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&body).unwrap();
         let gz = gz.finish().unwrap();

@@ -58,8 +58,10 @@ mod edits;
 mod events;
 mod history;
 mod membership;
+mod reactions;
 mod scrollback;
 mod shared;
+mod typing;
 
 pub use self::admin::Kicked;
 pub use self::events::{Audience, Command, Event, Farewell, Kick, Limits, Report};
@@ -255,9 +257,11 @@ impl Core {
                     Applied::Nothing => {}
                 }
             }
-            Event::Log(LogEvent::Notice { key, .. }) => {
+            Event::Log(LogEvent::Notice { key, value }) => {
                 if let Some(name) = key.strip_prefix("kick/") {
                     self.kick(Kick::User(name.to_string()), out);
+                } else if let Some(room) = key.strip_prefix("typing/") {
+                    self.remote_typing(room, &value, out);
                 }
             }
             Event::Log(LogEvent::Settings(all)) => {
@@ -459,6 +463,9 @@ impl Core {
             Incoming::Search { q, limit, before } => {
                 self.search(client, &room, (&q, limit, before))
             }
+            Incoming::Typing => self.typing(client, &room, now, out),
+            Incoming::React { id, emoji } => self.react(client, &room, id, &emoji, now, out),
+            Incoming::Read { .. } => Err(ErrorCode::BadType),
             Incoming::Unknown => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {

@@ -42,6 +42,15 @@ pub enum Incoming<'a> {
         limit: Number,
         before: Number,
     },
+    /// `"typing"`: the sender is typing in the room (forwarded, never stored).
+    Typing,
+    /// `"react"`: toggle the sender's reaction `emoji` on message `id`.
+    React {
+        id: Option<u64>,
+        emoji: StrField<'a>,
+    },
+    /// `"read"`: the sender's identity has read the room up to message `id`.
+    Read { id: Option<u64> },
     /// Any other type: refused with `bad_type` (once the client is admitted).
     Unknown,
 }
@@ -142,6 +151,12 @@ pub fn parse(text: &[u8]) -> Option<Frame<'_>> {
             limit: w.limit,
             before: w.before,
         },
+        Some("typing") => Incoming::Typing,
+        Some("react") => Incoming::React {
+            id: w.id,
+            emoji: w.emoji,
+        },
+        Some("read") => Incoming::Read { id: w.id },
         Some(_) => Incoming::Unknown,
     };
     Some(Frame { room: w.room, what })
@@ -188,6 +203,9 @@ struct Wire<'a> {
     /// Search: the text to find.
     #[serde(borrow, default)]
     q: StrField<'a>,
+    /// A reaction: which emoji.
+    #[serde(borrow, default)]
+    emoji: StrField<'a>,
 }
 
 /// A text field as sent: absent, a string, or anything else, which is

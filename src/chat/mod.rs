@@ -11,6 +11,7 @@ pub mod incoming;
 pub mod moderation;
 pub mod names;
 pub mod protocol;
+pub mod reactions;
 pub mod record;
 pub mod room;
 pub mod scrollback;

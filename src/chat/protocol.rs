@@ -6,6 +6,7 @@
 //! Protocol v1 stays valid: a frame without `"room"` means the default room,
 //! and the Go tutorial's `{"email","username","message"}` is a chat message.
 
+use super::reactions::Reactions;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -47,6 +48,10 @@ pub enum ErrorCode {
     ForbiddenRoom,
     BadHistory,
     BadSearch,
+    BadEmoji,
+    ReactionLimit,
+    NeedsIdentity,
+    NoSuchUser,
 }
 
 impl ErrorCode {
@@ -77,13 +82,17 @@ impl ErrorCode {
             ErrorCode::ForbiddenRoom => "forbidden_room",
             ErrorCode::BadHistory => "bad_history",
             ErrorCode::BadSearch => "bad_search",
+            ErrorCode::BadEmoji => "bad_emoji",
+            ErrorCode::ReactionLimit => "reaction_limit",
+            ErrorCode::NeedsIdentity => "needs_identity",
+            ErrorCode::NoSuchUser => "no_such_user",
         }
     }
 
     fn sentence(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "expected one JSON object",
-            ErrorCode::BadType => "type must be join, leave, message, edit, delete, history or search",
+            ErrorCode::BadType => "type must be join, leave, message, edit, delete, history, search, typing, react or read",
             ErrorCode::BadUsername => "username must be 1 to 32 characters, no control characters",
             ErrorCode::BadEmail => {
                 "email must look like name@host (it is only used for the avatar)"
@@ -119,6 +128,12 @@ impl ErrorCode {
             ErrorCode::BadSearch => {
                 "search takes q of 2 to 100 characters, a limit from 1 and before (an id, an integer from 0)"
             }
+            ErrorCode::BadEmoji => "emoji must be one emoji (a single Unicode emoji, not a shortcode)",
+            ErrorCode::ReactionLimit => "this message already has 20 different reactions",
+            ErrorCode::NeedsIdentity => {
+                "this needs a held name (join with the page's secret) or a sign-in token"
+            }
+            ErrorCode::NoSuchUser => "nobody holds that name (now or lately)",
         }
     }
 }
@@ -202,6 +217,22 @@ struct Left<'a> {
 /// The answer to a leave: `{"type":"left","room":R}`.
 pub fn left_json(room: &str) -> String {
     to_json(&Left { kind: "left", room })
+}
+
+/// `{"type":"typing","room":R,"username":U}`: U is typing in R.
+pub fn typing_json(room: &str, username: &str) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        room: &'a str,
+        username: &'a str,
+    }
+    to_json(&Frame {
+        kind: "typing",
+        room,
+        username,
+    })
 }
 
 /// What the page needs to know of the server's limits.
@@ -387,6 +418,28 @@ pub fn delete_fields(time: u64, who: Option<&str>, target: u64) -> String {
     })
 }
 
+/// A reaction toggled on message `target`, as a record of its own.
+#[derive(Serialize)]
+struct ReactFields<'a> {
+    target: u64,
+    time: u64,
+    emoji: &'a str,
+    username: &'a str,
+    on: bool,
+}
+
+/// `{"target":N,"time":T,"emoji":E,"username":U,"on":B}` (a `Kind::React`):
+/// U's reaction E on message `target` is there (`on`) or no more.
+pub fn react_fields(time: u64, who: &str, target: u64, emoji: &str, on: bool) -> String {
+    to_json(&ReactFields {
+        target,
+        time,
+        emoji,
+        username: who,
+        on,
+    })
+}
+
 /// What a record does to its room's history.
 #[derive(Debug, PartialEq)]
 pub enum RecordKind {
@@ -400,6 +453,13 @@ pub enum RecordKind {
     Delete {
         target: u64,
     },
+    /// `username`'s reaction `emoji` on message `target` is there (`on`) or no more.
+    React {
+        target: u64,
+        emoji: String,
+        username: String,
+        on: bool,
+    },
 }
 
 /// Reads a record's kind from its frame (a chat message without parsing it).
@@ -412,6 +472,7 @@ pub fn record_kind(frame: &str) -> RecordKind {
     enum Type {
         Edit,
         Delete,
+        React,
         #[serde(other)]
         Other,
     }
@@ -421,6 +482,9 @@ pub fn record_kind(frame: &str) -> RecordKind {
         kind: Option<Type>,
         target: Option<u64>,
         message: Option<String>,
+        emoji: Option<String>,
+        username: Option<String>,
+        on: Option<bool>,
     }
     let Ok(head) = serde_json::from_str::<Head>(frame) else {
         return RecordKind::Message;
@@ -428,6 +492,12 @@ pub fn record_kind(frame: &str) -> RecordKind {
     match (head.kind, head.target, head.message) {
         (Some(Type::Edit), Some(target), Some(message)) => RecordKind::Edit { target, message },
         (Some(Type::Delete), Some(target), _) => RecordKind::Delete { target },
+        (Some(Type::React), Some(target), _) => RecordKind::React {
+            target,
+            emoji: head.emoji.unwrap_or_default(),
+            username: head.username.unwrap_or_default(),
+            on: head.on.unwrap_or(false),
+        },
         _ => RecordKind::Message,
     }
 }
@@ -435,23 +505,54 @@ pub fn record_kind(frame: &str) -> RecordKind {
 /// A message frame with its text replaced and `"edited":true`, still led
 /// by `"type","room","id"` like every record (so its kind reads at a glance).
 pub fn edited(frame: &str, message: &str) -> Option<String> {
+    rebuilt(frame, None, |v| {
+        v.insert("message".into(), message.into());
+        v.insert("edited".into(), true.into());
+    })
+}
+
+/// A message frame carrying `reactions` (none: no `"reactions"` field).
+pub fn with_reactions(frame: &str, reactions: &Reactions) -> Option<String> {
+    rebuilt(frame, Some(reactions), |_| {})
+}
+
+/// A message frame changed by `change`, its `"reactions"` (in their order,
+/// which a JSON map would lose) replaced by `reactions` when given, kept otherwise.
+fn rebuilt(
+    frame: &str,
+    reactions: Option<&Reactions>,
+    change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Option<String> {
     let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(frame).ok()?;
-    v.insert("message".into(), message.into());
-    v.insert("edited".into(), true.into());
     if !v.contains_key("room") {
-        // A line from before rooms: kept as it is.
+        // A line from before rooms (and reactions): kept as it is.
+        change(&mut v);
         return serde_json::to_string(&v).ok();
     }
-    let kind = v.remove("type")?;
-    let room = v.remove("room")?;
-    let id = v.remove("id")?;
-    let members = serde_json::to_string(&v).ok()?;
-    let members = members.strip_prefix('{')?.strip_suffix('}')?;
+    let kept;
+    let reactions = match (reactions, v.remove("reactions")) {
+        (Some(r), _) => r,
+        (None, found) => {
+            kept = found.map_or_else(Reactions::default, |_| Reactions::of(frame));
+            &kept
+        }
+    };
+    change(&mut v);
+    let (kind, room, id) = (v.remove("type")?, v.remove("room")?, v.remove("id")?);
+    let mut members = serde_json::to_string(&v).ok()?;
+    members.pop(); // the closing brace
+    if !reactions.is_empty() {
+        if members.len() > 1 {
+            members.push(',');
+        }
+        members.push_str("\"reactions\":");
+        members.push_str(&reactions.to_json());
+    }
     Some(frame_with(
         kind.as_str()?,
         room.as_str()?,
         id.as_u64()?,
-        members,
+        &members[1..],
     ))
 }
 
@@ -476,12 +577,15 @@ pub fn frame_with(kind: &str, room: &str, id: u64, members: &str) -> String {
     out
 }
 
-/// Whether a record's frame is a chat message (not an edit or a delete).
+/// Whether a record's frame is a chat message (not an edit, a delete or a reaction).
 pub fn is_message(frame: &str) -> bool {
     if frame.starts_with("{\"type\":\"message\"") {
         return true;
     }
-    if frame.starts_with("{\"type\":\"edit\"") || frame.starts_with("{\"type\":\"delete\"") {
+    if frame.starts_with("{\"type\":\"edit\"")
+        || frame.starts_with("{\"type\":\"delete\"")
+        || frame.starts_with("{\"type\":\"react\"")
+    {
         return false;
     }
     record_kind(frame) == RecordKind::Message

@@ -5,6 +5,7 @@
 
 pub use super::protocol::{frame, frame_with};
 use super::protocol::{Owner, RoomName};
+use super::reactions::Reactions;
 use super::session::ClientId;
 use std::rc::Rc;
 
@@ -25,6 +26,8 @@ pub enum Kind {
     Edit,
     /// Message `target` is gone (`protocol::delete_fields`).
     Delete,
+    /// A reaction on message `target` toggled (`protocol::react_fields`).
+    React,
 }
 
 impl Kind {
@@ -33,6 +36,7 @@ impl Kind {
             Kind::Message => "message",
             Kind::Edit => "edit",
             Kind::Delete => "delete",
+            Kind::React => "react",
         }
     }
 }
@@ -109,6 +113,8 @@ pub enum Range {
 pub struct Found {
     pub message: Stored,
     pub edit: Option<Rc<str>>,
+    /// Its reactions, as the log's records left them (`None`: none).
+    pub reactions: Option<Reactions>,
 }
 
 /// What the log reports back to the core.

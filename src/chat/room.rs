@@ -5,6 +5,7 @@
 
 use super::incoming::Join;
 use super::protocol::{self, RecordKind, RoomName, UserView};
+use super::reactions::Reactions;
 use super::record::{RemotePresence, Stored};
 use super::session::{ClientId, Identity};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -67,6 +68,9 @@ pub struct Room {
     pub last_message_time: Option<u64>,
     /// Slow mode: when each user last posted here (only while it is on).
     pub last_post: HashMap<Rc<str>, u64>,
+    /// When each connection's last typing notice here was forwarded (only
+    /// those of the last few seconds).
+    pub typing: Vec<(ClientId, u64)>,
 }
 
 /// A join that waits for its room to be loaded, kept as it came.
@@ -93,7 +97,20 @@ impl Room {
             last_activity: now_ms,
             last_message_time: None,
             last_post: HashMap::new(),
+            typing: Vec::new(),
         }
+    }
+
+    /// Whether `client`'s typing notice may be forwarded now, `every_ms`
+    /// after its last one here; if so, now is its last.
+    pub fn typing_allows(&mut self, client: ClientId, now: u64, every_ms: u64) -> bool {
+        self.typing
+            .retain(|&(_, t)| now.saturating_sub(t) < every_ms);
+        if self.typing.iter().any(|&(c, _)| c == client) {
+            return false;
+        }
+        self.typing.push((client, now));
+        true
     }
 
     /// Slow mode: whether `username` may post now, `wait_ms` after its last
@@ -264,6 +281,25 @@ impl Room {
                     .and_then(|i| self.history.remove(i))
                 {
                     freed += charge(&gone.json);
+                }
+            }
+            RecordKind::React {
+                target,
+                emoji,
+                username,
+                on,
+            } => {
+                if let Some(i) = self.message_index(target) {
+                    let mut reactions = Reactions::of(&self.history[i].json);
+                    if reactions.set(&emoji, &username, on) {
+                        if let Some(json) =
+                            protocol::with_reactions(&self.history[i].json, &reactions)
+                        {
+                            freed += charge(&self.history[i].json);
+                            added += charge(&json);
+                            self.history[i].json = json.into();
+                        }
+                    }
                 }
             }
         }

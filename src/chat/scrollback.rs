@@ -119,18 +119,23 @@ fn limit(field: Number, default: usize, max: usize) -> Option<usize> {
     }
 }
 
-/// A message the log found, as a page shows it: with its latest edit applied.
+/// A message the log found, as a page shows it: with its latest edit and
+/// its reactions applied.
 pub fn shown(found: &Found) -> Rc<str> {
-    let Some(edit) = &found.edit else {
-        return found.message.json.clone();
-    };
-    match protocol::record_kind(edit) {
-        protocol::RecordKind::Edit { message, .. } => {
-            protocol::edited(&found.message.json, &message)
-                .map_or_else(|| found.message.json.clone(), Rc::from)
+    let mut json = found.message.json.clone();
+    if let Some(edit) = &found.edit {
+        if let protocol::RecordKind::Edit { message, .. } = protocol::record_kind(edit) {
+            if let Some(edited) = protocol::edited(&json, &message) {
+                json = edited.into();
+            }
         }
-        _ => found.message.json.clone(),
     }
+    if let Some(reactions) = found.reactions.as_ref().filter(|r| !r.is_empty()) {
+        if let Some(with) = protocol::with_reactions(&json, reactions) {
+            json = with.into();
+        }
+    }
+    json
 }
 
 /// `{"type":"history","room":R,"messages":[...],"older":B,"newer":B}`.
@@ -265,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_found_message_shows_its_latest_edit() {
+    fn a_found_message_shows_its_latest_edit_and_its_reactions() {
         let message = Stored {
             id: 3,
             json: r#"{"type":"message","room":"r","id":3,"time":1,"username":"a","message":"old"}"#
@@ -275,12 +280,16 @@ mod tests {
         let plain = Found {
             message: message.clone(),
             edit: None,
+            reactions: None,
         };
         assert_eq!(&*shown(&plain), &*message.json);
         let edit = r#"{"type":"edit","room":"r","id":9,"target":3,"time":2,"username":"a","message":"new"}"#;
+        let mut reactions = crate::chat::reactions::Reactions::default();
+        reactions.set("👍", "bo", true);
         let edited = shown(&Found {
             message,
             edit: Some(edit.into()),
+            reactions: Some(reactions),
         });
         let v: serde_json::Value = serde_json::from_str(&edited).unwrap();
         assert_eq!(
@@ -295,6 +304,7 @@ mod tests {
             edited.starts_with(r#"{"type":"message","room":"r","id":3,"#),
             "{edited}"
         );
+        assert_eq!(v["reactions"], serde_json::json!({"👍":["bo"]}), "{edited}");
     }
 
     #[test]

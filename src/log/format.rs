@@ -37,6 +37,21 @@ pub fn target(draft: &Draft) -> Option<u64> {
     }
 }
 
+/// A reaction draft's emoji, name and whether it is on (`None` for any other draft).
+pub fn reaction(draft: &Draft) -> Option<(String, String, bool)> {
+    #[derive(serde::Deserialize)]
+    struct Reaction {
+        emoji: String,
+        username: String,
+        on: bool,
+    }
+    if draft.kind != Kind::React {
+        return None;
+    }
+    let r: Reaction = serde_json::from_str(&draft.fields).ok()?;
+    Some((r.emoji, r.username, r.on))
+}
+
 /// `,"owner":"` + 16 hex digits + `"}`: how a stored record ends when it has an owner.
 const OWNER_KEY: &str = ",\"owner\":\"";
 const OWNER_SUFFIX_LEN: usize = OWNER_KEY.len() + 16 + 2;

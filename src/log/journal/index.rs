@@ -11,10 +11,13 @@
 //! each room's lines together), after which every room's records in it are
 //! dense again. Per room too, the **amendments**: which messages were deleted and
 //! where the latest edit of each edited one is, so a page of old messages
-//! shows them as they read now without looking for later records.
+//! shows them as they read now without looking for later records, and each
+//! message's reactions as its reaction records left them (what they add up
+//! to, not where they are: a hot message's thousands of toggles stay one entry).
 //! Reading the files is here; which segments exist is `segments.rs`.
 
-use crate::chat::protocol::RoomName;
+use crate::chat::protocol::{self, RecordKind, RoomName};
+use crate::chat::reactions::Reactions;
 use crate::chat::record::{Found, Range, Stored};
 use crate::log::format;
 use std::collections::{HashMap, VecDeque};
@@ -75,12 +78,15 @@ pub enum Entry {
     Message,
     Edit { target: u64 },
     Delete { target: u64 },
+    React { target: u64 },
 }
 
 #[derive(Debug, Default)]
 struct RoomIndex {
     blocks: VecDeque<Block>,
     amended: HashMap<u64, Amend>,
+    /// Messages with reactions, and what their reaction records add up to.
+    reactions: HashMap<u64, Reactions>,
 }
 
 /// Every room's blocks and amendments.
@@ -114,6 +120,7 @@ pub fn head<'a>(
     let entry = match (h.kind.as_deref(), h.target) {
         (Some("edit"), Some(target)) => Entry::Edit { target },
         (Some("delete"), Some(target)) => Entry::Delete { target },
+        (Some("react"), Some(target)) => Entry::React { target },
         _ => Entry::Message,
     };
     Some((
@@ -132,6 +139,31 @@ impl Index {
         };
         extend(&mut r.blocks, id, at);
         amend(&mut r.amended, entry, at);
+    }
+
+    /// A reaction record (`json`, its frame) of `room`: added to what its
+    /// message's reactions add up to.
+    pub fn react(&mut self, room: &RoomName, json: &str) {
+        let RecordKind::React {
+            target,
+            emoji,
+            username,
+            on,
+        } = protocol::record_kind(json)
+        else {
+            return;
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.amended.get(&target) == Some(&Amend::Deleted) {
+            return;
+        }
+        let reactions = r.reactions.entry(target).or_default();
+        reactions.set(&emoji, &username, on);
+        if reactions.is_empty() {
+            r.reactions.remove(&target);
+        }
     }
 
     /// How many blocks segment `segment` takes, and in how many rooms.
@@ -205,6 +237,15 @@ fn extend(blocks: &mut VecDeque<Block>, id: u64, at: Place) {
     });
 }
 
+/// About what one message's reactions take in memory.
+fn reactions_bytes(r: &Reactions) -> usize {
+    8 + 32
+        + r.0
+            .iter()
+            .map(|(e, names)| 48 + e.len() + names.iter().map(|n| 24 + n.len()).sum::<usize>())
+            .sum::<usize>()
+}
+
 /// Notes what an edit or a delete does to the message it is for.
 fn amend(amended: &mut HashMap<u64, Amend>, entry: Entry, at: Place) {
     {
@@ -218,6 +259,7 @@ fn amend(amended: &mut HashMap<u64, Amend>, entry: Entry, at: Place) {
             Entry::Delete { target } => {
                 amended.insert(target, Amend::Deleted);
             }
+            Entry::React { .. } => {}
         }
     }
 }
@@ -239,6 +281,7 @@ impl Index {
                 Some(b) => {
                     let first = b.first;
                     r.amended.retain(|&target, _| target >= first);
+                    r.reactions.retain(|&target, _| target >= first);
                     changed.push((name.clone(), first));
                     true
                 }
@@ -260,6 +303,7 @@ impl Index {
                     + 64
                     + r.blocks.capacity() * std::mem::size_of::<Block>()
                     + r.amended.capacity() * (8 + std::mem::size_of::<Amend>() + 8)
+                    + r.reactions.values().map(reactions_bytes).sum::<usize>()
             })
             .sum()
     }
@@ -340,6 +384,7 @@ impl Index {
                         owner,
                     },
                     edit,
+                    reactions: r.reactions.get(&id).cloned(),
                 });
             }
             if backward {

@@ -442,6 +442,7 @@ fn entry_of(draft: &Draft) -> Entry {
     match (draft.kind, format::target(draft)) {
         (Kind::Edit, Some(target)) => Entry::Edit { target },
         (Kind::Delete, Some(target)) => Entry::Delete { target },
+        (Kind::React, Some(target)) => Entry::React { target },
         _ => Entry::Message,
     }
 }
@@ -481,6 +482,9 @@ impl MessageLog for Journal {
                                 len,
                             };
                             self.index.add(&a.record.room, a.record.id, a.entry, at);
+                            if let Entry::React { .. } = a.entry {
+                                self.index.react(&a.record.room, &a.record.json);
+                            }
                         }
                         out.push(LogEvent::Committed(a.record));
                     }

@@ -59,6 +59,9 @@ pub fn scan(
                             len,
                         },
                     );
+                    if let index::Entry::React { .. } = entry {
+                        index.react(&room, text);
+                    }
                 }
                 let (last, tail) = tails.entry(room).or_default();
                 *last = id;

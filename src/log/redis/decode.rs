@@ -5,6 +5,7 @@
 
 use super::resp::Value;
 use crate::chat::protocol::RoomName;
+use crate::chat::reactions::Reactions;
 use crate::chat::record::{DirectoryEntry, Found, Record, RemotePresence, Stored};
 use crate::log::format;
 use std::rc::Rc;
@@ -59,7 +60,8 @@ fn text(v: &Value) -> Option<&str> {
     v.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
 }
 
-/// `page.lua`'s answer: `{exhausted, {{id, fields, edit fields or nil}...}}`
+/// `page.lua`'s answer: `{exhausted, {{id, fields, edit fields or nil,
+/// reactions or nil}...}}`
 /// as the messages found and whether the range has no more.
 pub fn page(room: &RoomName, reply: &Value) -> Option<(Vec<Found>, bool)> {
     let Value::Array(parts) = reply else {
@@ -80,6 +82,7 @@ pub fn page(room: &RoomName, reply: &Value) -> Option<(Vec<Found>, bool)> {
             .and_then(text)
             .filter(|f| f.starts_with('{') && f.ends_with('}'))
             .map(|f| Rc::from(format::seal_stored(room, 0, f).0));
+        let reactions = e.get(3).and_then(text).and_then(reactions);
         found.push(Found {
             message: Stored {
                 id,
@@ -87,9 +90,17 @@ pub fn page(room: &RoomName, reply: &Value) -> Option<(Vec<Found>, bool)> {
                 owner,
             },
             edit,
+            reactions,
         });
     }
     Some((found, exhausted))
+}
+
+/// A message's reactions as `publish.lua` keeps them: `[[emoji, [name, ...]], ...]`.
+fn reactions(json: &str) -> Option<Reactions> {
+    let list: Vec<(String, Vec<String>)> = serde_json::from_str(json).ok()?;
+    let list: Vec<_> = list.into_iter().filter(|(_, n)| !n.is_empty()).collect();
+    (!list.is_empty()).then_some(Reactions(list))
 }
 
 /// `rooms.lua`'s answer: room, last message time (0: none), users online, ...

@@ -20,6 +20,7 @@ impl MessageLog for RedisLog {
         let amend = self.key("amend", &draft.room);
         let channel = self.key("room", &draft.room);
         let target = format::target(&draft).map_or(String::new(), |t| t.to_string());
+        let (emoji, name, on) = format::reaction(&draft).unwrap_or_default();
         self.next_tag += 1;
         let tag = self.next_tag;
         let end = self.cmd.send(&[
@@ -39,6 +40,9 @@ impl MessageLog for RedisLog {
             &draft.room,
             &target,
             draft.kind.name(),
+            &emoji,
+            &name,
+            if on { "1" } else { "0" },
         ]);
         self.publishes_pending += 1;
         self.expect(Pending::Publish {

@@ -4,7 +4,8 @@
 -- ARGV[1]: 'before' (newest first, ids below ARGV[2]) or 'after' (oldest
 -- first, ids above ARGV[2] and below ARGV[3])   ARGV[4]: messages wanted
 -- ARGV[5]: entries looked at, at most (bounds the script's work).
--- Returns {exhausted, {{id, fields, edit fields or false}, ...}}: exhausted
+-- Returns {exhausted, {{id, fields, edit fields or false, reactions or
+-- false}, ...}} (reactions as publish.lua keeps them): exhausted
 -- is 1 when the range has no more, 0 when the script stopped early.
 local want = tonumber(ARGV[4])
 local budget = tonumber(ARGV[5])
@@ -27,9 +28,10 @@ while true do
       if e[2][j] == 'f' then fields = e[2][j + 1] end
     end
     if fields and string.sub(fields, 1, 9) ~= '{"type":"' then
-      local edit = redis.call('HGET', KEYS[2], string.match(cursor, '^(%d+)'))
+      local n = string.match(cursor, '^(%d+)')
+      local edit = redis.call('HGET', KEYS[2], n)
       if edit ~= 'd' then
-        table.insert(out, {cursor, fields, edit})
+        table.insert(out, {cursor, fields, edit, redis.call('HGET', KEYS[2], 'r' .. n)})
         if #out >= want then
           return {(i == #batch and #batch < 100) and 1 or 0, out}
         end

@@ -7,9 +7,11 @@
 -- can tell, from the stream, whether the message was stored.
 -- KEYS[3]: the rooms index (room -> last message time), ARGV[7]: the room.
 -- KEYS[4]: the room's amendments hash (message id -> 'd' once deleted, else
--- its latest edit's fields), for pages of old messages (page.lua);
--- ARGV[8]: the message an edit or delete is for ('' for a message),
--- ARGV[9]: 'edit' or 'delete'.
+-- its latest edit's fields; 'r' .. id -> what its reactions add up to, as
+-- [[emoji, [name, ...]], ...] in the order used), for pages of old messages
+-- (page.lua); ARGV[8]: the message an edit, delete or reaction is for ('' for
+-- a message), ARGV[9]: 'edit', 'delete' or 'react'; ARGV[10], ARGV[11],
+-- ARGV[12]: a reaction's emoji, name and '1' (on) or '0' (off).
 -- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
 -- ask the stream for ids after the one they have.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -26,6 +28,39 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
 if ARGV[8] ~= '' then
   if ARGV[9] == 'delete' then
     redis.call('HSET', KEYS[4], ARGV[8], 'd')
+    redis.call('HDEL', KEYS[4], 'r' .. ARGV[8])
+  elseif ARGV[9] == 'react' then
+    if redis.call('HGET', KEYS[4], ARGV[8]) ~= 'd' then
+      local key = 'r' .. ARGV[8]
+      local held = redis.call('HGET', KEYS[4], key)
+      local list = held and cjson.decode(held) or {}
+      local at = nil
+      for i, pair in ipairs(list) do
+        if pair[1] == ARGV[10] then at = i end
+      end
+      if ARGV[12] == '1' then
+        if not at then
+          table.insert(list, {ARGV[10], {}})
+          at = #list
+        end
+        local names, there = list[at][2], false
+        for _, n in ipairs(names) do
+          if n == ARGV[11] then there = true end
+        end
+        if not there then table.insert(names, ARGV[11]) end
+      elseif at then
+        local names = list[at][2]
+        for i = #names, 1, -1 do
+          if names[i] == ARGV[11] then table.remove(names, i) end
+        end
+        if #names == 0 then table.remove(list, at) end
+      end
+      if #list == 0 then
+        redis.call('HDEL', KEYS[4], key)
+      else
+        redis.call('HSET', KEYS[4], key, cjson.encode(list))
+      end
+    end
   elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= 'd' then
     redis.call('HSET', KEYS[4], ARGV[8], ARGV[1])
   end
@@ -35,7 +70,8 @@ if ARGV[8] ~= '' then
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
     local oldest = first and tonumber(string.match(first[1], '^(%d+)')) or id
     for _, k in ipairs(redis.call('HKEYS', KEYS[4])) do
-      if tonumber(k) < oldest then redis.call('HDEL', KEYS[4], k) end
+      local n = tonumber(string.match(k, '%d+'))
+      if n and n < oldest then redis.call('HDEL', KEYS[4], k) end
     end
   end
 end

@@ -1381,3 +1381,5 @@ fn running_searches_take_slices_in_turn() {
         (serde_json::json!("search"), serde_json::json!([]))
     );
 }
+
+mod everyday;

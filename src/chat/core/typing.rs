@@ -1,0 +1,55 @@
+//! Someone is typing: `{"type":"typing","room":R}` is forwarded to the
+//! room's other members (with a shared log, to other processes' members as
+//! a notice), at most once per [`TYPING_EVERY_MS`] per connection and room;
+//! extra ones are dropped without an error. Never stored, never in a welcome.
+
+use super::*;
+
+/// The least time between two typing notices forwarded for one connection in one room.
+pub const TYPING_EVERY_MS: u64 = 3000;
+
+impl Core {
+    pub(super) fn typing(
+        &mut self,
+        client: ClientId,
+        room: &RoomName,
+        now: u64,
+        out: &mut Out,
+    ) -> Result<(), ErrorCode> {
+        let Some(session) = self.session_in(client, room)? else {
+            return Ok(());
+        };
+        // A client that never joined has no name to show.
+        let Some(who) = session.identity.as_deref() else {
+            return Err(ErrorCode::NotJoined);
+        };
+        let username = who.username.clone();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        if !r.typing_allows(client, now, TYPING_EVERY_MS) {
+            return Ok(());
+        }
+        send_room(
+            out,
+            room,
+            Some(client),
+            protocol::typing_json(room, &username),
+        );
+        if self.on_demand {
+            out.push(Command::Notify {
+                key: format!("typing/{room}"),
+                value: username.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Another process forwarded a typing notice for `room`: to its members here.
+    pub(super) fn remote_typing(&mut self, room: &str, username: &str, out: &mut Out) {
+        if let Some(r) = self.rooms.get(room).filter(|r| r.ready && !r.is_empty()) {
+            let json = protocol::typing_json(&r.name, username);
+            send_room(out, &r.name.clone(), None, json);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Typing notices, reactions, read markers and direct messages over real
+//! sockets: on one process, on the journal across a restart (old messages
+//! read back from the files with their reactions), and on two processes
+//! sharing a real `redis-server`.
+
+mod common;
+use common::redis::Redis;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("picochat-ev-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn join_room(ws: &mut Ws, room: &str, name: &str) -> Value {
+    send_json(ws, json!({"type": "join", "room": room, "username": name}));
+    recv_type(ws, "welcome")
+}
+
+fn post(ws: &mut Ws, room: &str, text: &str) -> u64 {
+    send_json(
+        ws,
+        json!({"type": "message", "room": room, "message": text}),
+    );
+    loop {
+        let m = recv_type(ws, "message");
+        if m["room"] == room && m["message"] == text {
+            return m["id"].as_u64().unwrap();
+        }
+    }
+}
+
+/// `who` toggles `emoji` on message `id`: the record as it comes back.
+fn react(ws: &mut Ws, who: &str, room: &str, id: u64, emoji: &str) -> Value {
+    send_json(
+        ws,
+        json!({"type": "react", "room": room, "id": id, "emoji": emoji}),
+    );
+    loop {
+        let r = recv_type(ws, "react");
+        if r["username"] == who && r["emoji"] == emoji && r["target"] == id {
+            return r;
+        }
+    }
+}
+
+/// Every frame that arrives within `quiet` of the last one.
+fn frames(ws: &mut Ws, quiet: Duration) -> Vec<Value> {
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        let _ = s.set_read_timeout(Some(quiet));
+    }
+    let mut got = Vec::new();
+    while let Ok(m) = ws.read() {
+        if let Ok(text) = m.to_text() {
+            if let Ok(v) = serde_json::from_str(text) {
+                got.push(v);
+            }
+        }
+    }
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    }
+    got
+}
+
+fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["type"] == kind).collect()
+}
+
+#[test]
+fn typing_reaches_the_others_in_the_room_once_per_3_s_and_is_never_stored() {
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let (mut ann, mut bob, mut cy) = (s.ws(), s.ws(), s.ws());
+    join_room(&mut ann, "dev", "ann");
+    join_room(&mut bob, "dev", "bob");
+    join_room(&mut cy, "ops", "cy");
+    for _ in 0..5 {
+        send_json(&mut ann, json!({"type": "typing", "room": "dev"}));
+    }
+    let got = frames(&mut bob, Duration::from_millis(500));
+    assert_eq!(
+        of_type(&got, "typing"),
+        [&json!({"type": "typing", "room": "dev", "username": "ann"})],
+        "five within 3 s are forwarded once: {got:?}"
+    );
+    assert!(of_type(&frames(&mut ann, Duration::from_millis(200)), "typing").is_empty());
+    assert!(of_type(&frames(&mut cy, Duration::from_millis(200)), "typing").is_empty());
+    let welcome = join_room(&mut cy, "dev", "cy");
+    assert_eq!(welcome["history"], json!([]), "never in a welcome");
+}
+
+#[test]
+fn reactions_survive_a_restart_and_old_messages_read_from_the_journal_carry_them() {
+    let dir = tmpdir("react");
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--msg-rate",
+        "0",
+        "--history",
+        "10",
+        // Memory holds a few messages: older ones come from the files.
+        "--history-bytes",
+        "8KiB",
+    ];
+    let (hot, cold);
+    {
+        let s = TestServer::start(&args);
+        let (mut ann, mut bob) = (s.ws(), s.ws());
+        join_room(&mut ann, "dev", "ann");
+        join_room(&mut bob, "dev", "bob");
+        cold = post(&mut ann, "dev", "an old one");
+        react(&mut bob, "bob", "dev", cold, "🎉");
+        react(&mut ann, "ann", "dev", cold, "👍");
+        react(&mut bob, "bob", "dev", cold, "👍");
+        let off = react(&mut bob, "bob", "dev", cold, "🎉");
+        assert_eq!(off["on"], false, "{off}");
+        for i in 0..300 {
+            post(&mut ann, "dev", &format!("filler {i}"));
+        }
+        hot = post(&mut ann, "dev", "a new one");
+        react(&mut bob, "bob", "dev", hot, "❤️");
+        // Long out of memory: a reaction to it now is refused like an edit.
+        send_json(
+            &mut bob,
+            json!({"type": "react", "room": "dev", "id": cold, "emoji": "👍"}),
+        );
+        assert_eq!(recv_type(&mut bob, "error")["code"], "not_found");
+    }
+    let s = TestServer::start(&args);
+    let mut cy = s.ws();
+    let welcome = join_room(&mut cy, "dev", "cy");
+    let newest = welcome["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (newest["id"].as_u64(), &newest["reactions"]),
+        (Some(hot), &json!({"❤️": ["bob"]})),
+        "{welcome}"
+    );
+    send_json(
+        &mut cy,
+        json!({"type": "history", "room": "dev", "around": cold, "limit": 3}),
+    );
+    let page = recv_type(&mut cy, "history");
+    let m = &page["messages"][0];
+    assert_eq!(
+        (m["id"].as_u64(), &m["reactions"]),
+        (Some(cold), &json!({"👍": ["ann", "bob"]})),
+        "{page}"
+    );
+    assert!(page["messages"][1].get("reactions").is_none(), "{page}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn node(redis: &Redis, extra: &[&str]) -> TestServer {
+    let url = redis.url();
+    let mut args = vec![
+        "--redis",
+        url.as_str(),
+        "--msg-rate",
+        "0",
+        "--redis-check-interval",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+#[test]
+fn with_redis_reactions_and_typing_cross_nodes_and_old_pages_carry_reactions() {
+    let redis = Redis::start();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &["--history", "5", "--history-bytes", "2KiB"]);
+    let (mut ann, mut bob) = (a.ws(), b.ws());
+    join_room(&mut ann, "dev", "ann");
+    join_room(&mut bob, "dev", "bob");
+    let first = post(&mut ann, "dev", "react to me");
+    let r = react(&mut bob, "bob", "dev", first, "👍");
+    assert_eq!(
+        recv_type(&mut ann, "react"),
+        r,
+        "the same record on both nodes"
+    );
+    assert_eq!(r["username"], "bob");
+    react(&mut ann, "ann", "dev", first, "👍");
+    react(&mut ann, "ann", "dev", first, "🚀");
+    react(&mut ann, "ann", "dev", first, "🚀");
+    // Typing crosses to the other node's members, not stored anywhere.
+    let _ = frames(&mut bob, Duration::from_millis(300));
+    send_json(&mut ann, json!({"type": "typing", "room": "dev"}));
+    assert_eq!(
+        recv_type(&mut bob, "typing"),
+        json!({"type": "typing", "room": "dev", "username": "ann"})
+    );
+    for i in 0..60 {
+        post(&mut ann, "dev", &format!("filler {i} {}", "x".repeat(60)));
+    }
+    // Node b keeps 2 KiB: the first message comes from the stream, with
+    // what its reactions add up to kept by the publishing script.
+    send_json(
+        &mut bob,
+        json!({"type": "history", "room": "dev", "around": first, "limit": 3}),
+    );
+    let page = recv_type(&mut bob, "history");
+    let m = &page["messages"][0];
+    assert_eq!(
+        (m["id"].as_u64(), &m["reactions"]),
+        (Some(first), &json!({"👍": ["bob", "ann"]})),
+        "{page}"
+    );
+}
