@@ -216,3 +216,157 @@ fn with_redis_reactions_and_typing_cross_nodes_and_old_pages_carry_reactions() {
         "{page}"
     );
 }
+
+/// A message frame of conversation `room` (as this side names it) with `text`.
+fn direct_message(ws: &mut Ws, room: &str, text: &str) -> Value {
+    loop {
+        let m = recv_type(ws, "message");
+        if m["room"] == room && m["message"] == text {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn direct_messages_and_read_markers_survive_a_restart_of_the_journal() {
+    let dir = tmpdir("dm");
+    let args = ["--data-dir", dir.to_str().unwrap(), "--msg-rate", "0"];
+    let (first, read);
+    {
+        let s = TestServer::start(&args);
+        let (mut ann, w) = join_as(&s, "Ann", "secret-of-ann-0123");
+        assert_eq!(w["type"], "welcome");
+        let (mut bob, _) = join_as(&s, "Bob", "secret-of-bob-0123");
+        let (mut cy, _) = join_as(&s, "cy", "secret-of-cy-01234");
+        send_json(
+            &mut ann,
+            json!({"type": "message", "room": "@bob", "message": "just us"}),
+        );
+        first = direct_message(&mut ann, "@Bob", "just us")["id"]
+            .as_u64()
+            .unwrap();
+        let got = direct_message(&mut bob, "@Ann", "just us");
+        assert_eq!(got["id"], first, "{got}");
+        let others = frames(&mut cy, Duration::from_millis(300));
+        assert!(
+            others.iter().all(|f| !f.to_string().contains("just us")),
+            "{others:?}"
+        );
+        send_json(
+            &mut bob,
+            json!({"type": "read", "room": "@Ann", "id": first}),
+        );
+        let rooms = http_get(s.addr, "/api/rooms");
+        assert!(!rooms.contains('@'), "{rooms}");
+        // Moved again within its second: stored at the graceful stop.
+        let (mut bob2, _) = join_as(&s, "Bob", "secret-of-bob-0123");
+        send_json(
+            &mut ann,
+            json!({"type": "message", "room": "@bob", "message": "and this"}),
+        );
+        read = direct_message(&mut bob2, "@Ann", "and this")["id"]
+            .as_u64()
+            .unwrap();
+        send_json(
+            &mut bob2,
+            json!({"type": "read", "room": "@Ann", "id": read}),
+        );
+        assert_eq!(recv_type(&mut bob, "read")["id"], read);
+        drop((ann, bob, bob2, cy));
+        s.signal("-TERM");
+        let mut s = s;
+        wait_until("a graceful stop", 10, || !s.is_running());
+    }
+    let s = TestServer::start(&args);
+    // Bob is offline, his name still held: Ann can write to him.
+    let (mut ann, _) = join_as(&s, "Ann", "secret-of-ann-0123");
+    send_json(
+        &mut ann,
+        json!({"type": "message", "room": "@Bob", "message": "while you were out"}),
+    );
+    let second = direct_message(&mut ann, "@Bob", "while you were out");
+    assert!(second["id"].as_u64() > Some(first));
+    let (mut bob, _) = join_as(&s, "Bob", "secret-of-bob-0123");
+    send_json(&mut bob, json!({"type": "join", "room": "@ann"}));
+    let welcome = recv_type(&mut bob, "welcome");
+    assert_eq!(welcome["room"], "@Ann");
+    let texts: Vec<&str> = welcome["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["just us", "and this", "while you were out"],
+        "{welcome}"
+    );
+    assert_eq!(welcome["read"], read, "the marker came back: {welcome}");
+    // Someone else taking a name later never opens the conversation: the
+    // name is held, so another secret cannot even take it.
+    let (_, taken) = join_as(&s, "ann", "another-secret-0123");
+    assert_eq!(taken["code"], "name_taken");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_redis_a_direct_message_typing_and_read_markers_reach_the_other_node() {
+    let redis = Redis::start();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let (mut ann, _) = join_as(&a, "ann", "secret-of-ann-0123");
+    let (mut bob_b, _) = join_as(&b, "bob", "secret-of-bob-0123");
+    let (mut bob_a, _) = join_as(&a, "bob", "secret-of-bob-0123");
+    let (mut cy_b, _) = join_as(&b, "cy", "secret-of-cy-01234");
+    // Holds travel as settings: wait until node a knows bob's (made on b).
+    wait_until("bob's hold on node a", 10, || {
+        send_json(&mut ann, json!({"type": "typing", "room": "@bob"}));
+        let got = recv_json(&mut ann);
+        got["type"] != "error"
+    });
+    send_json(
+        &mut ann,
+        json!({"type": "message", "room": "@bob", "message": "across nodes"}),
+    );
+    let sent = direct_message(&mut ann, "@bob", "across nodes");
+    let on_b = direct_message(&mut bob_b, "@ann", "across nodes");
+    let on_a = direct_message(&mut bob_a, "@ann", "across nodes");
+    assert_eq!(
+        (on_b["id"].clone(), on_a["id"].clone()),
+        (sent["id"].clone(), sent["id"].clone())
+    );
+    let seen = frames(&mut cy_b, Duration::from_millis(300));
+    assert!(
+        seen.iter().all(|f| !f.to_string().contains("across nodes")),
+        "{seen:?}"
+    );
+    // Typing crosses (past the first's 3 s).
+    std::thread::sleep(Duration::from_millis(3100));
+    let _ = frames(&mut bob_b, Duration::from_millis(100));
+    send_json(&mut ann, json!({"type": "typing", "room": "@bob"}));
+    assert_eq!(
+        recv_type(&mut bob_b, "typing"),
+        json!({"type": "typing", "room": "@ann", "username": "ann"})
+    );
+    // Bob reads on b: his tab on a hears it at once.
+    let id = sent["id"].as_u64().unwrap();
+    send_json(
+        &mut bob_b,
+        json!({"type": "read", "room": "@ann", "id": id}),
+    );
+    assert_eq!(
+        recv_type(&mut bob_a, "read"),
+        json!({"type": "read", "room": "@ann", "id": id})
+    );
+    // The conversation opened on b: loaded from the stream, marker included.
+    send_json(&mut bob_b, json!({"type": "join", "room": "@ann"}));
+    let welcome = recv_type(&mut bob_b, "welcome");
+    assert_eq!(welcome["room"], "@ann");
+    assert_eq!(
+        welcome["history"][0]["message"], "across nodes",
+        "{welcome}"
+    );
+    assert_eq!(welcome["read"], id, "{welcome}");
+    let rooms = http_get(b.addr, "/api/rooms");
+    assert!(!rooms.contains('@'), "{rooms}");
+}

@@ -160,7 +160,7 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
                 Command::Read(read) => log.read(read),
                 Command::Close { .. } => closed = true,
                 Command::Forget(room) => log.forget(&room),
-                Command::Watch(_) => {} // a local log loads nothing on demand
+                Command::Watch(_) | Command::WatchIdentity { .. } => {} // a local log loads nothing on demand
                 Command::Set { key, value } => log.set(key, value),
                 Command::Notify { .. } => {}
                 Command::Send { .. }

@@ -39,10 +39,12 @@
 //! (`core/admin.rs`).
 
 use super::access::{Access, Check};
+use super::direct;
 use super::incoming::{self, Incoming, Join, RoomField, Said};
 use super::moderation::{Applied, BanRequest, BanTarget, Moderation, RoomSettings, SettingsChange};
 use super::names::{self, Names};
-use super::protocol::{self, ErrorCode, LimitsView, RoomName, WelcomeHead};
+use super::protocol::{self, ErrorCode, LimitsView, Owner, RoomName, WelcomeHead};
+use super::reads::{self, ReadMarkers};
 use super::record::{
     DirectoryEntry, Draft, Kind, LogEvent, Record, RemotePresence, Restored, Stored,
 };
@@ -54,11 +56,13 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 mod admin;
+mod direct_messages;
 mod edits;
 mod events;
 mod history;
 mod membership;
 mod reactions;
+mod read_markers;
 mod scrollback;
 mod shared;
 mod typing;
@@ -111,6 +115,15 @@ pub struct Core {
     readable: bool,
     /// History pages and searches waiting for the log, or for their next slice.
     jobs: scrollback::Jobs,
+    /// Each identity's connections here (held names and token subjects).
+    identities: HashMap<Owner, Vec<ClientId>>,
+    /// The names identities were last seen under: how a conversation is
+    /// shown when its other person's hold is not known here.
+    seen_names: HashMap<Owner, Rc<str>>,
+    /// Direct typing notices forwarded lately: (connection, conversation, when).
+    direct_typing: Vec<(ClientId, RoomName, u64)>,
+    /// How far each identity has read each room.
+    reads: ReadMarkers,
 }
 
 type Out = Vec<Command>;
@@ -139,9 +152,17 @@ impl Core {
             names: Names::new(limits.name_hold_ms, limits.store_holds),
             names_pruned: now,
             moderation: Moderation::default(),
+            identities: HashMap::new(),
+            seen_names: HashMap::new(),
+            direct_typing: Vec::new(),
+            reads: ReadMarkers::default(),
             limits,
         };
         for (key, value) in &restored.settings {
+            if key.starts_with("read/") {
+                core.reads.apply(key, value);
+                continue;
+            }
             core.moderation.apply(key, value);
             core.names.apply(key, value);
         }
@@ -153,6 +174,11 @@ impl Core {
         core.fixed_count = core.rooms.len();
         for (name, last, history) in restored.rooms {
             let keep = core.limits.history;
+            if direct::is_direct(&name) {
+                for stored in &history {
+                    core.learn_names(&name, &stored.json, stored.owner);
+                }
+            }
             let room = core.room_entry(&name, now);
             room.base = 0;
             room.last_id = last;
@@ -221,6 +247,9 @@ impl Core {
                         out.push(Command::Set { key, value });
                     }
                 }
+                for (key, value) in self.reads.due(now) {
+                    out.push(Command::Set { key, value });
+                }
                 self.bound_idle_rooms(out)
             }
             Event::Log(LogEvent::Committed(record)) => self.committed(record, out),
@@ -250,6 +279,9 @@ impl Core {
             Event::Log(LogEvent::Setting { key, value }) if key.starts_with("hold/") => {
                 self.names.apply(&key, &value)
             }
+            Event::Log(LogEvent::Setting { key, value }) if key.starts_with("read/") => {
+                self.read_elsewhere(&key, &value, out)
+            }
             Event::Log(LogEvent::Setting { key, value }) => {
                 match self.moderation.apply(&key, &value) {
                     Applied::Banned(target) => self.enforce_ban(&target, out),
@@ -262,11 +294,18 @@ impl Core {
                     self.kick(Kick::User(name.to_string()), out);
                 } else if let Some(room) = key.strip_prefix("typing/") {
                     self.remote_typing(room, &value, out);
+                } else if let Some(owner) = key.strip_prefix("dmtyping/") {
+                    self.remote_direct_typing(owner, &value, out);
+                } else if key.starts_with("read/") {
+                    self.read_elsewhere(&key, &value, out);
                 }
             }
             Event::Log(LogEvent::Settings(all)) => {
                 for (key, value) in all.iter().filter(|(k, _)| k.starts_with("hold/")) {
                     self.names.apply(key, value);
+                }
+                for (key, value) in all.iter().filter(|(k, _)| k.starts_with("read/")) {
+                    self.read_elsewhere(key, value, out);
                 }
                 let (rooms, banned) = self.moderation.replace(&all);
                 for target in &banned {
@@ -315,6 +354,18 @@ impl Core {
         self.high_water
     }
 
+    /// Every connection of one identity.
+    pub fn connections_of(&self, owner: Owner) -> &[ClientId] {
+        self.identities.get(&owner).map_or(&[], |c| &c[..])
+    }
+
+    /// What must be stored before the process stops (read markers waiting for their second).
+    pub fn shutdown(&mut self, out: &mut Out) {
+        for (key, value) in self.reads.pending() {
+            out.push(Command::Set { key, value });
+        }
+    }
+
     /// The connections that receive `room`'s frames.
     pub fn members(&self, room: &str) -> &[ClientId] {
         self.rooms.get(room).map_or(&[], |r| &r.members[..])
@@ -335,7 +386,7 @@ impl Core {
         let mut list: Vec<protocol::RoomSummary> = self
             .rooms
             .values()
-            .filter(|r| r.ready)
+            .filter(|r| r.ready && !direct::is_direct(&r.name))
             .map(|r| protocol::RoomSummary {
                 room: &r.name,
                 online: r.online.len(),
@@ -347,6 +398,7 @@ impl Core {
                 .iter()
                 .filter(|d| !self.rooms.get(d.room.as_str()).is_some_and(|r| r.ready))
                 .filter(|d| d.online > 0 || d.last_message_time.is_some())
+                .filter(|d| !direct::is_direct(&d.room))
                 .map(|d| protocol::RoomSummary {
                     room: &d.room,
                     online: d.online,
@@ -368,6 +420,8 @@ impl Core {
     /// is gone, `not_joined` when it is not in the room.
     fn session_in(&self, client: ClientId, room: &str) -> Result<Option<&Session>, ErrorCode> {
         match self.session(client) {
+            // A conversation is the client's by its name (`direct_room`): no join needed.
+            Some(s) if direct::is_direct(room) => Ok(Some(s)),
             Some(s) if !s.in_room(room, &self.limits.default_room) => Err(ErrorCode::NotJoined),
             found => Ok(found),
         }
@@ -446,9 +500,20 @@ impl Core {
         if let Err(code) = self.admit(client, &frame.what, now, out) {
             return reply(out, client, protocol::error_json(code, None));
         }
-        let room = match self.room_of(&frame.room) {
-            Ok(room) => room,
-            Err(code) => return reply(out, client, protocol::error_json(code, None)),
+        let room = match &frame.room {
+            RoomField::Name(raw) if raw.trim_start().starts_with('@') => {
+                match self.direct_room(client, raw.trim_start(), now) {
+                    Ok(room) => room,
+                    Err(code) => {
+                        let json = protocol::error_json(code, Some(raw.trim()));
+                        return reply(out, client, json);
+                    }
+                }
+            }
+            field => match self.room_of(field) {
+                Ok(room) => room,
+                Err(code) => return reply(out, client, protocol::error_json(code, None)),
+            },
         };
         let result = match frame.what {
             Incoming::Join(join) => self.join(client, &room, join, now, out),
@@ -465,11 +530,13 @@ impl Core {
             }
             Incoming::Typing => self.typing(client, &room, now, out),
             Incoming::React { id, emoji } => self.react(client, &room, id, &emoji, now, out),
-            Incoming::Read { .. } => Err(ErrorCode::BadType),
+            Incoming::Read { id } => self.read(client, &room, id, now, out),
             Incoming::Unknown => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {
-            reply(out, client, protocol::error_json(code, Some(&room)));
+            let json = protocol::error_json(code, Some(&room));
+            let json = self.for_client(client, &room, json);
+            reply(out, client, json);
         }
     }
 
@@ -506,12 +573,17 @@ impl Core {
                 }
             }
         };
-        if identity
-            .rooms
-            .as_ref()
-            .is_some_and(|r| !r.iter().any(|x| **x == **room))
+        let direct = direct::is_direct(room);
+        if !direct
+            && identity
+                .rooms
+                .as_ref()
+                .is_some_and(|r| !r.iter().any(|x| **x == **room))
         {
             return Err(ErrorCode::ForbiddenRoom);
+        }
+        if direct && self.moderation.name_banned(&identity.username, now) {
+            return Err(ErrorCode::Banned);
         }
         let text = self.checked_text(said.message.as_deref().unwrap_or(""))?;
         if let Some(s) = self.moderation.room(room) {
@@ -532,7 +604,13 @@ impl Core {
             sender: Some(client),
             time: now,
             kind: Kind::Message,
-            fields: protocol::message_fields(now, &identity.view(), text),
+            fields: match direct
+                .then(|| self.other_name(room, identity.owner))
+                .flatten()
+            {
+                Some(to) => protocol::direct_message_fields(now, &identity.view(), text, &to),
+                None => protocol::message_fields(now, &identity.view(), text),
+            },
             owner: identity.owner,
         }));
         Ok(())

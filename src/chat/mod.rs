@@ -7,11 +7,13 @@
 
 pub mod access;
 pub mod core;
+pub mod direct;
 pub mod incoming;
 pub mod moderation;
 pub mod names;
 pub mod protocol;
 pub mod reactions;
+pub mod reads;
 pub mod record;
 pub mod room;
 pub mod scrollback;

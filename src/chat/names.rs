@@ -11,7 +11,12 @@
 //! goes, read back at start and (with Redis) from other processes, so a
 //! restart keeps holds and every node refuses the same names. Ended holds
 //! are removed from the store as they are pruned.
+//!
+//! A hold also knows whose it is (the identity's owner tag, a token's
+//! subject's too) and the name as its holder shows it: a direct message to
+//! `@name` goes to that identity, and its frames name the other person.
 
+use super::protocol::Owner;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -33,6 +38,10 @@ struct Hold {
     online: u32,
     /// Wall-clock ms the hold ends once nobody is online (0 while online).
     until: u64,
+    /// Whose it is (unknown for a hold stored by an older version).
+    owner: Option<Owner>,
+    /// The name as its holder shows it.
+    shown: String,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +50,8 @@ pub struct Names {
     holds: HashMap<String, Hold>,
     /// Holds are stored as settings of the log (see the module doc).
     persist: bool,
+    /// Each owner's held name (its key in `holds`).
+    by_owner: HashMap<Owner, String>,
 }
 
 /// A hold to store (key, value), or to remove (value empty).
@@ -50,6 +61,11 @@ pub type Change = (String, String);
 struct StoredHold {
     secret: String,
     until: u64,
+    /// The owner tag, as 16 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
 }
 
 fn hex(secret: &SecretHash) -> String {
@@ -81,14 +97,17 @@ impl Names {
             hold_ms,
             holds: HashMap::new(),
             persist: persist && hold_ms > 0,
+            by_owner: HashMap::new(),
         }
     }
 
-    fn change(&self, k: &str, secret: &SecretHash, until: u64) -> Option<Change> {
+    fn change(&self, k: &str, hold: &Hold, until: u64) -> Option<Change> {
         self.persist.then(|| {
             let value = StoredHold {
-                secret: hex(secret),
+                secret: hex(&hold.secret),
                 until,
+                owner: hold.owner.map(|o| format!("{o:016x}")),
+                name: Some(hold.shown.clone()),
             };
             (
                 format!("hold/{k}"),
@@ -104,31 +123,78 @@ impl Names {
             return;
         };
         if value.is_empty() {
-            self.holds.retain(|name, h| name != k || h.online > 0);
+            if self.holds.get(k).is_some_and(|h| h.online == 0) {
+                self.remove(k);
+            }
             return;
         }
-        let Some((secret, until)) = serde_json::from_str::<StoredHold>(value)
+        let Some((secret, stored)) = serde_json::from_str::<StoredHold>(value)
             .ok()
-            .and_then(|s| Some((unhex(&s.secret)?, s.until)))
+            .and_then(|s| Some((unhex(&s.secret)?, s)))
         else {
             return;
         };
+        let until = stored.until;
+        let owner = stored
+            .owner
+            .as_deref()
+            .and_then(|o| u64::from_str_radix(o, 16).ok());
         match self.holds.get_mut(k) {
             Some(h) if h.online > 0 && h.secret != secret => {}
-            Some(h) if h.secret == secret => h.until = h.until.max(until),
+            Some(h) if h.secret == secret => {
+                h.until = h.until.max(until);
+                if h.owner.is_none() && owner.is_some() {
+                    h.owner = owner;
+                    self.index_owner(k);
+                }
+            }
             _ => {
                 if self.holds.len() < MAX_HOLDS {
+                    self.remove(k);
                     self.holds.insert(
                         k.to_string(),
                         Hold {
                             secret,
                             online: 0,
                             until,
+                            owner,
+                            shown: stored.name.unwrap_or_else(|| k.to_string()),
                         },
                     );
+                    self.index_owner(k);
                 }
             }
         }
+    }
+
+    /// Notes hold `k`'s owner as holding it.
+    fn index_owner(&mut self, k: &str) {
+        if let Some(owner) = self.holds.get(k).and_then(|h| h.owner) {
+            self.by_owner.insert(owner, k.to_string());
+        }
+    }
+
+    /// Drops hold `k`, and its owner's note if it is this hold's.
+    fn remove(&mut self, k: &str) {
+        if let Some(owner) = self.holds.remove(k).and_then(|h| h.owner) {
+            if self.by_owner.get(&owner).is_some_and(|held| held == k) {
+                self.by_owner.remove(&owner);
+            }
+        }
+    }
+
+    /// Who holds `username` now (or within `--name-hold`), and the name as
+    /// they show it: `None` when nobody does, or the hold's owner is unknown.
+    pub fn holder(&self, username: &str, now: u64) -> Option<(Owner, &str)> {
+        let h = self.held(username, now)?;
+        Some((h.owner?, &h.shown))
+    }
+
+    /// The name `owner` holds (as shown), if it holds one now or lately.
+    pub fn name_of(&self, owner: Owner, now: u64) -> Option<&str> {
+        let k = self.by_owner.get(&owner)?;
+        let h = self.holds.get(k)?;
+        (h.online > 0 || now < h.until).then_some(&h.shown)
     }
 
     fn held(&self, username: &str, now: u64) -> Option<&Hold> {
@@ -158,6 +224,7 @@ impl Names {
         &mut self,
         username: &str,
         secret: &SecretHash,
+        owner: Option<Owner>,
         now: u64,
     ) -> (bool, Option<Change>) {
         let k = key(username);
@@ -168,22 +235,35 @@ impl Names {
                 return (false, None);
             }
         }
-        let stored = if live {
-            None
-        } else {
-            self.change(&k, secret, now + self.hold_ms)
-        };
-        let hold = self.holds.entry(k).or_insert(Hold {
+        if !live {
+            self.remove(&k);
+        }
+        let hold = self.holds.entry(k.clone()).or_insert(Hold {
             secret: *secret,
             online: 0,
             until: 0,
+            owner,
+            shown: username.to_string(),
         });
-        if !live {
+        let fresh = !live || hold.owner.is_none();
+        if fresh {
             hold.secret = *secret;
+            hold.owner = owner;
+            hold.shown = username.to_string();
+        }
+        if !live {
             hold.online = 0;
         }
         hold.online += 1;
         hold.until = 0;
+        self.index_owner(&k);
+        let stored = if fresh {
+            self.holds
+                .get(&k)
+                .and_then(|h| self.change(&k, h, now + self.hold_ms))
+        } else {
+            None
+        };
         (true, stored)
     }
 
@@ -197,12 +277,12 @@ impl Names {
             return None;
         }
         h.until = now + self.hold_ms;
-        let secret = h.secret;
         if self.hold_ms == 0 {
-            self.holds.remove(&k);
+            self.remove(&k);
             return None;
         }
-        self.change(&k, &secret, now + self.hold_ms)
+        let h = self.holds.get(&k)?;
+        self.change(&k, h, now + self.hold_ms)
     }
 
     /// Drops holds that have ended (called about once a minute); returns
@@ -210,10 +290,18 @@ impl Names {
     pub fn prune(&mut self, now: u64) -> Vec<Change> {
         let mut ended = Vec::new();
         let persist = self.persist;
+        let by_owner = &mut self.by_owner;
         self.holds.retain(|k, h| {
             let keep = h.online > 0 || now < h.until;
-            if !keep && persist {
-                ended.push((format!("hold/{k}"), String::new()));
+            if !keep {
+                if persist {
+                    ended.push((format!("hold/{k}"), String::new()));
+                }
+                if let Some(o) = h.owner {
+                    if by_owner.get(&o).is_some_and(|held| held == k) {
+                        by_owner.remove(&o);
+                    }
+                }
             }
             keep
         });
@@ -238,11 +326,11 @@ mod tests {
         let (mine, other) = (hash_secret("mine"), hash_secret("other"));
         let mut n = Names::new(1000, false);
         assert!(n.may_use("Ann", Some(&mine), 0));
-        assert!(n.arrive("Ann", &mine, 0).0);
+        assert!(n.arrive("Ann", &mine, None, 0).0);
         assert!(!n.may_use("ann", Some(&other), 10), "case does not matter");
         assert!(!n.may_use("Ann", None, 10), "no secret, no held name");
         assert!(n.may_use("ANN", Some(&mine), 10));
-        assert!(n.arrive("Ann", &mine, 10).0, "a second tab");
+        assert!(n.arrive("Ann", &mine, None, 10).0, "a second tab");
         n.depart("Ann", 20);
         assert!(!n.may_use("Ann", Some(&other), 30), "one tab still open");
         n.depart("Ann", 40);
@@ -251,14 +339,17 @@ mod tests {
             n.may_use("Ann", Some(&other), 1040),
             "until --name-hold passed"
         );
-        assert!(n.arrive("Ann", &other, 1040).0, "then it is someone else's");
+        assert!(
+            n.arrive("Ann", &other, None, 1040).0,
+            "then it is someone else's"
+        );
         assert!(!n.may_use("Ann", Some(&mine), 1041));
         n.depart("Ann", 1050);
         n.prune(5000);
         assert!(n.is_empty());
         // --name-hold 0: held only while online.
         let mut n = Names::new(0, false);
-        n.arrive("Bo", &mine, 0);
+        n.arrive("Bo", &mine, None, 0);
         n.depart("Bo", 1);
         assert!(n.may_use("Bo", Some(&other), 1) && n.is_empty());
     }
@@ -267,11 +358,11 @@ mod tests {
     fn holds_are_stored_when_made_and_left_and_read_back_elsewhere() {
         let (mine, other) = (hash_secret("mine"), hash_secret("other"));
         let mut here = Names::new(1000, true);
-        let (_, made) = here.arrive("Ann", &mine, 0);
+        let (_, made) = here.arrive("Ann", &mine, Some(7), 0);
         let made = made.expect("a new hold is stored");
         assert_eq!(made.0, "hold/ann");
         assert_eq!(
-            here.arrive("Ann", &mine, 5).1,
+            here.arrive("Ann", &mine, Some(7), 5).1,
             None,
             "a second tab changes nothing stored"
         );
@@ -284,13 +375,21 @@ mod tests {
         let mut there = Names::new(1000, true);
         there.apply(&made.0, &made.1);
         assert!(!there.may_use("ANN", Some(&other), 500));
+        assert_eq!(
+            there.holder("ANN", 500),
+            Some((7, "Ann")),
+            "whose, as shown"
+        );
+        assert_eq!(there.name_of(7, 500), Some("Ann"));
         there.apply(&left.0, &left.1);
         assert!(!there.may_use("Ann", Some(&other), 1019));
         assert!(there.may_use("Ann", Some(&mine), 1019));
         assert!(there.may_use("Ann", Some(&other), 1020));
+        assert_eq!(there.holder("Ann", 1020), None, "the hold ended");
+        assert_eq!(there.name_of(7, 1020), None);
         // A name in use here by another secret stays with it.
         let mut busy = Names::new(1000, true);
-        busy.arrive("Ann", &other, 0);
+        busy.arrive("Ann", &other, None, 0);
         busy.apply(&made.0, &made.1);
         assert!(busy.may_use("Ann", Some(&other), 1));
         // Ended holds are removed from the store; without a store nothing is written.
@@ -298,7 +397,7 @@ mod tests {
             there.prune(5000),
             vec![("hold/ann".to_string(), String::new())]
         );
-        assert_eq!(Names::new(1000, false).arrive("Bo", &mine, 0).1, None);
+        assert_eq!(Names::new(1000, false).arrive("Bo", &mine, None, 0).1, None);
         there.apply("hold/x", "not json");
         assert!(there.is_empty());
     }

@@ -235,6 +235,22 @@ pub fn typing_json(room: &str, username: &str) -> String {
     })
 }
 
+/// `{"type":"read","room":R,"id":N}`: the identity has read R up to N.
+pub fn read_json(room: &str, id: u64) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        room: &'a str,
+        id: u64,
+    }
+    to_json(&Frame {
+        kind: "read",
+        room,
+        id,
+    })
+}
+
 /// What the page needs to know of the server's limits.
 #[derive(Serialize, Clone, Copy, Debug)]
 pub struct LimitsView {
@@ -266,6 +282,9 @@ pub struct WelcomeHead<'a> {
     pub slow_mode: u32,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// How far the joining identity has read the room (its read marker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -353,6 +372,9 @@ struct MessageFields<'a> {
     /// `"admin"`: posted by a moderator through the admin API.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<&'static str>,
+    /// A direct message: its recipient's name (so either side can be named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
 }
 
 /// `{"time":T,"username":U,["avatar":A,]"message":M}`: what a
@@ -365,6 +387,20 @@ pub fn message_fields(time: u64, who: &UserView, message: &str) -> String {
         message,
         verified: who.verified,
         by: None,
+        to: None,
+    })
+}
+
+/// A direct message's fields: a message's, and `"to":NAME`, its recipient.
+pub fn direct_message_fields(time: u64, who: &UserView, message: &str, to: &str) -> String {
+    to_json(&MessageFields {
+        time,
+        username: who.username,
+        avatar: who.avatar,
+        message,
+        verified: who.verified,
+        by: None,
+        to: Some(to),
     })
 }
 
@@ -377,6 +413,7 @@ pub fn admin_message_fields(time: u64, username: &str, message: &str) -> String 
         message,
         verified: false,
         by: Some("admin"),
+        to: None,
     })
 }
 

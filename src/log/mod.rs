@@ -96,6 +96,10 @@ pub trait SharedLog: MessageLog {
         verified: bool,
         online: bool,
     );
+    /// An identity's first connection here came (`on`) or its last went:
+    /// its direct messages (records of conversations this process may not
+    /// watch) are handed over as `Committed` from now on, or no more.
+    fn watch_identity(&mut self, owner: crate::chat::protocol::Owner, on: bool);
     /// Tells the other processes `key` = `value` now, storing nothing; they
     /// hear it as [`LogEvent::Notice`].
     fn notify(&mut self, key: &str, value: &str);

@@ -103,7 +103,8 @@ impl Core {
         let mut rooms: Vec<RoomView> = self
             .rooms
             .values()
-            .filter(|r| !r.is_empty())
+            // Conversations are their two people's only: never listed.
+            .filter(|r| !r.is_empty() && !direct::is_direct(&r.name))
             .map(|r| {
                 let mut users: BTreeMap<&str, Vec<Conn>> = BTreeMap::new();
                 let mut anonymous = 0;

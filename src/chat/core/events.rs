@@ -3,7 +3,7 @@
 //! its [`Audience`], [`Farewell`] and [`Report`]), and an admin's [`Kick`].
 
 use crate::chat::access::Secret;
-use crate::chat::protocol::RoomName;
+use crate::chat::protocol::{Owner, RoomName};
 use crate::chat::record::{Draft, LogEvent, Read};
 use crate::chat::session::ClientId;
 use crate::chat::token::{Refusal, TokenKey};
@@ -127,6 +127,9 @@ pub enum Command {
     Set { key: String, value: String },
     /// A shared log: tell the other processes (see [`LogEvent::Notice`]).
     Notify { key: String, value: String },
+    /// A shared log: an identity's first connection on this process came
+    /// (`on`) or its last went: its direct messages are to be heard here, or no more.
+    WatchIdentity { owner: Owner, on: bool },
     /// A shared log: this user's first connection in `room` on this process
     /// came (`online`), or its last one went; other processes are told.
     Presence {
@@ -153,6 +156,12 @@ pub enum Report {
 #[derive(Debug, PartialEq)]
 pub enum Audience {
     One(ClientId),
+    /// Every connection of one identity (an owner tag), optionally but one,
+    /// whatever rooms they are in: direct messages and read markers.
+    Identity {
+        owner: Owner,
+        except: Option<ClientId>,
+    },
     /// Every member of the room, optionally but one.
     Room {
         room: RoomName,

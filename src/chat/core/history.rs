@@ -7,7 +7,12 @@ use super::*;
 impl Core {
     /// A record the log committed: remembered in its room's history, sent to its members.
     pub(super) fn committed(&mut self, record: Record, out: &mut Out) {
+        let direct = direct::is_direct(&record.room);
         if self.on_demand && !self.rooms.get(&record.room).is_some_and(|r| r.ready) {
+            if direct {
+                // A conversation this process does not hold: its people here hear it all the same.
+                self.deliver_direct(&record.room, &record.json, record.owner, out);
+            }
             return; // a shared log's record for a room no longer (or not yet) here
         }
         self.high_water = self.high_water.max(record.id);
@@ -33,10 +38,14 @@ impl Core {
         );
         // `freed` came out of history already counted, so this cannot underflow.
         self.history_bytes = self.history_bytes + added - freed;
-        out.push(Command::Deliver {
-            room: record.room,
-            json: record.json,
-        });
+        if direct {
+            self.deliver_direct(&record.room, &record.json, record.owner, out);
+        } else {
+            out.push(Command::Deliver {
+                room: record.room,
+                json: record.json,
+            });
+        }
         self.trim_history(out);
     }
 
@@ -104,6 +113,14 @@ impl Core {
     /// newest `--history` messages as a page shows them, or with `since`
     /// the records after it, in order (at most `--history` of them).
     pub(super) fn welcome(&self, room: &str, you: &Identity, since: Option<u64>) -> String {
+        let json = self.welcome_as_stored(room, you, since);
+        match self.other_name(room, you.owner) {
+            Some(name) if direct::is_direct(room) => direct::shown(&json, room, &name),
+            _ => json,
+        }
+    }
+
+    fn welcome_as_stored(&self, room: &str, you: &Identity, since: Option<u64>) -> String {
         let Some(r) = self.rooms.get(room) else {
             return String::new();
         };
@@ -122,6 +139,7 @@ impl Core {
             topic: settings.map_or("", |s| &s.topic),
             slow_mode: settings.map_or(0, |s| s.slow_mode),
             read_only: settings.is_some_and(|s| s.read_only),
+            read: you.owner.and_then(|o| self.reads.get(o, room)),
             limits: LimitsView {
                 max_text: self.limits.max_text,
                 max_message: self.limits.max_message,

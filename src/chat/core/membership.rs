@@ -45,6 +45,7 @@ impl Core {
             }
         }
         if let Some(who) = &session.identity {
+            self.identity_gone(client, who, out);
             if let Some(n) = self.users.get_mut(&who.username) {
                 *n -= 1;
                 if *n == 0 {
@@ -104,10 +105,11 @@ impl Core {
         };
         if let Some(who) = who {
             let change = r.depart(who);
-            if change.here && self.on_demand {
+            let direct = direct::is_direct(room);
+            if change.here && self.on_demand && !direct {
                 out.push(presence_command(room, who, false));
             }
-            if change.anywhere {
+            if change.anywhere && !direct {
                 let json = protocol::presence_json("leave", room, &who.view(), now, r.online.len());
                 send_room(out, room, Some(client), json);
             }
@@ -195,7 +197,8 @@ impl Core {
         now: u64,
         out: &mut Out,
     ) -> Result<(), ErrorCode> {
-        if !self.is_fixed(room) && self.limits.fixed_rooms.is_some() {
+        let direct = direct::is_direct(room);
+        if !direct && !self.is_fixed(room) && self.limits.fixed_rooms.is_some() {
             return Err(ErrorCode::BadRoom);
         }
         if self.on_demand && !self.rooms.get(room).is_some_and(|r| r.ready) {
@@ -229,21 +232,26 @@ impl Core {
         if self.moderation.name_banned(&identity.username, now) {
             return Err(ErrorCode::Banned);
         }
-        if identity
-            .rooms
-            .as_ref()
-            .is_some_and(|r| !r.iter().any(|x| **x == **room))
+        if !direct::is_direct(room)
+            && identity
+                .rooms
+                .as_ref()
+                .is_some_and(|r| !r.iter().any(|x| **x == **room))
         {
             return Err(ErrorCode::ForbiddenRoom);
         }
         let newly_identified = session.identity.is_none();
-        // Names are held by page secrets; a token's name is the operator's to give.
-        let secret = join
-            .secret
-            .as_deref()
-            .filter(|_| !token_mode)
-            .map(names::hash_secret);
-        if newly_identified && !self.names.may_use(&identity.username, secret.as_ref(), now) {
+        // Names are held by page secrets; a token's name is the operator's to
+        // give, held for its subject only so that it can be written to.
+        let secret = match (token_mode, identity.owner) {
+            (true, Some(owner)) => Some(names::hash_secret(&format!("token {owner:016x}"))),
+            (true, None) => None,
+            (false, _) => join.secret.as_deref().map(names::hash_secret),
+        };
+        if newly_identified
+            && !token_mode
+            && !self.names.may_use(&identity.username, secret.as_ref(), now)
+        {
             return Err(ErrorCode::NameTaken);
         }
         let limits = &self.limits;
@@ -342,9 +350,12 @@ impl Core {
         } = plan;
         if newly_identified {
             *self.users.entry(identity.username.clone()).or_insert(0) += 1;
+            self.identity_arrived(client, &identity, out);
         }
         let holder = secret.map(|secret| {
-            let (holder, stored) = self.names.arrive(&identity.username, &secret, now);
+            let (holder, stored) =
+                self.names
+                    .arrive(&identity.username, &secret, identity.owner, now);
             if let Some((key, value)) = stored {
                 out.push(Command::Set { key, value });
             }
@@ -379,11 +390,12 @@ impl Core {
         } else {
             Default::default()
         };
-        if change.here && self.on_demand {
+        let direct = direct::is_direct(room);
+        if change.here && self.on_demand && !direct {
             out.push(presence_command(room, &identity, true));
         }
         reply(out, client, self.welcome(room, &identity, since));
-        if change.anywhere {
+        if change.anywhere && !direct {
             if let Some(r) = self.rooms.get(room) {
                 let json =
                     protocol::presence_json("join", room, &identity.view(), now, r.online.len());
@@ -414,7 +426,8 @@ impl Core {
         session.rooms.retain(|r| r != room);
         session.joined = true;
         let who = session.identity.as_deref().cloned();
-        reply(out, client, protocol::left_json(room));
+        let left = self.for_client(client, room, protocol::left_json(room));
+        reply(out, client, left);
         self.depart(room, client, who.as_ref(), now, out);
         Ok(())
     }

@@ -285,7 +285,8 @@ impl Core {
             let job = self.jobs.pages.swap_remove(i);
             self.jobs.stats.pages += 1;
             self.jobs.stats.page_ms += self.now.saturating_sub(job.started);
-            reply(out, job.client, job.json());
+            let json = self.for_client(job.client, &job.room, job.json());
+            reply(out, job.client, json);
         }
     }
 
@@ -399,6 +400,7 @@ impl Core {
         self.jobs.stats.search_ms += self.now.saturating_sub(job.started);
         let messages = job.found.iter().map(|m| &**m);
         let json = scrollback::search_json(&job.room, &job.ask.q, messages, older);
+        let json = self.for_client(job.client, &job.room, json);
         reply(out, job.client, json);
     }
 
@@ -478,6 +480,7 @@ impl Core {
             return; // a search replaced by a newer one, or a connection gone
         };
         let json = protocol::error_json(ErrorCode::Unavailable, Some(&asker.1));
+        let json = self.for_client(asker.0, &asker.1, json);
         reply(out, asker.0, json);
     }
 

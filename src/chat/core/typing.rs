@@ -23,6 +23,11 @@ impl Core {
         let Some(who) = session.identity.as_deref() else {
             return Err(ErrorCode::NotJoined);
         };
+        if direct::is_direct(room) {
+            let who = who.clone();
+            self.direct_typing(client, room, &who, now, out);
+            return Ok(());
+        }
         let username = who.username.clone();
         let Some(r) = self.rooms.get_mut(room) else {
             return Ok(());

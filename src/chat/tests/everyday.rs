@@ -207,3 +207,224 @@ fn reactions_are_refused_for_bad_emoji_unknown_messages_and_past_20_emoji() {
         "taking one back is always allowed"
     );
 }
+
+#[test]
+fn a_read_marker_moves_forward_reaches_the_identitys_other_tabs_and_is_stored_once_a_second() {
+    let mut chat = Chat::new(limits());
+    let ann = r#"{"type":"join","room":"dev","username":"ann","secret":"s-ann"}"#;
+    chat.join(c(1), ann);
+    chat.join(c(2), ann);
+    chat.join(c(3), r#"{"type":"join","room":"dev","username":"bob"}"#);
+    for text in ["one", "two", "three"] {
+        chat.send(
+            c(3),
+            &format!(r#"{{"type":"message","room":"dev","message":"{text}"}}"#),
+        );
+    }
+    let last = chat.last_to(c(3))["id"].as_u64().unwrap();
+    chat.now = 10_000;
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"read","room":"dev","id":{}}}"#, last - 1),
+    );
+    assert_eq!(
+        chat.last_to(c(2)),
+        serde_json::json!({"type":"read","room":"dev","id": last - 1}),
+        "the identity's other tab, at once"
+    );
+    let reads = |chat: &Chat, client| {
+        chat.received(client)
+            .iter()
+            .filter(|v| v["type"] == "read")
+            .count()
+    };
+    assert_eq!(
+        (reads(&chat, c(1)), reads(&chat, c(3))),
+        (0, 0),
+        "nobody else"
+    );
+    let key = chat.stored.last().unwrap().0.clone();
+    assert!(key.starts_with("read/") && key.ends_with("/dev"), "{key}");
+    assert_eq!(chat.stored.last().unwrap().1, (last - 1).to_string());
+    chat.send(
+        c(2),
+        &format!(r#"{{"type":"read","room":"dev","id":{}}}"#, last - 2),
+    );
+    assert_eq!(reads(&chat, c(1)), 0, "a lower id changes nothing");
+    chat.now = 10_500;
+    chat.send(
+        c(2),
+        &format!(r#"{{"type":"read","room":"dev","id":{}}}"#, last + 50),
+    );
+    assert_eq!(
+        chat.last_to(c(1))["id"],
+        last,
+        "forwarded at once, never past the room's last id"
+    );
+    let stored = |chat: &Chat| chat.stored.iter().filter(|(k, _)| k == &key).count();
+    assert_eq!(stored(&chat), 1, "stored at most once a second");
+    chat.now = 11_000;
+    chat.event(Event::Tick { now: 11_000 });
+    assert_eq!(stored(&chat), 2, "the newest, once its second passed");
+    assert_eq!(chat.stored.last().unwrap().1, last.to_string());
+    let welcome = chat.join(c(4), ann);
+    assert_eq!(welcome["read"], last, "a welcome carries the marker");
+    let bob = chat.join(c(5), r#"{"type":"join","room":"dev","username":"bo"}"#);
+    assert!(bob.get("read").is_none(), "none without an identity: {bob}");
+    chat.send(
+        c(5),
+        &format!(r#"{{"type":"read","room":"dev","id":{last}}}"#),
+    );
+    assert_eq!(chat.error_to(c(5)), "needs_identity");
+    chat.send(c(1), r#"{"type":"read","room":"ops","id":1}"#);
+    assert_eq!(chat.error_to(c(1)), "not_joined");
+    // Pending at shutdown: stored then.
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"read","room":"dev","id":{last}}}"#),
+    );
+    chat.send(c(3), r#"{"type":"message","room":"dev","message":"four"}"#);
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"read","room":"dev","id":{}}}"#, last + 1),
+    );
+    let before = stored(&chat);
+    let mut out = Vec::new();
+    chat.core.shutdown(&mut out);
+    chat.carry_out(out);
+    assert_eq!(stored(&chat), before + 1);
+    // A restart reads the markers back from the stored settings.
+    let restored = Restored {
+        epoch: 7,
+        settings: chat.stored.clone(),
+        ..Restored::default()
+    };
+    let mut again = Chat::restored(limits(), restored);
+    let welcome = again.join(c(1), ann);
+    assert_eq!(welcome["read"], last + 1, "{welcome}");
+}
+
+#[test]
+fn a_direct_message_reaches_both_identities_everywhere_and_nobody_else() {
+    let mut chat = Chat::new(limits());
+    let ann = r#"{"type":"join","room":"dev","username":"Ann","secret":"s-ann"}"#;
+    chat.join(c(1), ann);
+    chat.join(
+        c(2),
+        r#"{"type":"join","room":"ops","username":"Ann","secret":"s-ann"}"#,
+    );
+    chat.join(
+        c(3),
+        r#"{"type":"join","room":"ops","username":"Bob Ross","secret":"s-bob"}"#,
+    );
+    chat.join(c(4), r#"{"type":"join","room":"dev","username":"cy"}"#);
+    chat.join(
+        c(5),
+        r#"{"type":"join","room":"dev","username":"dee","secret":"s-dee"}"#,
+    );
+    chat.send(
+        c(1),
+        r#"{"type":"message","room":"@bob ross","message":"psst"}"#,
+    );
+    let mine = chat.last_to(c(1));
+    assert_eq!(
+        (
+            mine["type"].as_str(),
+            mine["room"].as_str(),
+            mine["username"].as_str()
+        ),
+        (Some("message"), Some("@Bob Ross"), Some("Ann")),
+        "the sender's side names the other, as they show it: {mine}"
+    );
+    assert_eq!(mine["to"], "Bob Ross");
+    assert_eq!(
+        chat.last_to(c(2)),
+        mine,
+        "the sender's other tab, not joined to it"
+    );
+    let theirs = chat.last_to(c(3));
+    assert_eq!(theirs["room"], "@Ann", "the recipient's side: {theirs}");
+    assert_eq!(theirs["id"], mine["id"]);
+    for nobody in [c(4), c(5)] {
+        assert!(
+            chat.received(nobody).iter().all(|v| v["type"] != "message"),
+            "{:?}",
+            chat.received(nobody)
+        );
+    }
+    // Refusals.
+    chat.send(c(4), r#"{"type":"message","room":"@Ann","message":"hi"}"#);
+    assert_eq!(chat.error_to(c(4)), "needs_identity");
+    chat.send(
+        c(1),
+        r#"{"type":"message","room":"@nobody","message":"hi"}"#,
+    );
+    assert_eq!(chat.error_to(c(1)), "no_such_user");
+    assert_eq!(chat.last_to(c(1))["room"], "@nobody");
+    chat.send(c(1), r#"{"type":"message","room":"@cy","message":"hi"}"#);
+    assert_eq!(chat.error_to(c(1)), "no_such_user", "cy holds no name");
+    chat.send(c(1), r#"{"type":"message","room":"@ANN","message":"hi"}"#);
+    assert_eq!(chat.error_to(c(1)), "bad_room", "oneself");
+    chat.send(
+        c(1),
+        r#"{"type":"message","room":"@Bob Ross","message":"   "}"#,
+    );
+    assert_eq!(chat.error_to(c(1)), "bad_message");
+    // Bob opens the conversation: a welcome with its history, named for his side.
+    chat.send(c(3), r#"{"type":"join","room":"@ann"}"#);
+    let welcome = chat.last_to(c(3));
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(welcome["room"], "@Ann");
+    assert_eq!(welcome["history"][0]["room"], "@Ann");
+    assert_eq!(welcome["history"][0]["message"], "psst");
+    let id = mine["id"].as_u64().unwrap();
+    // Reactions, edits and typing in a conversation keep to its two people.
+    chat.send(
+        c(3),
+        &format!(r#"{{"type":"react","room":"@Ann","id":{id},"emoji":"👍"}}"#),
+    );
+    assert_eq!(chat.last_to(c(2))["room"], "@Bob Ross");
+    assert_eq!(chat.last_to(c(3))["room"], "@Ann");
+    chat.send(
+        c(1),
+        &format!(r#"{{"type":"edit","room":"@Bob Ross","id":{id},"message":"psst!"}}"#),
+    );
+    assert_eq!(chat.last_to(c(3))["type"], "edit");
+    chat.send(c(1), r#"{"type":"typing","room":"@bob ross"}"#);
+    assert_eq!(
+        chat.last_to(c(3)),
+        serde_json::json!({"type":"typing","room":"@Ann","username":"Ann"})
+    );
+    assert_ne!(
+        chat.last_to(c(2))["type"],
+        "typing",
+        "not to the typist's own tabs"
+    );
+    chat.send(
+        c(3),
+        &format!(r#"{{"type":"read","room":"@Ann","id":{id}}}"#),
+    );
+    for nobody in [c(4), c(5)] {
+        let got = chat.received(nobody);
+        assert!(
+            got.iter().all(|v| !v.to_string().contains("psst")
+                && v["type"] != "react"
+                && v["type"] != "typing"),
+            "{got:?}"
+        );
+    }
+    assert!(!chat.core.rooms_json().contains('@'), "never listed");
+    assert!(!chat.core.admin_rooms_json().contains('@'));
+    let reopened = chat.join(
+        c(6),
+        r#"{"type":"join","room":"ops","username":"Bob Ross","secret":"s-bob"}"#,
+    );
+    assert_eq!(reopened["type"], "welcome");
+    chat.send(c(6), r#"{"type":"join","room":"@Ann"}"#);
+    let w = chat.last_to(c(6));
+    assert_eq!(
+        (w["room"].as_str(), w["read"].as_u64()),
+        (Some("@Ann"), Some(id)),
+        "{w}"
+    );
+}

@@ -21,6 +21,8 @@ struct Chat {
     watched: Vec<String>,
     /// Presence changes the core told a shared log: (room, username, online).
     presence: Vec<(String, String, bool)>,
+    /// Settings the core asked the log to store, in order.
+    stored: Vec<(String, String)>,
     now: u64,
 }
 
@@ -55,6 +57,7 @@ impl Chat {
             forgotten: Vec::new(),
             watched: Vec::new(),
             presence: Vec::new(),
+            stored: Vec::new(),
             now: 0,
         };
         let mut out = Vec::new();
@@ -87,7 +90,11 @@ impl Chat {
                         self.forgotten.push(room.to_string())
                     }
                     Command::Watch(room) => self.watched.push(room.to_string()),
-                    Command::Set { key, value } => self.log.set(key, value),
+                    Command::WatchIdentity { .. } => {}
+                    Command::Set { key, value } => {
+                        self.stored.push((key.clone(), value.clone()));
+                        self.log.set(key, value)
+                    }
                     Command::Notify { .. } => {} // a local log has no one to tell
                     Command::Presence {
                         room,
@@ -111,6 +118,13 @@ impl Chat {
     fn record(&mut self, to: Audience, json: &str) {
         let recipients = match &to {
             Audience::One(c) => vec![*c],
+            Audience::Identity { owner, except } => self
+                .core
+                .connections_of(*owner)
+                .iter()
+                .copied()
+                .filter(|c| Some(*c) != *except)
+                .collect(),
             Audience::Room { room, except } => self
                 .core
                 .members(room)

@@ -111,6 +111,10 @@ pub struct Journal {
     /// Moderation settings as stored, and those set this turn.
     settings: std::collections::BTreeMap<String, String>,
     settings_set: Vec<(String, String)>,
+    /// Read markers to store: with the next settings write, or at most a
+    /// second after the last one (`settings.json` is rewritten whole).
+    markers_set: Vec<(String, String)>,
+    markers_written_ms: Option<u64>,
     /// Reads asked for and not yet served.
     reads: VecDeque<Read>,
     /// Closed segments to compact (`compact.rs`), and the one under way.
@@ -275,6 +279,8 @@ impl Journal {
             health: LogHealth::default(),
             settings,
             settings_set: Vec::new(),
+            markers_set: Vec::new(),
+            markers_written_ms: None,
             reads: VecDeque::new(),
             compact_queue,
             compacting: None,
@@ -466,6 +472,13 @@ impl MessageLog for Journal {
     }
 
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        let markers_due = self
+            .markers_written_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= 1000);
+        if !self.markers_set.is_empty() && (markers_due || !self.settings_set.is_empty()) {
+            self.markers_written_ms = Some(now_ms);
+            self.settings_set.append(&mut self.markers_set);
+        }
         self.commit_settings(out);
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.batch);
@@ -538,7 +551,11 @@ impl MessageLog for Journal {
     }
 
     fn set(&mut self, key: String, value: String) {
-        self.settings_set.push((key, value));
+        if key.starts_with("read/") {
+            self.markers_set.push((key, value));
+        } else {
+            self.settings_set.push((key, value));
+        }
     }
 
     fn health(&self) -> LogHealth {
@@ -549,9 +566,15 @@ impl MessageLog for Journal {
         Some(self.index.bytes())
     }
 
-    fn wake_in(&self, _now_ms: u64) -> Option<u64> {
+    fn wake_in(&self, now_ms: u64) -> Option<u64> {
         if !self.reads.is_empty() || self.compacting.is_some() || !self.compact_queue.is_empty() {
             return Some(0);
+        }
+        if !self.markers_set.is_empty() {
+            let since = self
+                .markers_written_ms
+                .map_or(1000, |t| now_ms.saturating_sub(t));
+            return Some(1000u64.saturating_sub(since));
         }
         // A pending interval sync is done within a second.
         (self.unsynced && self.policy == FsyncPolicy::Interval).then_some(1000)
@@ -559,6 +582,7 @@ impl MessageLog for Journal {
 
     fn close(&mut self, now_ms: u64) {
         let mut ignored = Vec::new();
+        self.settings_set.append(&mut self.markers_set);
         self.commit(now_ms, &mut ignored);
         if self.unsynced || self.policy != FsyncPolicy::Never {
             if let Err(e) = self.sync(now_ms) {

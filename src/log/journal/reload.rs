@@ -39,6 +39,7 @@ pub fn scan(
             let room: RoomName = match tails.get_key_value(&*room) {
                 Some((shared, _)) => shared.clone(),
                 None if room == **default_room => default_room.clone(),
+                None if crate::chat::direct::owners(&room).is_some() => room.as_ref().into(),
                 None => protocol::room_name(&room)?.into(),
             };
             Some((s, room, id, entry))

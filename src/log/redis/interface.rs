@@ -43,6 +43,7 @@ impl MessageLog for RedisLog {
             &emoji,
             &name,
             if on { "1" } else { "0" },
+            &format!("{}user:", self.cfg.prefix),
         ]);
         self.publishes_pending += 1;
         self.expect(Pending::Publish {
@@ -169,6 +170,17 @@ impl MessageLog for RedisLog {
 }
 
 impl SharedLog for RedisLog {
+    fn watch_identity(&mut self, owner: crate::chat::protocol::Owner, on: bool) {
+        let channel = format!("{}user:{owner:016x}", self.cfg.prefix).into_bytes();
+        if on {
+            if self.identities.insert(channel.clone()) && self.sub.is_up() {
+                self.sub.send(&[&b"SUBSCRIBE"[..], &channel]);
+            }
+        } else if self.identities.remove(&channel) && self.sub.is_up() {
+            self.sub.send(&[&b"UNSUBSCRIBE"[..], &channel]);
+        }
+    }
+
     fn watch(&mut self, room: &RoomName) {
         if self.rooms.contains_key(room) {
             return;

@@ -192,6 +192,9 @@ pub struct RedisLog {
     /// The settings channel's name, and whether the subscription to it is confirmed.
     settings_channel: Vec<u8>,
     settings_subscribed: bool,
+    /// The personal channels of identities with connections here: where
+    /// `publish.lua` sends their direct messages too.
+    identities: HashSet<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -232,6 +235,7 @@ impl RedisLog {
             setting_sha: sha1_hex(SETTING_LUA),
             settings_channel: format!("{}settings", cfg.prefix).into_bytes(),
             settings_subscribed: false,
+            identities: HashSet::new(),
             next_directory: 0,
             node: format!("{:x}-{}", crate::clock::unix_millis(), std::process::id()),
             local: HashMap::new(),
@@ -341,6 +345,7 @@ impl RedisLog {
         self.sub_handshake = Self::handshake(&mut self.sub, &self.cfg);
         let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE", &self.settings_channel];
         args.extend(self.rooms.values().map(|w| &w.channel[..]));
+        args.extend(self.identities.iter().map(|c| &c[..]));
         self.sub.send(&args);
     }
 

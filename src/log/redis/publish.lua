@@ -12,6 +12,10 @@
 -- (page.lua); ARGV[8]: the message an edit, delete or reaction is for ('' for
 -- a message), ARGV[9]: 'edit', 'delete' or 'react'; ARGV[10], ARGV[11],
 -- ARGV[12]: a reaction's emoji, name and '1' (on) or '0' (off).
+-- ARGV[13]: the prefix of identities' channels: a conversation's record
+-- (room '@<owner>-<owner>') is published on both identities' channels too,
+-- as '<room> ' and what the room's channel carries; conversations are never
+-- listed in the rooms index.
 -- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
 -- ask the stream for ids after the one they have.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -24,7 +28,10 @@ if not epoch then
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
+local a, b = string.match(ARGV[7], '^@(%x+)-(%x+)$')
+if not a then
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
+end
 if ARGV[8] ~= '' then
   if ARGV[9] == 'delete' then
     redis.call('HSET', KEYS[4], ARGV[8], 'd')
@@ -79,5 +86,10 @@ end
 if redis.call('ZCARD', KEYS[3]) > 1100 then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1001)
 end
-redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
+local published = epoch .. ' ' .. id .. ' ' .. ARGV[2] .. ' ' .. ARGV[1]
+redis.call('PUBLISH', ARGV[5], published)
+if a then
+  redis.call('PUBLISH', ARGV[13] .. a, ARGV[7] .. ' ' .. published)
+  redis.call('PUBLISH', ARGV[13] .. b, ARGV[7] .. ' ' .. published)
+end
 return {epoch, id}

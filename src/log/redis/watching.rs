@@ -165,6 +165,34 @@ impl RedisLog {
         }));
     }
 
+    /// A direct message from an identity's channel (`"<room> "` and what a
+    /// room's channel carries): handed over unless this process watches the
+    /// conversation, whose own channel brings it in order.
+    fn direct_published(&mut self, payload: &[u8]) {
+        let parsed = payload.iter().position(|&b| b == b' ').and_then(|at| {
+            let room = std::str::from_utf8(&payload[..at]).ok()?;
+            let p = decode::parse_published(&payload[at + 1..])?;
+            crate::chat::direct::owners(room).map(|_| (room, p))
+        });
+        let Some((room, p)) = parsed else {
+            self.stats.bad_data += 1;
+            diag_warn!("redis: skipped a foreign message on an identity's channel");
+            return;
+        };
+        if self.rooms.contains_key(room) {
+            return;
+        }
+        let (json, owner) = format::seal_stored(room, p.id, &p.fields);
+        self.ready.push(LogEvent::Committed(Record {
+            room: room.into(),
+            id: p.id,
+            json: json.into(),
+            time: p.time,
+            sender: None,
+            owner,
+        }));
+    }
+
     pub(super) fn sub_reply(&mut self, reply: Value) {
         let Value::Array(parts) = reply else {
             if self.sub_handshake > 0 {
@@ -215,6 +243,13 @@ impl RedisLog {
                     }
                 }
                 _ => {}
+            }
+            return;
+        }
+        if self.identities.contains(channel) {
+            if kind == b"message" {
+                let payload = parts.get(2).and_then(Value::as_bytes).unwrap_or_default();
+                self.direct_published(payload);
             }
             return;
         }

@@ -96,6 +96,11 @@ impl Server {
                         shared.watch(&room);
                     }
                 }
+                Command::WatchIdentity { owner, on } => {
+                    if let Some(shared) = self.log.shared() {
+                        shared.watch_identity(owner, on);
+                    }
+                }
                 Command::Presence {
                     room,
                     username,
@@ -149,6 +154,19 @@ impl Server {
                     }
                     Audience::Room { room, except } => {
                         self.queue_on_room(&room, except, json.as_bytes(), now);
+                    }
+                    Audience::Identity { owner, except } => {
+                        let mut fanout = Fanout {
+                            conns: &mut self.conns,
+                            config: &self.config,
+                            deflate: &mut self.deflate,
+                            wheel: &mut self.wheel,
+                            flush_list: &mut self.flush_list,
+                            now,
+                        };
+                        let members = self.core.connections_of(owner);
+                        self.stats.frames_queued +=
+                            fanout.queue_on(members, except, json.as_bytes());
                     }
                 },
             }

@@ -507,6 +507,9 @@ impl Server {
 
     fn finish_shutdown(mut self) -> io::Result<()> {
         let left = self.conns.len();
+        // What the core still has to store (read markers waiting for their second).
+        self.core.shutdown(&mut self.commands);
+        self.apply_commands();
         let now = self.now_ms();
         for (_, conn) in self.conns.iter_mut() {
             conn.close_with(
