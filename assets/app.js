@@ -1,6 +1,9 @@
 // picochat page: one state object, small render functions, a reconnecting socket.
 // User text only ever reaches the DOM through textContent (never innerHTML);
 // links are built as elements, and only for http: and https: URLs.
+// Rooms are `#name`; a direct conversation is the room `@name` (the other person).
+
+import { openPicker, suggest, withEmoji } from './emoji-ui.js';
 
 const $ = (id) => document.getElementById(id);
 const STORE = 'picochat.me';
@@ -11,6 +14,9 @@ const TOKEN_STORE = 'picochat.token';         // sessionStorage: a signed token 
 const KEEP_PER_ROOM = 2000;     // messages the page keeps per room for switching back
 const PAGE = 50;                // messages one scroll-back page asks for
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
+const TYPING_EVERY = 3000;      // the server forwards one typing notice per 3 s
+const TYPING_SHOWN = 6000;      // "ann is typing…" lasts this long after the last one
+const READ_EVERY = 1000;        // read markers sent at most once a second per room
 let badLink = null;       // a /r/NAME whose NAME no server would accept
 
 const state = {
@@ -24,7 +30,9 @@ const state = {
   you: null,               // { username, avatar } as the server knows us
   limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32, edit_window_ms: 900000 },
   editing: null,           // { room, id } of our own message being edited in the composer
-  rooms: new Map(),        // name -> room state, in the order shown
+  rooms: new Map(),        // name -> room state, in the order shown (`@name`: a conversation)
+  typedAt: new Map(),      // room -> when our last typing notice went
+  typingTimer: null,
   current: null,           // the room on screen
   wanted: roomFromPath(),  // a room named in the URL, joined on connect
   newBelow: false,
@@ -48,6 +56,11 @@ function newRoom(name) {
     detached: false,       // the view shows a page around a search result, not the live end
     hit: null,             // the id a search result jumped to
     settings: { topic: '', slow_mode: 0, read_only: false },  // set by moderators
+    direct: name.startsWith('@'),  // a conversation with one person, not a room
+    read: 0,               // our read marker here (as far as any of our tabs has read)
+    readSent: 0,           // when this tab last sent one
+    readTimer: null,
+    typing: new Map(),     // username -> until when "is typing" shows
     // Who was online when our connection dropped: their joins right after we
     // reconnect are reconnects too, not news.
     returning: new Set(),
@@ -124,6 +137,11 @@ function room(name) {
   return state.rooms.get(name);
 }
 
+// How a room is named on screen: `#room`, or `@name` for a conversation.
+function label(name) {
+  return name.startsWith('@') ? name : `#${name}`;
+}
+
 // ---------- rendering ----------
 
 function renderScreens() {
@@ -151,42 +169,48 @@ function currentRoom() {
   return state.current ? state.rooms.get(state.current) : null;
 }
 
+function roomItem(r) {
+  const li = document.createElement('li');
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'room-link';
+  b.dataset.room = r.name;
+  if (r.name === state.current) b.setAttribute('aria-current', 'true');
+  const name = document.createElement('span');
+  name.className = 'room-name';
+  name.textContent = label(r.name);
+  b.append(name);
+  if (r.unread > 0) {
+    const badge = document.createElement('span');
+    badge.className = r.mentioned ? 'unread mention' : 'unread';
+    badge.textContent = String(r.unread);
+    badge.setAttribute('aria-label', `${r.unread} unread`);
+    b.append(badge);
+  }
+  b.addEventListener('click', () => (r.direct ? openDirect(r.name) : switchTo(r.name)));
+  const leave = document.createElement('button');
+  leave.type = 'button';
+  leave.className = 'room-leave';
+  leave.textContent = '×';
+  leave.title = r.direct ? `Close ${label(r.name)}` : `Leave ${label(r.name)}`;
+  leave.setAttribute('aria-label', leave.title);
+  leave.addEventListener('click', () => leaveRoom(r.name));
+  li.append(b, leave);
+  return li;
+}
+
 function renderRooms() {
-  const list = $('room-list');
-  list.replaceChildren(...[...state.rooms.values()].filter((r) => r.joined).map((r) => {
-    const li = document.createElement('li');
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = 'room-link';
-    b.dataset.room = r.name;
-    if (r.name === state.current) b.setAttribute('aria-current', 'true');
-    const name = document.createElement('span');
-    name.className = 'room-name';
-    name.textContent = `#${r.name}`;
-    b.append(name);
-    if (r.unread > 0) {
-      const badge = document.createElement('span');
-      badge.className = r.mentioned ? 'unread mention' : 'unread';
-      badge.textContent = String(r.unread);
-      badge.setAttribute('aria-label', `${r.unread} unread`);
-      b.append(badge);
-    }
-    b.addEventListener('click', () => switchTo(r.name));
-    const leave = document.createElement('button');
-    leave.type = 'button';
-    leave.className = 'room-leave';
-    leave.textContent = '×';
-    leave.title = `Leave #${r.name}`;
-    leave.setAttribute('aria-label', `Leave #${r.name}`);
-    leave.addEventListener('click', () => leaveRoom(r.name));
-    li.append(b, leave);
-    return li;
-  }));
+  const all = [...state.rooms.values()];
+  $('room-list').replaceChildren(...all.filter((r) => r.joined && !r.direct).map(roomItem));
+  // Conversations show once they have a message or were opened, joined or not.
+  const direct = all.filter((r) => r.direct && (r.joined || r.messages.length > 0));
+  $('dm-list').replaceChildren(...direct.map(roomItem));
+  $('dm-empty').hidden = direct.length > 0;
   const r = currentRoom();
-  $('room-title').textContent = r ? `#${r.name}` : '';
+  $('room-title').textContent = r ? label(r.name) : '';
   // On a phone the drawer's button names the room on screen.
-  $('rooms-toggle').textContent = r ? `#${r.name} ▾` : 'Rooms ▾';
-  $('rooms-toggle').setAttribute('aria-label', r ? `Rooms (now in #${r.name})` : 'Rooms');
+  $('rooms-toggle').textContent = r ? `${label(r.name)} ▾` : 'Rooms ▾';
+  $('rooms-toggle').setAttribute('aria-label', r ? `Rooms (now in ${label(r.name)})` : 'Rooms');
   renderTitle();
 }
 
@@ -197,9 +221,20 @@ function renderUsers() {
   $('user-list').replaceChildren(...users.map((u) => {
     const li = document.createElement('li');
     const name = document.createElement('span');
+    name.className = 'user-name';
     name.textContent = u.username;
     li.append(avatar(u, true), name);
     if (u.verified) li.append(verifiedMark());
+    if (state.you && u.username !== state.you.username) {
+      const dm = document.createElement('button');
+      dm.type = 'button';
+      dm.className = 'link message-user';
+      dm.textContent = 'Message';
+      dm.title = `Write to ${u.username} directly`;
+      dm.setAttribute('aria-label', `Message ${u.username}`);
+      dm.addEventListener('click', () => openDirect(`@${u.username}`));
+      li.append(dm);
+    }
     return li;
   }));
 }
@@ -212,7 +247,7 @@ function totalUnread() {
 
 function renderTitle() {
   const n = totalUnread();
-  const where = state.current ? `#${state.current} · picochat` : 'picochat';
+  const where = state.current ? `${label(state.current)} · picochat` : 'picochat';
   document.title = n > 0 ? `(${n}) ${where}` : where;
 }
 
@@ -335,9 +370,52 @@ function messageItem(m) {
   const text = document.createElement('div');
   text.className = 'text';
   text.append(linkified(m.message));
-  body.append(meta, text);
+  body.append(meta, text, reactionsRow(m));
   li.append(avatar(m), body);
   return li;
+}
+
+// A message's reactions as chips with counts (ours highlighted; a click
+// toggles ours), and a button that opens the picker.
+function reactionsRow(m) {
+  const row = document.createElement('div');
+  row.className = 'reactions';
+  const me = state.you?.username;
+  for (const [emoji, names] of Object.entries(m.reactions || {})) {
+    const chip = document.createElement('button');
+    chip.type = 'button';
+    chip.className = names.includes(me) ? 'chip mine' : 'chip';
+    chip.textContent = `${emoji} ${names.length}`;
+    chip.title = names.join(', ');
+    chip.setAttribute('aria-pressed', String(names.includes(me)));
+    chip.setAttribute('aria-label', `${emoji} ${names.length}: ${names.join(', ')}`);
+    chip.addEventListener('click', () => react(m, emoji));
+    row.append(chip);
+  }
+  const add = document.createElement('button');
+  add.type = 'button';
+  add.className = 'chip add-reaction';
+  add.textContent = '☺+';
+  add.title = 'Add a reaction';
+  add.setAttribute('aria-label', 'Add a reaction');
+  add.addEventListener('click', () => openPicker(row, (emoji) => react(m, emoji)));
+  row.append(add);
+  return row;
+}
+
+function react(m, emoji) {
+  send({ type: 'react', room: m.room, id: m.id, emoji });
+}
+
+// A reaction record: what it changes in the message's reactions (the
+// server's rule: names in the order they reacted, an unused emoji left out).
+function reacted(old, c) {
+  const all = { ...(old || {}) };
+  const names = (all[c.emoji] || []).filter((n) => n !== c.username);
+  if (c.on) names.push(c.username);
+  if (names.length) all[c.emoji] = names;
+  else delete all[c.emoji];
+  return Object.keys(all).length ? all : undefined;
 }
 
 // The name came from a token the site signed (--auth token).
@@ -408,8 +486,9 @@ function applyChange(r, c) {
   if (at < 0) return;
   const old = r.messages[at].m;
   if (c.type === 'delete') r.messages.splice(at, 1);
+  else if (c.type === 'react') r.messages[at] = { kind: 'msg', m: { ...old, reactions: reacted(old.reactions, c) } };
   else r.messages[at] = { kind: 'msg', m: { ...old, message: c.message, edited: true } };
-  if (state.editing && state.editing.room === r.name && state.editing.id === c.target) stopEdit();
+  if (c.type !== 'react' && state.editing && state.editing.room === r.name && state.editing.id === c.target) stopEdit();
   if (r.name !== state.current) return;
   const li = $('messages').querySelector(`li.msg[data-id="${c.target}"]`);
   if (!li) return;
@@ -419,7 +498,7 @@ function applyChange(r, c) {
 
 // One record of a room's log: a message, or a change to one.
 function addRecord(r, m, live) {
-  if (m.type === 'edit' || m.type === 'delete') applyChange(r, m);
+  if (m.type === 'edit' || m.type === 'delete' || m.type === 'react') applyChange(r, m);
   else addMessage(r, m, live);
 }
 
@@ -445,14 +524,86 @@ function addMessage(r, m, live) {
   keep(r, { kind: 'msg', m });
   const onScreen = r.name === state.current;
   if (onScreen && !r.detached) appendItem(messageItem(m));
+  if (r.typing.delete(m.username)) renderTyping();
   if (!live || isMine(m)) return;
-  const mention = mentionsMe(m);
+  // A direct message counts as a mention: it is for us.
+  const mention = r.direct || mentionsMe(m);
   if (!onScreen || document.hidden) {
     r.unread += 1;
     if (mention) r.mentioned = true;
     renderRooms();
+  } else {
+    markRead(r);
   }
   if (mention && document.hidden) notify(r, m);
+}
+
+// ---------- read markers and typing ----------
+
+// Unread: kept messages of others after our read marker.
+function countUnread(r) {
+  return r.messages.filter((it) => it.kind === 'msg' && it.m.id > r.read && !isMine(it.m)).length;
+}
+
+// The room is on screen and seen: our marker moves to its newest message
+// (sent at most once a second; the server keeps it for our other tabs and devices).
+function markRead(r) {
+  if (!r || r.name !== state.current || document.hidden || r.detached || !r.joined) return;
+  const last = r.messages.findLast((it) => it.kind === 'msg');
+  if (!last || last.m.id <= r.read) return;
+  r.read = last.m.id;
+  if (r.readTimer) return;
+  const wait = Math.max(0, READ_EVERY - (Date.now() - r.readSent));
+  r.readTimer = setTimeout(() => {
+    r.readTimer = null;
+    r.readSent = Date.now();
+    send({ type: 'read', room: r.name, id: r.read });
+  }, wait);
+}
+
+// Another tab or device of ours read further.
+function onRead(m) {
+  const r = state.rooms.get(m.room);
+  if (!r || m.id <= r.read) return;
+  r.read = m.id;
+  r.unread = countUnread(r);
+  if (r.unread === 0) r.mentioned = false;
+  renderRooms();
+}
+
+function onTyping(m) {
+  const r = m.room.startsWith('@') ? room(m.room) : state.rooms.get(m.room);
+  if (!r || m.username === state.you?.username) return;
+  r.typing.set(m.username, Date.now() + TYPING_SHOWN);
+  renderTyping();
+}
+
+// "ann is typing…" under the messages of the room on screen, while it lasts.
+function renderTyping() {
+  const r = currentRoom();
+  const now = Date.now();
+  let names = [];
+  for (const x of state.rooms.values()) {
+    for (const [name, until] of x.typing) if (until <= now) x.typing.delete(name);
+  }
+  if (r) names = [...r.typing.keys()];
+  const el = $('typing');
+  el.textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…`
+    : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+    : `${names.length} people are typing…`;
+  clearTimeout(state.typingTimer);
+  if ([...state.rooms.values()].some((x) => x.typing.size > 0)) state.typingTimer = setTimeout(renderTyping, 1000);
+}
+
+// We type: the room hears it, at most once per 3 s.
+function typed() {
+  const r = currentRoom();
+  if (!r || !r.joined || state.editing || !$('text').value.trim()) return;
+  const now = Date.now();
+  if (now - (state.typedAt.get(r.name) || 0) < TYPING_EVERY) return;
+  state.typedAt.set(r.name, now);
+  send({ type: 'typing', room: r.name });
 }
 
 // The room on screen as its moderators set it: topic, read-only, slow mode.
@@ -555,7 +706,7 @@ function onHistory(m) {
       r.messages.unshift(...kept.map((x) => ({ kind: 'msg', m: x })));
     }
     r.older = m.older;
-    if (!m.older) topLine(`start of #${r.name}`, 'start');
+    if (!m.older) topLine(`start of ${label(r.name)}`, 'start');
     // The message that was on screen stays where it was.
     list.scrollTop = list.scrollHeight - fromBottom;
     setTimeout(loadOlder, 0);
@@ -659,22 +810,25 @@ function onSearch(m) {
 // (`how`: 'push' a history entry, 'replace' the current one, or 'none').
 function switchTo(name, how = 'push') {
   const r = room(name);
+  if (!r.joined && r.direct) { openDirect(name); return; }
   state.current = name;
   r.unread = 0;
   r.mentioned = false;
   const list = $('messages');
   list.replaceChildren(...r.messages.map((it) => (it.kind === 'msg' ? messageItem(it.m) : systemItem(it.text))));
   r.detached = false;
-  if (!r.older) topLine(`start of #${r.name}`, 'start');
+  if (!r.older) topLine(`start of ${label(r.name)}`, 'start');
   list.scrollTop = list.scrollHeight;
   renderSettings();
+  renderTyping();
+  markRead(r);
   state.newBelow = false;
   $('new-below').hidden = true;
   $('jump-latest').hidden = true;
   $('search-open').hidden = !$('search-box').hidden;
   setTimeout(loadOlder, 0);
   showNotice('');
-  const path = `/r/${encodeURIComponent(name)}`;
+  const path = r.direct ? '/' : `/r/${encodeURIComponent(name)}`;
   if (how !== 'none' && location.pathname !== path) {
     if (how === 'push') history.pushState({ room: name }, '', path);
     else history.replaceState({ room: name }, '', path);
@@ -689,8 +843,9 @@ function switchTo(name, how = 'push') {
 function notify(r, m) {
   if (!('Notification' in window) || Notification.permission !== 'granted') return;
   try {
-    const n = new Notification(`${m.username} in #${r.name}`, { body: m.message.slice(0, 200), tag: `picochat-${r.name}` });
-    n.onclick = () => { window.focus(); switchTo(r.name); n.close(); };
+    const title = r.direct ? `${m.username} (direct message)` : `${m.username} in #${r.name}`;
+    const n = new Notification(title, { body: m.message.slice(0, 200), tag: `picochat-${r.name}` });
+    n.onclick = () => { window.focus(); if (r.direct) openDirect(r.name); else switchTo(r.name); n.close(); };
   } catch {
     // Some browsers only allow notifications from a service worker: the title still counts.
   }
@@ -811,6 +966,15 @@ function connect() {
 }
 
 function onWelcome(m) {
+  if (m.room.startsWith('@')) {
+    // `@bob` asked for, `@Bob` answered: the name as its holder shows it.
+    for (const x of [...state.rooms.values()]) {
+      if (x.direct && !x.joined && x.name !== m.room && x.name.toLowerCase() === m.room.toLowerCase()) {
+        state.rooms.delete(x.name);
+        if (state.wanted === x.name) state.wanted = m.room;
+      }
+    }
+  }
   const r = room(m.room);
   if (r.epoch !== null && m.epoch !== r.epoch) {
     // A different id sequence (the server started afresh): start this room over.
@@ -833,6 +997,14 @@ function onWelcome(m) {
   state.status = 'online';
   setTimeout(() => r.returning.clear(), 30000);
   for (const msg of m.history) addRecord(r, msg, !first);
+  // Unread counts come from the read marker our tabs and devices share.
+  if (typeof m.read === 'number') {
+    r.read = Math.max(r.read, m.read);
+    if (m.room !== state.current || document.hidden) {
+      r.unread = countUnread(r);
+      r.mentioned = r.mentioned && r.unread > 0;
+    }
+  }
   setSettings(r, m);
   if (state.current === null || state.current === m.room || (state.wanted === m.room)) {
     if (state.wanted === m.room) state.wanted = null;
@@ -861,7 +1033,15 @@ function onServerMessage(m) {
     case 'message':
     case 'edit':
     case 'delete':
-      if (m.room && state.rooms.has(m.room)) addRecord(state.rooms.get(m.room), m, true);
+    case 'react':
+      // A conversation's records come whether we opened it or not.
+      if (m.room && (state.rooms.has(m.room) || m.room.startsWith('@'))) addRecord(room(m.room), m, true);
+      break;
+    case 'typing':
+      onTyping(m);
+      break;
+    case 'read':
+      onRead(m);
       break;
     case 'join': {
       const r = state.rooms.get(m.room);
@@ -908,6 +1088,15 @@ function onServerMessage(m) {
           send(baseJoin());
         }
         renderRooms();
+      } else if (['no_such_user', 'needs_identity'].includes(m.code) && m.room) {
+        const r = state.rooms.get(m.room);
+        if (r && !r.joined && r.messages.length === 0) state.rooms.delete(m.room);
+        else if (r) r.pending = false;
+        if (state.wanted === m.room) state.wanted = null;
+        $('room-error').textContent = m.code === 'no_such_user'
+          ? `Nobody is called “${m.room.slice(1)}” here (now or lately).`
+          : 'Direct messages need a name held by this page (or a sign-in).';
+        renderRooms();
       } else if (m.code === 'banned') {
         refusedJoin('A moderator has banned this name here.', 'join-username');
       } else if (m.code === 'bad_password') {
@@ -940,7 +1129,22 @@ function onServerMessage(m) {
 
 // ---------- rooms ----------
 
+// A conversation with `@name`: shown at once if opened, else joined (its welcome shows it).
+function openDirect(raw) {
+  const name = `@${raw.trim().replace(/^@/, '').trim()}`;
+  $('room-error').textContent = '';
+  if (name.length < 2) return false;
+  const known = [...state.rooms.values()].find((r) => r.direct && r.name.toLowerCase() === name.toLowerCase());
+  if (known && known.joined) { switchTo(known.name); return true; }
+  const target = known ? known.name : name;
+  state.wanted = target;
+  room(target).pending = true;
+  send(joinFrame(target));
+  return true;
+}
+
 function joinRoom(raw) {
+  if (raw.trim().startsWith('@')) return openDirect(raw);
   const name = raw.trim().toLowerCase().replace(/^#/, '');
   $('room-error').textContent = '';
   if (!ROOM_RE.test(name)) {
@@ -958,7 +1162,7 @@ function joinRoom(raw) {
 function leaveRoom(name) {
   const r = state.rooms.get(name);
   if (!r) return;
-  send({ type: 'leave', room: name });
+  if (r.joined) send({ type: 'leave', room: name });
   state.rooms.delete(name);
   if (state.current === name) {
     state.current = null;
@@ -1024,11 +1228,11 @@ function sendMessage() {
     return;
   }
   if (state.editing) {
-    send({ type: 'edit', room: state.editing.room, id: state.editing.id, message: text });
+    send({ type: 'edit', room: state.editing.room, id: state.editing.id, message: withEmoji(text) });
     stopEdit();
     return;
   }
-  send({ type: 'message', room: state.current, message: text });
+  send({ type: 'message', room: state.current, message: withEmoji(text) });
   $('text').value = '';
   autosize();
   hint('');
@@ -1076,13 +1280,14 @@ function wire() {
     renderRooms();
   });
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendMessage(); });
+  suggest($('text'), $('emoji-suggest'));
   $('text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
     if (e.key === 'Escape' && state.editing) { e.preventDefault(); stopEdit(); }
   });
-  $('text').addEventListener('input', () => { autosize(); checkLength(); });
+  $('text').addEventListener('input', () => { autosize(); checkLength(); typed(); });
   $('messages').addEventListener('scroll', () => {
-    if (state.newBelow && nearBottom()) { state.newBelow = false; $('new-below').hidden = true; }
+    if (state.newBelow && nearBottom()) { state.newBelow = false; $('new-below').hidden = true; markRead(currentRoom()); }
     loadOlder();
     loadNewer();
   });
@@ -1121,7 +1326,7 @@ function wire() {
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && state.current) {
       const r = currentRoom();
-      if (r) { r.unread = 0; r.mentioned = false; }
+      if (r) { r.unread = 0; r.mentioned = false; markRead(r); }
       renderRooms();
     }
   });
@@ -1130,7 +1335,9 @@ function wire() {
 function restoreRooms() {
   const saved = loadRooms();
   if (!saved) return;
-  for (const name of saved.rooms.slice(0, 32)) if (ROOM_RE.test(name)) room(name).pending = true;
+  for (const name of saved.rooms.slice(0, 32)) {
+    if (ROOM_RE.test(name) || (name.startsWith('@') && name.length > 1)) room(name).pending = true;
+  }
   if (!state.wanted && saved.current && state.rooms.has(saved.current)) state.wanted = saved.current;
 }
 

@@ -9,8 +9,22 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
-/// Every known emoji as `(without U+FE0F, as shown)`, sorted by the first.
-static KNOWN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/emoji_table.rs"));
+/// Every known emoji as shown, one per line, sorted by their forms without
+/// U+FE0F: raw deflate, inflated once, when the first reaction comes.
+static KNOWN_DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emoji_table.deflate"));
+
+fn table() -> &'static str {
+    static KNOWN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut out = Vec::with_capacity(64 * 1024);
+        let _ = flate2::Decompress::new(false).decompress_vec(
+            KNOWN_DEFLATED,
+            &mut out,
+            flate2::FlushDecompress::Finish,
+        );
+        String::from_utf8(out).unwrap_or_default()
+    })
+}
 
 /// The most different emoji one message may carry (`reaction_limit` past it).
 pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
@@ -22,16 +36,17 @@ pub fn known(raw: &str) -> Option<&'static str> {
     if raw.is_empty() || raw.len() > 64 {
         return None;
     }
-    let bare: String = raw.chars().filter(|&c| c != '\u{fe0f}').collect();
-    KNOWN
-        .binary_search_by(|(b, _)| (*b).cmp(bare.as_str()))
-        .ok()
-        .map(|i| KNOWN[i].1)
+    let bare = |s: &'static str| s.chars().filter(|&c| c != '\u{fe0f}');
+    // About 4,000 short lines: a scan is a few microseconds, and only a
+    // reaction (rate-limited like every frame) asks.
+    table()
+        .lines()
+        .find(|shown| bare(shown).eq(raw.chars().filter(|&c| c != '\u{fe0f}')))
 }
 
 /// How many emoji the table knows.
 pub fn known_count() -> usize {
-    KNOWN.len()
+    table().lines().count()
 }
 
 /// One message's reactions: each emoji (in the order it was first used)

@@ -90,6 +90,15 @@ mod tests {
             include_bytes!("../../assets/favicon.svg")
         );
         assert!(lookup("/app.js").is_some() && lookup("/style.css").is_some());
+        // The shortcode table made at build time from the emojis crate's data.
+        let emoji = lookup("/emoji.js").expect("emoji.js");
+        assert!(emoji.content_type.starts_with("text/javascript"));
+        let table = String::from_utf8(emoji.plain().into_owned()).unwrap();
+        assert!(table.contains("\\nthumbsup 👍\\n"), "{}", &table[..200]);
+        assert!(
+            emoji.gzip().is_some_and(|g| g.len() < 20_000),
+            "gzipped, small"
+        );
         assert!(lookup("/../Cargo.toml").is_none() && lookup("/nope").is_none());
     }
 }

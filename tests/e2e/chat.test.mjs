@@ -81,8 +81,8 @@ test('two users chat, see presence, hostile markup stays text, restart loses not
 
   // Presence: each sees the other.
   await alice.page.waitForFunction(() => document.querySelector('#online-count').textContent === '2');
-  const people = await alice.page.$$eval('#user-list li', (els) => els.map((e) => e.textContent));
-  assert.deepEqual(people.map((p) => p.replace(/^[A-Z]{1,2}/, '')), ['Alice', 'Bob']);
+  const people = await alice.page.$$eval('#user-list li .user-name', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(people, ['Alice', 'Bob']);
   await alice.page.waitForSelector('#messages li.system >> text=Bob joined');
 
   await say(alice.page, 'Hello Bob, see https://example.org/docs');
