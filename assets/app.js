@@ -591,7 +591,8 @@ function renderTyping() {
   el.textContent = names.length === 0 ? ''
     : names.length === 1 ? `${names[0]} is typing…`
     : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
-    : `${names.length} people are typing…`;
+    // The server forwards at most five typists per room at a time.
+    : names.length < 5 ? `${names.length} people are typing…` : 'Several people are typing…';
   clearTimeout(state.typingTimer);
   if ([...state.rooms.values()].some((x) => x.typing.size > 0)) state.typingTimer = setTimeout(renderTyping, 1000);
 }

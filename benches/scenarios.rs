@@ -23,6 +23,9 @@
 //!    1,000,000 messages -> start time, index bytes per message, RSS; pages
 //!    from disk p99; a search of every message; fan-out p99 and a ping's
 //!    round trip without and with 20 clients searching
+//! 10. everyday (picochat only, `scenarios/everyday.rs`): fan-out p99
+//!    without and with 1,000 clients typing every 3 s; 100 reactions/s on
+//!    one hot message, then a newcomer's welcome against its budget
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -44,6 +47,9 @@ mod procfs;
 
 #[path = "scenarios/scrollback.rs"]
 mod scrollback;
+
+#[path = "scenarios/everyday.rs"]
+mod everyday;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -772,6 +778,12 @@ fn main() {
 
     if want("scrollback") {
         scrollback::run(&targets[0], quick, &mut |label, v| {
+            push(&mut rows, 0, label, v)
+        });
+    }
+
+    if want("everyday") {
+        everyday::run(&targets[0], quick, &mut |label, v| {
             push(&mut rows, 0, label, v)
         });
     }

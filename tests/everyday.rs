@@ -370,3 +370,90 @@ fn with_redis_a_direct_message_typing_and_read_markers_reach_the_other_node() {
     let rooms = http_get(b.addr, "/api/rooms");
     assert!(!rooms.contains('@'), "{rooms}");
 }
+
+#[test]
+fn refusals_over_sockets_leave_the_connection_open() {
+    let s = TestServer::start(&["--msg-rate", "0", "--max-rooms-per-client", "2"]);
+    let (mut ann, _) = join_as(&s, "ann", "secret-of-ann-0123");
+    let (_bob, _) = join_as(&s, "bob", "secret-of-bob-0123");
+    let mut anon = s.ws();
+    send_json(&mut anon, json!({"message": "hi", "username": "gopher"}));
+    recv_type(&mut anon, "message");
+    let id = post(&mut ann, "lobby", "react to me");
+    for (anonymous, frame, code) in [
+        (
+            true,
+            json!({"type": "message", "room": "@ann", "message": "x"}),
+            "needs_identity",
+        ),
+        (
+            false,
+            json!({"type": "message", "room": "@nobody", "message": "x"}),
+            "no_such_user",
+        ),
+        (false, json!({"type": "join", "room": "@ANN"}), "bad_room"),
+        (
+            false,
+            json!({"type": "react", "room": "lobby", "id": id, "emoji": ":+1:"}),
+            "bad_emoji",
+        ),
+        (
+            false,
+            json!({"type": "react", "room": "lobby", "id": id + 99, "emoji": "👍"}),
+            "not_found",
+        ),
+        (false, json!({"type": "read", "room": "lobby"}), "not_found"),
+        (
+            true,
+            json!({"type": "read", "room": "lobby", "id": id}),
+            "needs_identity",
+        ),
+    ] {
+        let ws = if anonymous { &mut anon } else { &mut ann };
+        send_json(ws, frame.clone());
+        let e = recv_type(ws, "error");
+        assert_eq!(e["code"], code, "{frame}: {e}");
+    }
+    // A joined conversation counts toward --max-rooms-per-client (2 here).
+    send_json(&mut ann, json!({"type": "join", "room": "@bob"}));
+    assert_eq!(recv_type(&mut ann, "welcome")["room"], "@bob");
+    send_json(&mut ann, json!({"type": "join", "room": "dev"}));
+    assert_eq!(recv_type(&mut ann, "error")["code"], "room_limit");
+    // Still open: a message goes through.
+    post(&mut ann, "lobby", "still here");
+}
+
+#[test]
+fn with_tokens_a_user_is_written_to_by_the_token_s_name() {
+    let dir = tmpdir("token");
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "a-jwt-secret-of-32-bytes-or-more!";
+    let file = dir.join("jwt");
+    std::fs::write(&file, secret).unwrap();
+    let s = TestServer::start(&[
+        "--auth",
+        "token",
+        "--jwt-secret-file",
+        file.to_str().unwrap(),
+        "--msg-rate",
+        "0",
+    ]);
+    let join = |ws: &mut Ws, sub: &str, name: &str| {
+        let t = sign_token(secret, json!({"sub": sub, "name": name}), Some(600), None);
+        send_json(ws, json!({"type": "join", "token": t}));
+        recv_type(ws, "welcome")
+    };
+    let (mut ada, mut grace, mut grace2) = (s.ws(), s.ws(), s.ws());
+    join(&mut ada, "u-1", "Ada Lovelace");
+    join(&mut grace, "u-2", "Grace Hopper");
+    join(&mut grace2, "u-2", "Grace Hopper");
+    send_json(
+        &mut ada,
+        json!({"type": "message", "room": "@grace hopper", "message": "hello"}),
+    );
+    let got = direct_message(&mut grace2, "@Ada Lovelace", "hello");
+    assert_eq!(got["verified"], true, "{got}");
+    direct_message(&mut grace, "@Ada Lovelace", "hello");
+    direct_message(&mut ada, "@Grace Hopper", "hello");
+    let _ = std::fs::remove_dir_all(&dir);
+}

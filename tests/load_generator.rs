@@ -819,3 +819,64 @@ fn an_idle_report_has_no_empty_delivery_charts_and_a_long_room_table_is_cut() {
     assert_eq!(table.matches("<tr data-room=").count(), 1000);
     assert!(page.contains("And 200 more rooms without losses"));
 }
+
+#[test]
+fn typing_and_reactions_are_mixed_in_and_counted() {
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let url = s.url("/ws");
+    let base = [
+        "--url",
+        &url,
+        "--rooms",
+        "1",
+        "--clients",
+        "6",
+        "--senders",
+        "1",
+        "--rate",
+        "20",
+    ];
+    // A first run leaves messages in the room: the hot message of the next.
+    run_load(&[&base[..], &["--duration", "1s"]].concat());
+    let r = run_load(
+        &[
+            &base[..],
+            &[
+                "--duration",
+                "2s",
+                "--typing-interval",
+                "300ms",
+                "--reactions-rate",
+                "20",
+            ],
+        ]
+        .concat(),
+    );
+    let q = &r["requests"];
+    let (typed, heard) = (
+        q["typing"]["sent"].as_u64().unwrap(),
+        q["typing"]["received"].as_u64().unwrap(),
+    );
+    // Six clients type every 300 ms; the server forwards one per 3 s per
+    // client to the five others: at most two rounds in a run this short.
+    assert!(typed >= 20, "{q}");
+    assert!(heard >= 5 && heard <= 2 * 6 * 5, "{q}");
+    let (reacted, seen) = (
+        q["reactions"]["sent"].as_u64().unwrap(),
+        q["reactions"]["received"].as_u64().unwrap(),
+    );
+    // Each reaction is a record delivered to the whole room of six.
+    assert!(reacted >= 20, "{q}");
+    assert!(seen >= 6 && seen <= reacted * 6, "{q}");
+    assert_eq!(
+        r["lost"].as_u64(),
+        Some(0),
+        "deliveries measured as without them"
+    );
+    assert_eq!(r["received"], r["expected"]);
+    let bad = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(["--url", &url, "--typing-interval", "1s"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("need --rooms"));
+}

@@ -101,12 +101,19 @@ impl Room {
         }
     }
 
-    /// Whether `client`'s typing notice may be forwarded now, `every_ms`
-    /// after its last one here; if so, now is its last.
-    pub fn typing_allows(&mut self, client: ClientId, now: u64, every_ms: u64) -> bool {
+    /// Whether `client`'s typing notice may be forwarded now: `every_ms`
+    /// after its last one here, and fewer than `per_room` connections'
+    /// forwarded within `every_ms`. If so, now is its last.
+    pub fn typing_allows(
+        &mut self,
+        client: ClientId,
+        now: u64,
+        every_ms: u64,
+        per_room: usize,
+    ) -> bool {
         self.typing
             .retain(|&(_, t)| now.saturating_sub(t) < every_ms);
-        if self.typing.iter().any(|&(c, _)| c == client) {
+        if self.typing.len() >= per_room || self.typing.iter().any(|&(c, _)| c == client) {
             return false;
         }
         self.typing.push((client, now));

@@ -45,6 +45,13 @@ Usage: picochat-load [OPTIONS]
                        retained message is looked at)
   --ping-interval D    one client that does not send pings the server every D and
                        reports the round trip (the loop's responsiveness)
+  --typing-interval D  with --rooms: every client that joined says it is typing in
+                       its room every D (staggered; the server forwards one per 3 s
+                       per client); typing notices received are counted
+  --reactions-rate R   with --rooms: reactions per second, from the clients that do
+                       not send in turn, each toggling 👍 on one hot message of its
+                       room (the room's newest when it joined); reactions received
+                       are counted
   --compression        offer permessage-deflate; the server's compressed frames are
                        inflated here (the report counts those that negotiated it)
   --server-pid PID     also report the server's CPU time and RSS, overall and per
@@ -124,6 +131,10 @@ pub struct Args {
     pub searchers: usize,
     pub search_q: String,
     pub ping_interval: Option<Duration>,
+    /// Every joined client says it is typing this often.
+    pub typing_interval: Option<Duration>,
+    /// Reactions per second on each room's hot message (0: none).
+    pub reactions_rate: f64,
 }
 
 /// What the command line asks for.
@@ -166,6 +177,8 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
         searchers: 0,
         search_q: "zq no such words".into(),
         ping_interval: None,
+        typing_interval: None,
+        reactions_rate: 0.0,
     };
     let mut urls: Vec<String> = Vec::new();
     let mut rooms_given = false;
@@ -207,6 +220,12 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--searchers" => a.searchers = parse_num(&val()?)?,
             "--search-q" => a.search_q = val()?,
             "--ping-interval" => a.ping_interval = Some(parse_duration(&val()?)?),
+            "--typing-interval" => a.typing_interval = Some(parse_duration(&val()?)?),
+            "--reactions-rate" => {
+                a.reactions_rate = val()?
+                    .parse()
+                    .map_err(|_| "--reactions-rate: expected a number")?
+            }
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -247,6 +266,18 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
     }
     if a.ping_interval.is_some_and(|d| d.is_zero()) {
         return Err("--ping-interval must be positive".into());
+    }
+    if a.typing_interval.is_some_and(|d| d.is_zero()) {
+        return Err("--typing-interval must be positive".into());
+    }
+    if a.reactions_rate < 0.0 || !a.reactions_rate.is_finite() {
+        return Err("--reactions-rate must be 0 or more".into());
+    }
+    if (a.typing_interval.is_some() || a.reactions_rate > 0.0) && a.rooms == 0 {
+        return Err(
+            "--typing-interval and --reactions-rate need --rooms (picochat's rooms protocol)"
+                .into(),
+        );
     }
     if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
         return Err("--rooms-per-client must be from 1 to --rooms".into());

@@ -134,6 +134,19 @@ pub struct RequestsReport {
     pub ping: Option<Requests>,
     /// Pages and searches answered with an error frame.
     pub refused: u64,
+    /// `--typing-interval`: notices sent, and received by all clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typing: Option<Counted>,
+    /// `--reactions-rate`: reactions sent, and reaction records received by all clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<Counted>,
+}
+
+/// Traffic that is fanned out, not answered: how much went and arrived.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Counted {
+    pub sent: u64,
+    pub received: u64,
 }
 
 fn requests_report(g: &Gen) -> Option<RequestsReport> {
@@ -150,8 +163,21 @@ fn requests_report(g: &Gen) -> Option<RequestsReport> {
         search: one(&m.searches),
         ping: one(&m.pings),
         refused: m.refused,
+        typing: (m.typing_sent > 0).then_some(Counted {
+            sent: m.typing_sent,
+            received: m.typing_received,
+        }),
+        reactions: (m.reactions_sent > 0).then_some(Counted {
+            sent: m.reactions_sent,
+            received: m.reactions_received,
+        }),
     };
-    (r.history.is_some() || r.search.is_some() || r.ping.is_some()).then_some(r)
+    (r.history.is_some()
+        || r.search.is_some()
+        || r.ping.is_some()
+        || r.typing.is_some()
+        || r.reactions.is_some())
+    .then_some(r)
 }
 
 /// With several `--server-pid`: each process.
@@ -495,6 +521,11 @@ pub fn run_text(r: &Report) -> String {
                 "  refused      {} pages or searches answered with an error",
                 q.refused
             );
+        }
+        for (name, one) in [("typing", &q.typing), ("reactions", &q.reactions)] {
+            if let Some(x) = one {
+                let _ = writeln!(t, "  {name:<12} {} sent, {} received", x.sent, x.received);
+            }
         }
     }
     for n in r.nodes.iter().flatten() {

@@ -1,12 +1,18 @@
 //! Someone is typing: `{"type":"typing","room":R}` is forwarded to the
 //! room's other members (with a shared log, to other processes' members as
-//! a notice), at most once per [`TYPING_EVERY_MS`] per connection and room;
-//! extra ones are dropped without an error. Never stored, never in a welcome.
+//! a notice), at most once per [`TYPING_EVERY_MS`] per connection and room,
+//! and from at most [`TYPING_PER_ROOM`] connections per room in that time
+//! (a page says "several people are typing" past a few: in a room of a
+//! thousand, everyone's notice would cost more than the messages); extra
+//! ones are dropped without an error. Never stored, never in a welcome.
 
 use super::*;
 
 /// The least time between two typing notices forwarded for one connection in one room.
 pub const TYPING_EVERY_MS: u64 = 3000;
+
+/// The most connections whose typing one room forwards per [`TYPING_EVERY_MS`].
+pub const TYPING_PER_ROOM: usize = 5;
 
 impl Core {
     pub(super) fn typing(
@@ -32,7 +38,7 @@ impl Core {
         let Some(r) = self.rooms.get_mut(room) else {
             return Ok(());
         };
-        if !r.typing_allows(client, now, TYPING_EVERY_MS) {
+        if !r.typing_allows(client, now, TYPING_EVERY_MS, TYPING_PER_ROOM) {
             return Ok(());
         }
         send_room(

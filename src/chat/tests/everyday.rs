@@ -40,6 +40,25 @@ fn typing_reaches_the_rooms_other_members_at_most_once_per_3_s_per_connection() 
     assert_eq!(chat.error_to(c(4)), "not_joined", "no name to show");
     let welcome = chat.join(c(5), r#"{"type":"join","room":"dev","username":"dee"}"#);
     assert_eq!(history_ids(&welcome), Vec::<u64>::new(), "never stored");
+    // A crowded room forwards five typists per 3 s.
+    chat.now = 20_000;
+    for k in 10..20 {
+        chat.join(
+            c(k),
+            &format!(r#"{{"type":"join","room":"dev","username":"u{k}"}}"#),
+        );
+        chat.send(c(k), r#"{"type":"typing","room":"dev"}"#);
+    }
+    let heard = |chat: &Chat| {
+        chat.received(c(5))
+            .iter()
+            .filter(|v| v["type"] == "typing")
+            .count()
+    };
+    assert_eq!(heard(&chat), 5, "five of the ten");
+    chat.now = 23_000;
+    chat.send(c(19), r#"{"type":"typing","room":"dev"}"#);
+    assert_eq!(heard(&chat), 6, "a place again 3 s later");
 }
 
 #[test]

@@ -94,7 +94,11 @@ impl Gen {
                     };
                     match f.opcode {
                         OpCode::Data(Data::Text) => {
-                            if payload.starts_with(br#"{"type":"history""#) {
+                            if payload.starts_with(br#"{"type":"typing""#) {
+                                self.mix.typing_received += 1;
+                            } else if payload.starts_with(br#"{"type":"react""#) {
+                                self.mix.reactions_received += 1;
+                            } else if payload.starts_with(br#"{"type":"history""#) {
                                 answered.push(requests::Kind::Page);
                             } else if payload.starts_with(br#"{"type":"search""#) {
                                 answered.push(requests::Kind::Search);

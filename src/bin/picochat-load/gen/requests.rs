@@ -4,7 +4,10 @@
 //! each keep one search running, and one client pinging every
 //! `--ping-interval`. Only clients that do not send ask, so the deliveries
 //! measured are the same with and without them. Their answer times are
-//! recorded like deliveries.
+//! recorded like deliveries. Besides, traffic that is not answered but
+//! fanned out: every joined client typing every `--typing-interval`, and
+//! `--reactions-rate` reactions a second on each room's hot message; the
+//! notices and reactions that arrive are counted.
 
 use super::*;
 
@@ -33,6 +36,12 @@ pub struct Mix {
     pub pings: Timed,
     /// Error frames answering a page or a search.
     pub refused: u64,
+    /// Typing notices sent and received.
+    pub typing_sent: u64,
+    pub typing_received: u64,
+    /// Reactions sent, and reaction records received.
+    pub reactions_sent: u64,
+    pub reactions_received: u64,
 }
 
 /// Who asks and when the next page and ping are due.
@@ -43,17 +52,30 @@ pub struct Mixer {
     page_every: Duration,
     pinger: Option<usize>,
     next_ping: Option<Instant>,
+    /// Every joined client, and the next of them to say it is typing.
+    typists: Vec<usize>,
+    next_typist: usize,
+    next_typing: Option<Instant>,
+    typing_every: Duration,
+    next_reactor: usize,
+    next_reaction: Option<Instant>,
+    reaction_every: Duration,
 }
 
 impl Mixer {
     /// The soonest a page or a ping is due (far away when none is).
     pub fn next_due(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(1);
-        [self.next_page, self.next_ping]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(far)
+        [
+            self.next_page,
+            self.next_ping,
+            self.next_typing,
+            self.next_reaction,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
     }
 }
 
@@ -104,13 +126,37 @@ impl Gen {
         } else {
             Duration::ZERO
         };
+        let typists: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Open) && c.room.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        // One client's turn every interval / clients: each types once per interval.
+        let typing_every = self
+            .args
+            .typing_interval
+            .map_or(Duration::ZERO, |i| i / typists.len().max(1) as u32);
+        let reaction_every = if self.args.reactions_rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.args.reactions_rate)
+        } else {
+            Duration::ZERO
+        };
         Mixer {
+            next_page: (self.args.history_rate > 0.0).then_some(start),
+            next_typing: (self.args.typing_interval.is_some() && !typists.is_empty())
+                .then_some(start),
+            next_reaction: (self.args.reactions_rate > 0.0 && !askers.is_empty()).then_some(start),
             askers,
             next_asker: 0,
-            next_page: (self.args.history_rate > 0.0).then_some(start),
             page_every,
             pinger,
             next_ping: pinger.map(|_| start),
+            typists,
+            next_typist: 0,
+            typing_every,
+            next_reactor: 0,
+            reaction_every,
         }
     }
 
@@ -131,6 +177,19 @@ impl Gen {
                     break;
                 }
             }
+        }
+        // Many may be due in one turn (one every few µs with 1,000 typists).
+        while let Some(due) = m.next_typing.filter(|&d| d <= now) {
+            m.next_typing = Some(due + m.typing_every);
+            let k = m.typists[m.next_typist % m.typists.len()];
+            m.next_typist += 1;
+            self.say_typing(k);
+        }
+        while let Some(due) = m.next_reaction.filter(|&d| d <= now) {
+            m.next_reaction = Some(due + m.reaction_every);
+            let k = m.askers[m.next_reactor % m.askers.len()];
+            m.next_reactor += 1;
+            self.react(k);
         }
         if let (Some(k), Some(due)) = (m.pinger, m.next_ping) {
             if due <= now {
@@ -180,6 +239,34 @@ impl Gen {
             self.args.search_q
         );
         self.mix.searches.sent += 1;
+        self.send_text(key, OpCode::Data(Data::Text), json.as_bytes());
+    }
+
+    fn say_typing(&mut self, key: usize) {
+        let Some(c) = self.clients.get(key) else {
+            return;
+        };
+        let (Some(room), State::Open) = (c.room, &c.state) else {
+            return;
+        };
+        let json = format!(r#"{{"type":"typing","room":"load-{room}"}}"#);
+        self.mix.typing_sent += 1;
+        self.send_text(key, OpCode::Data(Data::Text), json.as_bytes());
+    }
+
+    /// Toggles 👍 on the room's newest message when the client joined.
+    fn react(&mut self, key: usize) {
+        let Some(c) = self.clients.get(key) else {
+            return;
+        };
+        let (Some(room), State::Open, hot) = (c.room, &c.state, c.last_id) else {
+            return;
+        };
+        if hot == 0 {
+            return; // the room had no message yet when it joined
+        }
+        let json = format!(r#"{{"type":"react","room":"load-{room}","id":{hot},"emoji":"👍"}}"#);
+        self.mix.reactions_sent += 1;
         self.send_text(key, OpCode::Data(Data::Text), json.as_bytes());
     }
 
