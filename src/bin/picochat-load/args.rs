@@ -139,7 +139,7 @@ pub struct Args {
 
 /// What the command line asks for.
 pub enum Command {
-    Run(Args),
+    Run(Box<Args>),
     Compare {
         files: Vec<PathBuf>,
         report: Option<PathBuf>,
@@ -282,7 +282,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
     if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
         return Err("--rooms-per-client must be from 1 to --rooms".into());
     }
-    Ok(Command::Run(a))
+    Ok(Command::Run(Box::new(a)))
 }
 
 fn parse_compare(it: impl Iterator<Item = String>) -> Result<Command, String> {
@@ -311,7 +311,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Command::Run(a) => Ok(a),
+            Command::Run(a) => Ok(*a),
             _ => Err("not a run".into()),
         }
     }

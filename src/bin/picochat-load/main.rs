@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args = match args::parse(std::env::args().skip(1)) {
-        Ok(Command::Run(a)) => a,
+        Ok(Command::Run(a)) => *a,
         Ok(Command::Help) => {
             print!("{}", args::HELP);
             return;
