@@ -24,8 +24,8 @@
 //!    from disk p99; a search of every message; fan-out p99 and a ping's
 //!    round trip without and with 20 clients searching
 //! 10. everyday (picochat only, `scenarios/everyday.rs`): fan-out p99
-//!    without and with 1,000 clients typing every 3 s; 100 reactions/s on
-//!    one hot message, then a newcomer's welcome against its budget
+//!     without and with 1,000 clients typing every 3 s; 100 reactions/s on
+//!     one hot message, then a newcomer's welcome against its budget
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
