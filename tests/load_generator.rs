@@ -860,7 +860,7 @@ fn typing_and_reactions_are_mixed_in_and_counted() {
     // Six clients type every 300 ms; the server forwards one per 3 s per
     // client to the five others: at most two rounds in a run this short.
     assert!(typed >= 20, "{q}");
-    assert!(heard >= 5 && heard <= 2 * 6 * 5, "{q}");
+    assert!((5..=2 * 6 * 5).contains(&heard), "{q}");
     let (reacted, seen) = (
         q["reactions"]["sent"].as_u64().unwrap(),
         q["reactions"]["received"].as_u64().unwrap(),
