@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod reactions;
 pub mod reads;
 pub mod record;
+pub mod record_frames;
 pub mod room;
 pub mod scrollback;
 pub mod session;
