@@ -22,6 +22,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod image;
 pub mod log;
 pub mod metrics;
 pub mod net;

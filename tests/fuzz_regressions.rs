@@ -37,3 +37,8 @@ fn saved_frame_and_chat_inputs_replay_without_panics() {
 fn saved_resp_replies_replay_without_panics() {
     assert!(replay("resp", bodies::resp) >= 4);
 }
+
+#[test]
+fn saved_images_replay_without_panics() {
+    assert!(replay("image", bodies::image) >= 4);
+}

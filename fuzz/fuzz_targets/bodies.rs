@@ -229,3 +229,30 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) {
         }
     }
 }
+
+/// Any bytes through the image checker and cleaner (`picochat::image`):
+/// nothing may panic; what passes passes again unchanged (cleaning twice
+/// is cleaning once), is recognised as the same format when served, and a
+/// PNG keeps none of its text or EXIF chunks.
+pub fn image(data: &[u8]) {
+    use picochat::image::{check, format_of, Format};
+    let Ok(first) = check(data) else {
+        return;
+    };
+    let again = check(&first.bytes).expect("a cleaned image passes again");
+    assert_eq!(again, first, "cleaning is idempotent");
+    assert_eq!(format_of(&first.bytes), Some(first.format));
+    if first.format == Format::Png {
+        let b = &first.bytes;
+        let mut at = 8;
+        while at + 8 <= b.len() {
+            let len = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+            let kind = &b[at + 4..at + 8];
+            assert!(
+                ![&b"tEXt"[..], b"zTXt", b"iTXt", b"eXIf"].contains(&kind),
+                "a {kind:?} chunk left"
+            );
+            at += 12 + len;
+        }
+    }
+}
