@@ -269,6 +269,11 @@ impl Assembler {
         self.partial.as_ref().map_or(0, |p| p.buf.len())
     }
 
+    /// A fragmented binary message is in progress (its continuations are binary).
+    pub fn binary_pending(&self) -> bool {
+        self.partial.as_ref().is_some_and(|p| !p.text)
+    }
+
     /// Checks the part of a text frame that has arrived so far, so invalid
     /// UTF-8 closes the connection at once instead of when the frame is
     /// complete (Autobahn 6.4.3/6.4.4). Only bytes new since the last call are

@@ -28,10 +28,25 @@ pub struct WsSession {
     /// permessage-deflate was negotiated.
     deflate: bool,
     assembler: Assembler,
+    /// The chat core announced an upload: the next message, if binary, is
+    /// at most this many bytes (inflated), kept or discarded as it arrives.
+    upload: Option<Upload>,
     /// When we pinged a quiet peer; cleared by any byte from it.
     ping_sent: Option<u64>,
     /// Our close frame is queued: no data frame may follow it.
     close_sent: bool,
+}
+
+/// An announced upload, as far as the session goes.
+#[derive(Debug)]
+struct Upload {
+    bytes: usize,
+    /// Let through (the announcement was accepted), or dropped as it arrives.
+    keep: bool,
+    /// Payload bytes of the frame being dropped still to come.
+    skip: u64,
+    /// A dropped message's continuations follow.
+    discarding: bool,
 }
 
 /// What one received frame means.
@@ -64,6 +79,7 @@ impl WsSession {
             kind,
             deflate,
             assembler: Assembler::default(),
+            upload: None,
             ping_sent: None,
             close_sent: false,
         }
@@ -89,6 +105,79 @@ impl WsSession {
         self.assembler.pending_len()
     }
 
+    /// The next message is an announced upload of at most `bytes`: a binary
+    /// one is let through up to that size (inflated, when compressed) when
+    /// `keep`, or discarded as it arrives when the announcement was refused.
+    /// Any message ends the expectation, whatever it is.
+    pub fn expect_upload(&mut self, bytes: usize, keep: bool) {
+        self.upload = Some(Upload {
+            bytes,
+            keep,
+            skip: 0,
+            discarding: false,
+        });
+    }
+
+    /// An upload is expected (its bytes may take longer than a message).
+    pub fn expects_upload(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// The size limit for the data frame starting `buf` (`limit` for a
+    /// text message; an expected upload's size for a binary one).
+    pub fn limit_for(&self, buf: &[u8], limit: usize) -> usize {
+        let Some(u) = &self.upload else {
+            return limit;
+        };
+        let binary = match buf.first().map(|b| b & 0x0F) {
+            Some(0x2) => true,
+            Some(0x0) => self.assembler.binary_pending() || u.discarding,
+            _ => false,
+        };
+        if binary {
+            u.bytes
+        } else {
+            limit
+        }
+    }
+
+    /// A refused upload's bytes still to drop before the next frame header.
+    pub fn skip_left(&self) -> u64 {
+        self.upload.as_ref().map_or(0, |u| u.skip)
+    }
+
+    /// `n` of those bytes dropped; the message ends with them when `last`.
+    pub fn skipped(&mut self, n: u64) {
+        if let Some(u) = &mut self.upload {
+            u.skip -= n.min(u.skip);
+            if u.skip == 0 && !u.discarding {
+                self.upload = None;
+            }
+        }
+    }
+
+    /// Whether the data frame starting now (`binary`: a binary message's
+    /// first frame; else a continuation) is a refused upload's, to drop as
+    /// it arrives: `len` payload bytes, `payload_left` of them still to
+    /// come after what is here, `fin` whether the message ends with it. The
+    /// caller drops what is here.
+    pub fn discard(&mut self, binary: bool, fin: bool, len: u64, payload_left: u64) -> bool {
+        let Some(u) = &mut self.upload else {
+            return false;
+        };
+        // A refused upload's first frame, or the next of its fragments.
+        if u.keep || binary == u.discarding {
+            return false;
+        }
+        u.bytes = u.bytes.saturating_sub(len as usize);
+        u.skip = payload_left;
+        u.discarding = !fin;
+        if payload_left == 0 && fin {
+            self.upload = None;
+        }
+        true
+    }
+
     /// Any byte from the peer shows it is alive.
     pub fn heard(&mut self) {
         self.ping_sent = None;
@@ -112,6 +201,15 @@ impl WsSession {
     ) -> Result<Received<'a>, CloseReason> {
         let Some(message) = self.assembler.push(frame, payload)? else {
             return Ok(Received::Nothing);
+        };
+        let limit = match (&message, self.upload.take()) {
+            (Message::Binary(_) | Message::Deflated { text: false, .. }, Some(u)) => u.bytes,
+            // A control frame between fragments leaves the expectation be.
+            (Message::Ping(_) | Message::Pong(_), kept) => {
+                self.upload = kept;
+                limit
+            }
+            _ => limit,
         };
         Ok(match message {
             Message::Text(_) | Message::Binary(_) => Received::Data(message),

@@ -10,6 +10,7 @@ use crate::net::deflate;
 use crate::net::write_queue::Chunk;
 use crate::net::ws::{self, Message, Parse, Role};
 use crate::net::ws_session::{Received, WsKind};
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// One data frame for a peer: deflated when it negotiated permessage-deflate
 /// and the payload is at least `--compress-min` (and shrinks), else plain.
@@ -43,34 +44,65 @@ impl<S: Socket> Conn<S> {
         let Phase::Ws(session) = &mut self.phase else {
             return None;
         };
+        // A refused upload arriving: its bytes are dropped, never kept.
+        let skip = session.skip_left();
+        if skip > 0 {
+            let n = skip.min(buf.len() as u64);
+            session.skipped(n);
+            return Some(n as usize);
+        }
         let kind = session.kind();
         let deflate = session.deflate();
-        let assembler = session.assembler();
         let limit = if kind == WsKind::Chat {
-            env.config.max_message
+            session.limit_for(buf, env.config.max_message)
         } else {
             env.config.echo_max_message
         };
-        let frame =
-            match ws::parse_frame(buf, Role::Server, limit, assembler.pending_len(), deflate) {
-                Ok(Parse::Frame(f)) => f,
-                Ok(Parse::Incomplete { total, arriving }) => {
-                    let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
-                    if let Err(why) = early {
-                        self.fail(why, env.now);
-                        return Some(buf.len());
-                    }
-                    if let Some(total) = total {
-                        // Reserve once for a large frame instead of growing read by read.
-                        self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));
-                    }
-                    return None;
+        let pending = session.pending_len();
+        let parsed = ws::parse_frame(buf, Role::Server, limit, pending, deflate);
+        match &parsed {
+            Ok(Parse::Frame(f))
+                if matches!(f.opcode, OpCode::Data(Data::Binary | Data::Continue)) =>
+            {
+                let binary = f.opcode == OpCode::Data(Data::Binary);
+                let len = f.payload.len() as u64;
+                if session.discard(binary, f.is_final, len, 0) {
+                    return Some(f.consumed());
                 }
-                Err(why) => {
+            }
+            Ok(Parse::Incomplete {
+                total: Some(total),
+                arriving: Some(a),
+            }) if matches!(a.opcode, OpCode::Data(Data::Binary | Data::Continue)) => {
+                let binary = a.opcode == OpCode::Data(Data::Binary);
+                let fin = buf.first().is_some_and(|b| b & 0x80 != 0);
+                let len = (*total - a.payload_start) as u64;
+                if session.discard(binary, fin, len, (*total - buf.len()) as u64) {
+                    return Some(buf.len());
+                }
+            }
+            _ => {}
+        }
+        let assembler = session.assembler();
+        let frame = match parsed {
+            Ok(Parse::Frame(f)) => f,
+            Ok(Parse::Incomplete { total, arriving }) => {
+                let early = arriving.map_or(Ok(()), |a| assembler.check_arrived(buf, &a));
+                if let Err(why) = early {
                     self.fail(why, env.now);
                     return Some(buf.len());
                 }
-            };
+                if let Some(total) = total {
+                    // Reserve once for a large frame instead of growing read by read.
+                    self.inbuf.reserve(total.saturating_sub(self.inbuf.len()));
+                }
+                return None;
+            }
+            Err(why) => {
+                self.fail(why, env.now);
+                return Some(buf.len());
+            }
+        };
         let used = frame.consumed();
         let payload = &buf[frame.payload.clone()];
         match session.receive(&frame, payload, shell.deflate(), limit) {

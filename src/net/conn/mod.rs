@@ -349,6 +349,15 @@ impl<S: Socket> Conn<S> {
         pos
     }
 
+    /// The chat core announced an upload on this WebSocket: its next
+    /// message, if binary, is at most `bytes` (kept, or dropped as it
+    /// arrives when the announcement was refused). See `ws_session.rs`.
+    pub fn expect_upload(&mut self, bytes: usize, keep: bool) {
+        if let Phase::Ws(s) = &mut self.phase {
+            s.expect_upload(bytes, keep);
+        }
+    }
+
     /// This WebSocket negotiated permessage-deflate.
     pub fn deflates(&self) -> bool {
         matches!(&self.phase, Phase::Ws(s) if s.deflate())

@@ -152,3 +152,121 @@ fn a_malformed_head_gets_400_and_the_peer_eof_ends_it() {
     assert_eq!(c.reason(), Some(EndReason::BadRequest));
     assert!(c.dead, "output drained and the peer gone: freed");
 }
+
+/// A masked client frame of any length, `fin` or not.
+fn long_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [5, 6, 7, 8];
+    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    let start = f.len();
+    f.extend_from_slice(payload);
+    apply_mask(&mut f[start..], mask);
+    f
+}
+
+/// A chat connection (messages up to 64 bytes) that has been told to expect an upload.
+fn expecting(bytes: usize, keep: bool) -> (Conn<Pipe>, Config) {
+    let config = Config {
+        max_message: 64,
+        ..Config::default()
+    };
+    let mut c = super::testing::chat_conn(3, 1, false, &config);
+    c.expect_upload(bytes, keep);
+    (c, config)
+}
+
+fn feed(c: &mut Conn<Pipe>, chunks: &[&[u8]], config: &Config) -> Watch {
+    c.stream.input.extend(chunks.iter().map(|x| x.to_vec()));
+    let mut watch = Watch::default();
+    read(c, &mut watch, config);
+    watch
+}
+
+fn closed_with(c: &Conn<Pipe>) -> Option<u16> {
+    let out = &c.stream.output;
+    let at = out.iter().rposition(|&b| b == 0x88)?;
+    Some(u16::from_be_bytes([out[at + 2], out[at + 3]]))
+}
+
+#[test]
+fn an_announced_upload_passes_up_to_its_size_once_then_messages_are_limited_again() {
+    let (mut c, config) = expecting(3000, true);
+    let image = vec![7u8; 3000];
+    let bin = long_frame(0x2, true, &image);
+    // It arrives in pieces, as a phone sends it.
+    let watch = feed(
+        &mut c,
+        &[&bin[..1000], &bin[1000..2500], &bin[2500..]],
+        &config,
+    );
+    assert_eq!(watch.chat, [(false, image)], "one binary message, whole");
+    assert_eq!(closed_with(&c), None);
+    // Only once: the next binary message is a message again (64 bytes at most).
+    let watch = feed(&mut c, &[&long_frame(0x2, true, &[1; 100])], &config);
+    assert!(watch.chat.is_empty());
+    assert_eq!(closed_with(&c), Some(1009));
+}
+
+#[test]
+fn an_upload_over_its_announced_size_is_refused_from_its_header() {
+    let (mut c, config) = expecting(100, true);
+    let bin = long_frame(0x2, true, &[7; 101]);
+    let watch = feed(&mut c, &[&bin[..20]], &config);
+    assert!(watch.chat.is_empty());
+    assert_eq!(closed_with(&c), Some(1009), "before the payload came");
+    // Fragments count together.
+    let (mut c, config) = expecting(100, true);
+    let first = long_frame(0x2, false, &[7; 60]);
+    let second = long_frame(0x0, true, &[7; 60]);
+    feed(&mut c, &[&first, &second], &config);
+    assert_eq!(closed_with(&c), Some(1009));
+}
+
+#[test]
+fn a_refused_upload_is_dropped_as_it_arrives_and_the_connection_goes_on() {
+    let (mut c, config) = expecting(50_000, false);
+    let bin = long_frame(0x2, true, &vec![9u8; 50_000]);
+    let mut held = 0;
+    let mut watch = Watch::default();
+    for piece in bin.chunks(4096) {
+        c.stream.input.push_back(piece.to_vec());
+        read(&mut c, &mut watch, &config);
+        held = held.max(c.inbuf.capacity());
+    }
+    assert!(watch.chat.is_empty(), "nothing reported");
+    assert!(held < 64, "never buffered: {held} bytes held");
+    assert_eq!(closed_with(&c), None);
+    // Fragmented, with a ping between the fragments: the ping is answered.
+    c.expect_upload(300, false);
+    let first = long_frame(0x2, false, &[1; 200]);
+    let ping = long_frame(0x9, true, b"p");
+    let last = long_frame(0x0, true, &[1; 100]);
+    let watch = feed(&mut c, &[&first, &ping, &last], &config);
+    assert!(watch.chat.is_empty());
+    assert!(c.stream.output.ends_with(&[0x8a, 1, b'p']), "the pong");
+    // The connection goes on: a text message is reported.
+    let watch = feed(&mut c, &[&frame(0x1, b"{\"message\":\"hi\"}")], &config);
+    assert_eq!(watch.chat, [(true, b"{\"message\":\"hi\"}".to_vec())]);
+    assert_eq!(closed_with(&c), None);
+}
+
+#[test]
+fn a_text_message_ends_the_expectation() {
+    let (mut c, config) = expecting(3000, true);
+    let watch = feed(&mut c, &[&frame(0x1, b"{}")], &config);
+    assert_eq!(watch.chat, [(true, b"{}".to_vec())]);
+    let watch = feed(&mut c, &[&long_frame(0x2, true, &[1; 100])], &config);
+    assert!(watch.chat.is_empty(), "no upload expected any more");
+    assert_eq!(closed_with(&c), Some(1009));
+}
