@@ -287,5 +287,5 @@ fn rooms_of_ten(total: usize) -> (Core, MemoryLog) {
         out.clear();
     }
     assert_eq!(core.members("room-0").len(), 10);
-    (core, MemoryLog::new())
+    (core, MemoryLog::new(32 << 20))
 }

@@ -104,6 +104,8 @@ pub struct Stats {
     pub accept_fd_exhausted: u64,
     /// Connections and upgrades refused by a per-address limit.
     pub per_address_refused: u64,
+    /// Uploaded images served (`GET /u/...` answered 200).
+    pub files_served: u64,
 }
 
 /// What the views need beyond the counters.
@@ -130,6 +132,10 @@ pub struct Snapshot<'a> {
     pub scrollback: crate::chat::core::ScrollbackStats,
     /// Bytes of the journal's read index (`--data-dir`).
     pub index_bytes: Option<usize>,
+    /// Uploads accepted and refused, by the core.
+    pub uploads: &'a crate::chat::core::UploadStats,
+    /// Bytes of uploaded images stored.
+    pub upload_bytes: usize,
 }
 
 /// Whether `/healthz` says `ok`: no when the message log is refusing
@@ -424,6 +430,29 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "gauge",
         "File descriptor limit (RLIMIT_NOFILE).",
         s.fd_limit,
+    );
+    out.push_str("# HELP picochat_uploads_total Image uploads announced, by outcome (accepted, or the error code that refused them).\n# TYPE picochat_uploads_total counter\n");
+    let _ = writeln!(
+        out,
+        "picochat_uploads_total{{outcome=\"accepted\"}} {}",
+        s.uploads.accepted
+    );
+    for (code, n) in &s.uploads.refused {
+        let _ = writeln!(out, "picochat_uploads_total{{outcome=\"{code}\"}} {n}");
+    }
+    metric(
+        &mut out,
+        "upload_bytes",
+        "gauge",
+        "Bytes of uploaded images stored (within --upload-quota).",
+        s.upload_bytes,
+    );
+    metric(
+        &mut out,
+        "files_served_total",
+        "counter",
+        "Uploaded images served (GET /u/..., 200).",
+        st.files_served,
     );
     out.push_str("# HELP picochat_disconnects_total Connections ended, by reason.\n# TYPE picochat_disconnects_total counter\n");
     for (reason, n) in EndReason::ALL.iter().zip(st.ends.iter()) {

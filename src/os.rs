@@ -34,6 +34,27 @@ pub fn raise_fd_limit() -> u64 {
     limit
 }
 
+/// 128 bits from the kernel's random source (`getrandom(2)`): upload names.
+/// Falls back to the clock and a counter only if the call fails (it does
+/// not on any kernel picochat runs on; the names stay unique, not secret).
+pub fn random_u128() -> u128 {
+    let mut buf = [0u8; 16];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most the given length into our buffer.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n <= 0 {
+            static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let t = crate::clock::unix_millis() as u128;
+            let c = COUNTER.fetch_add(1, Ordering::Relaxed) as u128;
+            return (t << 64) | c;
+        }
+        filled += n as usize;
+    }
+    u128::from_le_bytes(buf)
+}
+
 /// Write end of the signal pipe, for the handler (async-signal-safe: an atomic load and write(2)).
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 

@@ -63,8 +63,12 @@ pub fn ws_chat(data: &[u8]) {
         max_rooms: 4,
         ..Limits::new(8)
     };
-    let mut core = Core::new(limits, Restored::default(), 0);
-    let mut log = MemoryLog::new();
+    let restored = Restored {
+        files: true,
+        ..Restored::default()
+    };
+    let mut core = Core::new(limits, restored, 0);
+    let mut log = MemoryLog::new(32 << 20);
     let (a, b) = (ClientId::new(0, 1), ClientId::new(1, 1));
     let mut actions: Vec<Command> = Vec::new();
     core.handle(
@@ -132,6 +136,20 @@ pub fn ws_chat(data: &[u8]) {
                         break 'reads;
                     }
                 }
+                // A binary message: an announced upload's image, or refused.
+                Ok(Some(Message::Binary(data))) => {
+                    core.handle(
+                        Event::Binary {
+                            client: a,
+                            data: &data,
+                            nonce: u128::from(now),
+                        },
+                        &mut actions,
+                    );
+                    if run(&mut core, &mut log, &mut actions, now) {
+                        break 'reads;
+                    }
+                }
                 Ok(_) => {}
                 Err(_) => break 'reads,
             }
@@ -162,7 +180,8 @@ fn run(core: &mut Core, log: &mut MemoryLog, actions: &mut Vec<Command>, now: u6
                 Command::Forget(room) => log.forget(&room),
                 Command::Watch(_) | Command::WatchIdentity { .. } => {} // a local log loads nothing on demand
                 Command::Set { key, value } => log.set(key, value),
-                Command::Notify { .. } => {}
+                Command::Notify { .. } | Command::ExpectUpload { .. } => {}
+                Command::RemoveFile(name) => log.remove_file(&name),
                 Command::Send { .. }
                 | Command::Deliver { .. }
                 | Command::Presence { .. }

@@ -67,11 +67,13 @@ mod read_markers;
 mod scrollback;
 mod shared;
 mod typing;
+mod uploads;
 
 pub use self::admin::Kicked;
 pub use self::events::{Audience, Command, Event, Farewell, Kick, Limits, Report};
 use self::history::message_time;
 pub use self::scrollback::ScrollbackStats;
+pub use self::uploads::UploadStats;
 
 /// The chat: every session and every room.
 #[derive(Debug)]
@@ -125,6 +127,12 @@ pub struct Core {
     direct_typing: Vec<(ClientId, RoomName, u64)>,
     /// How far each identity has read each room.
     reads: ReadMarkers,
+    /// The log stores uploaded images ([`Restored::files`]).
+    stores_files: bool,
+    /// Announced uploads waiting for their bytes, and the bytes they reserve.
+    uploads: HashMap<ClientId, uploads::PendingUpload>,
+    upload_reserved: usize,
+    upload_stats: uploads::UploadStats,
 }
 
 type Out = Vec<Command>;
@@ -157,6 +165,10 @@ impl Core {
             seen_names: HashMap::new(),
             direct_typing: Vec::new(),
             reads: ReadMarkers::default(),
+            stores_files: restored.files,
+            uploads: HashMap::new(),
+            upload_reserved: 0,
+            upload_stats: Default::default(),
             limits,
         };
         for (key, value) in &restored.settings {
@@ -235,10 +247,11 @@ impl Core {
                 }
             }
             Event::Text { client, text, now } => self.text(client, text, now, out),
-            Event::Binary { client } => {
-                let json = protocol::error_json(ErrorCode::BinaryUnsupported, None);
-                reply(out, client, json);
-            }
+            Event::Binary {
+                client,
+                data,
+                nonce,
+            } => self.received_upload(client, data, nonce, self.now, out),
             Event::Gone { client, now } => self.gone(client, now, out),
             Event::Tick { now } => {
                 self.access.tick(now);
@@ -495,6 +508,8 @@ impl Core {
                 })
             }
         }
+        // The shell let a text through where an announced upload's bytes should have come.
+        self.upload_abandoned(client, out);
         let Some(frame) = incoming::parse(text) else {
             return reply(out, client, protocol::error_json(ErrorCode::BadJson, None));
         };
@@ -532,6 +547,9 @@ impl Core {
             Incoming::Typing => self.typing(client, &room, now, out),
             Incoming::React { id, emoji } => self.react(client, &room, id, &emoji, now, out),
             Incoming::Read { id } => self.read(client, &room, id, now, out),
+            Incoming::Upload { bytes, message } => {
+                self.announce_upload(client, &room, bytes, message.as_deref(), now, out)
+            }
             Incoming::Unknown => Err(ErrorCode::BadType),
         };
         if let Err(code) = result {

@@ -51,6 +51,12 @@ pub enum Incoming<'a> {
     },
     /// `"read"`: the sender's identity has read the room up to message `id`.
     Read { id: Option<u64> },
+    /// `"upload"`: the next binary message is an image of `bytes` bytes,
+    /// sent with the caption `message`.
+    Upload {
+        bytes: Number,
+        message: Option<Cow<'a, str>>,
+    },
     /// Any other type: refused with `bad_type` (once the client is admitted).
     Unknown,
 }
@@ -157,6 +163,10 @@ pub fn parse(text: &[u8]) -> Option<Frame<'_>> {
             emoji: w.emoji,
         },
         Some("read") => Incoming::Read { id: w.id },
+        Some("upload") => Incoming::Upload {
+            bytes: w.bytes,
+            message: w.message,
+        },
         Some(_) => Incoming::Unknown,
     };
     Some(Frame { room: w.room, what })
@@ -206,6 +216,9 @@ struct Wire<'a> {
     /// A reaction: which emoji.
     #[serde(borrow, default)]
     emoji: StrField<'a>,
+    /// An upload: the size of the image that follows.
+    #[serde(default)]
+    bytes: Number,
 }
 
 /// A text field as sent: absent, a string, or anything else, which is

@@ -52,6 +52,8 @@ pub enum ErrorCode {
     ReactionLimit,
     NeedsIdentity,
     NoSuchUser,
+    BadUpload,
+    UploadTooLarge,
 }
 
 impl ErrorCode {
@@ -86,6 +88,8 @@ impl ErrorCode {
             ErrorCode::ReactionLimit => "reaction_limit",
             ErrorCode::NeedsIdentity => "needs_identity",
             ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::BadUpload => "bad_upload",
+            ErrorCode::UploadTooLarge => "upload_too_large",
         }
     }
 
@@ -134,6 +138,10 @@ impl ErrorCode {
                 "this needs a held name (join with the page's secret) or a sign-in token"
             }
             ErrorCode::NoSuchUser => "nobody holds that name (now or lately)",
+            ErrorCode::BadUpload => {
+                "an upload is one PNG, JPEG, GIF or WebP image, whole, of exactly the bytes announced"
+            }
+            ErrorCode::UploadTooLarge => "this image is larger than the server's max_upload",
         }
     }
 }

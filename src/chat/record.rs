@@ -55,6 +55,16 @@ pub struct Draft {
     pub fields: String,
     /// Who may edit or delete it: stored with it, never delivered.
     pub owner: Option<Owner>,
+    /// An uploaded image the message carries: stored by the log before the
+    /// record, under its name (`/u/<name>` serves it).
+    pub file: Option<Box<File>>,
+}
+
+/// An uploaded image to store: its name (random, with its extension) and bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct File {
+    pub name: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Draft {
@@ -223,4 +233,7 @@ pub struct Restored {
     /// The log keeps more than the core's memory and answers [`Read`]s
     /// (journal, Redis); without it, memory is all there is.
     pub readable: bool,
+    /// The log stores uploaded images ([`Draft::file`]); without it uploads
+    /// are refused `unavailable`.
+    pub files: bool,
 }

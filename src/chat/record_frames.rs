@@ -43,6 +43,22 @@ struct MessageFields<'a> {
     /// A direct message: its recipient's name (so either side can be named).
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
+    /// An image sent with the message (its caption is `message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachment: Option<&'a Attachment>,
+}
+
+/// An image a message carries: where it is served and what it is.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// `/u/<name>`.
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Its size as stored (after stripping).
+    pub bytes: usize,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// `{"time":T,"username":U,["avatar":A,]"message":M}`: what a
@@ -65,6 +81,28 @@ fn sent_fields(time: u64, who: &UserView, message: &str, to: Option<&str>) -> St
         verified: who.verified,
         by: None,
         to,
+        attachment: None,
+    })
+}
+
+/// A message carrying an image: a message's fields and `"attachment"`
+/// (`to` as for a direct message).
+pub fn upload_fields(
+    time: u64,
+    who: &UserView,
+    caption: &str,
+    to: Option<&str>,
+    attachment: &Attachment,
+) -> String {
+    to_json(&MessageFields {
+        time,
+        username: who.username,
+        avatar: who.avatar,
+        message: caption,
+        verified: who.verified,
+        by: None,
+        to,
+        attachment: Some(attachment),
     })
 }
 
@@ -78,6 +116,7 @@ pub fn admin_message_fields(time: u64, username: &str, message: &str) -> String 
         verified: false,
         by: Some("admin"),
         to: None,
+        attachment: None,
     })
 }
 

@@ -69,6 +69,14 @@ pub struct Config {
     pub max_message: usize,
     /// Longest chat text in bytes. Leaves room for the JSON envelope inside `max_message`.
     pub max_text: usize,
+    /// Largest image one upload may announce.
+    pub max_upload: usize,
+    /// Uploads in flight across all connections (their bytes are held until stored).
+    pub upload_memory: usize,
+    /// All stored images (`None`: 256 MiB on disk, 32 MiB in memory or Redis).
+    pub upload_quota: Option<usize>,
+    /// An announced upload's bytes must arrive within this.
+    pub upload_timeout: Duration,
     /// Per-client output hard limit (Redis' client-output-buffer-limit, pub/sub
     /// class: 32 MiB). A client whose unsent output passes it is disconnected at once.
     /// Queued broadcast frames are shared, so a queued byte costs little (see README).
@@ -196,6 +204,10 @@ impl Default for Config {
             admin_listen: None,
             ops_endpoints: true,
             max_message: 16 * 1024,
+            max_upload: 5 * 1024 * 1024,
+            upload_memory: 16 * 1024 * 1024,
+            upload_quota: None,
+            upload_timeout: Duration::from_secs(120),
             max_text: 8 * 1024,
             max_output: 32 * 1024 * 1024,
             output_soft_limit: 8 * 1024 * 1024,
@@ -310,7 +322,18 @@ impl Config {
             store_holds: self.data_dir.is_some() || self.redis.is_some(),
             edit_window_ms: self.edit_window.as_millis() as u64,
             token_key: secrets.token_key,
+            max_upload: self.max_upload,
+            upload_memory: self.upload_memory,
         }
+    }
+
+    /// `--upload-quota`, or its default for where images are kept.
+    pub fn upload_quota(&self) -> usize {
+        self.upload_quota.unwrap_or(if self.data_dir.is_some() {
+            256 << 20
+        } else {
+            32 << 20
+        })
     }
 }
 

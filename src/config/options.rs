@@ -145,6 +145,23 @@ pub const OPTIONS: &[OptSpec] = &[
     ),
     opt!("--ops-endpoints", "PICOCHAT_OPS_ENDPOINTS", "on|off", "serve /healthz and /metrics", switch ops_endpoints),
     opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it; inflated size too)", size max_message),
+    opt!("--max-upload", "PICOCHAT_MAX_UPLOAD", "SIZE", "largest image one upload may announce (upload_too_large past it)", size max_upload),
+    opt!("--upload-memory", "PICOCHAT_UPLOAD_MEMORY", "SIZE", "uploads in flight held in memory across all connections; past it new ones get unavailable", size upload_memory),
+    opt!(
+        "--upload-quota",
+        "PICOCHAT_UPLOAD_QUOTA",
+        "SIZE",
+        "all stored images; past it the oldest are removed first",
+        |c, v| {
+            c.upload_quota = Some(parse_size(v)?);
+            Ok(())
+        },
+        |c| match c.upload_quota {
+            Some(q) => show_size(q as u64),
+            None => "(256MiB with --data-dir, else 32MiB)".into(),
+        }
+    ),
+    opt!("--upload-timeout", "PICOCHAT_UPLOAD_TIMEOUT", "DURATION", "an announced upload's bytes must arrive within (1008)", duration upload_timeout),
     opt!("--compression", "PICOCHAT_COMPRESSION", "on|off", "permessage-deflate with clients that offer it (each broadcast compressed once)", switch compression),
     opt!("--compress-min", "PICOCHAT_COMPRESS_MIN", "SIZE", "frames smaller than this are sent uncompressed", size compress_min),
     opt!("--max-text", "PICOCHAT_MAX_TEXT", "SIZE", "longest chat text in bytes (error frame past it)", size max_text),

@@ -73,6 +73,7 @@ fn every_option_has_env_help_and_a_default_that_parses_back() {
         placeholders,
         [
             "--admin-listen",
+            "--upload-quota",
             "--password-file",
             "--jwt-secret-file",
             "--name-hold",

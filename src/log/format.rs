@@ -133,6 +133,7 @@ mod tests {
             kind,
             fields,
             owner,
+            file: None,
         }
     }
 

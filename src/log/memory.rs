@@ -1,7 +1,9 @@
 //! The log without `--data-dir`: ids from a [`Sequence`], records handed back
 //! in the turn they were appended, nothing kept (history lives in the core's
-//! rooms). Its epoch is the process start, so pages reload after a restart.
+//! rooms) but uploaded images (`files.rs`, within `--upload-quota`). Its
+//! epoch is the process start, so pages reload after a restart.
 
+use super::files::MemoryFiles;
 use super::{Draft, LogEvent, LogHealth, MessageLog, Read, Record, Restored, Sequence};
 
 #[derive(Debug, Default)]
@@ -12,11 +14,21 @@ pub struct MemoryLog {
     settings: Vec<(String, String)>,
     /// Reads asked this turn: memory is all there is, so they find nothing.
     reads: Vec<u64>,
+    files: MemoryFiles,
+    /// Drafts whose image could not be kept (larger than the quota).
+    refused: Vec<(
+        crate::chat::protocol::RoomName,
+        Option<crate::chat::ClientId>,
+    )>,
 }
 
 impl MemoryLog {
-    pub fn new() -> MemoryLog {
-        MemoryLog::default()
+    /// A memory log keeping at most `upload_quota` bytes of images.
+    pub fn new(upload_quota: usize) -> MemoryLog {
+        MemoryLog {
+            files: MemoryFiles::new(upload_quota),
+            ..MemoryLog::default()
+        }
     }
 
     /// Continues the sequences of `restored` (tests; a memory log has nothing to restore).
@@ -26,17 +38,31 @@ impl MemoryLog {
             pending: Vec::new(),
             settings: Vec::new(),
             reads: Vec::new(),
+            files: MemoryFiles::new(32 << 20),
+            refused: Vec::new(),
         }
     }
 }
 
 impl MessageLog for MemoryLog {
-    fn append(&mut self, draft: Draft) {
+    fn append(&mut self, mut draft: Draft) {
+        // The image first: a message is never delivered without its file.
+        if let Some(file) = draft.file.take() {
+            if !self.files.put(file.name, file.bytes) {
+                self.refused.push((draft.room, draft.sender));
+                return;
+            }
+        }
         let (id, _) = self.sequence.next(&draft.room);
         self.pending.push(draft.seal(id));
     }
 
     fn commit(&mut self, _now_ms: u64, out: &mut Vec<LogEvent>) {
+        out.extend(
+            self.refused
+                .drain(..)
+                .map(|(room, sender)| LogEvent::Refused { room, sender }),
+        );
         out.extend(self.pending.drain(..).map(LogEvent::Committed));
         let settings = self.settings.drain(..);
         out.extend(settings.map(|(key, value)| LogEvent::Setting { key, value }));
@@ -68,4 +94,16 @@ impl MessageLog for MemoryLog {
     }
 
     fn close(&mut self, _now_ms: u64) {}
+
+    fn file(&self, name: &str) -> Option<std::rc::Rc<[u8]>> {
+        self.files.get(name)
+    }
+
+    fn remove_file(&mut self, name: &str) {
+        self.files.remove(name);
+    }
+
+    fn file_bytes(&self) -> usize {
+        self.files.bytes()
+    }
 }

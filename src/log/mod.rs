@@ -19,6 +19,7 @@
 //! types that cross the seam belong to the core (`chat/record.rs`): a log
 //! serves the core, the core does not depend on any log.
 
+pub mod files;
 pub mod format;
 pub mod journal;
 pub mod memory;
@@ -68,6 +69,17 @@ pub trait MessageLog {
     fn set(&mut self, key: String, value: String);
     /// Shutdown: write and sync everything.
     fn close(&mut self, now_ms: u64);
+    /// An uploaded image this log stored under `name` ([`Draft::file`]), if
+    /// it still has it (`--upload-quota` may have removed the oldest).
+    fn file(&self, _name: &str) -> Option<std::rc::Rc<[u8]>> {
+        None
+    }
+    /// The message carrying image `name` was deleted: the file goes at once.
+    fn remove_file(&mut self, _name: &str) {}
+    /// Bytes of uploaded images stored, for `/metrics`.
+    fn file_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Which of a shared log's two connections the poll reported.
@@ -192,6 +204,27 @@ impl Backend {
         match self {
             Backend::Local(l) => l.close(now_ms),
             Backend::Shared(s) => s.close(now_ms),
+        }
+    }
+
+    pub fn file(&self, name: &str) -> Option<std::rc::Rc<[u8]>> {
+        match self {
+            Backend::Local(l) => l.file(name),
+            Backend::Shared(s) => s.file(name),
+        }
+    }
+
+    pub fn remove_file(&mut self, name: &str) {
+        match self {
+            Backend::Local(l) => l.remove_file(name),
+            Backend::Shared(s) => s.remove_file(name),
+        }
+    }
+
+    pub fn file_bytes(&self) -> usize {
+        match self {
+            Backend::Local(l) => l.file_bytes(),
+            Backend::Shared(s) => s.file_bytes(),
         }
     }
 

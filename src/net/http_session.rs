@@ -107,7 +107,7 @@ impl HttpSession {
         let reply = match route {
             Route::ChatSocket => return Answer::Upgrade(WsKind::Chat),
             Route::EchoSocket => return Answer::Upgrade(WsKind::Echo),
-            Route::Rooms | Route::Health | Route::Metrics => {
+            Route::Rooms | Route::Health | Route::Metrics | Route::Upload => {
                 self.served = true;
                 return Answer::Ask(route, keep_alive);
             }

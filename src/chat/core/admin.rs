@@ -76,6 +76,7 @@ impl Core {
             kind: Kind::Message,
             fields: protocol::admin_message_fields(self.now, username, text),
             owner: None,
+            file: None,
         }));
         Ok(())
     }
@@ -254,6 +255,7 @@ impl Core {
             kind: Kind::Delete,
             fields: protocol::delete_fields(self.now, None, target.id),
             owner: None,
+            file: None,
         }));
         Ok(())
     }

@@ -57,6 +57,7 @@ impl Core {
             kind,
             fields,
             owner: None,
+            file: None,
         }));
         Ok(())
     }

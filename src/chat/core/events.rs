@@ -50,6 +50,10 @@ pub struct Limits {
     pub edit_window_ms: u64,
     /// `--auth token`: the key tokens are signed with.
     pub token_key: Option<Rc<TokenKey>>,
+    /// Largest image one upload may announce (`--max-upload`).
+    pub max_upload: usize,
+    /// Uploads in flight across all connections (`--upload-memory`).
+    pub upload_memory: usize,
 }
 
 impl Limits {
@@ -73,6 +77,8 @@ impl Limits {
             store_holds: false,
             edit_window_ms: 15 * 60_000,
             token_key: None,
+            max_upload: 5 << 20,
+            upload_memory: 16 << 20,
         }
     }
 }
@@ -93,8 +99,14 @@ pub enum Event<'a> {
         text: &'a [u8],
         now: u64,
     },
-    /// One complete binary message from a client: the protocol is JSON text.
-    Binary { client: ClientId },
+    /// One complete binary message from a client: an announced upload's
+    /// image, else refused (the protocol is JSON text). `nonce`: 128 random
+    /// bits from the shell, the name an accepted image is stored under.
+    Binary {
+        client: ClientId,
+        data: &'a [u8],
+        nonce: u128,
+    },
     /// The connection is gone.
     Gone { client: ClientId, now: u64 },
     /// Time passed (the server ticks about once a second).
@@ -117,6 +129,17 @@ pub enum Command {
     Send { to: Audience, json: Rc<str> },
     /// Close this client's connection.
     Close { client: ClientId, reason: Farewell },
+    /// The client announced an upload: its next message, if binary, is at
+    /// most `bytes`, let through when `keep` (then it comes back as
+    /// [`Event::Binary`]), else dropped as it arrives. The shell must apply
+    /// it before the client's next frame.
+    ExpectUpload {
+        client: ClientId,
+        bytes: usize,
+        keep: bool,
+    },
+    /// The message carrying image `name` is gone: the log drops the file.
+    RemoveFile(String),
     /// The core dropped this room entirely; the log may drop its sequence
     /// (a shared log stops watching it).
     Forget(RoomName),

@@ -27,6 +27,15 @@ impl Core {
         if r.base >= record.id {
             r.base = record.id - 1;
         }
+        // A deleted message's image goes with it, at once.
+        if let protocol::RecordKind::Delete { target } = protocol::record_kind(&record.json) {
+            if let Some(name) = r
+                .message(target)
+                .and_then(|m| uploads::attachment_name(&m.json))
+            {
+                out.push(Command::RemoveFile(name));
+            }
+        }
         let (added, freed) = r.remember(
             Stored {
                 id: record.id,

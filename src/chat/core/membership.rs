@@ -37,6 +37,7 @@ impl Core {
         };
         self.session_count -= 1;
         self.drop_jobs(client);
+        self.release_upload(client);
         self.addresses.remove(&client);
         self.tokens.remove(&client);
         if let Some(who) = session.identity.as_deref().filter(|_| session.holder) {

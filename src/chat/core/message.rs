@@ -79,6 +79,7 @@ impl Core {
                 None => protocol::message_fields(now, &identity.view(), text),
             },
             owner: identity.owner,
+            file: None,
         }));
         Ok(())
     }

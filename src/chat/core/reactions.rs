@@ -47,6 +47,7 @@ impl Core {
             kind: Kind::React,
             fields: protocol::react_fields(now, &who.username, target.id, emoji, on),
             owner: None,
+            file: None,
         }));
         Ok(())
     }

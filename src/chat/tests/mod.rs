@@ -91,6 +91,8 @@ impl Chat {
                     }
                     Command::Watch(room) => self.watched.push(room.to_string()),
                     Command::WatchIdentity { .. } => {}
+                    Command::ExpectUpload { .. } => {}
+                    Command::RemoveFile(name) => self.log.remove_file(&name),
                     Command::Set { key, value } => {
                         self.stored.push((key.clone(), value.clone()));
                         self.log.set(key, value)
@@ -509,6 +511,7 @@ fn restored_rooms_continue_their_ids_and_new_rooms_start_above_all() {
         on_demand: false,
         settings: Vec::new(),
         readable: false,
+        files: false,
     };
     let mut chat = Chat::restored(limits(), restored);
     let w = chat.join(c(0), r#"{"type":"join","room":"general","username":"a"}"#);

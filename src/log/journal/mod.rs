@@ -237,6 +237,7 @@ impl Journal {
         let mut restored = Restored {
             on_demand: false,
             readable: true,
+            files: false,
             epoch,
             high_water,
             rooms: Vec::new(),

@@ -31,6 +31,7 @@ fn draft(room: &str, text: &str) -> Draft {
         kind: crate::chat::record::Kind::Message,
         fields: format!(r#"{{"time":0,"username":"u","message":"{text}"}}"#),
         owner: None,
+        file: None,
     }
 }
 

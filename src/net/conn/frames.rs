@@ -137,7 +137,11 @@ impl<S: Socket> Conn<S> {
             }
         };
         match kind {
-            WsKind::Chat => shell.chat(text, payload),
+            WsKind::Chat => {
+                if let Some((bytes, keep)) = shell.chat(text, payload) {
+                    self.expect_upload(bytes, keep);
+                }
+            }
             WsKind::Echo => self.send_data(text, payload, env, shell),
         }
     }

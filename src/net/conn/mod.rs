@@ -68,8 +68,9 @@ pub trait Shell {
     /// The connection is now a WebSocket of `kind` (its 101 is queued).
     fn upgraded(&mut self, kind: WsKind, addr: IpAddr);
     /// A complete message on a chat WebSocket: valid UTF-8 text (inflated if
-    /// it came deflated), or binary.
-    fn chat(&mut self, text: bool, payload: &[u8]);
+    /// it came deflated), or binary. `Some((bytes, keep))`: the message
+    /// announced an upload, see [`Conn::expect_upload`].
+    fn chat(&mut self, text: bool, payload: &[u8]) -> Option<(usize, bool)>;
     /// A request only the server can answer (the rooms list, health,
     /// metrics, the admin API), from the client at `addr`.
     fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply;

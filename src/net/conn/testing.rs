@@ -77,8 +77,9 @@ impl Shell for Watch {
     fn upgraded(&mut self, kind: WsKind, _addr: IpAddr) {
         self.upgraded.push(kind);
     }
-    fn chat(&mut self, text: bool, payload: &[u8]) {
+    fn chat(&mut self, text: bool, payload: &[u8]) -> Option<(usize, bool)> {
         self.chat.push((text, payload.to_vec()));
+        None
     }
     fn serve(&mut self, route: &Route, req: &Request, _addr: IpAddr) -> Reply {
         self.served.push(format!("{route:?} {}", req.path));

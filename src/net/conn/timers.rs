@@ -31,7 +31,7 @@ impl<S: Socket> Conn<S> {
                     .soft_since
                     .map_or(u64::MAX, |t| t + ms(config.output_soft_seconds));
                 started
-                    .map_or(liveness, |t| liveness.min(t + ms(config.message_timeout)))
+                    .map_or(liveness, |t| liveness.min(t + message_timeout(s, config)))
                     .min(soft)
             }
         }
@@ -51,8 +51,8 @@ impl<S: Socket> Conn<S> {
         if now < self.deadline(config) {
             return; // only the soft-limit check was due
         }
-        if let (Phase::Ws(_), Some(t)) = (&self.phase, self.input_started) {
-            if now >= t + config.message_timeout.as_millis() as u64 {
+        if let (Phase::Ws(s), Some(t)) = (&self.phase, self.input_started) {
+            if now >= t + message_timeout(s, config) {
                 diag_info!("{}: message not completed in time, closing", self.who());
                 return self.close_with(
                     close::POLICY,
@@ -109,4 +109,16 @@ impl<S: Socket> Conn<S> {
             }
         }
     }
+}
+
+/// How long a started message may take: an announced upload's bytes get
+/// `--upload-timeout` (a photo over a phone's link), anything else
+/// `--message-timeout`.
+fn message_timeout(s: &crate::net::ws_session::WsSession, config: &Config) -> u64 {
+    let t = if s.expects_upload() {
+        config.message_timeout.max(config.upload_timeout)
+    } else {
+        config.message_timeout
+    };
+    t.as_millis() as u64
 }

@@ -16,7 +16,7 @@ mod upgrade;
 
 #[cfg(test)]
 use response::etag_matches;
-pub use response::{asset, error, json, ops, rooms, simple, Reply};
+pub use response::{asset, error, json, ops, rooms, simple, upload, Reply};
 pub use upgrade::{origin_allowed, upgrade};
 
 /// Most headers a request may carry; more is answered with 431.
@@ -238,6 +238,8 @@ pub enum Route {
     EchoSocket,
     /// `GET /api/rooms`: the rooms a page may offer.
     Rooms,
+    /// `GET /u/<name>`: an uploaded image (the name checked by [`upload_name`]).
+    Upload,
     /// Under `/api/admin/` with `--admin-token-file` (see `admin.rs`).
     Admin,
     Health,
@@ -259,6 +261,18 @@ pub struct Routes<'a> {
 
 /// What the admin page (`/admin`) loads, served wherever the admin API is.
 const ADMIN_PAGE_FILES: [&str; 4] = ["/admin.js", "/admin.css", "/style.css", "/favicon.svg"];
+
+/// An uploaded image's name as a URL gives it: 22 URL-safe base64
+/// characters and one of the four extensions, nothing else (the name is a
+/// key to look up, never a path).
+pub fn upload_name(name: &str) -> Option<&str> {
+    let (id, ext) = name.split_once('.')?;
+    let id_ok = id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (id_ok && ["png", "jpg", "gif", "webp"].contains(&ext)).then_some(name)
+}
 
 pub fn route(path: &str, routes: Routes) -> Route {
     if routes.admin && path.starts_with("/api/admin/") {
@@ -286,6 +300,12 @@ pub fn route(path: &str, routes: Routes) -> Route {
     }
     if path == "/api/rooms" {
         return Route::Rooms;
+    }
+    if path
+        .strip_prefix("/u/")
+        .is_some_and(|n| upload_name(n).is_some())
+    {
+        return Route::Upload;
     }
     // `/r/NAME` opens the page in room NAME: the same page, whatever NAME is
     // (the page asks to join it, and the server judges the name).

@@ -215,6 +215,46 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str
     }
 }
 
+/// An uploaded image: its type from its bytes, nothing in it able to run
+/// (`nosniff`, a CSP that allows no script), cached for good (its name is
+/// never reused), ETag and 304, HEAD without body. One shared buffer for
+/// every reader.
+pub fn upload(req: &Request, name: &str, bytes: std::rc::Rc<[u8]>, date: &str) -> Reply {
+    let keep_alive = req.keep_alive;
+    let etag = format!("\"{name}\"");
+    let cache = "Cache-Control: public, max-age=31536000, immutable\r\n";
+    if req
+        .if_none_match
+        .is_some_and(|inm| etag_matches(inm, &etag))
+    {
+        let mut h = head(Status::NotModified, date);
+        let _ = write!(h, "ETag: {etag}\r\n{cache}");
+        return Reply {
+            status: Status::NotModified,
+            chunks: vec![Chunk::from(finish_head(h, keep_alive))],
+            keep_alive,
+        };
+    }
+    let kind = crate::image::format_of(&bytes).map_or("application/octet-stream", |f| f.mime());
+    let mut h = head(Status::Ok, date);
+    let _ = write!(
+        h,
+        "Content-Type: {kind}\r\nContent-Length: {}\r\nETag: {etag}\r\n{cache}\
+         X-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: default-src 'none'; img-src 'self'; sandbox\r\n",
+        bytes.len()
+    );
+    let mut chunks = vec![Chunk::from(finish_head(h, keep_alive))];
+    if req.method != "HEAD" {
+        chunks.push(Chunk::Shared(bytes));
+    }
+    Reply {
+        status: Status::Ok,
+        chunks,
+        keep_alive,
+    }
+}
+
 /// RFC 9110 13.1.2: weak comparison against a list of entity tags, or `*`.
 pub(super) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match.trim() == "*"

@@ -84,6 +84,17 @@ impl Server {
                     self.log.append(draft);
                 }
                 Command::Read(read) => self.log.read(read),
+                Command::RemoveFile(name) => self.log.remove_file(&name),
+                Command::ExpectUpload {
+                    client,
+                    bytes,
+                    keep,
+                } => {
+                    let key = client.key as usize;
+                    if let Some(conn) = self.conns.get_mut(key).filter(|c| c.gen == client.gen) {
+                        conn.expect_upload(bytes, keep);
+                    }
+                }
                 Command::Forget(room) => self.log.forget(&room),
                 Command::Set { key, value } => self.log.set(key, value),
                 Command::Notify { key, value } => {
@@ -305,7 +316,7 @@ impl Shell for Dispatch<'_> {
         }
     }
 
-    fn chat(&mut self, text: bool, payload: &[u8]) {
+    fn chat(&mut self, text: bool, payload: &[u8]) -> Option<(usize, bool)> {
         let client = self.client;
         let now = self.wall_ms;
         let event = if text {
@@ -315,9 +326,22 @@ impl Shell for Dispatch<'_> {
                 now,
             }
         } else {
-            Event::Binary { client }
+            Event::Binary {
+                client,
+                data: payload,
+                nonce: crate::os::random_u128(),
+            }
         };
+        let before = self.commands.len();
         self.core.handle(event, self.commands);
+        // An announced upload: the connection must know before its next frame.
+        let at = self.commands[before..]
+            .iter()
+            .position(|c| matches!(c, Command::ExpectUpload { client: c, .. } if *c == client))?;
+        match self.commands.remove(before + at) {
+            Command::ExpectUpload { bytes, keep, .. } => Some((bytes, keep)),
+            _ => None,
+        }
     }
 
     fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply {
@@ -332,6 +356,16 @@ impl Shell for Dispatch<'_> {
                 None => http::error(Status::NotFound, "no such page", keep_alive, date),
             },
             Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
+            Route::Upload => {
+                let name = req.path.strip_prefix("/u/").and_then(http::upload_name);
+                match name.and_then(|n| Some((n, self.log.file(n)?))) {
+                    Some((name, bytes)) => {
+                        self.stats.files_served += 1;
+                        http::upload(req, name, bytes, date)
+                    }
+                    None => http::error(Status::NotFound, "no such image", keep_alive, date),
+                }
+            }
             _ => {
                 let mut log_metrics = String::new();
                 if *route == Route::Metrics {
@@ -354,6 +388,8 @@ impl Shell for Dispatch<'_> {
                     max_connections: self.max_connections,
                     deflate: self.deflate.counts(),
                     scrollback: core.scrollback_stats(),
+                    uploads: core.upload_stats(),
+                    upload_bytes: self.log.file_bytes(),
                     index_bytes: self.log.index_bytes(),
                 };
                 http::ops(route, &snap, head_only, keep_alive, date)

@@ -101,9 +101,10 @@ impl Server {
                 (Backend::Local(Box::new(j)), restored)
             }
             None => (
-                Backend::Local(Box::new(MemoryLog::new())),
+                Backend::Local(Box::new(MemoryLog::new(config.upload_quota()))),
                 Restored {
                     epoch: wall,
+                    files: true,
                     ..Restored::default()
                 },
             ),

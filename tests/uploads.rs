@@ -1,0 +1,296 @@
+//! Image uploads over real sockets (memory store): an announced image
+//! becomes a message with an attachment, served from `/u/...` with headers
+//! that let nothing in it run, cleaned of EXIF location; every refusal
+//! gets its code with the connection left open (a refused image's bytes
+//! dropped as they arrive); deletion removes the file; the quota removes
+//! the oldest; `--upload-memory` bounds uploads in flight.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use tungstenite::Message;
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/image")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn join_room(ws: &mut Ws, room: &str, name: &str) -> Value {
+    send_json(ws, json!({"type": "join", "room": room, "username": name}));
+    recv_type(ws, "welcome")
+}
+
+/// Announces `bytes` (of size `announced`) with `caption`, then sends them.
+fn upload(ws: &mut Ws, room: &str, caption: &str, bytes: &[u8], announced: usize) {
+    send_json(
+        ws,
+        json!({"type": "upload", "room": room, "bytes": announced, "message": caption}),
+    );
+    ws.send(Message::binary(bytes.to_vec())).expect("send");
+}
+
+/// The next message or error frame.
+fn outcome(ws: &mut Ws) -> Value {
+    loop {
+        let v = recv_json(ws);
+        if v["type"] == "message" || v["type"] == "error" {
+            return v;
+        }
+    }
+}
+
+/// `GET` (or `HEAD`) of `path` with extra header lines: status, headers (lower-cased), body.
+fn get(s: &TestServer, method: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let raw = http_raw(
+        s.addr,
+        &format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"),
+    );
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    // Header names lower-cased for matching; values as sent.
+    let head: String = String::from_utf8_lossy(&raw[..end])
+        .lines()
+        .map(|l| match l.split_once(": ") {
+            Some((k, v)) => format!("{}: {v}\n", k.to_lowercase()),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let status = head[9..12].parse().unwrap();
+    (status, head, raw[end + 4..].to_vec())
+}
+
+fn has(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_image_becomes_a_message_and_is_served_clean_and_inert() {
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let (mut ann, mut bob) = (s.ws(), s.ws());
+    // A page secret: ann's messages are hers to delete.
+    send_json(
+        &mut ann,
+        json!({"type": "join", "room": "dev", "username": "ann", "secret": "ann-secret-0123456"}),
+    );
+    recv_type(&mut ann, "welcome");
+    join_room(&mut bob, "dev", "bob");
+    let photo = sample("jpeg-phone-photo-gps-orientation");
+    assert!(has(&photo, b"GPS") && has(&photo, b"comment"));
+    upload(&mut ann, "dev", "at the beach", &photo, photo.len());
+    let m = outcome(&mut bob);
+    assert_eq!(m["type"], "message", "{m}");
+    assert_eq!(
+        (m["message"].as_str(), m["username"].as_str()),
+        (Some("at the beach"), Some("ann"))
+    );
+    let a = &m["attachment"];
+    assert_eq!(
+        (
+            a["type"].as_str(),
+            a["width"].as_u64(),
+            a["height"].as_u64()
+        ),
+        (Some("image/jpeg"), Some(64), Some(48)),
+        "{m}"
+    );
+    assert_eq!(outcome(&mut ann)["id"], m["id"], "the sender too");
+    let url = a["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("/u/") && url.ends_with(".jpg") && url.len() == 3 + 22 + 4,
+        "{url}"
+    );
+    let (status, head, body) = get(&s, "GET", url, "");
+    assert_eq!(status, 200, "{head}");
+    for h in [
+        "content-type: image/jpeg",
+        "x-content-type-options: nosniff",
+        "content-security-policy: default-src 'none'",
+        "cache-control: public, max-age=31536000, immutable",
+        "etag: \"",
+    ] {
+        assert!(head.contains(h), "{h} in {head}");
+    }
+    assert_eq!(body.len() as u64, a["bytes"].as_u64().unwrap());
+    assert!(
+        !has(&body, b"GPS") && !has(&body, b"comment"),
+        "location and comment gone"
+    );
+    assert!(has(&body, b"Exif\0\0MM"), "the orientation kept");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_string();
+    let (status, _, body) = get(&s, "GET", url, &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!((status, body.len()), (304, 0));
+    let (status, head, body) = get(&s, "HEAD", url, "");
+    assert!(
+        status == 200 && body.is_empty() && head.contains("content-length:"),
+        "{head}"
+    );
+    // Anything else under /u/ is not found, and no path reaches the disk.
+    for path in [
+        "/u/AAAAAAAAAAAAAAAAAAAAAA.jpg",
+        "/u/../Cargo.toml",
+        "/u/x.png",
+        "/u/",
+    ] {
+        assert_eq!(get(&s, "GET", path, "").0, 404, "{path}");
+    }
+    // Deleting the message deletes its file at once.
+    send_json(
+        &mut ann,
+        json!({"type": "delete", "room": "dev", "id": m["id"]}),
+    );
+    recv_type(&mut ann, "delete");
+    assert_eq!(get(&s, "GET", url, "").0, 404);
+    assert!(s.metric("picochat_files_served_total") >= 2.0);
+    assert_eq!(
+        s.metric("picochat_uploads_total{outcome=\"accepted\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn every_refusal_has_its_code_and_a_refused_image_is_dropped_as_it_arrives() {
+    let s = TestServer::start(&["--msg-rate", "0", "--max-upload", "64KiB"]);
+    let mut ann = s.ws();
+    join_room(&mut ann, "dev", "ann");
+    let png = sample("png-with-text-and-exif");
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "html",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            38,
+            "bad_upload",
+        ),
+        (
+            "svg",
+            b"<svg onload=\"alert(1)\"/>".to_vec(),
+            24,
+            "bad_upload",
+        ),
+        (
+            "polyglot",
+            sample("png-polyglot-zip"),
+            sample("png-polyglot-zip").len(),
+            "bad_upload",
+        ),
+        (
+            "truncated",
+            png[..png.len() - 5].to_vec(),
+            png.len() - 5,
+            "bad_upload",
+        ),
+        (
+            "shorter than announced",
+            png.clone(),
+            png.len() + 10,
+            "bad_upload",
+        ),
+        ("too large", vec![0; 70_000], 70_000, "upload_too_large"),
+        (
+            "too large, announced only",
+            png.clone(),
+            1 << 30,
+            "upload_too_large",
+        ),
+    ];
+    for (what, bytes, announced, code) in cases {
+        upload(&mut ann, "dev", "", &bytes, announced);
+        let e = outcome(&mut ann);
+        assert_eq!(
+            (e["type"].as_str(), e["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{what}: {e}"
+        );
+    }
+    ann.send(Message::binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(
+        outcome(&mut ann)["code"],
+        "binary_unsupported",
+        "nothing announced"
+    );
+    upload(&mut ann, "ops", "", &png, png.len());
+    assert_eq!(
+        outcome(&mut ann)["code"],
+        "not_joined",
+        "and its bytes dropped"
+    );
+    // Still open: a message, then a good upload.
+    send_json(
+        &mut ann,
+        json!({"type": "message", "room": "dev", "message": "still here"}),
+    );
+    assert_eq!(outcome(&mut ann)["message"], "still here");
+    upload(&mut ann, "dev", "", &png, png.len());
+    let m = outcome(&mut ann);
+    assert_eq!(m["attachment"]["type"], "image/png", "{m}");
+    // More than announced: refused from the frame header, 1009.
+    let mut bad = s.ws();
+    join_room(&mut bad, "dev", "bad");
+    upload(&mut bad, "dev", "", &png, png.len() - 1);
+    assert_eq!(closed_with(&mut bad).0, 1009);
+    assert_eq!(
+        s.metric("picochat_uploads_total{outcome=\"bad_upload\"}"),
+        5.0
+    );
+    assert_eq!(
+        s.metric("picochat_uploads_total{outcome=\"upload_too_large\"}"),
+        2.0
+    );
+}
+
+#[test]
+fn past_the_quota_the_oldest_images_go_first() {
+    let png = sample("png-with-text-and-exif");
+    let s = TestServer::start(&["--msg-rate", "0", "--upload-quota", "150"]);
+    let mut ann = s.ws();
+    join_room(&mut ann, "dev", "ann");
+    let mut urls = Vec::new();
+    for _ in 0..4 {
+        upload(&mut ann, "dev", "", &png, png.len());
+        let m = outcome(&mut ann);
+        urls.push(m["attachment"]["url"].as_str().unwrap().to_string());
+        assert!(m["attachment"]["bytes"].as_u64().unwrap() < 150, "{m}");
+    }
+    let served: Vec<u16> = urls.iter().map(|u| get(&s, "GET", u, "").0).collect();
+    assert_eq!(served, [404, 404, 200, 200], "the oldest went");
+    assert!(s.metric("picochat_upload_bytes") <= 150.0);
+}
+
+#[test]
+fn upload_memory_bounds_what_is_in_flight() {
+    let png = sample("png-with-text-and-exif");
+    let s = TestServer::start(&["--msg-rate", "0", "--upload-memory", "300"]);
+    let (mut ann, mut bob) = (s.ws(), s.ws());
+    join_room(&mut ann, "dev", "ann");
+    join_room(&mut bob, "dev", "bob");
+    send_json(
+        &mut ann,
+        json!({"type": "upload", "room": "dev", "bytes": png.len()}),
+    );
+    // Ann's bytes have not come: bob's announcement does not fit beside them.
+    upload(&mut bob, "dev", "", &png, png.len());
+    assert_eq!(outcome(&mut bob)["code"], "unavailable");
+    // Once hers are in, there is room again.
+    ann.send(Message::binary(png.clone())).unwrap();
+    assert_eq!(outcome(&mut ann)["attachment"]["type"], "image/png");
+    upload(&mut bob, "dev", "", &png, png.len());
+    let m = loop {
+        let m = outcome(&mut bob);
+        if m["username"] != "ann" {
+            break m;
+        }
+    };
+    assert_eq!(
+        (m["type"].as_str(), m["username"].as_str()),
+        (Some("message"), Some("bob")),
+        "{m}"
+    );
+}
