@@ -4,6 +4,7 @@
 // Rooms are `#name`; a direct conversation is the room `@name` (the other person).
 
 import { openPicker, suggest, withEmoji } from './emoji-ui.js';
+import { attachmentBox, prepared, send as sendImage } from './upload.js';
 
 const $ = (id) => document.getElementById(id);
 const STORE = 'picochat.me';
@@ -28,7 +29,8 @@ const state = {
   ws: null,
   retry: 0,                // reconnect attempts since the last welcome
   you: null,               // { username, avatar } as the server knows us
-  limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32, edit_window_ms: 900000 },
+  limits: { max_text: 8192, max_message: 16384, max_rooms_per_client: 32, edit_window_ms: 900000, max_upload: 0 },
+  attachment: null,        // the image waiting in the composer (upload.js)
   editing: null,           // { room, id } of our own message being edited in the composer
   rooms: new Map(),        // name -> room state, in the order shown (`@name`: a conversation)
   typedAt: new Map(),      // room -> when our last typing notice went
@@ -370,9 +372,37 @@ function messageItem(m) {
   const text = document.createElement('div');
   text.className = 'text';
   text.append(linkified(m.message));
-  body.append(meta, text, reactionsRow(m));
+  body.append(meta);
+  if (m.attachment) body.append(picture(m));
+  if (m.message || !m.attachment) body.append(text);
+  body.append(reactionsRow(m));
   li.append(avatar(m), body);
   return li;
+}
+
+// An image a message carries, at a bounded size (its width and height are
+// known, so nothing jumps while it loads); a click opens it whole.
+function picture(m) {
+  const a = m.attachment;
+  const link = document.createElement('a');
+  link.className = 'picture';
+  if (typeof a.url === 'string' && a.url.startsWith('/u/')) link.href = a.url;
+  link.target = '_blank';
+  link.rel = 'noopener noreferrer';
+  const img = new Image();
+  img.loading = 'lazy';
+  img.alt = m.message || 'image';
+  img.width = a.width;
+  img.height = a.height;
+  img.addEventListener('error', () => {
+    const gone = document.createElement('span');
+    gone.className = 'expired';
+    gone.textContent = 'image expired';
+    link.replaceWith(gone);
+  });
+  if (link.href) img.src = a.url;
+  link.append(img);
+  return link;
 }
 
 // A message's reactions as chips with counts (ours highlighted; a click
@@ -995,6 +1025,7 @@ function onWelcome(m) {
   state.retry = 0;
   state.you = m.you;
   state.limits = m.limits;
+  $('attach').hidden = !m.limits.max_upload;
   state.status = 'online';
   setTimeout(() => r.returning.clear(), 30000);
   for (const msg of m.history) addRecord(r, msg, !first);
@@ -1221,8 +1252,41 @@ function checkLength() {
   return true;
 }
 
+async function sendPicture(caption) {
+  const blob = state.attachment.take();
+  if (blob.size > state.limits.max_upload) {
+    hint(`This image is too large: ${Math.round(blob.size / 1024)} KB of ${Math.round(state.limits.max_upload / 1024)} KB allowed.`, true);
+    return;
+  }
+  $('text').value = '';
+  autosize();
+  const bar = $('upload-progress');
+  bar.value = 0;
+  bar.hidden = false;
+  await sendImage(state.ws, { type: 'upload', room: state.current, message: caption }, blob, (f) => {
+    bar.value = f;
+    if (f >= 1) setTimeout(() => { bar.hidden = true; }, 300);
+  });
+}
+
+// An image chosen, pasted or dropped: prepared (downsized if large) and shown before sending.
+async function attach(file) {
+  if (!file || state.limits.max_upload === 0) return;
+  try {
+    state.attachment.set(await prepared(file));
+    hint('Enter sends the image, with your text as its caption.');
+    $('text').focus();
+  } catch (e) {
+    hint(e.message, true);
+  }
+}
+
 function sendMessage() {
   const text = $('text').value;
+  if (state.attachment.get() && currentRoom()?.joined && state.ws?.readyState === WebSocket.OPEN && !state.editing) {
+    if (checkLength()) sendPicture(withEmoji(text));
+    return;
+  }
   if (!text.trim() || !checkLength()) return;
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN || !currentRoom()?.joined) {
     hint('Not connected yet — your message is kept here.', true);
@@ -1281,6 +1345,20 @@ function wire() {
     renderRooms();
   });
   $('composer').addEventListener('submit', (e) => { e.preventDefault(); sendMessage(); });
+  state.attachment = attachmentBox($('attachment'), () => {});
+  $('attach').addEventListener('click', () => $('attach-file').click());
+  $('attach-file').addEventListener('change', (e) => { attach(e.target.files[0]); e.target.value = ''; });
+  $('text').addEventListener('paste', (e) => {
+    const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith('image/'));
+    if (file) { e.preventDefault(); attach(file); }
+  });
+  $('chat-screen').addEventListener('dragover', (e) => {
+    if ([...(e.dataTransfer?.items || [])].some((i) => i.kind === 'file')) e.preventDefault();
+  });
+  $('chat-screen').addEventListener('drop', (e) => {
+    const file = [...(e.dataTransfer?.files || [])].find((f) => f.type.startsWith('image/'));
+    if (file) { e.preventDefault(); attach(file); }
+  });
   suggest($('text'), $('emoji-suggest'));
   $('text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }

@@ -268,6 +268,8 @@ pub struct LimitsView {
     pub max_rooms_per_client: usize,
     /// How long after sending a message its sender may edit it (ms; 0 = never).
     pub edit_window_ms: u64,
+    /// Largest image an upload may announce (0: this server takes none).
+    pub max_upload: usize,
 }
 
 /// Everything in a welcome but its history.

@@ -155,6 +155,11 @@ impl Core {
                 msg_rate: self.limits.msg_rate,
                 max_rooms_per_client: self.limits.max_rooms_per_client,
                 edit_window_ms: self.limits.edit_window_ms,
+                max_upload: if self.stores_files && !self.access.required() {
+                    self.limits.max_upload
+                } else {
+                    0
+                },
             },
         };
         protocol::welcome_json(&head, history)

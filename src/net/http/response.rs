@@ -191,7 +191,7 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str
         };
         let _ = write!(
             h,
-            "Content-Security-Policy: default-src 'self'; img-src 'self' https://www.gravatar.com data:; \
+            "Content-Security-Policy: default-src 'self'; img-src 'self' https://www.gravatar.com data: blob:; \
              connect-src 'self' ws: wss:; frame-ancestors {ancestors}\r\nReferrer-Policy: no-referrer\r\n",
         );
     }
