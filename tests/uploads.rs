@@ -294,3 +294,54 @@ fn upload_memory_bounds_what_is_in_flight() {
         "{m}"
     );
 }
+
+#[test]
+fn with_a_data_dir_images_are_stored_before_their_message_and_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("picochat-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = ["--data-dir", dir.to_str().unwrap(), "--msg-rate", "0"];
+    let png = sample("png-with-text-and-exif");
+    let (url, id);
+    {
+        let s = TestServer::start(&args);
+        let mut ann = s.ws();
+        send_json(
+            &mut ann,
+            json!({"type": "join", "room": "dev", "username": "ann", "secret": "ann-secret-0123456"}),
+        );
+        let w = recv_type(&mut ann, "welcome");
+        assert!(w["limits"]["max_upload"].as_u64() > Some(0), "{w}");
+        upload(&mut ann, "dev", "kept", &png, png.len());
+        let m = outcome(&mut ann);
+        url = m["attachment"]["url"].as_str().unwrap().to_string();
+        id = m["id"].as_u64().unwrap();
+        let name = url.trim_start_matches("/u/");
+        let on_disk = std::fs::read_dir(dir.join("uploads"))
+            .unwrap()
+            .flatten()
+            .any(|seg| seg.path().join(name).exists());
+        assert!(on_disk, "written under uploads/<segment>/");
+        // Killed without a word: the file was stored before the message went out.
+    }
+    let s = TestServer::start(&args);
+    let (status, _, body) = get(&s, "GET", &url, "");
+    assert_eq!(status, 200);
+    assert!(!has(&body, b"tEXt") && !has(&body, b"eXIf"), "stored clean");
+    let mut ann = s.ws();
+    send_json(
+        &mut ann,
+        json!({"type": "join", "room": "dev", "username": "ann", "secret": "ann-secret-0123456"}),
+    );
+    let w = recv_type(&mut ann, "welcome");
+    assert_eq!(w["history"][0]["attachment"]["url"], url.as_str(), "{w}");
+    send_json(&mut ann, json!({"type": "delete", "room": "dev", "id": id}));
+    recv_type(&mut ann, "delete");
+    assert_eq!(get(&s, "GET", &url, "").0, 404);
+    let left = std::fs::read_dir(dir.join("uploads"))
+        .unwrap()
+        .flatten()
+        .flat_map(|seg| std::fs::read_dir(seg.path()).unwrap().flatten())
+        .count();
+    assert_eq!(left, 0, "the file is gone from the disk");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -104,6 +104,18 @@ pub fn check(bytes: &[u8]) -> Result<Checked, Refusal> {
     Ok(checked)
 }
 
+/// An uploaded image's name as a URL gives it (`/u/<name>`) and as it is
+/// stored: 22 URL-safe base64 characters and one of the four extensions,
+/// nothing else (a name is a key to look up, never a path).
+pub fn stored_name(name: &str) -> Option<&str> {
+    let (id, ext) = name.split_once('.')?;
+    let id_ok = id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (id_ok && ["png", "jpg", "gif", "webp"].contains(&ext)).then_some(name)
+}
+
 /// The format a stored file's bytes are (for serving): `None` when they are none of the four.
 pub fn format_of(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(png::SIGNATURE) {

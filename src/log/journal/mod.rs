@@ -50,6 +50,7 @@ mod segments;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod uploads;
 
 use self::compact::Compaction;
 use self::index::{Entry, Index, Place};
@@ -120,6 +121,9 @@ pub struct Journal {
     /// Closed segments to compact (`compact.rs`), and the one under way.
     compact_queue: VecDeque<u32>,
     compacting: Option<Compaction>,
+    /// Uploaded images (`DIR/uploads/`), and drafts whose image could not be written.
+    uploads: uploads::Uploads,
+    refused: Vec<(RoomName, Option<crate::chat::ClientId>)>,
 }
 
 impl Journal {
@@ -237,7 +241,7 @@ impl Journal {
         let mut restored = Restored {
             on_demand: false,
             readable: true,
-            files: false,
+            files: true,
             epoch,
             high_water,
             rooms: Vec::new(),
@@ -285,8 +289,15 @@ impl Journal {
             reads: VecDeque::new(),
             compact_queue,
             compacting: None,
+            uploads: uploads::Uploads::open(dir)?,
+            refused: Vec::new(),
         };
         Ok((journal, restored))
+    }
+
+    /// `--upload-quota`: the oldest images go now if they pass it.
+    pub fn limit_uploads(&mut self, quota: u64) {
+        self.uploads.limit(quota);
     }
 
     fn sync(&mut self, now_ms: u64) -> io::Result<()> {
@@ -455,7 +466,24 @@ fn entry_of(draft: &Draft) -> Entry {
 }
 
 impl MessageLog for Journal {
-    fn append(&mut self, draft: Draft) {
+    fn append(&mut self, mut draft: Draft) {
+        // The image first, with the segment the record goes to: a message
+        // is never delivered without its file.
+        if let Some(file) = draft.file.take() {
+            let segment = self.files.current;
+            if let Err(e) = self
+                .uploads
+                .store(segment, &file.name, &file.bytes, self.policy)
+            {
+                self.health.errors_total += 1;
+                diag_error!(
+                    "message log {}: cannot store an image ({e})",
+                    self.dir.display()
+                );
+                self.refused.push((draft.room, draft.sender));
+                return;
+            }
+        }
         let (id, undo) = self.sequence.next(&draft.room);
         let entry = entry_of(&draft);
         let record = draft.seal(id);
@@ -473,6 +501,11 @@ impl MessageLog for Journal {
     }
 
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        out.extend(
+            self.refused
+                .drain(..)
+                .map(|(room, sender)| LogEvent::Refused { room, sender }),
+        );
         let markers_due = self
             .markers_written_ms
             .is_none_or(|t| now_ms.saturating_sub(t) >= 1000);
@@ -565,6 +598,18 @@ impl MessageLog for Journal {
 
     fn index_bytes(&self) -> Option<usize> {
         Some(self.index.bytes())
+    }
+
+    fn file(&self, name: &str) -> Option<std::rc::Rc<[u8]>> {
+        self.uploads.get(name)
+    }
+
+    fn remove_file(&mut self, name: &str) {
+        self.uploads.remove(name);
+    }
+
+    fn file_bytes(&self) -> usize {
+        self.uploads.bytes() as usize
     }
 
     fn wake_in(&self, now_ms: u64) -> Option<u64> {

@@ -45,6 +45,7 @@ impl Journal {
                         gone.number,
                         gone.size
                     );
+                    self.uploads.drop_segment(gone.number);
                     for (room, below) in self.index.drop_segment(gone.number) {
                         out.push(LogEvent::Dropped { room, below });
                     }

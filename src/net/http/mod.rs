@@ -262,17 +262,7 @@ pub struct Routes<'a> {
 /// What the admin page (`/admin`) loads, served wherever the admin API is.
 const ADMIN_PAGE_FILES: [&str; 4] = ["/admin.js", "/admin.css", "/style.css", "/favicon.svg"];
 
-/// An uploaded image's name as a URL gives it: 22 URL-safe base64
-/// characters and one of the four extensions, nothing else (the name is a
-/// key to look up, never a path).
-pub fn upload_name(name: &str) -> Option<&str> {
-    let (id, ext) = name.split_once('.')?;
-    let id_ok = id.len() == 22
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    (id_ok && ["png", "jpg", "gif", "webp"].contains(&ext)).then_some(name)
-}
+pub use crate::image::stored_name as upload_name;
 
 pub fn route(path: &str, routes: Routes) -> Route {
     if routes.admin && path.starts_with("/api/admin/") {

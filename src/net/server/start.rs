@@ -86,7 +86,7 @@ impl Server {
                 (Backend::Shared(Box::new(log)), restored)
             }
             Some(dir) => {
-                let (j, restored) = Journal::open(
+                let (mut j, restored) = Journal::open(
                     dir,
                     Retention {
                         bytes: config.retain,
@@ -98,6 +98,7 @@ impl Server {
                     wall,
                 )
                 .map_err(|e| format!("cannot open the message log in {}: {e}", dir.display()))?;
+                j.limit_uploads(config.upload_quota() as u64);
                 (Backend::Local(Box::new(j)), restored)
             }
             None => (
