@@ -1026,6 +1026,11 @@ function onWelcome(m) {
   state.you = m.you;
   state.limits = m.limits;
   $('attach').hidden = !m.limits.max_upload;
+  // --auth: images are served only with this key (a cookie for /u/ alone).
+  if (m.files_key) {
+    const secure = location.protocol === 'https:' ? '; Secure' : '';
+    document.cookie = `picochat_files=${m.files_key}; path=/u; SameSite=Strict${secure}`;
+  }
   state.status = 'online';
   setTimeout(() => r.returning.clear(), 30000);
   for (const msg of m.history) addRecord(r, msg, !first);

@@ -345,3 +345,46 @@ fn with_a_data_dir_images_are_stored_before_their_message_and_survive_a_restart(
     assert_eq!(left, 0, "the file is gone from the disk");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn with_a_password_images_are_served_only_with_the_key_of_a_welcome() {
+    let dir = std::env::temp_dir().join(format!("picochat-up-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("password");
+    std::fs::write(&file, "family photos\n").unwrap();
+    let s = TestServer::start(&[
+        "--auth",
+        "password",
+        "--password-file",
+        file.to_str().unwrap(),
+        "--msg-rate",
+        "0",
+    ]);
+    let mut ann = s.ws();
+    send_json(
+        &mut ann,
+        json!({"type": "join", "room": "dev", "username": "ann", "password": "family photos"}),
+    );
+    let w = recv_type(&mut ann, "welcome");
+    let key = w["files_key"]
+        .as_str()
+        .expect("a key to the images")
+        .to_string();
+    assert_eq!(key.len(), 32);
+    let png = sample("png-with-text-and-exif");
+    upload(&mut ann, "dev", "", &png, png.len());
+    let url = outcome(&mut ann)["attachment"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&s, "GET", &url, "").0, 401, "no cookie");
+    let wrong = "Cookie: picochat_files=00000000000000000000000000000000\r\n";
+    assert_eq!(get(&s, "GET", &url, wrong).0, 401);
+    let right = format!("Cookie: theme=dark; picochat_files={key}\r\n");
+    assert_eq!(get(&s, "GET", &url, &right).0, 200);
+    // Without --auth there is no key, and none is needed.
+    let open = TestServer::start(&["--msg-rate", "0"]);
+    let mut bob = open.ws();
+    assert!(join_room(&mut bob, "dev", "bob").get("files_key").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -119,6 +119,38 @@ pub struct Access {
 }
 
 impl Access {
+    /// With `--auth`: the key to uploaded images a page gets in its welcome
+    /// and presents as the cookie `picochat_files` (derived from the
+    /// password or the token secret, so every process sharing them agrees,
+    /// and a new password shuts out the old key). `None` without `--auth`.
+    pub fn files_key(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = match (&self.token, &self.password) {
+            (Some(key), _) => key.mac(b"picochat files"),
+            (None, Some(password)) => Sha256::new()
+                .chain_update(b"picochat files\0")
+                .chain_update(&password.0)
+                .finalize()
+                .into(),
+            (None, None) => return None,
+        };
+        Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether a request's `Cookie` header carries the key to uploaded images.
+    pub fn files_allowed(&self, cookie: Option<&str>) -> bool {
+        let Some(key) = self.files_key() else {
+            return true;
+        };
+        cookie.is_some_and(|c| {
+            c.split(';')
+                .filter_map(|kv| kv.trim().split_once('='))
+                .any(|(k, v)| {
+                    k == "picochat_files" && Secret::new(key.as_bytes()).matches(v.as_bytes())
+                })
+        })
+    }
+
     pub fn new(password: Option<Secret>, token: Option<std::rc::Rc<TokenKey>>) -> Access {
         Access {
             password,

@@ -295,6 +295,10 @@ pub struct WelcomeHead<'a> {
     /// How far the joining identity has read the room (its read marker).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read: Option<u64>,
+    /// With `--auth`: the key to uploaded images, for the page's
+    /// `picochat_files` cookie (images are served only with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_key: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

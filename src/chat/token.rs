@@ -27,6 +27,13 @@ impl TokenKey {
         // HMAC takes a key of any length (a long one is hashed first).
         TokenKey(Hmac::new_from_slice(secret).unwrap_or_else(|_| unreachable!()))
     }
+
+    /// HMAC-SHA256 of `data` with this key.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        let mut m = self.0.clone();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for TokenKey {

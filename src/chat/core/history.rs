@@ -149,13 +149,14 @@ impl Core {
             slow_mode: settings.map_or(0, |s| s.slow_mode),
             read_only: settings.is_some_and(|s| s.read_only),
             read: you.owner.and_then(|o| self.reads.get(o, room)),
+            files_key: self.access.files_key(),
             limits: LimitsView {
                 max_text: self.limits.max_text,
                 max_message: self.limits.max_message,
                 msg_rate: self.limits.msg_rate,
                 max_rooms_per_client: self.limits.max_rooms_per_client,
                 edit_window_ms: self.limits.edit_window_ms,
-                max_upload: if self.stores_files && !self.access.required() {
+                max_upload: if self.stores_files {
                     self.limits.max_upload
                 } else {
                     0

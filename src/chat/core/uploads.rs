@@ -90,9 +90,7 @@ impl Core {
         if bytes > self.limits.max_upload {
             return Err(ErrorCode::UploadTooLarge);
         }
-        // With --auth, images would be served to anyone with their URL:
-        // refused until files are served only to those who signed in.
-        if !self.stores_files || self.access.required() {
+        if !self.stores_files {
             return Err(ErrorCode::Unavailable);
         }
         if self.moderation.name_banned(&name, now) {
@@ -204,6 +202,12 @@ impl Core {
         let pending = self.uploads.remove(&client)?;
         self.upload_reserved -= pending.bytes;
         Some(pending)
+    }
+
+    /// With `--auth`, whether a request for an image proved the page signed
+    /// in (the cookie its welcome's `files_key` set).
+    pub fn files_allowed(&self, cookie: Option<&str>) -> bool {
+        self.access.files_allowed(cookie)
     }
 
     pub fn upload_stats(&self) -> &UploadStats {

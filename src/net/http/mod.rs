@@ -50,6 +50,8 @@ pub struct Request<'a> {
     pub forwarded_for: Option<&'a str>,
     /// `Authorization` (the admin API's bearer token).
     pub authorization: Option<&'a str>,
+    /// `Cookie` (the key to uploaded images under `--auth`).
+    pub cookie: Option<&'a str>,
 }
 
 /// Result of trying to parse the head at the start of a buffer.
@@ -195,6 +197,8 @@ pub fn parse(buf: &[u8], max_header: usize) -> Parsed<'_> {
             out.forwarded_for = Some(value);
         } else if name.eq_ignore_ascii_case("authorization") {
             out.authorization = Some(value);
+        } else if name.eq_ignore_ascii_case("cookie") {
+            out.cookie = Some(value);
         } else if name.eq_ignore_ascii_case("content-length") {
             if content_length_seen {
                 return Parsed::Invalid(Status::BadRequest);

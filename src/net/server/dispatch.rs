@@ -356,6 +356,12 @@ impl Shell for Dispatch<'_> {
                 None => http::error(Status::NotFound, "no such page", keep_alive, date),
             },
             Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
+            Route::Upload if !self.core.files_allowed(req.cookie) => http::error(
+                Status::Unauthorized,
+                "images here are for those who signed in",
+                keep_alive,
+                date,
+            ),
             Route::Upload => {
                 let name = req.path.strip_prefix("/u/").and_then(http::upload_name);
                 match name.and_then(|n| Some((n, self.log.file(n)?))) {
