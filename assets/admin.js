@@ -189,20 +189,44 @@ async function loadMessages() {
   if (room !== state.room) return;
   const list = $('recent');
   const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.replaceChildren(...body.messages.slice(-50).map((m) => {
+  const remove = (m, li) => () => {
+    if (confirm(`Delete this message by ${m.username} for everyone?`)) {
+      act('Message deleted.', 'DELETE', `rooms/${room}/messages/${m.id}`).then(() => {
+        li.remove();
+        loadMessages();
+      });
+    }
+  };
+  const recent = body.messages.slice(-50);
+  list.replaceChildren(...recent.map((m) => {
     const li = document.createElement('li');
     li.dataset.id = String(m.id);
     const when = new Date(m.time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     li.append(span(`${m.username} · ${when}${m.edited ? ' · edited' : ''}${m.by === 'admin' ? ' · moderator' : ''}`, 'meta'));
-    li.append(span(m.message, 'text'));
-    li.append(button('Delete', () => {
-      if (confirm(`Delete this message by ${m.username} for everyone?`)) {
-        act('Message deleted.', 'DELETE', `rooms/${room}/messages/${m.id}`).then(() => li.remove());
-      }
-    }, 'danger delete'));
+    li.append(span(m.attachment ? `[image] ${m.message}` : m.message, 'text'));
+    li.append(button('Delete', remove(m, li), 'danger delete'));
     return li;
   }));
   if (stick) list.scrollTop = list.scrollHeight;
+  // The images among them, newest first, each with its delete.
+  const images = recent.filter((m) => m.attachment && String(m.attachment.url).startsWith('/u/')).reverse();
+  $('no-images').hidden = images.length > 0;
+  $('images').replaceChildren(...images.map((m) => {
+    const li = document.createElement('li');
+    li.dataset.id = String(m.id);
+    const link = document.createElement('a');
+    link.href = m.attachment.url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    const img = new Image();
+    img.src = m.attachment.url;
+    img.alt = m.message || `image by ${m.username}`;
+    img.loading = 'lazy';
+    link.append(img);
+    li.append(link, span(`${m.username} · ${Math.round(m.attachment.bytes / 1024)} KB`, 'meta'));
+    li.append(button('Delete', remove(m, li), 'danger delete'));
+    return li;
+  }));
 }
 
 async function loadBans() {

@@ -286,6 +286,14 @@ pub fn route(path: &str, routes: Routes) -> Route {
     if routes.ops && path == "/metrics" {
         return Route::Metrics;
     }
+    // Images: the chat's, and the admin page's list of them.
+    if (routes.chat || routes.admin)
+        && path
+            .strip_prefix("/u/")
+            .is_some_and(|n| upload_name(n).is_some())
+    {
+        return Route::Upload;
+    }
     if !routes.chat {
         return Route::NotFound;
     }
@@ -294,12 +302,6 @@ pub fn route(path: &str, routes: Routes) -> Route {
     }
     if path == "/api/rooms" {
         return Route::Rooms;
-    }
-    if path
-        .strip_prefix("/u/")
-        .is_some_and(|n| upload_name(n).is_some())
-    {
-        return Route::Upload;
     }
     // `/r/NAME` opens the page in room NAME: the same page, whatever NAME is
     // (the page asks to join it, and the server judges the name).
