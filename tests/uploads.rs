@@ -388,3 +388,55 @@ fn with_a_password_images_are_served_only_with_the_key_of_a_welcome() {
     assert!(join_room(&mut bob, "dev", "bob").get("files_key").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn twenty_slow_uploaders_stay_within_upload_memory_and_chat_goes_on() {
+    use std::io::Write as _;
+    let png = sample("png-with-text-and-exif");
+    // Room for four uploads of this size in flight, not twenty.
+    let budget = (4 * png.len()).to_string();
+    let s = TestServer::start(&["--msg-rate", "0", "--upload-memory", &budget]);
+    let mut slow = Vec::new();
+    for i in 0..20 {
+        let mut ws = s.ws();
+        join_room(&mut ws, "dev", &format!("slow{i}"));
+        send_json(
+            &mut ws,
+            json!({"type": "upload", "room": "dev", "bytes": png.len()}),
+        );
+        slow.push(ws);
+    }
+    // Four fit; sixteen are told unavailable (and their bytes would be dropped).
+    wait_until("sixteen refused", 10, || {
+        s.metric("picochat_uploads_total{outcome=\"unavailable\"}") == 16.0
+    });
+    // The four dribble their bytes: a raw frame header and a few bytes, then stall.
+    // Meanwhile others chat as usual.
+    let (mut ann, mut bob) = (s.ws(), s.ws());
+    join_room(&mut ann, "dev", "ann");
+    join_room(&mut bob, "dev", "bob");
+    for ws in slow.iter_mut().take(4) {
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+            let mut frame = vec![0x82, 0x80 | 126];
+            frame.extend_from_slice(&(png.len() as u16).to_be_bytes());
+            frame.extend_from_slice(&[0, 0, 0, 0]);
+            frame.extend_from_slice(&png[..10]);
+            tcp.write_all(&frame).unwrap();
+        }
+    }
+    send_json(
+        &mut ann,
+        json!({"type": "message", "room": "dev", "message": "anyone?"}),
+    );
+    let m = loop {
+        let m = recv_type(&mut bob, "message");
+        if m["username"] == "ann" {
+            break m;
+        }
+    };
+    assert_eq!(m["message"], "anyone?");
+    assert_eq!(
+        s.metric("picochat_uploads_total{outcome=\"unavailable\"}"),
+        16.0
+    );
+}
