@@ -102,7 +102,11 @@ export function suggest(textarea, list) {
     at = 0;
     render();
   });
-  textarea.addEventListener('blur', () => setTimeout(close, 100));
+  // Closed when the composer loses focus for good (a click on a suggestion
+  // keeps it; a blur the page takes back at once does not count).
+  textarea.addEventListener('blur', () => setTimeout(() => {
+    if (document.activeElement !== textarea) close();
+  }, 100));
   // Runs before app.js's own Enter handler (it is added first): a pick eats the key.
   textarea.addEventListener('keydown', (e) => {
     if (list.hidden || items.length === 0) return;

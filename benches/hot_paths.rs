@@ -91,7 +91,7 @@ fn main() {
                 q.push(Chunk::Shared(frame.clone()));
             }
             for q in queues.iter_mut() {
-                let _ = black_box(q.flush_to(&mut Sink));
+                let _ = black_box(q.flush_to(&mut Sink, usize::MAX));
             }
         },
     );
@@ -105,7 +105,7 @@ fn main() {
                 }
             }
             for q in queues.iter_mut() {
-                let _ = black_box(q.flush_to(&mut Sink));
+                let _ = black_box(q.flush_to(&mut Sink, usize::MAX));
             }
         },
     );
@@ -201,7 +201,7 @@ fn main() {
                     }
                 }
                 for q in queues.iter_mut().skip(total / 2 - 5).take(20) {
-                    let _ = black_box(q.flush_to(&mut Sink));
+                    let _ = black_box(q.flush_to(&mut Sink, usize::MAX));
                 }
             },
         );

@@ -26,6 +26,9 @@
 //! 10. everyday (picochat only, `scenarios/everyday.rs`): fan-out p99
 //!     without and with 1,000 clients typing every 3 s; 100 reactions/s on
 //!     one hot message, then a newcomer's welcome against its budget
+//! 11. images (picochat only, `scenarios/images.rs`): one 1 MiB image
+//!     fetched by 200 clients at once (time, MiB/s, RSS peak); fan-out p99
+//!     without and with those fetches going on
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -50,6 +53,9 @@ mod scrollback;
 
 #[path = "scenarios/everyday.rs"]
 mod everyday;
+
+#[path = "scenarios/images.rs"]
+mod images;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -784,6 +790,12 @@ fn main() {
 
     if want("everyday") {
         everyday::run(&targets[0], quick, &mut |label, v| {
+            push(&mut rows, 0, label, v)
+        });
+    }
+
+    if want("images") {
+        images::run(&targets[0], quick, &mut |label, v| {
             push(&mut rows, 0, label, v)
         });
     }

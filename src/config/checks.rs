@@ -27,6 +27,9 @@ impl Config {
         if self.read_budget < 4096 {
             return Err("--read-budget must be at least 4KiB".into());
         }
+        if self.write_budget < 4096 {
+            return Err("--write-budget must be at least 4KiB".into());
+        }
         if self.max_header < 256 {
             return Err("--max-header must be at least 256 bytes".into());
         }

@@ -110,6 +110,9 @@ pub struct Config {
     /// every reader's queue before the readers' sockets are written again, and
     /// a flooding peer cannot starve the others.
     pub read_budget: usize,
+    /// At most this much is written to one connection per loop turn; the
+    /// rest next turn, after every other connection's.
+    pub write_budget: usize,
     /// How long a closing connection waits for its output to drain and for
     /// the peer to close its side (so the last bytes are not lost to a reset).
     pub linger: Duration,
@@ -221,6 +224,7 @@ impl Default for Config {
             max_connections: 0,
             overflow_connections: 64,
             read_budget: 64 * 1024,
+            write_budget: 64 * 1024,
             linger: Duration::from_secs(2),
             msg_rate: 20,
             history: 200,

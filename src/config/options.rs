@@ -218,6 +218,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--upgrades-per-address", "PICOCHAT_UPGRADES_PER_ADDRESS", "N", "new WebSocket upgrades per second from one client address; more get 503 (0 = no limit)", num upgrades_per_address),
     opt!("--overflow-connections", "PICOCHAT_OVERFLOW_CONNECTIONS", "N", "connections past the limit that still get a 503 (more: closed at once)", num overflow_connections),
     opt!("--read-budget", "PICOCHAT_READ_BUDGET", "SIZE", "most bytes read from one connection per loop turn (fairness)", size read_budget),
+    opt!("--write-budget", "PICOCHAT_WRITE_BUDGET", "SIZE", "most bytes written to one connection per loop turn (fairness: a large image served to many does not hold up chat)", size write_budget),
     opt!("--linger", "PICOCHAT_LINGER", "DURATION", "a closing connection's time to drain its output and see the peer close", duration linger),
     opt!("--msg-rate", "PICOCHAT_MSG_RATE", "N", "chat messages/s per client, burst 2N (0 = unlimited)", num msg_rate),
     opt!("--history", "PICOCHAT_HISTORY", "N", "messages a welcome shows a joining client (older ones are paged in)", num history),

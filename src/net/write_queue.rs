@@ -54,6 +54,8 @@ pub enum Flushed {
     All,
     /// The socket would block; wait for writability.
     Blocked,
+    /// This turn's budget is spent with more queued: write more next turn.
+    Budget,
 }
 
 impl WriteQueue {
@@ -95,9 +97,12 @@ impl WriteQueue {
 
     /// Writes until the queue is empty or the writer would block.
     /// Returns the bytes written alongside the outcome.
-    pub fn flush_to(&mut self, w: &mut impl Write) -> io::Result<(Flushed, usize)> {
+    pub fn flush_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while !self.chunks.is_empty() {
+            if total >= budget {
+                return Ok((Flushed::Budget, total));
+            }
             let mut slices: [IoSlice; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
             for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
@@ -184,10 +189,13 @@ mod tests {
             room: 3,
             capacity: 10,
         };
-        assert_eq!(q.flush_to(&mut w).unwrap(), (Flushed::Blocked, 10));
+        assert_eq!(
+            q.flush_to(&mut w, usize::MAX).unwrap(),
+            (Flushed::Blocked, 10)
+        );
         assert_eq!(q.pending(), 9);
         w.capacity = 100;
-        assert_eq!(q.flush_to(&mut w).unwrap(), (Flushed::All, 9));
+        assert_eq!(q.flush_to(&mut w, usize::MAX).unwrap(), (Flushed::All, 9));
         assert_eq!(w.out, b"head-broadcast-tail");
         assert!(q.is_empty());
         assert_eq!(Rc::strong_count(&shared), 1, "sent chunks are released");
@@ -203,11 +211,11 @@ mod tests {
             room: 4,
             capacity: 4,
         };
-        q.flush_to(&mut w).unwrap();
+        q.flush_to(&mut w, usize::MAX).unwrap();
         q.drop_unstarted();
         assert_eq!(q.pending(), 6, "rest of the first chunk only");
         w.capacity = 100;
-        q.flush_to(&mut w).unwrap();
+        q.flush_to(&mut w, usize::MAX).unwrap();
         assert_eq!(w.out, b"0123456789");
     }
 }

@@ -42,7 +42,11 @@ test('two pages write to each other, react, see typing and use shortcodes', asyn
   await bob.page.focus('#text');
   await bob.page.keyboard.type('hi :thu');
   await bob.page.waitForSelector('#emoji-suggest li[aria-selected="true"]:has-text("👍")');
-  await bob.page.press('#text', 'Tab');
+  // Arrows move the choice; a click (or Tab, or Enter) takes it.
+  await bob.page.keyboard.press('ArrowDown');
+  await bob.page.waitForSelector('#emoji-suggest li[aria-selected="true"]:has-text("👎")');
+  await bob.page.keyboard.press('ArrowUp');
+  await bob.page.click('#emoji-suggest li[aria-selected="true"]');
   assert.equal(await bob.page.inputValue('#text'), 'hi 👍');
   await say(bob.page, 'hello ann :smile:');
   await bob.page.waitForFunction(() => [...document.querySelectorAll('#messages .text')].some((e) => e.textContent === 'hello ann 😄'));

@@ -133,6 +133,8 @@ pub struct Conn<S = TcpStream> {
     pub timer_at: u64,
     /// The last write hit WouldBlock; wait for a writable event.
     pub write_blocked: bool,
+    /// The last flush spent its `--write-budget` with more queued: flush again next turn.
+    pub write_more: bool,
     /// Already in the server's list of connections to flush this turn.
     pub in_flush_list: bool,
     /// Already in the server's list of connections with input left to read.
@@ -183,6 +185,7 @@ impl<S: Socket> Conn<S> {
             dead: false,
             timer_at: u64::MAX,
             write_blocked: false,
+            write_more: false,
             in_flush_list: false,
             in_read_list: false,
             in_reap_list: false,
@@ -464,10 +467,16 @@ impl<S: Socket> Conn<S> {
 
     /// Writes queued output until done or WouldBlock. Returns bytes written.
     pub fn flush(&mut self, config: &Config) -> usize {
+        self.write_more = false;
         if self.dead || self.out.is_empty() {
             return 0;
         }
-        match self.out.flush_to(&mut self.stream) {
+        match self.out.flush_to(&mut self.stream, config.write_budget) {
+            Ok((Flushed::Budget, n)) => {
+                // Fairness: the rest goes next turn, after everyone else's.
+                self.write_more = true;
+                n
+            }
             Ok((Flushed::All, n)) => {
                 self.soft_since = None;
                 if self.closing.is_some() {

@@ -240,7 +240,7 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_list.is_empty() || !self.reap_list.is_empty() {
+        if !self.read_list.is_empty() || !self.reap_list.is_empty() || !self.flush_list.is_empty() {
             return Some(Duration::ZERO);
         }
         if self.core.has_work() {
@@ -464,18 +464,40 @@ impl Server {
         }
     }
 
+    /// Writes what each listed connection has queued: chat WebSockets first
+    /// and whole (within `--write-budget` each), then HTTP replies (files)
+    /// within the turn's bulk budget, so a large image served to many
+    /// never holds up the chat for long: what is left goes next turn.
     fn flush_all(&mut self) {
-        for key in std::mem::take(&mut self.flush_list) {
+        let mut more = Vec::new();
+        let mut list = std::mem::take(&mut self.flush_list);
+        list.sort_by_key(|&k| self.conns.get(k).is_none_or(|c| !c.is_chat_client()));
+        let mut bulk_left = self.config.write_budget * BULK_BUDGET_CONNS;
+        for key in list {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
+            if !conn.is_chat_client() && bulk_left == 0 && !conn.dead {
+                more.push(key); // still in_flush_list: next turn
+                continue;
+            }
             conn.in_flush_list = false;
-            self.stats.bytes_written += conn.flush(&self.config) as u64;
+            let n = conn.flush(&self.config);
+            self.stats.bytes_written += n as u64;
+            if !conn.is_chat_client() {
+                bulk_left = bulk_left.saturating_sub(n.max(1));
+            }
             if conn.dead && !conn.in_reap_list {
                 conn.in_reap_list = true;
                 self.reap_list.push(key);
             }
+            if conn.write_more && !conn.dead {
+                // Its budget is spent: the rest after everyone else's, next turn.
+                conn.in_flush_list = true;
+                more.push(key);
+            }
         }
+        self.flush_list = more;
     }
 
     fn begin_shutdown(&mut self) {
@@ -528,6 +550,10 @@ impl Server {
 
 /// Lists a connection for this turn's flush, once, unless its socket is
 /// waiting for writability (its writable event will list it) or it is dead.
+/// HTTP replies written per turn, in `--write-budget`s: a few connections'
+/// worth, so a turn stays short however many fetch a large file at once.
+const BULK_BUDGET_CONNS: usize = 4;
+
 fn mark_flush_on<S: Socket>(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn<S>) {
     if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
         conn.in_flush_list = true;
