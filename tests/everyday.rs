@@ -4,7 +4,7 @@
 //! sharing a real `redis-server`.
 
 mod common;
-use common::redis::Redis;
+use common::redis::{node, Redis};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -157,20 +157,6 @@ fn reactions_survive_a_restart_and_old_messages_read_from_the_journal_carry_them
     );
     assert!(page["messages"][1].get("reactions").is_none(), "{page}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn node(redis: &Redis, extra: &[&str]) -> TestServer {
-    let url = redis.url();
-    let mut args = vec![
-        "--redis",
-        url.as_str(),
-        "--msg-rate",
-        "0",
-        "--redis-check-interval",
-        "500ms",
-    ];
-    args.extend_from_slice(extra);
-    TestServer::start(&args)
 }
 
 #[test]

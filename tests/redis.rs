@@ -7,27 +7,13 @@
 
 mod common;
 use common::procfs;
-use common::redis::Redis;
+use common::redis::{node, Redis};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
-
-fn node(redis: &Redis, extra: &[&str]) -> TestServer {
-    let url = redis.url();
-    let mut args = vec![
-        "--redis",
-        url.as_str(),
-        "--msg-rate",
-        "0",
-        "--redis-check-interval",
-        "500ms",
-    ];
-    args.extend_from_slice(extra);
-    TestServer::start(&args)
-}
 
 fn join_room(ws: &mut Ws, room: &str, name: &str) -> Value {
     send_json(ws, json!({"type": "join", "room": room, "username": name}));

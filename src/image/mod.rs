@@ -51,8 +51,7 @@ pub struct Checked {
     pub bytes: Vec<u8>,
 }
 
-/// Why bytes were refused (all of them are `bad_upload` to the client; the
-/// reason is for the operator's counters).
+/// Why bytes were refused (all of them are `bad_upload` to the client).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Not PNG, JPEG, GIF or WebP by its first bytes (HTML, SVG, anything).
@@ -64,17 +63,6 @@ pub enum Refusal {
     /// The structure is wrong (a bad checksum, a missing or misplaced part),
     /// or its size is zero or over [`MAX_SIDE`] / [`MAX_PIXELS`].
     Malformed,
-}
-
-impl Refusal {
-    pub fn name(self) -> &'static str {
-        match self {
-            Refusal::NotAnImage => "not_an_image",
-            Refusal::Truncated => "truncated",
-            Refusal::Trailing => "trailing",
-            Refusal::Malformed => "malformed",
-        }
-    }
 }
 
 /// The longest side accepted, in pixels (the page downsizes to 2,048).

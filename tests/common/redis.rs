@@ -172,3 +172,18 @@ fn rand_u64() -> u64 {
     h.write_u64(0);
     h.finish()
 }
+
+/// A picochat node on `redis` (no rate limit, Redis checked every 500 ms), with `extra` options.
+pub fn node(redis: &Redis, extra: &[&str]) -> super::TestServer {
+    let url = redis.url();
+    let mut args = vec![
+        "--redis",
+        url.as_str(),
+        "--msg-rate",
+        "0",
+        "--redis-check-interval",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    super::TestServer::start(&args)
+}
