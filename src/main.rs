@@ -1,7 +1,7 @@
 //! The `picochat` binary: command line and environment → `Config`, start the
 //! server, map failures to a one-line error and a non-zero exit.
 
-use picochat::config::{help_text, Command, Config, LogLevel};
+use picochat::config::{help_text, man_page, Command, Config, LogLevel};
 use picochat::diag;
 use picochat::net::server::Server;
 use picochat::os::SignalPipe;
@@ -11,6 +11,14 @@ fn main() -> ExitCode {
     let command = Config::from_args_and_env(std::env::args().skip(1), |k| std::env::var(k).ok());
     let config = match command {
         Ok(Command::Run(config)) => *config,
+        Ok(Command::PrintConfig(config)) => {
+            print!("{}", picochat::config::file::print(&config));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Man) => {
+            print!("{}", man_page(env!("CARGO_PKG_VERSION")));
+            return ExitCode::SUCCESS;
+        }
         Ok(Command::Help) => {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
@@ -48,10 +56,16 @@ fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let admin = server
+    let mut admin = server
         .admin_addr()
         .map(|a| format!(", admin on {a}"))
         .unwrap_or_default();
+    if config.tls_cert.is_some() {
+        admin.insert_str(0, " (TLS)");
+    }
+    if let Some(a) = server.redirect_addr() {
+        admin.push_str(&format!(", redirecting http on {a}"));
+    }
     // The start line is written at every log level: supervisors and tests wait for it.
     diag::write(
         LogLevel::Info,

@@ -41,10 +41,12 @@ pub enum EndReason {
     Kicked,
     /// Its name or address was banned.
     Banned,
+    /// A TLS error: a failed handshake, a bad record, plain HTTP on the TLS port.
+    TlsError,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 15] = [
+    pub const ALL: [EndReason; 16] = [
         EndReason::ClientClosed,
         EndReason::PeerGone,
         EndReason::HttpDone,
@@ -60,6 +62,7 @@ impl EndReason {
         EndReason::IoError,
         EndReason::Kicked,
         EndReason::Banned,
+        EndReason::TlsError,
     ];
 
     pub fn label(self) -> &'static str {
@@ -79,6 +82,7 @@ impl EndReason {
             EndReason::IoError => "io_error",
             EndReason::Kicked => "kicked",
             EndReason::Banned => "banned",
+            EndReason::TlsError => "tls_error",
         }
     }
 
@@ -106,6 +110,11 @@ pub struct Stats {
     pub per_address_refused: u64,
     /// Uploaded images served (`GET /u/...` answered 200).
     pub files_served: u64,
+    /// TLS handshakes completed, and failed (`--tls-cert`).
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    /// The serving certificate's `notAfter` (Unix seconds); `None` without TLS.
+    pub tls_not_after: Option<i64>,
 }
 
 /// What the views need beyond the counters.
@@ -454,6 +463,21 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "Uploaded images served (GET /u/..., 200).",
         st.files_served,
     );
+    if let Some(not_after) = st.tls_not_after {
+        out.push_str("# HELP picochat_tls_handshakes_total TLS handshakes, by result.\n# TYPE picochat_tls_handshakes_total counter\n");
+        let _ = writeln!(
+            out,
+            "picochat_tls_handshakes_total{{result=\"ok\"}} {}\npicochat_tls_handshakes_total{{result=\"failed\"}} {}",
+            st.tls_handshakes, st.tls_handshake_failures
+        );
+        metric(
+            &mut out,
+            "tls_cert_not_after_seconds",
+            "gauge",
+            "When the serving certificate expires (Unix seconds).",
+            not_after,
+        );
+    }
     out.push_str("# HELP picochat_disconnects_total Connections ended, by reason.\n# TYPE picochat_disconnects_total counter\n");
     for (reason, n) in EndReason::ALL.iter().zip(st.ends.iter()) {
         let _ = writeln!(

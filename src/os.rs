@@ -1,5 +1,5 @@
 //! The process's dealings with the OS that std does not cover: raising the
-//! file-descriptor limit, and turning SIGINT/SIGTERM into a readable pipe the
+//! file-descriptor limit, and turning SIGINT/SIGTERM/SIGHUP into a readable pipe the
 //! poll loop can watch (the handler only writes one byte; all shutdown work
 //! happens in the loop). Linux/Unix only, like mio's epoll/kqueue backends.
 
@@ -58,25 +58,36 @@ pub fn random_u128() -> u128 {
 /// Write end of the signal pipe, for the handler (async-signal-safe: an atomic load and write(2)).
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
+        // One byte says which: `h` reload (SIGHUP), `s` stop.
+        let byte: &[u8; 1] = if sig == libc::SIGHUP { b"h" } else { b"s" };
         // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte,
         // which is fine: one pending byte is enough to wake the loop.
         unsafe {
-            libc::write(fd, b"s".as_ptr().cast(), 1);
+            libc::write(fd, byte.as_ptr().cast(), 1);
         }
     }
 }
 
-/// The read end of the self-pipe; readable once SIGINT or SIGTERM arrived.
+/// What arrived on the signal pipe since it was last read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// SIGINT or SIGTERM: shut down gracefully.
+    pub stop: bool,
+    /// SIGHUP: reload the TLS certificate.
+    pub reload: bool,
+}
+
+/// The read end of the self-pipe; readable once SIGINT, SIGTERM or SIGHUP arrived.
 pub struct SignalPipe {
     read: OwnedFd,
     _write: OwnedFd,
 }
 
 impl SignalPipe {
-    /// Installs handlers for SIGINT and SIGTERM that write to a fresh pipe.
+    /// Installs handlers for SIGINT, SIGTERM and SIGHUP that write to a fresh pipe.
     pub fn install() -> io::Result<SignalPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe2 fills the two-element array; we own the fds afterwards.
@@ -87,7 +98,7 @@ impl SignalPipe {
             (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
         };
         SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             // SAFETY: a zeroed sigaction with our handler and SA_RESTART is valid.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -109,10 +120,10 @@ impl SignalPipe {
         self.read.as_raw_fd()
     }
 
-    /// Empties the pipe. Returns whether a signal had arrived.
-    pub fn drain(&self) -> bool {
+    /// Empties the pipe: which signals had arrived.
+    pub fn drain(&self) -> Signals {
         let mut buf = [0u8; 64];
-        let mut got = false;
+        let mut got = Signals::default();
         loop {
             // SAFETY: reading into a local buffer from our own non-blocking fd.
             let n =
@@ -120,7 +131,13 @@ impl SignalPipe {
             if n <= 0 {
                 return got;
             }
-            got = true;
+            for &b in &buf[..n as usize] {
+                if b == b'h' {
+                    got.reload = true;
+                } else {
+                    got.stop = true;
+                }
+            }
         }
     }
 }

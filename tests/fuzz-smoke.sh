@@ -10,7 +10,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # toolchain on the machine accept them instead of needing a nightly.
 export RUSTC_BOOTSTRAP=1
 secs="${FUZZ_SECONDS:-60}"
-for target in http_request ws_chat resp image; do
+for target in http_request ws_chat resp image config; do
   corpus="$(mktemp -d)"
   log="$(mktemp)"
   echo "fuzzing $target for ${secs}s"

@@ -42,3 +42,8 @@ fn saved_resp_replies_replay_without_panics() {
 fn saved_images_replay_without_panics() {
     assert!(replay("image", bodies::image) >= 4);
 }
+
+#[test]
+fn saved_config_files_replay_without_panics() {
+    assert!(replay("config", bodies::config) >= 4);
+}

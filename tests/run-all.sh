@@ -5,7 +5,9 @@
 # format and lint checks, the Rust unit and integration tests, the browser
 # end-to-end test, the Autobahn conformance suite and the ops checks (metrics
 # format, nginx and Caddy in front, Raspberry Pi cross builds, the README's
-# Pi install on an emulated arm64 Debian). Exits non-zero on the first failure.
+# Pi install on an emulated arm64 Debian, testssl.sh and certificate renewal
+# with pebble and certbot, which install themselves too). Exits non-zero on
+# the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -23,6 +25,11 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(ngin
 command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
 # tests/redis.rs starts its own redis-server per test (Debian's, on a Unix socket).
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_missing+=(redis-server)
+# tests/tls.rs makes its test CA with openssl and fetches with curl.
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
+# tests/cli.rs renders the man page (picochat --man) with groff, warnings as failures.
+command -v groff >/dev/null 2>&1 || apt_missing+=(groff-base)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
@@ -37,6 +44,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+step "cargo clippy --no-default-features (the build without TLS)"
+cargo clippy --all-targets --no-default-features --quiet -- -D warnings
 
 step "cargo test (unit and integration tests, real sockets)"
 cargo test --quiet

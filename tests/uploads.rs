@@ -1,11 +1,13 @@
-//! Image uploads over real sockets (memory store): an announced image
-//! becomes a message with an attachment, served from `/u/...` with headers
-//! that let nothing in it run, cleaned of EXIF location; every refusal
-//! gets its code with the connection left open (a refused image's bytes
-//! dropped as they arrive); deletion removes the file; the quota removes
-//! the oldest; `--upload-memory` bounds uploads in flight.
+//! Image uploads over real sockets (memory store, data dir, Redis): an
+//! announced image becomes a message with an attachment, served from
+//! `/u/...` with headers that let nothing in it run, cleaned of EXIF
+//! location; every refusal gets its code with the connection left open (a
+//! refused image's bytes dropped as they arrive); deletion removes the
+//! file; the quota removes the oldest; `--upload-memory` bounds uploads in
+//! flight; with Redis any process serves any file.
 
 mod common;
+use common::redis::{node, Redis};
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -319,8 +321,12 @@ fn with_a_data_dir_images_are_stored_before_their_message_and_survive_a_restart(
         let on_disk = std::fs::read_dir(dir.join("uploads"))
             .unwrap()
             .flatten()
-            .any(|seg| seg.path().join(name).exists());
-        assert!(on_disk, "written under uploads/<segment>/");
+            .any(|f| {
+                f.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!(".{name}"))
+            });
+        assert!(on_disk, "written as uploads/<segment>.<name>");
         // Killed without a word: the file was stored before the message went out.
     }
     let s = TestServer::start(&args);
@@ -337,11 +343,7 @@ fn with_a_data_dir_images_are_stored_before_their_message_and_survive_a_restart(
     send_json(&mut ann, json!({"type": "delete", "room": "dev", "id": id}));
     recv_type(&mut ann, "delete");
     assert_eq!(get(&s, "GET", &url, "").0, 404);
-    let left = std::fs::read_dir(dir.join("uploads"))
-        .unwrap()
-        .flatten()
-        .flat_map(|seg| std::fs::read_dir(seg.path()).unwrap().flatten())
-        .count();
+    let left = std::fs::read_dir(dir.join("uploads")).unwrap().count();
     assert_eq!(left, 0, "the file is gone from the disk");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -439,4 +441,126 @@ fn twenty_slow_uploaders_stay_within_upload_memory_and_chat_goes_on() {
         s.metric("picochat_uploads_total{outcome=\"unavailable\"}"),
         16.0
     );
+}
+
+#[test]
+fn with_redis_an_image_uploaded_on_one_process_is_served_by_the_other() {
+    let redis = Redis::start();
+    let quota = ["--upload-quota", "150"];
+    let (a, b) = (node(&redis, &quota), node(&redis, &quota));
+    let (mut ann, mut bob) = (a.ws(), b.ws());
+    send_json(
+        &mut ann,
+        json!({"type": "join", "room": "dev", "username": "ann", "secret": "ann-secret-0123456"}),
+    );
+    let w = recv_type(&mut ann, "welcome");
+    assert!(w["limits"]["max_upload"].as_u64() > Some(0), "{w}");
+    join_room(&mut bob, "dev", "bob");
+    let png = sample("png-with-text-and-exif");
+    assert!(has(&png, b"tEXt"));
+    let mut urls = Vec::new();
+    for _ in 0..4 {
+        upload(&mut ann, "dev", "", &png, png.len());
+        let m = loop {
+            let m = outcome(&mut bob);
+            if m["username"] == "ann" {
+                break m;
+            }
+        };
+        urls.push(m["attachment"]["url"].as_str().unwrap().to_string());
+    }
+    // Stored in Redis before the message: the other process serves it
+    // (one request waits for Redis; a request behind it on the same
+    // connection is answered after it, in order).
+    let newest = &urls[3];
+    let raw = http_raw(
+        b.addr,
+        &format!(
+            "GET {newest} HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: image/png") && text.contains("nosniff"),
+        "{text}"
+    );
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{text}");
+    assert!(
+        text.trim_end().ends_with('}') && text.contains("\"status\""),
+        "{text}"
+    );
+    let (status, head, body) = get(&b, "GET", newest, "");
+    assert_eq!(status, 200, "{head}");
+    assert!(!has(&body, b"tEXt"), "text chunks stripped before storing");
+    assert_eq!(
+        get(&a, "GET", newest, "").2,
+        body,
+        "the same bytes from either"
+    );
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_string();
+    let (status, _, _) = get(&b, "GET", newest, &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(status, 304);
+    assert_eq!(get(&b, "HEAD", newest, "").2.len(), 0);
+    // The quota holds across processes: the oldest went first.
+    let served: Vec<u16> = urls.iter().map(|u| get(&b, "GET", u, "").0).collect();
+    assert_eq!(served, [404, 404, 200, 200], "the oldest went");
+    assert!(a.metric("picochat_upload_bytes") <= 150.0);
+    assert!(a.metric("picochat_upload_bytes") > 0.0);
+    assert_eq!(get(&b, "GET", "/u/AAAAAAAAAAAAAAAAAAAAAA.png", "").0, 404);
+    // Deleting the message (on its process) removes the file for all.
+    let newest_id = {
+        // The newest upload's message: find its id from bob's catch-up.
+        let mut c = b.ws();
+        let w = join_room(&mut c, "dev", "carol");
+        w["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["attachment"]["url"] == newest.as_str())
+            .map(|m| m["id"].clone())
+            .expect("in the history")
+    };
+    send_json(
+        &mut ann,
+        json!({"type": "delete", "room": "dev", "id": newest_id}),
+    );
+    wait_until("the file gone on the other process", 10, || {
+        get(&b, "GET", newest, "").0 == 404
+    });
+    // Redis gone: images cannot be read, said plainly (not "not found").
+    drop(redis);
+    wait_until("b sees redis down", 10, || {
+        get(&b, "GET", &urls[2], "").0 == 503
+    });
+}
+
+#[test]
+fn with_redis_an_image_goes_when_the_stream_no_longer_keeps_its_message() {
+    let redis = Redis::start();
+    let a = node(&redis, &["--redis-retain", "5"]);
+    let mut ann = a.ws();
+    join_room(&mut ann, "dev", "ann");
+    let png = sample("png-with-text-and-exif");
+    upload(&mut ann, "dev", "", &png, png.len());
+    let url = outcome(&mut ann)["attachment"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&a, "GET", &url, "").0, 200);
+    // Redis trims a stream by whole nodes (100 entries): past them, the
+    // image's message is gone from the stream, and so is the image.
+    for i in 0..150 {
+        send_json(
+            &mut ann,
+            json!({"type": "message", "room": "dev", "message": format!("m{i}")}),
+        );
+        assert_eq!(outcome(&mut ann)["type"], "message");
+    }
+    assert_eq!(get(&a, "GET", &url, "").0, 404);
+    assert_eq!(a.metric("picochat_upload_bytes"), 0.0);
 }

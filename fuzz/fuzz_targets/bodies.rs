@@ -275,3 +275,36 @@ pub fn image(data: &[u8]) {
         }
     }
 }
+
+/// A config file (`--config`): any text is applied or refused with a
+/// message naming the file and a line within it, never a panic; what
+/// applies prints a file that reads back to the same text.
+pub fn config(data: &[u8]) {
+    use picochat::config::{file, Config};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut c = Config::default();
+    match file::apply(&mut c, text, "f.toml") {
+        Ok(()) => {
+            let printed = file::print(&c);
+            let mut again = Config::default();
+            file::apply(&mut again, &printed, "f.toml").expect("a printed config reads back");
+            assert_eq!(
+                file::print(&again),
+                printed,
+                "print, read, print: the same text"
+            );
+        }
+        Err(e) => {
+            let line = e
+                .strip_prefix("f.toml:")
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            assert!(
+                line.is_some_and(|n| n >= 1 && n <= text.lines().count().max(1) + 1),
+                "{e}"
+            );
+        }
+    }
+}

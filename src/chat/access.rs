@@ -134,7 +134,7 @@ impl Access {
                 .into(),
             (None, None) => return None,
         };
-        Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+        Some(crate::chat::protocol::hex(&digest[..16]))
     }
 
     /// Whether a request's `Cookie` header carries the key to uploaded images.

@@ -130,7 +130,7 @@ pub struct Core {
     /// The log stores uploaded images ([`Restored::files`]).
     stores_files: bool,
     /// Announced uploads waiting for their bytes, and the bytes they reserve.
-    uploads: HashMap<ClientId, uploads::PendingUpload>,
+    uploads: Vec<(ClientId, uploads::PendingUpload)>,
     upload_reserved: usize,
     upload_stats: uploads::UploadStats,
 }
@@ -166,7 +166,7 @@ impl Core {
             direct_typing: Vec::new(),
             reads: ReadMarkers::default(),
             stores_files: restored.files,
-            uploads: HashMap::new(),
+            uploads: Vec::new(),
             upload_reserved: 0,
             upload_stats: Default::default(),
             limits,
@@ -329,6 +329,8 @@ impl Core {
                     self.announce_settings(room, out);
                 }
             }
+            // The server's (it serves images): never handed here.
+            Event::Log(LogEvent::File { .. }) => {}
         }
     }
 

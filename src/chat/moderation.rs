@@ -123,7 +123,7 @@ impl BanRequest {
             return Err("a reason is at most 200 characters");
         }
         let ban = Ban {
-            until: self.for_ms.map(|d| now + d),
+            until: self.for_ms.map(|d| now.saturating_add(d)),
             reason: self.reason,
             since: now,
         };

@@ -69,11 +69,7 @@ struct StoredHold {
 }
 
 fn hex(secret: &SecretHash) -> String {
-    use std::fmt::Write as _;
-    secret.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::chat::protocol::hex(&secret[..])
 }
 
 fn unhex(text: &str) -> Option<SecretHash> {

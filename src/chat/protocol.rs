@@ -9,7 +9,6 @@
 pub use super::record_frames::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use std::rc::Rc;
 
 pub const MAX_USERNAME_CHARS: usize = 32;
@@ -357,12 +356,18 @@ pub fn frames_list<'m>(out: &mut String, frames: impl Iterator<Item = &'m str>) 
 
 /// Lowercase hex SHA-256 of the trimmed, lower-cased e-mail: Gravatar's hash.
 pub fn gravatar_hash(email: &str) -> String {
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(hex, "{b:02x}");
+    hex(&Sha256::digest(email.trim().to_lowercase().as_bytes()))
+}
+
+/// Bytes as lowercase hex (digests, keys).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
     }
-    hex
+    s
 }
 
 /// Trims and checks a username: 1-32 characters, no control characters.

@@ -192,6 +192,22 @@ pub enum LogEvent {
         key: String,
         value: String,
     },
+    /// The answer to a shared log's [`fetch_file`](crate::log::SharedLog::fetch_file)
+    /// (for the server, which serves images; the core never sees it).
+    File {
+        name: String,
+        fetched: Fetched,
+    },
+}
+
+/// An uploaded image a shared log was asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    Bytes(std::rc::Rc<[u8]>),
+    /// Not stored (never, or removed: deleted, expired, over the quota).
+    Missing,
+    /// The log could not answer (Redis unreachable).
+    Failed,
 }
 
 /// One room as the shared log lists it.

@@ -52,6 +52,22 @@ impl Config {
         if self.page_max == 0 {
             return Err("--page-max must be at least 1".into());
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together".into());
+        }
+        if self.tls_cert.is_some() && !cfg!(feature = "tls") {
+            return Err(
+                "--tls-cert: this picochat was built without TLS (cargo feature tls)".into(),
+            );
+        }
+        if self.http_redirect.is_some() && self.tls_cert.is_none() {
+            return Err("--http-redirect needs --tls-cert (it redirects to https)".into());
+        }
+        if self.acme_webroot.is_some() && self.http_redirect.is_none() {
+            return Err(
+                "--acme-webroot needs --http-redirect (challenges come over plain HTTP)".into(),
+            );
+        }
         if (self.auth == AuthMode::Password) != self.password_file.is_some() {
             return Err("--auth password and --password-file go together".into());
         }

@@ -23,6 +23,10 @@ pub fn help_text() -> String {
             spec.default_text()
         );
     }
-    out.push_str("  -h, --help     print this help\n  -V, --version  print the version\n");
+    out.push_str(
+        "  --print-config  print the settings in effect as a config file (for --config)\n  \
+         --man           print the manual page (roff)\n  \
+         -h, --help      print this help\n  -V, --version   print the version\n",
+    );
     out
 }

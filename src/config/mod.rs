@@ -16,11 +16,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 mod checks;
+pub mod file;
 mod help;
+mod man;
 mod options;
 mod parse;
 
 pub use help::help_text;
+pub use man::man_page;
 pub use options::{OptSpec, OPTIONS};
 pub use parse::{
     parse_bool, parse_duration, parse_num, parse_size, resolve_addr, show_duration, show_size,
@@ -62,6 +65,13 @@ pub struct Config {
     /// Optional second listener for `/healthz` and `/metrics` only. When set,
     /// the main listener no longer serves them.
     pub admin_listen: Option<String>,
+    /// HTTPS and WSS on `listen` with this certificate chain and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP here is redirected to https (and serves ACME challenges).
+    pub http_redirect: Option<String>,
+    /// Where certbot (webroot mode) writes `.well-known/acme-challenge/` files.
+    pub acme_webroot: Option<PathBuf>,
     /// Serve `/healthz` and `/metrics` at all.
     pub ops_endpoints: bool,
     /// Largest WebSocket message accepted from a chat client (after reassembly).
@@ -205,6 +215,10 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:8000".into(),
             admin_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            http_redirect: None,
+            acme_webroot: None,
             ops_endpoints: true,
             max_message: 16 * 1024,
             max_upload: 5 * 1024 * 1024,

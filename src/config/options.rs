@@ -128,6 +128,14 @@ macro_rules! opt {
 
 /// Every option. `--help` and the README table are generated from this.
 pub const OPTIONS: &[OptSpec] = &[
+    opt!(
+        "--config",
+        "PICOCHAT_CONFIG",
+        "FILE",
+        "read options from this TOML file, each under its flag's name (flags and the environment win)",
+        |_, _| Ok(()),
+        |_| "(none)".into()
+    ),
     opt!("--listen", "PICOCHAT_LISTEN", "ADDR", "address:port for the page and /ws", text listen),
     opt!(
         "--admin-listen",
@@ -143,6 +151,20 @@ pub const OPTIONS: &[OptSpec] = &[
             .clone()
             .unwrap_or_else(|| "(main listener)".into())
     ),
+    opt!("--tls-cert", "PICOCHAT_TLS_CERT", "FILE", "serve HTTPS and WSS on --listen with this PEM certificate chain (leaf first); SIGHUP reloads it", file tls_cert, "(none: plain HTTP)"),
+    opt!("--tls-key", "PICOCHAT_TLS_KEY", "FILE", "the certificate's private key (PEM: PKCS#8, RSA or EC); SIGHUP reloads it", file tls_key, "(none)"),
+    opt!(
+        "--http-redirect",
+        "PICOCHAT_HTTP_REDIRECT",
+        "ADDR",
+        "with --tls-cert: answer plain HTTP here (e.g. 0.0.0.0:80) with a 308 to https",
+        |c, v| {
+            c.http_redirect = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+        |c| c.http_redirect.clone().unwrap_or_else(|| "(none)".into())
+    ),
+    opt!("--acme-webroot", "PICOCHAT_ACME_WEBROOT", "DIR", "with --http-redirect: serve /.well-known/acme-challenge/ files from DIR (certbot --webroot)", file acme_webroot, "(none)"),
     opt!("--ops-endpoints", "PICOCHAT_OPS_ENDPOINTS", "on|off", "serve /healthz and /metrics", switch ops_endpoints),
     opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it; inflated size too)", size max_message),
     opt!("--max-upload", "PICOCHAT_MAX_UPLOAD", "SIZE", "largest image one upload may announce (upload_too_large past it)", size max_upload),

@@ -1,6 +1,7 @@
-//! Reading a [`Config`] from the command line and `PICOCHAT_*` variables
-//! (flags win over the environment, which wins over defaults), and the value
-//! codecs the option table uses: sizes, durations, switches, addresses.
+//! Reading a [`Config`] from the command line, `PICOCHAT_*` variables and
+//! a config file (flags win over the environment, which wins over the file,
+//! which wins over defaults), and the value codecs the option table uses:
+//! sizes, durations, switches, addresses.
 
 use super::{Config, OPTIONS};
 use std::net::SocketAddr;
@@ -9,31 +10,54 @@ use std::time::Duration;
 /// What the command line asked for.
 pub enum Command {
     Run(Box<Config>),
+    /// `--print-config`: the settings as a config file, then exit.
+    PrintConfig(Box<Config>),
     Help,
+    /// `--man`: the manual page (roff), then exit.
+    Man,
     Version,
 }
 
 impl Config {
-    /// Reads `PICOCHAT_*` from `env`, then the flags in `args` (without argv[0]).
+    /// Reads the config file (`--config`, or `PICOCHAT_CONFIG`), then
+    /// `PICOCHAT_*` from `env`, then the flags in `args` (without argv[0]).
     pub fn from_args_and_env<I, E>(args: I, env: E) -> Result<Command, String>
     where
         I: IntoIterator<Item = String>,
         E: Fn(&str) -> Option<String>,
     {
+        let args: Vec<String> = args.into_iter().collect();
+        // These answer whatever the file or the environment hold.
+        for arg in &args {
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                "--man" => return Ok(Command::Man),
+                _ => {}
+            }
+        }
         let mut config = Config::default();
+        if let Some(path) = config_path(&args).or_else(|| env("PICOCHAT_CONFIG")) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("--config: cannot read {path}: {e}"))?;
+            super::file::apply(&mut config, &text, &path)?;
+        }
         for spec in OPTIONS {
             if let Some(value) = env(spec.env) {
+                if spec.flag == "--allow-origin" {
+                    config.allow_origin.clear(); // the environment's list replaces the file's
+                }
                 (spec.apply)(&mut config, &value)
                     .map_err(|e| format!("{}={value}: {e}", spec.env))?;
             }
         }
         let mut from_flags_origins = false;
+        let mut print_config = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "-h" | "--help" => return Ok(Command::Help),
-                "-V" | "--version" => return Ok(Command::Version),
-                _ => {}
+            if arg == "--print-config" {
+                print_config = true;
+                continue;
             }
             let (flag, inline) = match arg.split_once('=') {
                 Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -57,8 +81,25 @@ impl Config {
             (spec.apply)(&mut config, &value).map_err(|e| format!("{flag} {value}: {e}"))?;
         }
         config.validate()?;
+        if print_config {
+            return Ok(Command::PrintConfig(Box::new(config)));
+        }
         Ok(Command::Run(Box::new(config)))
     }
+}
+
+/// The file `--config FILE` (or `--config=FILE`) names, if any.
+fn config_path(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--config" {
+            return it.next().cloned();
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(path.to_string());
+        }
+    }
+    None
 }
 
 pub fn parse_bool(v: &str) -> Result<bool, String> {
@@ -112,14 +153,22 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("bad duration {v:?}"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+    let ms_per_unit = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(format!("bad duration unit in {v:?}")),
-    })
+    };
+    match n.checked_mul(ms_per_unit) {
+        Some(ms) if ms <= MAX_DURATION_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("duration {v:?} too long (at most 87600h)")),
+    }
 }
+
+/// Ten years: longer than any timeout or ban needs, and far enough from the
+/// clock's limits that a deadline (`now + d`) can never overflow.
+const MAX_DURATION_MS: u64 = 87_600 * 3_600_000;
 
 pub fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -4,8 +4,8 @@
 //! application segments and comments are left out of what is stored; the
 //! JFIF header (APP0), the colour profile (APP2) and Adobe's colour
 //! transform (APP14) stay. When the EXIF had an Orientation, a minimal EXIF
-//! block with only that tag is written back after the header, so a phone's
-//! upright photo stays upright.
+//! block with only that tag takes its place, so a phone's upright photo
+//! stays upright.
 
 use super::{Checked, Format, Reader, Refusal};
 
@@ -13,9 +13,7 @@ pub fn check(bytes: &[u8]) -> Result<Checked, Refusal> {
     let mut r = Reader::new(bytes, 2);
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&[0xFF, 0xD8]);
-    // Where the orientation block goes: after SOI, or after a JFIF header that comes first.
-    let mut header_end = out.len();
-    let mut orientation = None;
+    let mut oriented = false;
     let mut size = None;
     let mut scanned = false;
     loop {
@@ -43,8 +41,10 @@ pub fn check(bytes: &[u8]) -> Result<Checked, Refusal> {
                 let data = r.take(usize::from(len) - 2)?;
                 let keep = match marker {
                     0xE1 => {
-                        if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
-                            orientation = orientation.or_else(|| exif_orientation(tiff));
+                        let exif = data.strip_prefix(b"Exif\0\0").filter(|_| !oriented);
+                        if let Some(o) = exif.and_then(exif_orientation) {
+                            out.extend_from_slice(&orientation_block(o));
+                            oriented = true;
                         }
                         false
                     }
@@ -63,9 +63,6 @@ pub fn check(bytes: &[u8]) -> Result<Checked, Refusal> {
                 };
                 if keep {
                     out.extend_from_slice(&bytes[start..r.pos]);
-                    if marker == 0xE0 && header_end == 2 {
-                        header_end = out.len();
-                    }
                 }
                 if marker == 0xDA {
                     if size.is_none() {
@@ -84,10 +81,6 @@ pub fn check(bytes: &[u8]) -> Result<Checked, Refusal> {
     let (Some((width, height)), true) = (size, scanned) else {
         return Err(Refusal::Malformed);
     };
-    if let Some(o) = orientation {
-        let block = orientation_block(o);
-        out.splice(header_end..header_end, block);
-    }
     Ok(Checked {
         format: Format::Jpeg,
         width,

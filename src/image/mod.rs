@@ -7,6 +7,7 @@
 //! they share (a bounds-checked reader, the refusals) is here. Where uploads
 //! come from and where they are kept is not this module's business.
 
+mod crc32;
 mod gif;
 mod jpeg;
 mod png;

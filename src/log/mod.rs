@@ -26,7 +26,7 @@ pub mod memory;
 pub mod redis;
 
 use crate::chat::protocol::RoomName;
-pub use crate::chat::record::{Draft, LogEvent, Read, Record, RemotePresence, Restored};
+pub use crate::chat::record::{Draft, Fetched, LogEvent, Read, Record, RemotePresence, Restored};
 use std::collections::HashMap;
 
 /// Whether the log is taking messages, for `/healthz` and `/metrics`.
@@ -115,6 +115,9 @@ pub trait SharedLog: MessageLog {
     /// Tells the other processes `key` = `value` now, storing nothing; they
     /// hear it as [`LogEvent::Notice`].
     fn notify(&mut self, key: &str, value: &str);
+    /// Reads the uploaded image `name` (any process may have stored it):
+    /// the answer comes as [`LogEvent::File`].
+    fn fetch_file(&mut self, name: &str);
     /// The poll reported readiness for one of this log's own sockets.
     fn ready(&mut self, link: Link, readable: bool, writable: bool);
     /// Something was asked of the log after this turn's commit (by what the

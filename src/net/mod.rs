@@ -2,7 +2,8 @@
 //! ([`conn`]), HTTP ([`http`], with the compiled-in page in [`assets`]),
 //! WebSocket framing ([`ws`]) and session rules ([`ws_session`]), per-client
 //! output ([`write_queue`]), deadlines ([`timer`]) and per-address limits
-//! ([`per_address`]), and the admin API ([`admin`]). It moves bytes, events
+//! ([`per_address`]), the admin API ([`admin`]), and the byte stream under
+//! a connection ([`stream`]: plain TCP, or TLS from `tls`). It moves bytes, events
 //! and time; the chat's rules are in `crate::chat`, storage in `crate::log`.
 
 pub mod admin;
@@ -14,7 +15,10 @@ pub mod http_session;
 pub mod per_address;
 pub mod samples;
 pub mod server;
+pub mod stream;
 pub mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod write_queue;
 pub mod ws;
 pub mod ws_session;

@@ -20,7 +20,7 @@ pub enum Chunk {
 }
 
 impl Chunk {
-    fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Shared(b) => b,
             Chunk::Static(b) => b,

@@ -18,7 +18,18 @@ use crate::image;
 #[derive(Debug, Default)]
 pub struct UploadStats {
     pub accepted: u64,
-    pub refused: std::collections::BTreeMap<&'static str, u64>,
+    /// By error code, in the order first seen (a handful of codes).
+    pub refused: Vec<(&'static str, u64)>,
+}
+
+impl UploadStats {
+    fn refused(&mut self, code: ErrorCode) {
+        let code = code.code();
+        match self.refused.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => self.refused.push((code, 1)),
+        }
+    }
 }
 
 /// An announced upload waiting for its bytes.
@@ -54,11 +65,11 @@ impl Core {
                     bytes: pending.bytes,
                     keep: true,
                 });
-                self.uploads.insert(client, pending);
+                self.uploads.push((client, pending));
                 Ok(())
             }
             Err(code) => {
-                *self.upload_stats.refused.entry(code.code()).or_default() += 1;
+                self.upload_stats.refused(code);
                 out.push(Command::ExpectUpload {
                     client,
                     bytes: announced,
@@ -138,7 +149,7 @@ impl Core {
         };
         let room = pending.room.clone();
         if let Err(code) = self.upload_message(client, pending, data, nonce, now, out) {
-            *self.upload_stats.refused.entry(code.code()).or_default() += 1;
+            self.upload_stats.refused(code);
             let json = protocol::error_json(code, Some(&room));
             let json = self.for_client(client, &room, json);
             reply(out, client, json);
@@ -199,7 +210,8 @@ impl Core {
 
     /// Ends `client`'s announced upload, if any, freeing its reservation.
     pub(super) fn release_upload(&mut self, client: ClientId) -> Option<PendingUpload> {
-        let pending = self.uploads.remove(&client)?;
+        let at = self.uploads.iter().position(|(c, _)| *c == client)?;
+        let (_, pending) = self.uploads.swap_remove(at);
         self.upload_reserved -= pending.bytes;
         Some(pending)
     }
@@ -235,15 +247,10 @@ pub fn file_id(nonce: u128) -> String {
 }
 
 /// The name of the image a message frame carries (`"attachment":{"url":"/u/<name>"}`).
+/// The frame is the server's own JSON: in a text, every quote is escaped,
+/// so this sequence comes only from an attachment.
 pub fn attachment_name(frame: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Url {
-        url: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Carrier {
-        attachment: Option<Url>,
-    }
-    let c: Carrier = serde_json::from_str(frame).ok()?;
-    c.attachment?.url.strip_prefix("/u/").map(str::to_string)
+    let (_, rest) = frame.split_once("\"attachment\":{\"url\":\"/u/")?;
+    let name = &rest[..rest.find('"')?];
+    image::stored_name(name).map(str::to_string)
 }

@@ -138,7 +138,7 @@ impl Journal {
         default_room: &str,
         wall_ms: u64,
     ) -> io::Result<(Journal, Restored)> {
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir.join(uploads::DIR))?;
         let epoch = load_or_create_epoch(dir, wall_ms)?;
         compact::clean(dir)?;
         let mut files = Files::open(dir)?;

@@ -1,4 +1,4 @@
-//! The journal's uploaded images: files in `DIR/uploads/<segment>/<name>`,
+//! The journal's uploaded images: files `DIR/uploads/<segment>.<name>`,
 //! written (and synced unless `--fsync never`) before the record that
 //! carries them, `<segment>` being the journal segment the record goes to,
 //! so that retention removing a segment removes its messages' images with
@@ -8,92 +8,88 @@
 
 use crate::config::FsyncPolicy;
 use crate::image::stored_name;
+use crate::log::files::{Shelf, Shelved};
 use crate::{diag_info, diag_warn};
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// The folder under the journal's directory.
+pub const DIR: &str = "uploads";
+
 #[derive(Debug)]
 pub struct Uploads {
     dir: PathBuf,
-    /// Each file's segment and size.
-    files: HashMap<String, (u32, u64)>,
-    /// Names, oldest first (a removed one stays until it reaches the front).
-    order: VecDeque<String>,
-    bytes: u64,
-    quota: u64,
+    /// Each file's segment and size, oldest first.
+    shelf: Shelf,
     /// The file served last, kept for the next reader (one image to a whole room).
     last: RefCell<Option<(String, Rc<[u8]>)>>,
 }
 
 impl Uploads {
-    /// Reads what `DIR/uploads/` holds (creating it), oldest first by
-    /// segment then modification time; leftovers of a crash mid-write go.
+    /// Reads what `DIR/uploads/` holds (the journal made the folder),
+    /// oldest first by segment then modification time; leftovers of a
+    /// crash mid-write go.
     pub fn open(dir: &Path) -> io::Result<Uploads> {
-        let dir = dir.join("uploads");
-        fs::create_dir_all(&dir)?;
+        let dir = dir.join(DIR);
         let mut found: Vec<(u32, std::time::SystemTime, String, u64)> = Vec::new();
-        for segment in fs::read_dir(&dir)?.flatten() {
-            let Some(number) = segment
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+        for entry in fs::read_dir(&dir)?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            if file.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            let Some((segment, name)) = file.split_once('.') else {
                 continue;
             };
-            for entry in fs::read_dir(segment.path())?.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Ok(meta) = entry.metadata() else { continue };
-                if name.ends_with(".tmp") {
-                    let _ = fs::remove_file(entry.path());
-                    continue;
-                }
-                if stored_name(&name).is_some() {
-                    let time = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                    found.push((number, time, name, meta.len()));
-                }
+            if let (Ok(segment), Some(name)) = (segment.parse::<u32>(), stored_name(name)) {
+                let time = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                found.push((segment, time, name.to_string(), meta.len()));
             }
         }
-        found.sort();
+        found.sort_unstable_by_key(|f| (f.0, f.1));
         let mut u = Uploads {
             dir,
-            files: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-            quota: u64::MAX,
+            shelf: Shelf::new(u64::MAX),
             last: RefCell::new(None),
         };
         for (segment, _, name, size) in found {
-            u.bytes += size;
-            u.files.insert(name.clone(), (segment, size));
-            u.order.push_back(name);
+            let file = Shelved {
+                size,
+                segment,
+                bytes: None,
+            };
+            u.shelf.add(name, file);
         }
         Ok(u)
     }
 
     /// `--upload-quota`: the oldest files go now if they pass it.
     pub fn limit(&mut self, quota: u64) {
-        self.quota = quota;
-        self.evict(0);
+        let gone = self.shelf.limit(quota);
+        self.unlink(gone);
     }
 
-    fn evict(&mut self, room_for: u64) {
-        while self.bytes + room_for > self.quota {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if self.files.contains_key(&oldest) {
-                diag_info!("uploads: {oldest} removed, past --upload-quota");
-                self.remove(&oldest);
-            }
+    /// Removes from the disk files the shelf let go.
+    fn unlink(&mut self, gone: Vec<(String, Shelved)>) {
+        for (name, file) in gone {
+            diag_info!("uploads: {name} removed, past --upload-quota");
+            self.delete(&name, &file);
         }
     }
 
+    fn delete(&self, name: &str, file: &Shelved) {
+        if let Err(e) = fs::remove_file(self.path(file.segment, name)) {
+            diag_warn!("uploads: cannot remove {name}: {e}");
+        }
+        self.last.borrow_mut().take_if(|(n, _)| n == name);
+    }
+
     fn path(&self, segment: u32, name: &str) -> PathBuf {
-        self.dir.join(segment.to_string()).join(name)
+        self.dir.join(format!("{segment}.{name}"))
     }
 
     /// Writes `bytes` as `name` with the records of `segment`, synced unless
@@ -112,31 +108,33 @@ impl Uploads {
             ));
         }
         let size = bytes.len() as u64;
-        if size > self.quota {
+        let Some(gone) = self.shelf.make_room(size) else {
             return Err(io::Error::other("larger than --upload-quota"));
-        }
-        self.evict(size);
-        let folder = self.dir.join(segment.to_string());
-        fs::create_dir_all(&folder)?;
-        let tmp = folder.join(format!("{name}.tmp"));
+        };
+        self.unlink(gone);
+        let path = self.path(segment, name);
+        let tmp = path.with_extension("tmp");
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         if policy != FsyncPolicy::Never {
             file.sync_all()?;
         }
-        fs::rename(&tmp, folder.join(name))?;
+        fs::rename(&tmp, path)?;
         if policy != FsyncPolicy::Never {
-            fs::File::open(&folder)?.sync_all()?;
+            fs::File::open(&self.dir)?.sync_all()?;
         }
-        self.bytes += size;
-        self.files.insert(name.to_string(), (segment, size));
-        self.order.push_back(name.to_string());
+        let file = Shelved {
+            size,
+            segment,
+            bytes: None,
+        };
+        self.shelf.add(name.to_string(), file);
         Ok(())
     }
 
     /// The bytes of `name`, read from disk (or kept from the last time).
     pub fn get(&self, name: &str) -> Option<Rc<[u8]>> {
-        let &(segment, _) = self.files.get(stored_name(name)?)?;
+        let segment = self.shelf.get(stored_name(name)?)?.segment;
         if let Some((kept, bytes)) = &*self.last.borrow() {
             if kept == name {
                 return Some(bytes.clone());
@@ -148,47 +146,20 @@ impl Uploads {
     }
 
     pub fn remove(&mut self, name: &str) {
-        let Some((segment, size)) = self.files.remove(name) else {
-            return;
-        };
-        self.bytes -= size;
-        if let Err(e) = fs::remove_file(self.path(segment, name)) {
-            diag_warn!("uploads: cannot remove {name}: {e}");
-        }
-        self.last.borrow_mut().take_if(|(n, _)| n == name);
-        if self.order.len() > 2 * self.files.len() + 16 {
-            let files = &self.files;
-            self.order.retain(|n| files.contains_key(n));
+        if let Some(file) = self.shelf.remove(name) {
+            self.delete(name, &file);
         }
     }
 
     /// Retention removed segments up to `segment`: their messages' images go too.
     pub fn drop_segment(&mut self, segment: u32) {
-        let gone: Vec<String> = self
-            .files
-            .iter()
-            .filter(|(_, &(s, _))| s <= segment)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in gone {
+        for name in self.shelf.names_where(|f| f.segment <= segment) {
             self.remove(&name);
-        }
-        if let Ok(dirs) = fs::read_dir(&self.dir) {
-            for d in dirs.flatten() {
-                let old = d
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .is_some_and(|n| n <= segment);
-                if old {
-                    let _ = fs::remove_dir(d.path());
-                }
-            }
         }
     }
 
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        self.shelf.bytes()
     }
 }
 
@@ -204,6 +175,7 @@ mod tests {
     fn files_survive_a_reopen_go_oldest_first_past_the_quota_and_with_their_segment() {
         let dir = std::env::temp_dir().join(format!("picochat-uploads-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join(DIR)).unwrap();
         let mut u = Uploads::open(&dir).unwrap();
         u.store(1, A, &[1; 40], FsyncPolicy::Always).unwrap();
         u.store(2, B, &[2; 40], FsyncPolicy::Never).unwrap();
@@ -213,14 +185,14 @@ mod tests {
             .is_err());
         assert!(u.get("../A").is_none());
         // A crash mid-write leaves a .tmp: gone at the next open.
-        fs::write(dir.join("uploads/2/junk.tmp"), b"x").unwrap();
+        fs::write(dir.join("uploads/2.junk.tmp"), b"x").unwrap();
         let mut u = Uploads::open(&dir).unwrap();
-        assert!(!dir.join("uploads/2/junk.tmp").exists());
+        assert!(!dir.join("uploads/2.junk.tmp").exists());
         assert_eq!((u.bytes(), u.get(B).map(|b| b.len())), (80, Some(40)));
         u.limit(100);
         u.store(3, C, &[3; 40], FsyncPolicy::Never).unwrap();
         assert!(u.get(A).is_none(), "the oldest went for the new one");
-        assert!(!dir.join("uploads/1").join(A).exists());
+        assert!(!dir.join("uploads").join(format!("1.{A}")).exists());
         assert!(
             u.store(3, A, &[0; 101], FsyncPolicy::Never).is_err(),
             "never past the quota"
@@ -230,7 +202,7 @@ mod tests {
             u.get(B).is_none() && u.get(C).is_some(),
             "segment 2's went with it"
         );
-        assert!(!dir.join("uploads/2").exists());
+        assert!(!dir.join("uploads").join(format!("2.{B}")).exists());
         u.remove(C);
         assert_eq!(u.bytes(), 0);
         let _ = fs::remove_dir_all(&dir);

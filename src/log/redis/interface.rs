@@ -21,29 +21,44 @@ impl MessageLog for RedisLog {
         let channel = self.key("room", &draft.room);
         let target = format::target(&draft).map_or(String::new(), |t| t.to_string());
         let (emoji, name, on) = format::reaction(&draft).unwrap_or_default();
+        let order = format!("{}fileorder", self.cfg.prefix);
+        let total = format!("{}filebytes", self.cfg.prefix);
+        let room_files = self.key("files", &draft.room);
+        let file_prefix = format!("{}file:", self.cfg.prefix);
+        let (file_name, file_bytes): (&str, &[u8]) = match &draft.file {
+            Some(f) => (&f.name, &f.bytes),
+            None => ("", b""),
+        };
         self.next_tag += 1;
         let tag = self.next_tag;
         let end = self.cmd.send(&[
-            "EVALSHA",
-            &self.publish_sha,
-            "4",
-            &meta,
-            &stream,
-            &index,
-            &amend,
-            &format::stored_fields(&draft),
-            &draft.time.to_string(),
-            &self.cfg.retain.max(1).to_string(),
-            &crate::clock::unix_millis().to_string(),
-            &channel,
-            &format!("{}:{tag}", self.node),
-            &draft.room,
-            &target,
-            draft.kind.name(),
-            &emoji,
-            &name,
-            if on { "1" } else { "0" },
-            &format!("{}user:", self.cfg.prefix),
+            "EVALSHA".as_bytes(),
+            self.publish_sha.as_bytes(),
+            b"7",
+            meta.as_bytes(),
+            stream.as_bytes(),
+            index.as_bytes(),
+            amend.as_bytes(),
+            order.as_bytes(),
+            total.as_bytes(),
+            room_files.as_bytes(),
+            format::stored_fields(&draft).as_bytes(),
+            draft.time.to_string().as_bytes(),
+            self.cfg.retain.max(1).to_string().as_bytes(),
+            crate::clock::unix_millis().to_string().as_bytes(),
+            channel.as_bytes(),
+            format!("{}:{tag}", self.node).as_bytes(),
+            draft.room.as_bytes(),
+            target.as_bytes(),
+            draft.kind.name().as_bytes(),
+            emoji.as_bytes(),
+            name.as_bytes(),
+            if on { b"1" } else { b"0" },
+            format!("{}user:", self.cfg.prefix).as_bytes(),
+            file_name.as_bytes(),
+            file_bytes,
+            self.cfg.upload_quota.to_string().as_bytes(),
+            file_prefix.as_bytes(),
         ]);
         self.publishes_pending += 1;
         self.expect(Pending::Publish {
@@ -53,6 +68,31 @@ impl MessageLog for RedisLog {
             sent: Instant::now(),
             end,
         });
+    }
+
+    fn remove_file(&mut self, name: &str) {
+        if !self.up() {
+            self.errors_total += 1;
+            diag_warn!("redis: unavailable; the image {name} of a deleted message was not removed");
+            return;
+        }
+        let order = format!("{}fileorder", self.cfg.prefix);
+        let total = format!("{}filebytes", self.cfg.prefix);
+        let prefix = format!("{}file:", self.cfg.prefix);
+        self.cmd.send(&[
+            "EVALSHA",
+            &self.unfile_sha,
+            "2",
+            &order,
+            &total,
+            &prefix,
+            name,
+        ]);
+        self.expect(Pending::Unfile);
+    }
+
+    fn file_bytes(&self) -> usize {
+        self.file_bytes
     }
 
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
@@ -179,6 +219,19 @@ impl SharedLog for RedisLog {
         } else if self.identities.remove(&channel) && self.sub.is_up() {
             self.sub.send(&[&b"UNSUBSCRIBE"[..], &channel]);
         }
+    }
+
+    fn fetch_file(&mut self, name: &str) {
+        if !self.cmd.is_up() {
+            self.ready.push(LogEvent::File {
+                name: name.to_string(),
+                fetched: crate::log::Fetched::Failed,
+            });
+            return;
+        }
+        let key = format!("{}file:{name}", self.cfg.prefix);
+        self.cmd.send(&["GET", &key]);
+        self.expect(Pending::File(name.to_string()));
     }
 
     fn watch(&mut self, room: &RoomName) {

@@ -80,6 +80,7 @@ const PAGE_SCAN: usize = 2000;
 const PRESENCE_LUA: &str = include_str!("presence.lua");
 const ROOMS_LUA: &str = include_str!("rooms.lua");
 const SETTING_LUA: &str = include_str!("setting.lua");
+const UNFILE_LUA: &str = include_str!("unfile.lua");
 /// How often the rooms directory (`/api/rooms` across nodes) is read.
 const DIRECTORY_EVERY_MS: u64 = 2000;
 /// Rooms the directory lists, at most.
@@ -114,6 +115,10 @@ enum Pending {
     Setting,
     /// All settings read.
     Settings,
+    /// An uploaded image read for serving (`GET`).
+    File(String),
+    /// An uploaded image removed (`unfile.lua`).
+    Unfile,
 }
 
 /// One room this node has members in.
@@ -189,6 +194,9 @@ pub struct RedisLog {
     /// the room's next read.
     in_doubt: Vec<InDoubt>,
     setting_sha: String,
+    unfile_sha: String,
+    /// Bytes of all uploaded images, as the last publish or removal reported.
+    file_bytes: usize,
     /// The settings channel's name, and whether the subscription to it is confirmed.
     settings_channel: Vec<u8>,
     settings_subscribed: bool,
@@ -233,6 +241,8 @@ impl RedisLog {
             presence_sha: sha1_hex(PRESENCE_LUA),
             rooms_sha: sha1_hex(ROOMS_LUA),
             setting_sha: sha1_hex(SETTING_LUA),
+            unfile_sha: sha1_hex(UNFILE_LUA),
+            file_bytes: 0,
             settings_channel: format!("{}settings", cfg.prefix).into_bytes(),
             settings_subscribed: false,
             identities: HashSet::new(),
@@ -264,6 +274,7 @@ impl RedisLog {
             epoch: crate::clock::unix_millis(),
             on_demand: true,
             readable: true,
+            files: true,
             ..Restored::default()
         };
         Ok((log, restored))
@@ -310,6 +321,7 @@ impl RedisLog {
             PRESENCE_LUA,
             ROOMS_LUA,
             SETTING_LUA,
+            UNFILE_LUA,
         ] {
             self.cmd.send(&["SCRIPT", "LOAD", script]);
             self.expect(Pending::Handshake("SCRIPT LOAD"));
@@ -363,6 +375,10 @@ impl RedisLog {
                     room, sender, tag, ..
                 } => self.in_doubt.push(InDoubt { room, sender, tag }),
                 Pending::Page { ticket, .. } => self.ready.push(LogEvent::ReadFailed { ticket }),
+                Pending::File(name) => self.ready.push(LogEvent::File {
+                    name,
+                    fetched: crate::log::Fetched::Failed,
+                }),
                 _ => {}
             }
         }
@@ -482,12 +498,7 @@ impl RedisLog {
 
 fn sha1_hex(script: &str) -> String {
     use sha1::{Digest, Sha1};
-    Sha1::digest(script.as_bytes())
-        .iter()
-        .fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::chat::protocol::hex(&Sha1::digest(script.as_bytes()))
 }
 
 #[cfg(test)]

@@ -16,18 +16,67 @@
 -- (room '@<owner>-<owner>') is published on both identities' channels too,
 -- as '<room> ' and what the room's channel carries; conversations are never
 -- listed in the rooms index.
--- Returns {epoch, id}. The id is the stream entry's id ("<id>-0"), so readers
--- ask the stream for ids after the one they have.
+-- Uploaded images: KEYS[5] all files, oldest first (a sorted set by time),
+-- KEYS[6] their total bytes, KEYS[7] the room's files by message id;
+-- ARGV[14] the image's name ('' for none), ARGV[15] its bytes, ARGV[16]
+-- --upload-quota, ARGV[17] the prefix of file keys. The file is stored
+-- first (so a refusal, such as Redis' maxmemory, stores nothing), after the
+-- oldest files past the quota are removed; files of messages the stream no
+-- longer keeps go too.
+-- Returns {epoch, id, bytes of all files}. The id is the stream entry's id
+-- ("<id>-0"), so readers ask the stream for ids after the one they have.
+local function unfile(name)
+  local key = ARGV[17] .. name
+  local size = redis.call('STRLEN', key)
+  if size > 0 then
+    redis.call('DEL', key)
+    redis.call('DECRBY', KEYS[6], size)
+  end
+  redis.call('ZREM', KEYS[5], name)
+end
+if ARGV[14] ~= '' then
+  local size, quota = #ARGV[15], tonumber(ARGV[16])
+  if size > quota then
+    return redis.error_reply('picochat: an image larger than --upload-quota')
+  end
+  while tonumber(redis.call('GET', KEYS[6]) or '0') + size > quota do
+    local oldest = redis.call('ZRANGE', KEYS[5], 0, 0)[1]
+    if not oldest then
+      redis.call('SET', KEYS[6], 0)
+      break
+    end
+    unfile(oldest)
+  end
+  redis.call('SET', ARGV[17] .. ARGV[14], ARGV[15])
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[14])
+  redis.call('INCRBY', KEYS[6], size)
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   -- A new room, or one whose meta was lost: a new id sequence. A stream left
   -- from the old one would refuse the new ids, and must not be read as this one's.
   epoch = ARGV[4]
   redis.call('DEL', KEYS[2], KEYS[4])
+  for _, name in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
+    unfile(name)
+  end
+  redis.call('DEL', KEYS[7])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 't', ARGV[2], 'f', ARGV[1], 'n', ARGV[6])
+if ARGV[14] ~= '' then
+  redis.call('ZADD', KEYS[7], id, ARGV[14])
+end
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[3]) and redis.call('EXISTS', KEYS[7]) == 1 then
+  -- The stream may have been trimmed: its images before its first entry go.
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  local oldest = first and tonumber(string.match(first[1], '^(%d+)')) or id
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', '(' .. oldest)) do
+    unfile(name)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. oldest)
+end
 local a, b = string.match(ARGV[7], '^@(%x+)-(%x+)$')
 if not a then
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[7])
@@ -92,4 +141,4 @@ if a then
   redis.call('PUBLISH', ARGV[13] .. a, ARGV[7] .. ' ' .. published)
   redis.call('PUBLISH', ARGV[13] .. b, ARGV[7] .. ' ' .. published)
 end
-return {epoch, id}
+return {epoch, id, tonumber(redis.call('GET', KEYS[6]) or '0')}

@@ -35,9 +35,12 @@ impl RedisLog {
             } => {
                 self.publishes_pending -= 1;
                 match reply {
-                    Value::Array(_) => {
+                    Value::Array(parts) => {
                         self.stats.rtt_sum += sent.elapsed();
                         self.stats.rtt_count += 1;
+                        if let Some(Value::Int(bytes)) = parts.get(2) {
+                            self.file_bytes = usize::try_from(*bytes).unwrap_or(0);
+                        }
                     }
                     other => {
                         self.errors_total += 1;
@@ -83,6 +86,25 @@ impl RedisLog {
                 None => {
                     self.stats.bad_data += 1;
                     diag_warn!("redis: reading the moderation settings failed: {reply:?}");
+                }
+            },
+            Pending::File(name) => {
+                let fetched = match reply {
+                    Value::Bulk(bytes) => crate::log::Fetched::Bytes(bytes.into()),
+                    Value::Nil => crate::log::Fetched::Missing,
+                    other => {
+                        self.errors_total += 1;
+                        diag_warn!("redis: reading the image {name} failed: {other:?}");
+                        crate::log::Fetched::Failed
+                    }
+                };
+                self.ready.push(LogEvent::File { name, fetched });
+            }
+            Pending::Unfile => match reply {
+                Value::Int(bytes) => self.file_bytes = usize::try_from(bytes).unwrap_or(0),
+                other => {
+                    self.errors_total += 1;
+                    diag_warn!("redis: removing a deleted message's image failed: {other:?}");
                 }
             },
             Pending::Directory => match decode::directory(&reply) {

@@ -25,6 +25,8 @@ pub struct RedisConfig {
     pub retain: usize,
     /// How long a node's presence entries live without a refresh.
     pub presence_ttl_ms: u64,
+    /// Bytes of uploaded images kept, at most (`--upload-quota`).
+    pub upload_quota: usize,
 }
 
 impl RedisConfig {

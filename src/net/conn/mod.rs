@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::metrics::{EndReason, Stats};
 use crate::net::deflate;
 use crate::net::http::{Reply, Request, Route};
-use crate::net::http_session::HttpSession;
+use crate::net::http_session::{HttpSession, Listener, Then};
 use crate::net::per_address::PerAddress;
 use crate::net::write_queue::{Chunk, Flushed, WriteQueue};
 use crate::net::ws::{close, CloseReason};
@@ -72,24 +72,36 @@ pub trait Shell {
     /// announced an upload, see [`Conn::expect_upload`].
     fn chat(&mut self, text: bool, payload: &[u8]) -> Option<(usize, bool)>;
     /// A request only the server can answer (the rooms list, health,
-    /// metrics, the admin API), from the client at `addr`.
-    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply;
+    /// metrics, the admin API, images), from the client at `addr`. `None`:
+    /// the answer comes later, through [`Conn::answer`] (an image a shared
+    /// log holds); the connection reads nothing more until then.
+    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Option<Reply>;
 }
 
-/// A connection's byte stream: the TCP socket, or a test's pipe.
+/// A connection's byte stream: the TCP socket, TLS over it
+/// (`net/stream.rs`), or a test's pipe.
 pub trait Socket: Read + Write {
     /// Shuts the write side (a FIN after the last byte).
-    fn shutdown_write(&self) -> io::Result<()>;
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Bytes the stream itself still holds for the socket (TLS records
+    /// encrypted after the socket filled up): sent by `Write::flush`.
+    fn pending_output(&self) -> bool {
+        false
+    }
+    /// A TLS handshake is in progress (`None`: not a TLS stream).
+    fn handshaking(&self) -> Option<bool> {
+        None
+    }
 }
 
 impl Socket for TcpStream {
-    fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
 }
 
 #[derive(Debug)]
-pub struct Conn<S = TcpStream> {
+pub struct Conn<S = crate::net::stream::Stream> {
     stream: S,
     peer: SocketAddr,
     /// The client as the trusted proxy reported it (`--trust-proxy`), for logs.
@@ -98,8 +110,9 @@ pub struct Conn<S = TcpStream> {
     /// Distinguishes this connection from an earlier one with the same slab key,
     /// so a stale timer entry cannot touch a newcomer.
     pub gen: u32,
-    /// Accepted on the admin listener: only /healthz and /metrics exist.
-    admin: bool,
+    /// The listener it came in on (the admin one has only /healthz,
+    /// /metrics and the admin API; the redirect one only redirects).
+    listener: Listener,
     /// Accepted past `--max-connections`: every request gets a 503.
     over_limit: bool,
     /// Counted under its address ([`Conn::client_ip`]) in the per-address
@@ -140,6 +153,9 @@ pub struct Conn<S = TcpStream> {
     /// Already in the server's list of connections with input left to read.
     pub in_read_list: bool,
     pub in_reap_list: bool,
+    /// A late answer was queued with input left in `inbuf`: process it
+    /// (and read on) at the next read turn.
+    resume: bool,
 }
 
 /// Outcome of a read turn.
@@ -157,7 +173,7 @@ impl<S: Socket> Conn<S> {
         peer: SocketAddr,
         key: usize,
         gen: u32,
-        admin: bool,
+        listener: Listener,
         over_limit: bool,
         now: u64,
     ) -> Conn<S> {
@@ -167,7 +183,7 @@ impl<S: Socket> Conn<S> {
             forwarded: None,
             key,
             gen,
-            admin,
+            listener,
             over_limit,
             counted: false,
             over_address: false,
@@ -189,6 +205,7 @@ impl<S: Socket> Conn<S> {
             in_flush_list: false,
             in_read_list: false,
             in_reap_list: false,
+            resume: false,
         }
     }
 
@@ -214,7 +231,7 @@ impl<S: Socket> Conn<S> {
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.stream.pending_output()
     }
 
     pub fn reason(&self) -> Option<EndReason> {
@@ -262,8 +279,17 @@ impl<S: Socket> Conn<S> {
         env: &Env,
         shell: &mut dyn Shell,
     ) -> ReadResult {
+        if self.waiting() {
+            // Input stays in the kernel until the answer: the peer is held
+            // back by TCP, not by our buffer.
+            return ReadResult::Drained;
+        }
+        if std::mem::take(&mut self.resume) && self.closing.is_none() {
+            self.on_bytes(&mut [], env, shell);
+        }
+        let handshaking = self.stream.handshaking() == Some(true);
         let mut budget = env.config.read_budget;
-        while !self.dead {
+        while !self.dead && !self.waiting() {
             if budget == 0 {
                 return ReadResult::More;
             }
@@ -284,10 +310,24 @@ impl<S: Socket> Conn<S> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    // TLS: a bad record or a failed handshake (its alert is sent).
+                    diag_debug!("{}: TLS error: {e}", self.who());
+                    self.kill(EndReason::TlsError);
+                }
                 Err(e) => {
                     diag_debug!("{}: read error: {e}", self.who());
                     self.kill(EndReason::IoError);
                 }
+            }
+        }
+        if handshaking {
+            match self.stream.handshaking() {
+                Some(false) => shell.stats().tls_handshakes += 1,
+                _ if self.reason == Some(EndReason::TlsError) => {
+                    shell.stats().tls_handshake_failures += 1
+                }
+                _ => {}
             }
         }
         ReadResult::Drained
@@ -300,7 +340,7 @@ impl<S: Socket> Conn<S> {
             (Phase::Http(h), None) if h.served() => EndReason::HttpDone,
             _ => EndReason::PeerGone,
         };
-        if self.out.is_empty() {
+        if !self.has_output() {
             self.kill(reason);
         } else {
             // Half-closed peer: still deliver what it asked for, then close.
@@ -337,7 +377,7 @@ impl<S: Socket> Conn<S> {
     /// Parses and handles everything complete in `buf`; returns the bytes used.
     fn process(&mut self, buf: &mut [u8], env: &Env, shell: &mut dyn Shell) -> usize {
         let mut pos = 0;
-        while pos < buf.len() && self.closing.is_none() && !self.dead {
+        while pos < buf.len() && self.closing.is_none() && !self.dead && !self.waiting() {
             let used = match self.phase {
                 Phase::Http(_) => self.process_http(&buf[pos..], env, shell),
                 Phase::Ws(_) => self.process_frame(&mut buf[pos..], env, shell),
@@ -351,6 +391,31 @@ impl<S: Socket> Conn<S> {
             return buf.len();
         }
         pos
+    }
+
+    /// The current request waits for the server's answer.
+    fn waiting(&self) -> bool {
+        matches!(&self.phase, Phase::Http(h) if h.waiting_since().is_some())
+    }
+
+    /// The server's late answer to the current request (see [`Shell::serve`]).
+    /// Returns whether requests already received wait to be read: the
+    /// caller gives the connection a read turn.
+    pub fn answer(&mut self, reply: Reply, env: &Env) -> bool {
+        let Phase::Http(session) = &mut self.phase else {
+            return false;
+        };
+        let Some(keep_alive) = session.answered() else {
+            return false;
+        };
+        let then = if keep_alive && reply.keep_alive {
+            Then::KeepAlive
+        } else {
+            Then::Close(EndReason::HttpDone)
+        };
+        self.send_reply(reply, then, env);
+        self.resume = self.closing.is_none() && !self.dead;
+        self.resume
     }
 
     /// The chat core announced an upload on this WebSocket: its next
@@ -454,7 +519,7 @@ impl<S: Socket> Conn<S> {
             self.closing = Some(now);
             self.inbuf = Vec::new();
         }
-        if self.out.is_empty() {
+        if !self.has_output() {
             self.after_drain();
         }
     }
@@ -468,10 +533,22 @@ impl<S: Socket> Conn<S> {
     /// Writes queued output until done or WouldBlock. Returns bytes written.
     pub fn flush(&mut self, config: &Config) -> usize {
         self.write_more = false;
-        if self.dead || self.out.is_empty() {
+        if self.dead || !self.has_output() {
             return 0;
         }
-        match self.out.flush_to(&mut self.stream, config.write_budget) {
+        let flushed = self
+            .out
+            .flush_to(&mut self.stream, config.write_budget)
+            .and_then(|(how, n)| match how {
+                // The stream's own bytes (TLS records) go last.
+                Flushed::All if self.stream.pending_output() => match self.stream.flush() {
+                    Ok(()) => Ok((Flushed::All, n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((Flushed::Blocked, n)),
+                    Err(e) => Err(e),
+                },
+                how => Ok((how, n)),
+            });
+        match flushed {
             Ok((Flushed::Budget, n)) => {
                 // Fairness: the rest goes next turn, after everyone else's.
                 self.write_more = true;

@@ -6,7 +6,7 @@
 use super::{Conn, Env, Phase, Shell, Socket};
 use crate::metrics::EndReason;
 use crate::net::http::{self, Parsed, Reply, Request, Route, Status};
-use crate::net::http_session::{Answer, Refused, Site, Then};
+use crate::net::http_session::{Answer, Listener, Refused, Site, Then};
 use crate::net::write_queue::Chunk;
 use crate::net::ws_session::{WsKind, WsSession};
 use crate::{diag_debug, diag_info};
@@ -22,7 +22,7 @@ impl<S: Socket> Conn<S> {
         let site = Site {
             config: env.config,
             date: env.date,
-            admin_listener: self.admin,
+            listener: self.listener,
             admin_api: env.admin_api,
         };
         match http::parse(buf, env.config.max_header) {
@@ -71,7 +71,7 @@ impl<S: Socket> Conn<S> {
                 self.forwarded = Some(client.into());
             }
         }
-        if !self.over_limit && !self.admin {
+        if !self.over_limit && self.listener != Listener::Admin {
             self.count_address(shell.per_address());
         }
     }
@@ -82,7 +82,12 @@ impl<S: Socket> Conn<S> {
             Answer::Reply(reply, then) => (reply, then),
             Answer::Upgrade(kind) => return self.upgrade(req, kind, env, shell),
             Answer::Ask(route, keep_alive) => {
-                let reply = shell.serve(&route, req, self.client_ip());
+                let Some(reply) = shell.serve(&route, req, self.client_ip()) else {
+                    if let Phase::Http(session) = &mut self.phase {
+                        session.wait(env.now, keep_alive);
+                    }
+                    return;
+                };
                 // The admin API's replies say nothing of keep-alive: the request decides.
                 let keep = keep_alive && (route == Route::Admin || reply.keep_alive);
                 let then = if keep {
@@ -98,7 +103,7 @@ impl<S: Socket> Conn<S> {
 
     /// Queues a reply, then keeps the connection for the next request or
     /// starts closing it.
-    fn send_reply(&mut self, reply: Reply, then: Then, env: &Env) {
+    pub(super) fn send_reply(&mut self, reply: Reply, then: Then, env: &Env) {
         self.reply(reply, env);
         match then {
             Then::KeepAlive => self.idle_since = env.now,

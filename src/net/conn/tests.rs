@@ -3,6 +3,7 @@
 
 use super::testing::{Pipe, Watch};
 use super::*;
+use crate::net::http::{self, Status};
 use crate::net::ws::apply_mask;
 
 const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
@@ -27,7 +28,7 @@ fn conn(input: &[&[u8]]) -> Conn<Pipe> {
         "127.0.0.1:9".parse().unwrap(),
         0,
         1,
-        false,
+        crate::net::http_session::Listener::Main,
         false,
         0,
     )
@@ -91,6 +92,65 @@ fn a_request_split_across_reads_waits_for_its_end_and_server_routes_are_asked() 
     assert_eq!(watch.served, ["Rooms /api/rooms"], "{}", written(&c));
     assert!(written(&c).starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(c.inbuf.is_empty() && c.input_started.is_none());
+}
+
+#[test]
+fn a_late_answer_holds_the_next_request_until_it_is_queued() {
+    let config = Config::default();
+    let image = "GET /u/AAAAAAAAAAAAAAAAAAAAAA.png HTTP/1.1\r\nHost: x\r\n\r\n";
+    let rooms = "GET /api/rooms HTTP/1.1\r\nHost: x\r\n\r\n";
+    let both = format!("{image}{rooms}");
+    let mut c = conn(&[both.as_bytes(), rooms.as_bytes()]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    assert_eq!(watch.served.len(), 1, "the pipelined request waits");
+    assert!(written(&c).is_empty());
+    assert_eq!(c.stream.input.len(), 1, "nothing more read meanwhile");
+    assert_eq!(
+        c.deadline(&config),
+        5 + config.header_timeout.as_millis() as u64,
+        "the answer is due like a request head"
+    );
+    let env = Env {
+        config: &config,
+        now: 9,
+        wall_ms: 1_000,
+        date: "Thu, 03 Dec 2026 08:00:00 GMT",
+        admin_api: false,
+    };
+    let answer = http::simple(Status::Ok, "text/plain", b"late", "", false, true, "d");
+    assert!(c.answer(answer, &env), "input is left to read");
+    read(&mut c, &mut watch, &config);
+    let out = written(&c);
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("\r\n\r\nlate"),
+        "{out}"
+    );
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 3, "{out}");
+    assert_eq!(watch.served.len(), 3);
+    assert!(c.closing.is_none() && c.inbuf.is_empty());
+    let again = http::simple(Status::Ok, "text/plain", b"x", "", false, true, "d");
+    assert!(
+        !c.answer(again, &env),
+        "an answer nobody waits for is dropped"
+    );
+    assert_eq!(written(&c).matches("HTTP/1.1 200").count(), 3);
+}
+
+#[test]
+fn a_late_answer_that_never_comes_is_a_503_at_the_header_timeout() {
+    let config = Config::default();
+    let image = "GET /u/AAAAAAAAAAAAAAAAAAAAAA.png HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut c = conn(&[image.as_bytes()]);
+    let mut watch = Watch::default();
+    read(&mut c, &mut watch, &config);
+    let due = c.deadline(&config);
+    c.on_timer(&config, "d", due - 1);
+    assert!(written(&c).is_empty());
+    c.on_timer(&config, "d", due);
+    c.flush(&config);
+    assert!(written(&c).starts_with("HTTP/1.1 503 "), "{}", written(&c));
+    assert_eq!(c.reason(), Some(EndReason::Timeout));
 }
 
 #[test]

@@ -22,6 +22,9 @@ impl<S: Socket> Conn<S> {
             return since + ms(config.linger);
         }
         match (&self.phase, self.input_started) {
+            (Phase::Http(h), _) if h.waiting_since().is_some() => {
+                h.waiting_since().unwrap_or(0) + ms(config.header_timeout)
+            }
             (Phase::Http(_), Some(t)) => t + ms(config.header_timeout),
             (Phase::Http(h), None) if h.served() => self.idle_since + ms(config.keepalive_timeout),
             (Phase::Http(_), None) => self.idle_since + ms(config.header_timeout),
@@ -63,6 +66,20 @@ impl<S: Socket> Conn<S> {
             }
         }
         match &mut self.phase {
+            Phase::Http(h) if h.waiting_since().is_some() => {
+                h.answered();
+                diag_info!("{}: no answer for the request in time", self.who());
+                let reply = http::error(
+                    Status::ServiceUnavailable,
+                    "the image store did not answer in time",
+                    false,
+                    date,
+                );
+                for chunk in reply.chunks {
+                    self.out.push(chunk);
+                }
+                self.begin_close(EndReason::Timeout, now);
+            }
             Phase::Http(_) if self.input_started.is_some() => {
                 diag_debug!("{}: request head not complete in time", self.who());
                 let reply = http::error(

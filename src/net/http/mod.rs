@@ -16,7 +16,9 @@ mod upgrade;
 
 #[cfg(test)]
 use response::etag_matches;
-pub use response::{asset, error, json, ops, rooms, simple, upload, Reply};
+pub use response::{
+    acme_file, asset, error, json, ops, redirect, rooms, simple, upload, Reply, UploadAsk,
+};
 pub use upgrade::{origin_allowed, upgrade};
 
 /// Most headers a request may carry; more is answered with 431.
@@ -71,6 +73,7 @@ pub enum Status {
     Ok,
     Accepted,
     NotModified,
+    PermanentRedirect,
     BadRequest,
     Unauthorized,
     Forbidden,
@@ -90,6 +93,7 @@ impl Status {
             Status::Ok => 200,
             Status::Accepted => 202,
             Status::NotModified => 304,
+            Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
             Status::Unauthorized => 401,
             Status::Forbidden => 403,
@@ -109,6 +113,7 @@ impl Status {
             Status::Ok => "OK",
             Status::Accepted => "Accepted",
             Status::NotModified => "Not Modified",
+            Status::PermanentRedirect => "Permanent Redirect",
             Status::BadRequest => "Bad Request",
             Status::Unauthorized => "Unauthorized",
             Status::Forbidden => "Forbidden",
@@ -248,7 +253,23 @@ pub enum Route {
     Admin,
     Health,
     Metrics,
+    /// `GET /.well-known/acme-challenge/<token>` on the redirect listener,
+    /// from `--acme-webroot` (the token checked by [`acme_token`]).
+    Acme,
     NotFound,
+}
+
+/// An ACME challenge token from a path: base64url characters only (RFC
+/// 8555, 8.3), so it names a file directly in the webroot's challenge
+/// folder and nothing else.
+pub fn acme_token(path: &str) -> Option<&str> {
+    let token = path.strip_prefix("/.well-known/acme-challenge/")?;
+    let ok = !token.is_empty()
+        && token.len() <= 128
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(token)
 }
 
 /// Which paths exist on a listener.

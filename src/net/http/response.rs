@@ -99,6 +99,33 @@ pub fn ops(route: &Route, snap: &Snapshot, head_only: bool, keep_alive: bool, da
     }
 }
 
+/// `--http-redirect`: the same path and query over https (308 keeps the method).
+pub fn redirect(location: &str, keep_alive: bool, date: &str) -> Reply {
+    let body = format!("308 Permanent Redirect: {location}\n");
+    simple(
+        Status::PermanentRedirect,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        &format!("Location: {location}\r\n"),
+        false,
+        keep_alive,
+        date,
+    )
+}
+
+/// An ACME challenge file (`--acme-webroot`), as certbot wrote it.
+pub fn acme_file(bytes: &[u8], head_only: bool, keep_alive: bool, date: &str) -> Reply {
+    simple(
+        Status::Ok,
+        "application/octet-stream",
+        bytes,
+        "",
+        head_only,
+        keep_alive,
+        date,
+    )
+}
+
 /// `GET /api/rooms`: the rooms the page may offer, as the chat core lists them.
 pub fn rooms(json: &str, head_only: bool, keep_alive: bool, date: &str) -> Reply {
     simple(
@@ -215,18 +242,37 @@ pub fn asset(req: &Request, a: &'static Asset, date: &str, frame_ancestors: &str
     }
 }
 
+/// What a request for an uploaded image asks, kept apart from the request
+/// so the reply can be built later (a shared log answers turns after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadAsk {
+    pub head_only: bool,
+    pub keep_alive: bool,
+    /// The client's `If-None-Match` already names this file.
+    pub cached: bool,
+}
+
+impl UploadAsk {
+    pub fn of(req: &Request, name: &str) -> UploadAsk {
+        UploadAsk {
+            head_only: req.method == "HEAD",
+            keep_alive: req.keep_alive,
+            cached: req
+                .if_none_match
+                .is_some_and(|inm| etag_matches(inm, &format!("\"{name}\""))),
+        }
+    }
+}
+
 /// An uploaded image: its type from its bytes, nothing in it able to run
 /// (`nosniff`, a CSP that allows no script), cached for good (its name is
 /// never reused), ETag and 304, HEAD without body. One shared buffer for
 /// every reader.
-pub fn upload(req: &Request, name: &str, bytes: std::rc::Rc<[u8]>, date: &str) -> Reply {
-    let keep_alive = req.keep_alive;
+pub fn upload(ask: UploadAsk, name: &str, bytes: std::rc::Rc<[u8]>, date: &str) -> Reply {
+    let keep_alive = ask.keep_alive;
     let etag = format!("\"{name}\"");
     let cache = "Cache-Control: public, max-age=31536000, immutable\r\n";
-    if req
-        .if_none_match
-        .is_some_and(|inm| etag_matches(inm, &etag))
-    {
+    if ask.cached {
         let mut h = head(Status::NotModified, date);
         let _ = write!(h, "ETag: {etag}\r\n{cache}");
         return Reply {
@@ -245,7 +291,7 @@ pub fn upload(req: &Request, name: &str, bytes: std::rc::Rc<[u8]>, date: &str) -
         bytes.len()
     );
     let mut chunks = vec![Chunk::from(finish_head(h, keep_alive))];
-    if req.method != "HEAD" {
+    if !ask.head_only {
         chunks.push(Chunk::Shared(bytes));
     }
     Reply {

@@ -3,7 +3,7 @@
 //! client or to a room's members (built once, deflated at most once), closes.
 //! The one place in `net/` that calls the core.
 
-use super::{mark_flush_on, schedule_on, Server};
+use super::{mark_flush_on, schedule_on, Fetches, Server};
 use crate::chat::{Audience, ClientId, Command, Core, Event, Farewell, Report};
 use crate::clock;
 use crate::config::Config;
@@ -12,7 +12,7 @@ use crate::metrics::{EndReason, Snapshot, Stats};
 use crate::net::admin::Admin;
 use crate::net::conn::{self, Conn, Env, ReadResult, Shell, Socket};
 use crate::net::deflate;
-use crate::net::http::{self, Reply, Request, Route, Status};
+use crate::net::http::{self, Reply, Request, Route, Status, UploadAsk};
 use crate::net::per_address::PerAddress;
 use crate::net::timer::TimerWheel;
 use crate::net::write_queue::Chunk;
@@ -57,6 +57,8 @@ impl Server {
             per_address: &mut self.per_address,
             admin_api: self.admin_api.as_mut(),
             deflate: &mut self.deflate,
+            fetches: &mut self.fetches,
+            acme_webroot: self.config.acme_webroot.as_deref(),
         };
         let more = conn.read_ready(&mut self.scratch, &env, &mut dispatch);
         if more == ReadResult::More && !conn.in_read_list {
@@ -211,6 +213,35 @@ impl Server {
     }
 }
 
+/// Largest ACME challenge file served (certbot's are 87 bytes).
+const ACME_FILE_MAX: u64 = 4096;
+
+/// `GET /.well-known/acme-challenge/<token>` on the redirect listener: the
+/// file of that name in `<webroot>/.well-known/acme-challenge/`, if it is a
+/// small regular file (the token is base64url: no path, no listing). A
+/// short read of a local file, like certbot's own standalone server.
+fn acme_challenge(
+    webroot: Option<&std::path::Path>,
+    req: &Request,
+    keep_alive: bool,
+    date: &str,
+) -> Reply {
+    let file = webroot
+        .zip(http::acme_token(req.path))
+        .and_then(|(root, token)| {
+            let path = root.join(".well-known/acme-challenge").join(token);
+            let meta = std::fs::metadata(&path).ok()?;
+            if !meta.is_file() || meta.len() > ACME_FILE_MAX {
+                return None;
+            }
+            std::fs::read(path).ok()
+        });
+    match file {
+        Some(bytes) => http::acme_file(&bytes, req.method == "HEAD", keep_alive, date),
+        None => http::error(Status::NotFound, "no such challenge", keep_alive, date),
+    }
+}
+
 /// What a frame for a room needs from the loop: its connections, the limits,
 /// the one compressor, the timer wheel and this turn's flush list. Generic
 /// over the socket, so it is tested with pipes.
@@ -290,6 +321,8 @@ struct Dispatch<'a> {
     per_address: &'a mut PerAddress,
     admin_api: Option<&'a mut Admin>,
     deflate: &'a mut deflate::Shared,
+    fetches: &'a mut Fetches,
+    acme_webroot: Option<&'a std::path::Path>,
 }
 
 impl Shell for Dispatch<'_> {
@@ -344,17 +377,18 @@ impl Shell for Dispatch<'_> {
         }
     }
 
-    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Reply {
+    fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Option<Reply> {
         let head_only = req.method == "HEAD";
         let keep_alive = req.keep_alive && !req.has_body;
         let date = self.date;
-        match route {
+        Some(match route {
             Route::Admin => match self.admin_api.as_deref_mut() {
                 Some(admin) => {
                     admin.handle(req, addr, self.wall_ms, self.core, self.commands, date)
                 }
                 None => http::error(Status::NotFound, "no such page", keep_alive, date),
             },
+            Route::Acme => acme_challenge(self.acme_webroot, req, keep_alive, date),
             Route::Rooms => http::rooms(&self.core.rooms_json(), head_only, keep_alive, date),
             Route::Upload if !self.core.files_allowed(req.cookie) => http::error(
                 Status::Unauthorized,
@@ -364,10 +398,25 @@ impl Shell for Dispatch<'_> {
             ),
             Route::Upload => {
                 let name = req.path.strip_prefix("/u/").and_then(http::upload_name);
-                match name.and_then(|n| Some((n, self.log.file(n)?))) {
-                    Some((name, bytes)) => {
+                let Some(name) = name else {
+                    return Some(http::error(
+                        Status::NotFound,
+                        "no such image",
+                        keep_alive,
+                        date,
+                    ));
+                };
+                let ask = UploadAsk::of(req, name);
+                if matches!(self.log, Backend::Shared(_)) {
+                    // Any process may have stored it: the log is asked.
+                    let client = self.client;
+                    self.fetches.ask(name, client.key as usize, client.gen, ask);
+                    return None;
+                }
+                match self.log.file(name) {
+                    Some(bytes) => {
                         self.stats.files_served += 1;
-                        http::upload(req, name, bytes, date)
+                        http::upload(ask, name, bytes, date)
                     }
                     None => http::error(Status::NotFound, "no such image", keep_alive, date),
                 }
@@ -400,7 +449,7 @@ impl Shell for Dispatch<'_> {
                 };
                 http::ops(route, &snap, head_only, keep_alive, date)
             }
-        }
+        })
     }
 }
 
@@ -469,7 +518,7 @@ mod tests {
             "127.0.0.1:9".parse().unwrap(),
             3,
             7,
-            false,
+            crate::net::http_session::Listener::Main,
             false,
             0,
         ));

@@ -31,18 +31,22 @@ use crate::metrics::{self, EndReason, Stats};
 use crate::net::admin::Admin;
 use crate::net::conn::{Conn, Socket};
 use crate::net::deflate;
+use crate::net::http_session::Listener;
 use crate::net::per_address::PerAddress;
 use crate::net::samples::Reading;
 use crate::net::timer::{Entry, TimerWheel};
 use crate::net::ws::close;
 use crate::net::ws_session::WsKind;
 use crate::os::SignalPipe;
+use fetches::Fetches;
 
+mod accept;
 mod dispatch;
+mod fetches;
 mod start;
 
-use crate::{diag_debug, diag_error, diag_info, diag_warn};
-use mio::net::{TcpListener, TcpStream};
+use crate::{diag_debug, diag_info};
+use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -58,6 +62,8 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 /// The Redis log's two links (`--redis`): commands and subscriptions.
 const REDIS_COMMANDS: Token = Token(usize::MAX - 4);
 const REDIS_SUBSCRIPTIONS: Token = Token(usize::MAX - 5);
+/// `--http-redirect`: plain HTTP answered with a redirect to https.
+const REDIRECT: Token = Token(usize::MAX - 6);
 
 /// The loop-wide read buffer: every connection reads into this, then keeps
 /// only an unparsed remainder. 64 KiB holds many batched frames per read.
@@ -72,6 +78,10 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     admin: Option<TcpListener>,
+    redirect: Option<TcpListener>,
+    /// The certificate new connections on `listener` get (`--tls-cert`).
+    #[cfg(feature = "tls")]
+    tls: Option<crate::net::tls::Certificate>,
     signals: Option<SignalPipe>,
     conns: Slab<Conn>,
     core: Core,
@@ -81,6 +91,8 @@ pub struct Server {
     scratch: Box<[u8]>,
     commands: Vec<Command>,
     log_events: Vec<LogEvent>,
+    /// Images asked of a shared log, with the connections waiting for them.
+    fetches: Fetches,
     /// The wall-clock second of the last `Tick` given to the core.
     tick_secs: u64,
     due: Vec<Entry>,
@@ -117,11 +129,15 @@ impl Server {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn max_connections(&self) -> usize {
         self.max_connections
     }
 
-    /// Watch this pipe for SIGINT/SIGTERM: graceful shutdown when it fires.
+    /// Watch this pipe for SIGINT/SIGTERM (graceful shutdown) and SIGHUP (reload).
     pub fn handle_signals(&mut self, signals: SignalPipe) -> io::Result<()> {
         self.poll
             .registry()
@@ -149,10 +165,15 @@ impl Server {
             self.refresh_date();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(false),
-                    ADMIN => self.accept(true),
+                    LISTENER => self.accept(Listener::Main),
+                    ADMIN => self.accept(Listener::Admin),
+                    REDIRECT => self.accept(Listener::Redirect),
                     SIGNALS => {
-                        if self.signals.as_ref().is_some_and(|s| s.drain()) {
+                        let got = self.signals.as_ref().map(|s| s.drain()).unwrap_or_default();
+                        if got.reload {
+                            self.reload_certificate();
+                        }
+                        if got.stop {
                             self.begin_shutdown();
                         }
                     }
@@ -208,10 +229,16 @@ impl Server {
             // The log commits before any socket is written, and what it
             // committed is delivered in the same turn.
             let now = self.now_ms();
+            self.send_fetches();
             self.log.commit(now, &mut self.log_events);
-            for event in self.log_events.drain(..) {
-                self.core.handle(Event::Log(event), &mut self.commands);
+            let mut events = std::mem::take(&mut self.log_events);
+            for event in events.drain(..) {
+                match event {
+                    LogEvent::File { name, fetched } => self.fetched(&name, fetched),
+                    event => self.core.handle(Event::Log(event), &mut self.commands),
+                }
             }
+            self.log_events = events;
             self.apply_commands();
             // What those commands asked of the log leaves before the replies they caused.
             if let Some(shared) = self.log.shared() {
@@ -289,96 +316,6 @@ impl Server {
         }
     }
 
-    fn accept(&mut self, admin: bool) {
-        loop {
-            let listener = if admin {
-                self.admin.as_ref()
-            } else {
-                self.listener.as_ref()
-            };
-            let Some(listener) = listener else { return };
-            match listener.accept() {
-                Ok((stream, peer)) => self.add_conn(stream, peer, admin),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                    self.stats.accept_fd_exhausted += 1;
-                    if self.stats.accept_fd_exhausted.is_power_of_two() {
-                        diag_warn!(
-                            "out of file descriptors ({e}); refusing connections (seen {} times)",
-                            self.stats.accept_fd_exhausted
-                        );
-                    }
-                    // Free the spare descriptor, accept the waiting connection and
-                    // close it at once, then take the spare back. With the table
-                    // full, accept() says EMFILE even when nothing is waiting, so
-                    // stop as soon as this accept finds the backlog empty.
-                    self.spare_fd = None;
-                    let drained = match listener.accept() {
-                        Ok(_) => {
-                            self.stats.connections_rejected += 1;
-                            false
-                        }
-                        Err(_) => true,
-                    };
-                    self.spare_fd = File::open("/dev/null").ok();
-                    if drained || self.spare_fd.is_none() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    diag_error!("accept failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, admin: bool) {
-        let open = self.conns.len();
-        if open >= self.max_connections + self.config.overflow_connections {
-            self.stats.connections_rejected += 1;
-            return; // dropped: closed at once
-        }
-        let over_limit = open >= self.max_connections;
-        if over_limit {
-            self.stats.connections_rejected += 1;
-        }
-        // Chat frames are small and latency matters more than packet count.
-        let _ = stream.set_nodelay(true);
-        let now = self.now_ms();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            diag_error!("cannot watch a new connection: {e}");
-            return;
-        }
-        self.next_gen = self.next_gen.wrapping_add(1);
-        let conn = entry.insert(Conn::new(
-            stream,
-            peer,
-            key,
-            self.next_gen,
-            admin,
-            over_limit,
-            now,
-        ));
-        if !self.config.trust_proxy && !over_limit && !admin {
-            // The peer is the client: count it now (behind a proxy: at its first request).
-            conn.count_address(&mut self.per_address);
-        }
-        self.stats.connections_total += 1;
-        self.stats.connections_open = self.conns.len();
-        diag_debug!("{peer}: connected");
-        self.schedule(key);
-    }
-
     /// Bookkeeping after anything touched a connection: flush, reap, timer.
     fn after_event(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
@@ -436,7 +373,7 @@ impl Server {
                 continue;
             }
             let mut conn = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(conn.stream_mut());
+            let _ = self.poll.registry().deregister(conn.stream_mut().tcp_mut());
             if let Some(ip) = conn.counted_address() {
                 self.per_address.close(ip);
             }
@@ -470,34 +407,47 @@ impl Server {
     /// never holds up the chat for long: what is left goes next turn.
     fn flush_all(&mut self) {
         let mut more = Vec::new();
-        let mut list = std::mem::take(&mut self.flush_list);
-        list.sort_by_key(|&k| self.conns.get(k).is_none_or(|c| !c.is_chat_client()));
+        let mut bulk = Vec::new();
         let mut bulk_left = self.config.write_budget * BULK_BUDGET_CONNS;
-        for key in list {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if !conn.is_chat_client() && bulk_left == 0 && !conn.dead {
-                more.push(key); // still in_flush_list: next turn
-                continue;
-            }
-            conn.in_flush_list = false;
-            let n = conn.flush(&self.config);
-            self.stats.bytes_written += n as u64;
-            if !conn.is_chat_client() {
-                bulk_left = bulk_left.saturating_sub(n.max(1));
-            }
-            if conn.dead && !conn.in_reap_list {
-                conn.in_reap_list = true;
-                self.reap_list.push(key);
-            }
-            if conn.write_more && !conn.dead {
-                // Its budget is spent: the rest after everyone else's, next turn.
-                conn.in_flush_list = true;
-                more.push(key);
+        // Chat WebSockets first, then everything else (HTTP replies, files).
+        for key in std::mem::take(&mut self.flush_list) {
+            match self.conns.get(key) {
+                Some(conn) if !conn.is_chat_client() => bulk.push(key),
+                Some(_) => self.flush_one(key, None, &mut more),
+                None => {}
             }
         }
+        for key in bulk {
+            self.flush_one(key, Some(&mut bulk_left), &mut more);
+        }
         self.flush_list = more;
+    }
+
+    /// Flushes one connection of [`flush_all`](Self::flush_all)'s list;
+    /// `bulk_left`: it is not a chat WebSocket, and shares this budget.
+    fn flush_one(&mut self, key: usize, bulk_left: Option<&mut usize>, more: &mut Vec<usize>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if bulk_left.as_deref() == Some(&0) && !conn.dead {
+            more.push(key); // still in_flush_list: next turn
+            return;
+        }
+        conn.in_flush_list = false;
+        let n = conn.flush(&self.config);
+        self.stats.bytes_written += n as u64;
+        if let Some(left) = bulk_left {
+            *left = left.saturating_sub(n.max(1));
+        }
+        if conn.dead && !conn.in_reap_list {
+            conn.in_reap_list = true;
+            self.reap_list.push(key);
+        }
+        if conn.write_more && !conn.dead {
+            // Its budget is spent: the rest after everyone else's, next turn.
+            conn.in_flush_list = true;
+            more.push(key);
+        }
     }
 
     fn begin_shutdown(&mut self) {
@@ -510,9 +460,13 @@ impl Server {
             self.config.shutdown_timeout
         );
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
-        for listener in [self.listener.take(), self.admin.take()]
-            .into_iter()
-            .flatten()
+        for listener in [
+            self.listener.take(),
+            self.admin.take(),
+            self.redirect.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let mut l = listener;
             let _ = self.poll.registry().deregister(&mut l);

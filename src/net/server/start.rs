@@ -1,9 +1,11 @@
-//! Starting the server: the listeners bound, the message log opened (memory,
-//! journal or Redis), the secrets read and the chat core built with the
+//! Starting the server: the listeners bound, the TLS certificate loaded, the
+//! message log opened (memory, journal or Redis), the secrets read and the chat core built with the
 //! limits from `Config`. What fails here stops the start with a message and
 //! an exit status.
 
-use super::{Server, ADMIN, LISTENER, REDIS_COMMANDS, REDIS_SUBSCRIPTIONS, SCRATCH_BYTES};
+use super::{
+    Server, ADMIN, LISTENER, REDIRECT, REDIS_COMMANDS, REDIS_SUBSCRIPTIONS, SCRATCH_BYTES,
+};
 use crate::chat::access::Secret;
 use crate::chat::token::TokenKey;
 use crate::chat::Core;
@@ -42,7 +44,7 @@ impl From<String> for StartError {
 
 impl Server {
     /// Binds the listeners, opens the message log and builds the chat core.
-    pub fn bind(config: Config) -> Result<Server, StartError> {
+    pub fn bind(mut config: Config) -> Result<Server, StartError> {
         let fd_limit = crate::os::raise_fd_limit();
         let max_connections = if config.max_connections == 0 {
             (fd_limit as usize).saturating_sub(FD_RESERVE).max(16)
@@ -60,18 +62,46 @@ impl Server {
             listener.map_err(|e| format!("cannot listen on {s}: {e}"))
         };
         let mut listener = listen_at(&config.listen, config.reuse_port)?;
+        if let Ok(bound) = listener.local_addr() {
+            // The address really bound (port 0 resolved): what redirects name.
+            config.listen = bound.to_string();
+        }
         let mut admin = config
             .admin_listen
             .as_deref()
             .map(|a| listen_at(a, false))
             .transpose()?;
+        let mut redirect = config
+            .http_redirect
+            .as_deref()
+            .map(|a| listen_at(a, config.reuse_port))
+            .transpose()?;
         let reg = poll.registry();
         reg.register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
-        if let Some(a) = admin.as_mut() {
-            reg.register(a, ADMIN, Interest::READABLE)
-                .map_err(|e| e.to_string())?;
+        for (l, token) in [(admin.as_mut(), ADMIN), (redirect.as_mut(), REDIRECT)] {
+            if let Some(l) = l {
+                reg.register(l, token, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+            }
         }
+        #[cfg(feature = "tls")]
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let loaded =
+                    crate::net::tls::Certificate::load(cert, key).map_err(|e| StartError {
+                        message: format!("--tls-cert: {e}"),
+                        status: 2,
+                    })?;
+                crate::diag_info!(
+                    "TLS: certificate serial {}, expires {}",
+                    loaded.serial,
+                    clock::rfc3339(loaded.not_after.max(0) as u64 * 1000)
+                );
+                Some(loaded)
+            }
+            _ => None,
+        };
         let wall = clock::unix_millis();
         let (log, restored): (Backend, Restored) = match &config.data_dir {
             None if config.redis.is_some() => {
@@ -141,6 +171,9 @@ impl Server {
             poll,
             listener: Some(listener),
             admin,
+            redirect,
+            #[cfg(feature = "tls")]
+            tls: tls.clone(),
             signals: None,
             conns: Slab::new(),
             core,
@@ -149,13 +182,18 @@ impl Server {
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
             commands,
             log_events: Vec::new(),
+            fetches: Default::default(),
             tick_secs: 0,
             work_at: Instant::now(),
             due: Vec::new(),
             flush_list: Vec::new(),
             read_list: Vec::new(),
             reap_list: Vec::new(),
-            stats: Stats::default(),
+            stats: Stats {
+                #[cfg(feature = "tls")]
+                tls_not_after: tls.as_ref().map(|c| c.not_after),
+                ..Stats::default()
+            },
             started: Instant::now(),
             next_gen: 0,
             date: String::new(),
@@ -198,6 +236,7 @@ fn redis_config(config: &Config) -> Result<RedisConfig, String> {
         history: config.history,
         retain: config.redis_retain,
         presence_ttl_ms: config.redis_presence_ttl.as_millis() as u64,
+        upload_quota: config.upload_quota(),
     })
 }
 
