@@ -83,7 +83,7 @@ pi_versions() {
 
 pi_build() {
   local target="$1"
-  RUSTC=/usr/bin/rustc RUSTFLAGS="--sysroot $PI_SYSROOT" CARGO_TARGET_DIR="$PI_CACHE" \
+  RUSTC=/usr/bin/rustc RUSTFLAGS="--sysroot $PI_SYSROOT -C link-arg=-Wl,-z,pack-relative-relocs" CARGO_TARGET_DIR="$PI_CACHE" \
     /usr/bin/cargo build --release --locked --quiet --bin picochat --target "$target" \
     --manifest-path "$PI_ROOT/Cargo.toml"
   echo "$PI_CACHE/$target/release/picochat"

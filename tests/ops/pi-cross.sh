@@ -25,7 +25,8 @@ for target in "${PI_TARGETS[@]}"; do
   esac
   file -b "$bin" | grep -q "$want" || { echo "$target: not an $want binary: $(file -b "$bin")" >&2; exit 1; }
   size=$(stat -c %s "$bin")
-  [ "$size" -lt $((1536 * 1024)) ] || { echo "$target: binary is $size bytes, over 1.5 MiB" >&2; exit 1; }
+  # The footprint goal with TLS (the default build): 2 MiB stripped (README, Footprint).
+  [ "$size" -le $((2048 * 1024)) ] || { echo "$target: binary is $size bytes, over 2 MiB" >&2; exit 1; }
 
   # lib.sh starts $PICOCHAT_BIN; here that is qemu-user running the ARM binary.
   printf '#!/bin/sh\nexec %s %s "$@"\n' "$(pi_qemu "$target")" "$bin" > "$work/run-$target"
