@@ -29,6 +29,11 @@
 //! 11. images (picochat only, `scenarios/images.rs`): one 1 MiB image
 //!     fetched by 200 clients at once (time, MiB/s, RSS peak); fan-out p99
 //!     without and with those fetches going on
+//! 12. TLS (picochat only, `scenarios/tls.rs`): the same build with
+//!     `--tls-cert` against plain: 1,000 clients connecting at once
+//!     (handshakes per second and server CPU per handshake), fan-out as in 1
+//!     over `wss://` and `ws://` (p50/p99, server CPU), and the RSS per idle
+//!     TLS WebSocket at 10,000 against plain
 //!
 //! With at least two cores the server runs on core 0 and the generator on core 1
 //! (`taskset`). `PICOCHAT_BENCH_BASELINE` names a second server to measure in the
@@ -56,6 +61,9 @@ mod everyday;
 
 #[path = "scenarios/images.rs"]
 mod images;
+
+#[path = "scenarios/tls.rs"]
+mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -138,8 +146,13 @@ fn pid(r: &Running) -> u32 {
 }
 
 fn load(r: &Running, args: &[&str]) -> serde_json::Value {
+    load_url(r, &format!("ws://{}/ws", r.addr), args)
+}
+
+/// `load` against another URL of the same server (`wss://`).
+fn load_url(r: &Running, url: &str, args: &[&str]) -> serde_json::Value {
     let load_bin = env!("CARGO_BIN_EXE_picochat-load").to_string();
-    let url = format!("ws://{}/ws", r.addr);
+    let url = url.to_string();
     let mut argv = vec![
         load_bin,
         "--url".into(),
@@ -796,6 +809,12 @@ fn main() {
 
     if want("images") {
         images::run(&targets[0], quick, &mut |label, v| {
+            push(&mut rows, 0, label, v)
+        });
+    }
+
+    if want("tls") {
+        tls::run(&targets[0], quick, &mut |label, v| {
             push(&mut rows, 0, label, v)
         });
     }

@@ -12,7 +12,8 @@ pub const HELP: &str = "picochat-load: load generator for tutorial-protocol WebS
 Usage: picochat-load [OPTIONS]
        picochat-load compare A.json B.json [MORE.json ...] [--report FILE.html]
 
-  --url URL            server WebSocket URL (default ws://127.0.0.1:8000/ws); give it
+  --url URL            server WebSocket URL, ws:// or wss:// (default
+                       ws://127.0.0.1:8000/ws); give it
                        several times to spread clients over nodes sharing rooms
                        (client i uses URL i mod count; a message sent through one
                        node is expected, and counted, on all of them; the report
@@ -52,6 +53,9 @@ Usage: picochat-load [OPTIONS]
                        not send in turn, each toggling 👍 on one hot message of its
                        room (the room's newest when it joined); reactions received
                        are counted
+  --tls-ca FILE        wss://: trust the CA certificates in this PEM file (a test CA)
+                       instead of none; each connection makes a full TLS handshake
+                       (no resumption), so connect_s measures handshakes
   --compression        offer permessage-deflate; the server's compressed frames are
                        inflated here (the report counts those that negotiated it)
   --server-pid PID     also report the server's CPU time and RSS, overall and per
@@ -76,18 +80,35 @@ pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
     pub path: String,
+    /// `wss://`: TLS, with `host` without its port as the server name.
+    pub tls: bool,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or("--url must start with ws:// (TLS is not supported)")?;
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+            if !cfg!(feature = "tls") {
+                return Err("--url wss://: this build has no TLS (feature `tls`)".into());
+            }
+            (true, rest)
+        } else {
+            let rest = url
+                .strip_prefix("ws://")
+                .ok_or("--url must start with ws:// or wss://")?;
+            (false, rest)
+        };
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let addr = host
+        let with_port = if tls && !host.contains(':') {
+            format!("{host}:443")
+        } else if !host.contains(':') {
+            format!("{host}:80")
+        } else {
+            host.to_string()
+        };
+        let addr = with_port
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
             .next()
@@ -96,11 +117,24 @@ impl Target {
             addr,
             host: host.to_string(),
             path: path.to_string(),
+            tls,
         })
     }
 
     pub fn url(&self) -> String {
-        format!("ws://{}{}", self.host, self.path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.host, self.path)
+    }
+
+    /// The name the server's certificate must carry: the host without its
+    /// port (an IPv6 literal without its brackets).
+    #[cfg(feature = "tls")]
+    pub fn server_name(&self) -> &str {
+        let host = match self.host.rsplit_once(':') {
+            Some((h, port)) if !port.contains(']') => h,
+            _ => &self.host,
+        };
+        host.trim_start_matches('[').trim_end_matches(']')
     }
 }
 
@@ -123,6 +157,8 @@ pub struct Args {
     pub threshold: Duration,
     pub server_pids: Vec<u32>,
     pub compression: bool,
+    /// `--tls-ca`: the CA certificates trusted for `wss://`.
+    pub tls_ca: Option<PathBuf>,
     pub json: bool,
     pub report: Option<PathBuf>,
     pub quiet: bool,
@@ -170,6 +206,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
         threshold: Duration::from_millis(500),
         server_pids: Vec::new(),
         compression: false,
+        tls_ca: None,
         json: false,
         report: None,
         quiet: false,
@@ -212,6 +249,7 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--report" => a.report = Some(val()?.into()),
             "--quiet" => a.quiet = true,
             "--compression" => a.compression = true,
+            "--tls-ca" => a.tls_ca = Some(val()?.into()),
             "--history-rate" => {
                 a.history_rate = val()?
                     .parse()
@@ -236,6 +274,11 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
         .iter()
         .map(|u| Target::parse(u))
         .collect::<Result<_, _>>()?;
+    if a.targets.iter().any(|t| t.tls) && a.tls_ca.is_none() {
+        return Err(
+            "wss:// needs --tls-ca FILE (the CA that signed the server's certificate)".into(),
+        );
+    }
     a.senders = a.senders.min(a.clients.max(1));
     a.payload = a.payload.max(40);
     if a.inflight == 0 {
@@ -336,5 +379,21 @@ mod tests {
         assert_eq!(report, Some(PathBuf::from("r.html")));
         let one = parse(["compare", "a.json"].map(String::from));
         assert!(matches!(one, Err(e) if e.contains("at least two")));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn wss_needs_a_ca_and_names_the_host_without_its_port() {
+        let e = run(&["--url", "wss://localhost:8443/ws"]).unwrap_err();
+        assert!(e.contains("needs --tls-ca"), "{e}");
+        let a = run(&["--url", "wss://localhost:8443/ws", "--tls-ca", "ca.pem"]).unwrap();
+        let t = &a.targets[0];
+        assert!(t.tls);
+        assert_eq!(t.server_name(), "localhost");
+        assert_eq!(t.url(), "wss://localhost:8443/ws");
+        let v6 = Target::parse("wss://[::1]:8443/ws").unwrap();
+        assert_eq!(v6.server_name(), "::1");
+        assert!(!Target::parse("ws://127.0.0.1:1/ws").unwrap().tls);
+        assert!(Target::parse("http://127.0.0.1:1/ws").is_err());
     }
 }

@@ -12,6 +12,7 @@ use crate::args::Args;
 use crate::histogram::Histogram;
 use crate::procfs;
 use crate::series::{Sampler, ServerWatch};
+use crate::stream::Conn;
 use crate::tally::Cells;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -36,7 +37,7 @@ pub enum State {
 }
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Conn,
     pub state: State,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -119,12 +120,22 @@ pub struct Gen {
     pub node_clients: Vec<u64>,
     /// `--history-rate`, `--searchers`, `--ping-interval`: what was asked and answer times.
     pub mix: requests::Mix,
+    /// `wss://` targets' client configuration (`--tls-ca`).
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Gen {
     pub fn new(args: Args) -> io::Result<Gen> {
         let t0 = Instant::now();
         let nodes = args.targets.len();
+        #[cfg(feature = "tls")]
+        let tls = match &args.tls_ca {
+            Some(ca) if args.targets.iter().any(|t| t.tls) => {
+                Some(crate::stream::tls::client_config(ca).map_err(io::Error::other)?)
+            }
+            _ => None,
+        };
         Ok(Gen {
             poll: Poll::new()?,
             clients: Slab::new(),
@@ -148,6 +159,8 @@ impl Gen {
             opened_total: 0,
             node_clients: vec![0; nodes],
             mix: requests::Mix::default(),
+            #[cfg(feature = "tls")]
+            tls,
             args,
         })
     }
@@ -196,15 +209,19 @@ impl Gen {
         let node = self.opened_total % self.args.targets.len();
         let target = &self.args.targets[node];
         match TcpStream::connect(target.addr) {
-            Ok(mut stream) => {
-                let _ = stream.set_nodelay(true);
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let mut stream = match self.wrap(tcp, node) {
+                    Ok(s) => s,
+                    Err(e) => return self.fail(None, format!("tls: {e}")),
+                };
                 let entry = self.clients.vacant_entry();
                 let key = entry.key();
                 if self
                     .poll
                     .registry()
                     .register(
-                        &mut stream,
+                        stream.tcp(),
                         Token(key),
                         Interest::READABLE | Interest::WRITABLE,
                     )
@@ -251,6 +268,18 @@ impl Gen {
         }
     }
 
+    /// The connection as its `--url` says: plain, or TLS to the URL's host.
+    fn wrap(&self, tcp: TcpStream, node: usize) -> io::Result<Conn> {
+        #[cfg(feature = "tls")]
+        if let (true, Some(config)) = (self.args.targets[node].tls, &self.tls) {
+            let name = self.args.targets[node].server_name();
+            let conn = crate::stream::tls::TlsConn::new(tcp, config, name)?;
+            return Ok(Conn::Tls(Box::new(conn)));
+        }
+        let _ = node;
+        Ok(Conn::Plain(tcp))
+    }
+
     fn fail(&mut self, key: Option<usize>, why: String) {
         if let Some(k) = key {
             if let Some(c) = self.clients.get_mut(k) {
@@ -265,7 +294,7 @@ impl Gen {
                 c.state = State::Closed;
                 c.out = Vec::new();
                 c.inbuf = Vec::new();
-                let _ = self.poll.registry().deregister(&mut c.stream);
+                let _ = self.poll.registry().deregister(c.stream.tcp());
             }
         } else {
             self.c.failed += 1;
@@ -291,6 +320,19 @@ impl Gen {
         }
         c.out.clear();
         c.out_pos = 0;
+        // TLS: the records rustls made of it (and the handshake) onto the socket.
+        match c.stream.flush() {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+                ) =>
+            {
+                return
+            }
+            Err(e) => return self.fail(Some(key), format!("write: {e}")),
+        }
         if matches!(c.state, State::Connecting) {
             c.state = State::Handshake;
         }
@@ -364,11 +406,11 @@ impl Gen {
             if writable {
                 if let Some(c) = self.clients.get_mut(key) {
                     if matches!(c.state, State::Connecting) {
-                        if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
+                        if let Ok(Some(e)) | Err(e) = c.stream.tcp().take_error() {
                             self.fail(Some(key), format!("connect: {e}"));
                             continue;
                         }
-                        if c.stream.peer_addr().is_err() {
+                        if c.stream.tcp().peer_addr().is_err() {
                             continue; // not connected yet
                         }
                     }

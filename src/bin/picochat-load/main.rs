@@ -17,6 +17,7 @@ mod html;
 mod procfs;
 mod report;
 mod series;
+mod stream;
 mod svg;
 mod tally;
 
