@@ -168,6 +168,9 @@ fn with_redis_reactions_and_typing_cross_nodes_and_old_pages_carry_reactions() {
     join_room(&mut ann, "dev", "ann");
     join_room(&mut bob, "dev", "bob");
     let first = post(&mut ann, "dev", "react to me");
+    // Bob reacts to what he has seen: node b may get it a moment after
+    // node a echoed it (a reaction to an id b does not know yet is refused).
+    while recv_type(&mut bob, "message")["id"] != first {}
     let r = react(&mut bob, "bob", "dev", first, "👍");
     assert_eq!(
         recv_type(&mut ann, "react"),
