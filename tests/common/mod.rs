@@ -168,6 +168,14 @@ pub fn start_via_shell(shell_setup: &str, args: &str) -> (Child, SocketAddr) {
 
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
+/// How long `recv_json` waits for a frame on this client before failing
+/// (10 s unless set): for an answer that takes long in a debug build.
+pub fn set_wait(ws: &Ws, wait: Duration) {
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(wait)).unwrap();
+    }
+}
+
 pub fn ws_connect(url: &str) -> Ws {
     let (ws, _) = tungstenite::connect(url).expect("websocket connect");
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
