@@ -114,7 +114,12 @@ fn main() {
     assets.push(("/emoji.js".into(), emoji_js));
     let mut table = String::from("&[\n");
     for (i, (url, path)) in assets.iter().enumerate() {
-        println!("cargo:rerun-if-changed={}", path.display());
+        // Only sources are watched: emoji.js is written above on every run, and
+        // watching it would make every `cargo build` run this script and
+        // rebuild the crate.
+        if path.starts_with(&root) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
         let body = std::fs::read(path).expect("read asset");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&body).unwrap();

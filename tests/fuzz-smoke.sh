@@ -10,6 +10,13 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # toolchain on the machine accept them instead of needing a nightly.
 export RUSTC_BOOTSTRAP=1
 secs="${FUZZ_SECONDS:-60}"
+# One build of every target (the library once); each run below then finds it fresh.
+build_log="$(mktemp)"
+if ! (cd fuzz && cargo fuzz build) >"$build_log" 2>&1; then
+  tail -n 40 "$build_log"
+  exit 1
+fi
+rm -f "$build_log"
 for target in http_request ws_chat resp image config; do
   corpus="$(mktemp -d)"
   log="$(mktemp)"
