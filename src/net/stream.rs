@@ -2,11 +2,33 @@
 //! (`--tls-cert`, feature `tls`). A connection (`conn/`) reads and writes
 //! it as bytes and never asks which; the TLS session itself is in `tls/`.
 
-use crate::net::conn::Socket;
 #[cfg(feature = "tls")]
 use crate::net::tls::TlsStream;
 use mio::net::TcpStream;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+
+/// A connection's byte stream (`conn/` reads and writes only this): the TCP
+/// socket, [`Stream`], or a test's pipe.
+pub trait Socket: Read + Write {
+    /// Shuts the write side (a FIN after the last byte).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Bytes the stream itself still holds for the socket (TLS records
+    /// encrypted after the socket filled up): sent by `Write::flush`.
+    fn pending_output(&self) -> bool {
+        false
+    }
+    /// A TLS handshake is in progress (`None`: not a TLS stream).
+    fn handshaking(&self) -> Option<bool> {
+        None
+    }
+}
+
+impl Socket for TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
 
 #[derive(Debug)]
 pub enum Stream {

@@ -30,10 +30,10 @@ mod frames;
 mod request;
 mod timers;
 
+pub use crate::net::stream::Socket;
 pub use frames::frame_for;
-use mio::net::TcpStream;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug)]
 enum Phase {
@@ -76,28 +76,6 @@ pub trait Shell {
     /// the answer comes later, through [`Conn::answer`] (an image a shared
     /// log holds); the connection reads nothing more until then.
     fn serve(&mut self, route: &Route, req: &Request, addr: IpAddr) -> Option<Reply>;
-}
-
-/// A connection's byte stream: the TCP socket, TLS over it
-/// (`net/stream.rs`), or a test's pipe.
-pub trait Socket: Read + Write {
-    /// Shuts the write side (a FIN after the last byte).
-    fn shutdown_write(&mut self) -> io::Result<()>;
-    /// Bytes the stream itself still holds for the socket (TLS records
-    /// encrypted after the socket filled up): sent by `Write::flush`.
-    fn pending_output(&self) -> bool {
-        false
-    }
-    /// A TLS handshake is in progress (`None`: not a TLS stream).
-    fn handshaking(&self) -> Option<bool> {
-        None
-    }
-}
-
-impl Socket for TcpStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
 }
 
 #[derive(Debug)]
