@@ -9,6 +9,7 @@
 #
 # After `pi_toolchain`: pi_build TARGET builds target/pi/TARGET/release/picochat,
 # and pi_qemu TARGET prints the qemu-user command that runs such a binary here.
+# pi_deb TARGET OUTDIR [VERSION] packages that binary as a .deb (cargo-deb).
 
 PI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PI_CACHE="$PI_ROOT/target/pi"
@@ -94,4 +95,17 @@ pi_qemu() {
     aarch64-unknown-linux-gnu) echo "qemu-aarch64-static -L /usr/aarch64-linux-gnu" ;;
     armv7-unknown-linux-gnueabihf) echo "qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
   esac
+}
+
+# pi_deb TARGET OUTDIR [DEB_VERSION]: the Debian package of pi_build's binary
+# (cargo-deb, [package.metadata.deb] in Cargo.toml), written to OUTDIR; prints
+# its path. The binary is already stripped by the release profile.
+pi_deb() {
+  local target="$1" out="$2" version=()
+  [ -n "${3:-}" ] && version=(--deb-version "$3")
+  pi_build "$target" >/dev/null
+  command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --quiet
+  mkdir -p "$out"
+  CARGO_TARGET_DIR="$PI_CACHE" cargo deb --manifest-path "$PI_ROOT/Cargo.toml" --target "$target" \
+    --no-build --no-strip --quiet --output "$out" "${version[@]}"
 }

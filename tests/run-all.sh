@@ -5,8 +5,9 @@
 # format and lint checks, the Rust unit and integration tests, the browser
 # end-to-end test, the Autobahn conformance suite and the ops checks (metrics
 # format, nginx and Caddy in front, Raspberry Pi cross builds, the README's
-# Pi install on an emulated arm64 Debian, testssl.sh and certificate renewal
-# with pebble and certbot, which install themselves too). Exits non-zero on
+# Pi install from the arm64 .deb on an emulated arm64 Debian, the packages'
+# lintian check (cargo-deb, lintian), testssl.sh and certificate renewal with
+# pebble and certbot, which install themselves too). Exits non-zero on
 # the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_m
 # tests/tls.rs makes its test CA with openssl and fetches with curl.
 command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
+# tests/e2e/tls.test.mjs makes Chromium trust its test CA in an NSS database.
+command -v certutil >/dev/null 2>&1 || apt_missing+=(libnss3-tools)
 # tests/cli.rs renders the man page (picochat --man) with groff, warnings as failures.
 command -v groff >/dev/null 2>&1 || apt_missing+=(groff-base)
 if [ ${#apt_missing[@]} -gt 0 ]; then

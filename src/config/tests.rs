@@ -371,3 +371,12 @@ fn the_packaged_config_file_is_the_defaults_commented() {
         "regenerate contrib/picochat.toml: picochat --print-config, every line commented"
     );
 }
+
+#[test]
+fn the_packaged_man_page_is_the_generated_one() {
+    assert_eq!(
+        include_str!("../../contrib/picochat.1"),
+        super::man_page(env!("CARGO_PKG_VERSION")),
+        "regenerate contrib/picochat.1: picochat --man > contrib/picochat.1"
+    );
+}

@@ -2,9 +2,11 @@
 # The README's "Deploy on a Raspberry Pi", followed for real on a Pi-style
 # machine: a fresh 64-bit Debian 12 (what Raspberry Pi OS is built on) booted
 # in qemu-system-aarch64 with its own kernel and systemd as PID 1, 2 CPUs and
-# 1 GiB like a Pi 3. The aarch64 binary from tests/pi-toolchain.sh and
-# contrib/picochat.service go over scp, the README's commands run over ssh as
-# user "pi", and then, with every hardening line of the unit in force:
+# 1 GiB like a Pi 3. The arm64 Debian package (tests/pi-toolchain.sh's
+# pi_deb) goes over scp and is installed as the README says, `sudo apt install
+# ./picochat_<version>_arm64.deb` over ssh as user "pi"; then, with every
+# hardening line of the unit in force:
+#   - installing enabled and started the service
 #   - `systemctl status` says it listens on 0.0.0.0:8000; the page and /healthz
 #     answer on the Pi and from the LAN (this host, over a tap link to the VM)
 #   - it runs as a dynamic user; LimitNOFILE becomes --max-connections
@@ -13,6 +15,10 @@
 #   - history survives `systemctl restart` in StateDirectory; a SIGKILL is
 #     restarted; `systemctl stop` is a clean exit; no chat text in the journal
 #   - `systemd-analyze security` rates the unit at most 2.0
+#   - an edited /etc/picochat/picochat.toml takes effect; upgrading to a
+#     package with a higher version restarts the service and keeps that edit
+#     and the history; `apt remove` stops it and keeps both; `apt purge`
+#     deletes /var/lib/picochat and /etc/picochat
 # It prints the idle memory the service uses on the Pi (README footprint).
 # `systemd-analyze verify` checks the unit file first. The VM image is built
 # once (debootstrap under qemu-user) and kept in target/pi/vm-$PI_IMAGE.
@@ -57,14 +63,18 @@ fail() {
 }
 
 # 1. The unit file itself: no unknown directives, no bad values.
-sed "s#^ExecStart=/usr/local/bin/picochat#ExecStart=$PICOCHAT_BIN#" "$unit" > "$work/verify.service"
+sed "s#^ExecStart=/usr/bin/picochat#ExecStart=$PICOCHAT_BIN#" "$unit" > "$work/verify.service"
 out="$(systemd-analyze verify "$work/verify.service" 2>&1 || true)"
 [ -z "$out" ] || fail "systemd-analyze verify complained: $out"
 echo "pi: unit verified"
 
-# 2. The binary, and a fresh arm64 Debian image (built once; every run boots a copy).
+# 2. The package (and one with a higher version, for the upgrade), and a
+# fresh arm64 Debian image (built once; every run boots a copy).
 pi_toolchain
-bin=$(pi_build aarch64-unknown-linux-gnu)
+deb=$(pi_deb aarch64-unknown-linux-gnu "$work/debs")
+version=$(dpkg-deb -f "$deb" Version)
+next="${version%-*}-$((${version##*-} + 1))"
+deb_next=$(pi_deb aarch64-unknown-linux-gnu "$work/debs" "$next")
 # Bump when the image recipe below changes, so a cached image is rebuilt.
 PI_IMAGE=2
 vm="$PI_CACHE/vm-$PI_IMAGE"
@@ -144,12 +154,12 @@ done
 booted=1
 echo "pi: $(on_pi 'uname -m; . /etc/os-release; echo $PRETTY_NAME' | paste -sd ' '), ssh after $(($(date +%s) - started)) s"
 
-# 4. The README's steps, as written there.
-timeout 120 scp "${ssh_opts[@]}" "$bin" "$unit" "pi@$pi_ip:/tmp/"
-on_pi 'sudo install -m 0755 /tmp/picochat /usr/local/bin/picochat &&
-  sudo install -m 0644 /tmp/picochat.service /etc/systemd/system/picochat.service &&
-  sudo systemctl daemon-reload &&
-  sudo systemctl enable --now picochat' 2>/dev/null
+# 4. The README's step, as written there: apt installs the package, which
+# enables and starts the service.
+timeout 120 scp "${ssh_opts[@]}" "$deb" "$deb_next" "pi@$pi_ip:/tmp/"
+on_pi "cd /tmp && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./$(basename "$deb")" \
+  > "$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; fail "apt install ./$(basename "$deb") failed"; }
+[ "$(on_pi systemctl is-enabled picochat)" = enabled ] || fail "installing did not enable the service"
 wait_healthy() {
   for _ in $(seq 1 100); do
     curl -sf "http://$pi_ip:8000/healthz" > "$work/health.json" 2>/dev/null && return 0
@@ -231,4 +241,36 @@ exposure=$(on_pi sudo systemd-analyze security picochat --no-pager 2>/dev/null \
 python3 -c "import sys; sys.exit(0 if float('$exposure') <= 2.0 else 1)" \
   || fail "systemd-analyze security exposure $exposure, want <= 2.0"
 echo "pi: no chat text in the journal; systemd-analyze security exposure $exposure (0 = locked down, 10 = exposed)"
+
+# 8. The package's life: an edited config, an upgrade, remove, purge.
+conf=/etc/picochat/picochat.toml
+on_pi "sudo sed -i 's/^# max-connections = .*/max-connections = \"500\"/' $conf"
+on_pi sudo systemctl start picochat
+wait_healthy || fail "no /healthz after start"
+pid=$(on_pi sudo systemctl show -p MainPID --value picochat)
+on_pi sudo journalctl -u picochat _PID="$pid" --no-pager | grep -q "max 500 connections" \
+  || fail "the edited $conf (max-connections = \"500\") did not take effect"
+on_pi "cd /tmp && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./$(basename "$deb_next")" \
+  > "$work/apt.log" 2>&1 || { cat "$work/apt.log" >&2; fail "upgrade to $next failed"; }
+[ "$(on_pi dpkg-query -W -f='\${Version}' picochat)" = "$next" ] || fail "not upgraded to $next"
+wait_healthy || fail "no /healthz after the upgrade"
+upgraded=$(on_pi sudo systemctl show -p MainPID --value picochat)
+[ "$upgraded" != "$pid" ] || fail "the upgrade did not restart the service"
+on_pi grep -qx "'max-connections = \"500\"'" $conf || fail "the upgrade lost the edit to $conf"
+on_pi sudo journalctl -u picochat _PID="$upgraded" --no-pager | grep -q "max 500 connections" \
+  || fail "after the upgrade, the edited config is not in effect"
+[ "$(health last_message_id)" = "$sent" ] || fail "history after the upgrade: last id $(health last_message_id), want $sent"
+echo "pi: upgraded $version -> $next: restarted, edited $conf and $sent messages kept"
+on_pi sudo DEBIAN_FRONTEND=noninteractive apt-get remove -y -q picochat > "$work/apt.log" 2>&1 \
+  || { cat "$work/apt.log" >&2; fail "apt remove failed"; }
+if on_pi systemctl is-active -q picochat; then fail "apt remove left the service running"; fi
+curl -sf "http://$pi_ip:8000/healthz" >/dev/null 2>&1 && fail "something still answers on :8000 after apt remove"
+on_pi sudo test -d /var/lib/private/picochat || fail "apt remove deleted the history"
+on_pi test -f $conf || fail "apt remove deleted $conf"
+on_pi sudo DEBIAN_FRONTEND=noninteractive apt-get purge -y -q picochat > "$work/apt.log" 2>&1 \
+  || { cat "$work/apt.log" >&2; fail "apt purge failed"; }
+for gone in /var/lib/private/picochat /var/lib/picochat /etc/picochat /usr/bin/picochat; do
+  if on_pi sudo test -e "$gone"; then fail "apt purge left $gone"; fi
+done
+echo "pi: apt remove stopped it and kept its state; apt purge deleted /var/lib/picochat and /etc/picochat"
 on_pi sudo systemctl poweroff >/dev/null 2>&1 || true

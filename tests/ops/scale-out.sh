@@ -92,10 +92,10 @@ for p in "${pids[@]}"; do
   [ "$n" -gt 0 ] || { echo "process $p got no connection" >&2; exit 1; }
 done
 
-# The systemd template, with this binary in place of /usr/local/bin/picochat.
+# The systemd template, with this binary in place of /usr/bin/picochat.
 if command -v systemd-analyze >/dev/null 2>&1; then
   mkdir -p "$work/units"
-  sed "s#/usr/local/bin/picochat#$PICOCHAT_BIN#" "$root/contrib/picochat@.service" > "$work/units/picochat@.service"
+  sed "s#/usr/bin/picochat#$PICOCHAT_BIN#" "$root/contrib/picochat@.service" > "$work/units/picochat@.service"
   cp "$work/units/picochat@.service" "$work/units/picochat@1.service"
   out="$(cd "$work/units" && systemd-analyze verify ./picochat@1.service 2>&1 || true)"
   if [ -n "$out" ]; then echo "systemd-analyze verify picochat@.service:" >&2; echo "$out" >&2; exit 1; fi
