@@ -3,9 +3,12 @@
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
-export function launchBrowser() {
+// `env`: the browser's environment (tls.test.mjs gives it a HOME whose NSS
+// database trusts a test CA).
+export function launchBrowser(env = process.env) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    env,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
   });

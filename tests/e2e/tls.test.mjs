@@ -14,7 +14,6 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { launchBrowser, say, startPicochat } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -44,12 +43,7 @@ before(async () => {
 
   ({ child: server, port } = await startPicochat(bin, [
     '--tls-cert', join(dir, 'server.pem'), '--tls-key', join(dir, 'server.key')]));
-  trusting = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    env: { ...process.env, HOME: home },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  trusting = await launchBrowser({ ...process.env, HOME: home });
   stranger = await launchBrowser();
 });
 
