@@ -21,7 +21,8 @@
 #     deletes /var/lib/picochat and /etc/picochat
 # It prints the idle memory the service uses on the Pi (README footprint).
 # `systemd-analyze verify` checks the unit file first. The VM image is built
-# once (debootstrap under qemu-user) and kept in target/pi/vm-$PI_IMAGE.
+# once (debootstrap under qemu-user) and kept in ~/.cache/picochat/pi-vm-$PI_IMAGE
+# ($PICOCHAT_CACHE or $XDG_CACHE_HOME/picochat if set).
 # The LAN is a tap device on a /24 this machine does not use yet (host .1,
 # Pi .2). Not QEMU's user-mode networking: its port forwards listen with a
 # backlog of 1, and a burst of connections there loses SYNs before they ever
@@ -77,9 +78,12 @@ next="${version%-*}-$((${version##*-} + 1))"
 deb_next=$(pi_deb aarch64-unknown-linux-gnu "$work/debs" "$next")
 # Bump when the image recipe below changes, so a cached image is rebuilt.
 PI_IMAGE=2
-vm="$PI_CACHE/vm-$PI_IMAGE"
+# Kept outside the checkout, so a fresh clone (CI) boots the image the last
+# run built instead of spending minutes on debootstrap again.
+cache="${PICOCHAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/picochat}"
+vm="$cache/pi-vm-$PI_IMAGE"
 if [ ! -f "$vm/rootfs.img" ]; then
-  rm -rf "$PI_CACHE"/vm-* && mkdir -p "$vm"
+  rm -rf "$cache"/pi-vm-* && mkdir -p "$vm"
   rootfs="$work/rootfs"
   echo "pi: building the arm64 Debian image (debootstrap under qemu-user, a few minutes)"
   # Unpack natively, then configure under emulation with a small initramfs
