@@ -63,7 +63,7 @@ step "browser end-to-end test (Chromium via playwright-core)"
 (cd tests/e2e && node --test)
 passed=$((passed + 1))
 
-# The deflate suite is one Python process (wstest) on one core for about 13
+# The deflate suite is one Python process (wstest) on one core for about 17
 # minutes, and the fuzz smoke is CPU work with no timing of its own: they
 # share the two cores instead of taking turns. Its output follows the fuzz's.
 deflate=tests/conformance/autobahn-deflate.sh
