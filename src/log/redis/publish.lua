@@ -16,7 +16,8 @@
 -- (room '@<owner>-<owner>') is published on both identities' channels too,
 -- as '<room> ' and what the room's channel carries; conversations are never
 -- listed in the rooms index.
--- Uploaded images: KEYS[5] all files, oldest first (a sorted set by time),
+-- Uploaded images: KEYS[5] all files, oldest first (a sorted set by time,
+-- kept strictly increasing),
 -- KEYS[6] their total bytes, KEYS[7] the room's files by message id;
 -- ARGV[14] the image's name ('' for none), ARGV[15] its bytes, ARGV[16]
 -- --upload-quota, ARGV[17] the prefix of file keys. The file is stored
@@ -48,7 +49,15 @@ if ARGV[14] ~= '' then
     unfile(oldest)
   end
   redis.call('SET', ARGV[17] .. ARGV[14], ARGV[15])
-  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[14])
+  -- Scored by time, but always after the newest file: two uploads in one
+  -- millisecond (or from a node whose clock is behind) must not be ordered
+  -- by their random names, or the quota would evict the newer first.
+  local score = tonumber(ARGV[2])
+  local newest = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')[2]
+  if newest and tonumber(newest) >= score then
+    score = tonumber(newest) + 1
+  end
+  redis.call('ZADD', KEYS[5], score, ARGV[14])
   redis.call('INCRBY', KEYS[6], size)
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
