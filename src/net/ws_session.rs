@@ -30,7 +30,9 @@ pub struct WsSession {
     assembler: Assembler,
     /// The chat core announced an upload: the next message, if binary, is
     /// at most this many bytes (inflated), kept or discarded as it arrives.
-    upload: Option<Upload>,
+    /// Boxed: it is rare and short-lived, and every idle WebSocket would
+    /// otherwise carry its 24 bytes (docs/performance.md, Footprint).
+    upload: Option<Box<Upload>>,
     /// When we pinged a quiet peer; cleared by any byte from it.
     ping_sent: Option<u64>,
     /// Our close frame is queued: no data frame may follow it.
@@ -110,12 +112,12 @@ impl WsSession {
     /// `keep`, or discarded as it arrives when the announcement was refused.
     /// Any message ends the expectation, whatever it is.
     pub fn expect_upload(&mut self, bytes: usize, keep: bool) {
-        self.upload = Some(Upload {
+        self.upload = Some(Box::new(Upload {
             bytes,
             keep,
             skip: 0,
             discarding: false,
-        });
+        }));
     }
 
     /// An upload is expected (its bytes may take longer than a message).
