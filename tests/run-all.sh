@@ -53,9 +53,15 @@ cargo clippy --all-targets --no-default-features --quiet -- -D warnings
 step "cargo test (unit and integration tests, real sockets)"
 cargo test --quiet
 
-step "release build"
+step "release build (stripped, at most 2 MiB with TLS: docs/performance.md, Footprint)"
 cargo build --release --quiet
 export PICOCHAT_BIN="$PWD/target/release/picochat"
+bytes=$(stat -c %s "$PICOCHAT_BIN")
+echo "target/release/picochat: $bytes bytes"
+if [ "$bytes" -gt $((2 * 1024 * 1024)) ]; then
+  echo "FAIL: the release binary is over 2 MiB ($bytes bytes); see docs/performance.md, Footprint" >&2
+  exit 1
+fi
 
 step "browser end-to-end test (Chromium via playwright-core)"
 # Each check on a line of its own: under `set -e` a failing one stops the

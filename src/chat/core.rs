@@ -219,7 +219,7 @@ impl Core {
             .filter(|r| !r.ready)
             .map(|r| &r.name)
             .collect();
-        names.sort();
+        names.sort_unstable();
         out.extend(names.into_iter().map(|n| Command::Watch(n.clone())));
     }
 
@@ -421,7 +421,7 @@ impl Core {
                     last_message_time: d.last_message_time,
                 }),
         );
-        list.sort_by(|a, b| b.online.cmp(&a.online).then(a.room.cmp(b.room)));
+        list.sort_unstable_by(|a, b| b.online.cmp(&a.online).then(a.room.cmp(b.room)));
         protocol::rooms_json(&list)
     }
 

@@ -236,7 +236,7 @@ impl Moderation {
             .filter(|r| before.get(*r) != self.rooms.get(*r))
             .map(|r| RoomName::from(r.as_str()))
             .collect();
-        rooms.sort();
+        rooms.sort_unstable();
         rooms.dedup();
         let banned = self
             .bans
@@ -295,7 +295,7 @@ impl Moderation {
                 },
             })
             .collect();
-        lines.sort_by_key(|l| std::cmp::Reverse(l.ban.since));
+        lines.sort_unstable_by_key(|l| std::cmp::Reverse(l.ban.since));
         #[derive(Serialize)]
         struct Body<'a> {
             bans: Vec<Line<'a>>,

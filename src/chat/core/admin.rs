@@ -132,7 +132,7 @@ impl Core {
                 }
             })
             .collect();
-        rooms.sort_by(|a, b| a.room.cmp(b.room));
+        rooms.sort_unstable_by(|a, b| a.room.cmp(b.room));
         #[derive(serde::Serialize)]
         struct Body<'a> {
             rooms: Vec<RoomView<'a>>,

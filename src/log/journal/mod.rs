@@ -257,7 +257,7 @@ impl Journal {
             messages += tail.len();
             restored.rooms.push((room, last, tail.into()));
         }
-        restored.rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        restored.rooms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         diag_info!(
             "message log {}: {messages} record{} in {} room{} reloaded, highest id {}, index {} KiB",
             dir.display(),

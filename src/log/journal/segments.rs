@@ -81,7 +81,7 @@ impl Files {
                 modified_ms,
             });
         }
-        closed.sort_by_key(|c| c.number);
+        closed.sort_unstable_by_key(|c| c.number);
         Ok(Files {
             dir: dir.to_path_buf(),
             current: closed.last().map_or(1, |c| c.number + 1),
