@@ -95,7 +95,10 @@ impl WriteQueue {
         }
     }
 
-    /// Writes until the queue is empty or the writer would block.
+    /// Writes until the queue is empty, the writer would block, or `budget`
+    /// bytes are written: no write is offered more than what is left of it
+    /// (the kernel takes a whole 1 MiB image in one call on loopback, which
+    /// would make the budget a count of calls, not of bytes).
     /// Returns the bytes written alongside the outcome.
     pub fn flush_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
@@ -103,16 +106,23 @@ impl WriteQueue {
             if total >= budget {
                 return Ok((Flushed::Budget, total));
             }
+            let mut room = budget - total;
             let mut slices: [IoSlice; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
             for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
                 let bytes = chunk.bytes();
-                slices[i] = IoSlice::new(if i == 0 {
+                let bytes = if i == 0 {
                     &bytes[self.head_written..]
                 } else {
                     bytes
-                });
+                };
+                let offered = &bytes[..bytes.len().min(room)];
+                slices[i] = IoSlice::new(offered);
                 n += 1;
+                room -= offered.len();
+                if room == 0 {
+                    break;
+                }
             }
             match w.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -199,6 +209,49 @@ mod tests {
         assert_eq!(w.out, b"head-broadcast-tail");
         assert!(q.is_empty());
         assert_eq!(Rc::strong_count(&shared), 1, "sent chunks are released");
+    }
+
+    /// A writer that takes everything offered in one call, as the kernel
+    /// does on loopback with a large send buffer; it records each call's size.
+    #[derive(Default)]
+    struct Greedy {
+        out: Vec<u8>,
+        calls: Vec<usize>,
+    }
+
+    impl Write for Greedy {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let n: usize = bufs.iter().map(|b| b.len()).sum();
+            bufs.iter().for_each(|b| self.out.extend_from_slice(b));
+            self.calls.push(n);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flush_writes_no_more_than_its_budget_even_to_a_writer_that_takes_all() {
+        let image: Rc<[u8]> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let mut q = WriteQueue::default();
+        q.push(Chunk::Static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        q.push(Chunk::Shared(image.clone()));
+        let mut w = Greedy::default();
+        let budget = 64 * 1024;
+        assert_eq!(
+            q.flush_to(&mut w, budget).unwrap(),
+            (Flushed::Budget, budget)
+        );
+        assert_eq!(w.calls, [budget], "one call, offered exactly the budget");
+        while q.flush_to(&mut w, budget).unwrap().0 == Flushed::Budget {}
+        assert!(w.calls.iter().all(|&n| n <= budget), "{:?}", w.calls);
+        assert_eq!(w.calls.len(), 1_000_019usize.div_ceil(budget));
+        assert_eq!(&w.out[19..], &image[..]);
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -508,15 +508,22 @@ impl<S: Socket> Conn<S> {
         self.dead = true;
     }
 
-    /// Writes queued output until done or WouldBlock. Returns bytes written.
+    /// Writes queued output until done, WouldBlock or `--write-budget`.
+    /// Returns bytes written.
     pub fn flush(&mut self, config: &Config) -> usize {
+        self.flush_within(config, config.write_budget)
+    }
+
+    /// [`flush`](Self::flush), at most `budget` bytes (what is left of the
+    /// turn's budget for HTTP replies, when less than `--write-budget`).
+    pub fn flush_within(&mut self, config: &Config, budget: usize) -> usize {
         self.write_more = false;
         if self.dead || !self.has_output() {
             return 0;
         }
         let flushed = self
             .out
-            .flush_to(&mut self.stream, config.write_budget)
+            .flush_to(&mut self.stream, budget.min(config.write_budget))
             .and_then(|(how, n)| match how {
                 // The stream's own bytes (TLS records) go last.
                 Flushed::All if self.stream.pending_output() => match self.stream.flush() {

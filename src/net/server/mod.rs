@@ -434,7 +434,8 @@ impl Server {
             return;
         }
         conn.in_flush_list = false;
-        let n = conn.flush(&self.config);
+        let budget = bulk_left.as_deref().copied().unwrap_or(usize::MAX);
+        let n = conn.flush_within(&self.config, budget);
         self.stats.bytes_written += n as u64;
         if let Some(left) = bulk_left {
             *left = left.saturating_sub(n.max(1));
@@ -502,12 +503,12 @@ impl Server {
     }
 }
 
-/// Lists a connection for this turn's flush, once, unless its socket is
-/// waiting for writability (its writable event will list it) or it is dead.
 /// HTTP replies written per turn, in `--write-budget`s: a few connections'
 /// worth, so a turn stays short however many fetch a large file at once.
 const BULK_BUDGET_CONNS: usize = 4;
 
+/// Lists a connection for this turn's flush, once, unless its socket is
+/// waiting for writability (its writable event will list it) or it is dead.
 fn mark_flush_on<S: Socket>(flush_list: &mut Vec<usize>, key: usize, conn: &mut Conn<S>) {
     if !conn.in_flush_list && !conn.write_blocked && !conn.dead {
         conn.in_flush_list = true;
