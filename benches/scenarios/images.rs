@@ -4,8 +4,10 @@
 //! per second, and the server's RSS peak meanwhile; and fan-out p99 of 200
 //! chat clients (10 senders, 100 msg/s): without fetches; during one such
 //! round (the p99 of the seconds of the chat run that the round overlaps:
-//! the goal, within 10% of without); and, harsher, with a round every
-//! second for the whole run (a photo a second in a room of 200).
+//! the goal, within 10% of without), its readers flat out, at the idle
+//! scheduling class, or paced as on a gigabit LAN, each beside a control (the
+//! same seconds of the run without fetches); and, harsher, with a round
+//! every second for the whole run (a photo a second in a room of 200).
 
 use super::{load, pid, procfs, start, Target};
 use std::io::{Read, Write};
@@ -75,27 +77,76 @@ fn upload(addr: SocketAddr, image: &[u8]) -> Option<String> {
     }
 }
 
+/// How the 200 readers of a round take the bytes.
+#[derive(Clone, Copy, PartialEq)]
+enum Readers {
+    /// As fast as loopback goes (the server's core copies 200 MiB flat out).
+    Flat,
+    /// As fast, at the idle scheduling class: on CPU the server and the load
+    /// generator leave free, as 200 other machines would be.
+    Idle,
+    /// Paced as 200 phones and laptops sharing a gigabit LAN would read:
+    /// each at 1/200 of 1 Gbit/s, with a 64 KiB receive buffer, so TCP's
+    /// flow control paces the server as a real link does; at the idle class
+    /// too (their 7,600 wake-ups a second are other machines' work).
+    Lan,
+}
+
+impl Readers {
+    fn label(self) -> &'static str {
+        match self {
+            Readers::Flat => "readers flat out",
+            Readers::Idle => "fetching threads at the idle class",
+            Readers::Lan => "readers paced as a gigabit LAN",
+        }
+    }
+}
+
+/// Bytes per second each reader takes in `Readers::Lan` (1 Gbit/s over 200).
+const LAN_READER_RATE: f64 = 1e9 / 8.0 / 200.0;
+
 /// One GET of `path` read to the end; the body's bytes.
-fn fetch(addr: SocketAddr, path: &str) -> usize {
+fn fetch(addr: SocketAddr, path: &str, readers: Readers) -> usize {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return 0;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    if readers == Readers::Lan {
+        let size: libc::c_int = 64 * 1024;
+        // SAFETY: setsockopt on a socket this function owns, with a valid int.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
     let req = format!("GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
         return 0;
     }
     let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
+    if readers == Readers::Lan {
+        let began = Instant::now();
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            all.extend_from_slice(&buf[..n]);
+            let due = Duration::from_secs_f64(all.len() as f64 / LAN_READER_RATE);
+            std::thread::sleep(due.saturating_sub(began.elapsed()));
+        }
+    } else {
+        let _ = s.read_to_end(&mut all);
+    }
     all.windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(0, |at| all.len() - at - 4)
 }
 
 /// 200 fetches at once, from 200 threads; the time until the last is done.
-/// `idle`: the threads run at the idle scheduling class, on CPU the server
-/// and the load generator leave free, as 200 other machines would be.
-fn round(addr: SocketAddr, path: &str, clients: usize, idle: bool) -> (Duration, usize) {
+fn round(addr: SocketAddr, path: &str, clients: usize, readers: Readers) -> (Duration, usize) {
     let began = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
@@ -103,17 +154,42 @@ fn round(addr: SocketAddr, path: &str, clients: usize, idle: bool) -> (Duration,
             // Not pinned: on two cores, pinning them beside the load
             // generator starves it and its latencies measure that instead.
             std::thread::spawn(move || {
-                if idle {
+                if readers != Readers::Flat {
                     let param = libc::sched_param { sched_priority: 0 };
                     // SAFETY: plain system call on this thread, with a valid parameter.
                     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
                 }
-                fetch(addr, &path)
+                fetch(addr, &path, readers)
             })
         })
         .collect();
     let bytes = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
     (began.elapsed(), bytes)
+}
+
+/// Splits a chat run's per-second p99s (whole seconds after the first, the
+/// connecting one) by whether they overlap `from..to` (seconds into the
+/// run): the worst of those that do, and the median of the others.
+fn split_seconds(v: &serde_json::Value, from: f64, to: f64) -> (Option<f64>, Option<f64>) {
+    let rows = v["series"].as_array().cloned().unwrap_or_default();
+    let (mut during, mut others) = (Vec::new(), Vec::new());
+    for row in rows.iter().skip(1) {
+        let end = row["t_s"].as_f64().unwrap_or(0.0);
+        let span = row["span_s"].as_f64().unwrap_or(0.0);
+        let Some(p99) = row["latency_ms"]["p99"].as_f64() else {
+            continue;
+        };
+        if end - span < to && end > from {
+            during.push(p99);
+        } else if span > 0.9 {
+            others.push(p99);
+        }
+    }
+    others.sort_by(f64::total_cmp);
+    (
+        during.into_iter().reduce(f64::max),
+        others.get(others.len() / 2).copied(),
+    )
 }
 
 pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64>)) {
@@ -141,7 +217,7 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
             }
         })
     };
-    let (took, bytes) = round(r.addr, &url, clients, false);
+    let (took, bytes) = round(r.addr, &url, clients, Readers::Flat);
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let peak = peak.load(Ordering::Relaxed);
@@ -186,44 +262,47 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
     let calm = load(&r, &chat);
     // One round, in the middle of a run: the seconds it overlaps.
     let delay = Duration::from_millis(if quick { 1500 } else { 5000 });
-    let one = |idle: bool| {
+    let one = |readers: Readers| {
         let (url, addr) = (url.clone(), r.addr);
         let began = Instant::now();
         let round_thread = std::thread::spawn(move || {
             std::thread::sleep(delay);
             let at = began.elapsed();
-            let (took, _) = round(addr, &url, clients, idle);
+            let cpu = procfs::cpu_seconds(server).unwrap_or(0.0);
+            let (took, _) = round(addr, &url, clients, readers);
+            let cpu = procfs::cpu_seconds(server).unwrap_or(0.0) - cpu;
+            eprintln!(
+                "images: the round ({}) took {cpu:.3} s of server CPU",
+                readers.label()
+            );
             (at, took)
         });
         let v = load(&r, &chat);
         let (at, took) = round_thread.join().unwrap_or_default();
         let (from, to) = (at.as_secs_f64() - 0.05, (at + took).as_secs_f64() + 0.05);
-        let rows = v["series"].as_array().cloned().unwrap_or_default();
-        // Whole seconds after the first (connecting), by whether the round overlaps them.
-        let (mut during, mut others) = (Vec::new(), Vec::new());
-        for row in rows.iter().skip(1) {
-            let end = row["t_s"].as_f64().unwrap_or(0.0);
-            let span = row["span_s"].as_f64().unwrap_or(0.0);
-            let Some(p99) = row["latency_ms"]["p99"].as_f64() else {
-                continue;
-            };
-            if end - span < to && end > from {
-                during.push(p99);
-            } else if span > 0.9 {
-                others.push(p99);
-            }
-        }
-        let during = during.into_iter().reduce(f64::max);
-        others.sort_by(f64::total_cmp);
-        let typical = others.get(others.len() / 2).copied();
+        let (during, typical) = split_seconds(&v, from, to);
         eprintln!(
-            "images: one round (idle class: {idle}) at {at:?} took {took:?}; p99 of the \
-             seconds it overlaps {during:?} ms, of the run's other seconds (median) {typical:?} ms"
+            "images: one round ({}) at {at:?} took {took:?}; p99 of the seconds it \
+             overlaps {during:?} ms, of the run's other seconds (median) {typical:?} ms",
+            readers.label()
         );
-        (during, typical)
+        (during, typical, from, to)
     };
-    for (idle, label) in [(false, ""), (true, ", fetching threads at the idle class")] {
-        let (during, typical) = one(idle);
+    for readers in [Readers::Flat, Readers::Idle, Readers::Lan] {
+        let label = match readers {
+            Readers::Flat => String::new(),
+            _ => format!(", {}", readers.label()),
+        };
+        let (during, typical, from, to) = one(readers);
+        // The control: the same statistic over the same seconds of the run
+        // without fetches (the worst of two or three seconds against the
+        // median of the others is above 1 by itself).
+        let (control, control_typical) = split_seconds(&calm, from, to);
+        eprintln!(
+            "images: control ({}): the same seconds without fetches {control:?} ms, \
+             the others (median) {control_typical:?} ms",
+            readers.label()
+        );
         push(
             &format!(
                 "11 one round of 200 fetches{label}: fan-out p99 of the seconds it overlaps (ms)"
@@ -234,6 +313,14 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
             &format!("11 one round of 200 fetches{label}: fan-out p99 of the run's other seconds, median (ms)"),
             typical,
         );
+        push(
+            &format!("11 one round of 200 fetches{label}: control, the same seconds of the run without fetches (ms)"),
+            control,
+        );
+        push(
+            &format!("11 one round of 200 fetches{label}: control, that run's other seconds, median (ms)"),
+            control_typical,
+        );
     }
     let busy_flag = Arc::new(AtomicBool::new(true));
     let fetcher = {
@@ -243,7 +330,7 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
             let mut rounds = 0;
             while flag.load(Ordering::Relaxed) {
                 let began = Instant::now();
-                round(addr, &url, clients, false);
+                round(addr, &url, clients, Readers::Flat);
                 rounds += 1;
                 std::thread::sleep(Duration::from_secs(1).saturating_sub(began.elapsed()));
             }
