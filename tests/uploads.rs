@@ -248,6 +248,92 @@ fn every_refusal_has_its_code_and_a_refused_image_is_dropped_as_it_arrives() {
     );
 }
 
+/// A PNG of `size` bytes of image data that does not compress (a photo's
+/// compressed data is as dense), around a valid chunk structure.
+fn dense_png(size: usize) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = 640u32.to_be_bytes().repeat(2);
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    chunk(&mut out, b"IDAT", &data);
+    chunk(&mut out, b"IEND", b"");
+    out
+}
+
+#[test]
+fn a_deflated_image_longer_on_the_wire_than_announced_is_taken_from_python_websockets() {
+    // Python's websockets deflates every message (zlib at memLevel 5): data
+    // that does not compress goes out as 8 KiB stored blocks, 5 bytes each
+    // longer than the image. The announced size bounds the image inflated,
+    // not its deflate on the wire (it was refused with 1009).
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let png = dense_png(300_000);
+    let file = std::env::temp_dir().join(format!("picochat-dense-{}.png", std::process::id()));
+    std::fs::write(&file, &png).unwrap();
+    let script = r#"
+import asyncio, json, sys, websockets
+async def main():
+    image = open(sys.argv[1], 'rb').read()
+    async with websockets.connect(sys.argv[2], max_size=None) as ws:
+        print('extensions', ws.response.headers.get('Sec-WebSocket-Extensions'))
+        await ws.send(json.dumps({"type": "join", "room": "dev", "username": "py"}))
+        await ws.send(json.dumps({"type": "upload", "room": "dev", "bytes": len(image), "message": "dense"}))
+        await ws.send(image)
+        while True:
+            v = json.loads(await ws.recv())
+            if v.get('type') == 'error' or 'attachment' in v:
+                print('outcome', json.dumps(v))
+                return
+asyncio.run(main())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&file)
+        .arg(format!("ws://{}/ws", s.addr))
+        .output()
+        .expect("run python3");
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("extensions permessage-deflate"),
+        "{stdout}{stderr}"
+    );
+    let outcome: Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("outcome "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("no outcome: {stdout}{stderr}"));
+    let url = outcome["attachment"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{outcome}"));
+    assert_eq!(
+        outcome["attachment"]["bytes"].as_u64(),
+        Some(png.len() as u64)
+    );
+    let (status, _, body) = get(&s, "GET", url, "");
+    assert_eq!(status, 200);
+    assert!(body == png, "the stored image is the one sent");
+}
+
 #[test]
 fn past_the_quota_the_oldest_images_go_first() {
     let png = sample("png-with-text-and-exif");

@@ -95,6 +95,27 @@ pub struct ArrivingFrame {
     pub payload_start: usize,
 }
 
+/// The most bytes a deflater may turn `n` bytes into: data that does not
+/// compress (a JPEG, a PNG) comes out longer than it went in, by 5 bytes per
+/// stored block (8 KiB blocks from Python's websockets, whose zlib runs at
+/// memLevel 5) or up to 1/8 in fixed-Huffman blocks. zlib's bound for any
+/// settings (`deflateBound` when they are not its defaults), so a sender's
+/// deflate of a message within a limit is never refused for its size on
+/// the wire; the limit itself holds the inflated message.
+pub fn deflate_bound(n: usize) -> usize {
+    n.saturating_add((n >> 3) + (n >> 6) + 16)
+}
+
+/// Whether the data frame starting `buf` carries deflate data: the first
+/// frame of a message with RSV1 set, or a continuation of such a message.
+pub fn deflate_data(buf: &[u8], assembler: &Assembler) -> bool {
+    match buf.first() {
+        Some(b) if b & 0x0F == 0x0 => assembler.compressed_pending(),
+        Some(b) => b & 0x40 != 0,
+        None => false,
+    }
+}
+
 /// Finds one frame at the start of `buf` and unmasks it in place.
 ///
 /// `max_message` bounds a data message: `so_far` bytes of the current
@@ -272,6 +293,12 @@ impl Assembler {
     /// A fragmented binary message is in progress (its continuations are binary).
     pub fn binary_pending(&self) -> bool {
         self.partial.as_ref().is_some_and(|p| !p.text)
+    }
+
+    /// A fragmented deflated message is in progress (its continuations
+    /// carry deflate data, not the message itself).
+    pub fn compressed_pending(&self) -> bool {
+        self.partial.as_ref().is_some_and(|p| p.compressed)
     }
 
     /// Checks the part of a text frame that has arrived so far, so invalid

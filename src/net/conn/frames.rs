@@ -59,7 +59,14 @@ impl<S: Socket> Conn<S> {
             env.config.echo_max_message
         };
         let pending = session.pending_len();
-        let parsed = ws::parse_frame(buf, Role::Server, limit, pending, deflate);
+        // `limit` bounds the message; deflated, it may be a little longer on
+        // the wire (receive() holds the inflated message to `limit`).
+        let wire_limit = if deflate && ws::deflate_data(buf, session.assembler()) {
+            ws::deflate_bound(limit)
+        } else {
+            limit
+        };
+        let parsed = ws::parse_frame(buf, Role::Server, wire_limit, pending, deflate);
         match &parsed {
             Ok(Parse::Frame(f))
                 if matches!(f.opcode, OpCode::Data(Data::Binary | Data::Continue)) =>
