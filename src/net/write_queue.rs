@@ -95,18 +95,39 @@ impl WriteQueue {
         }
     }
 
-    /// Writes until the queue is empty, the writer would block, or `budget`
-    /// bytes are written: no write is offered more than what is left of it
-    /// (the kernel takes a whole 1 MiB image in one call on loopback, which
-    /// would make the budget a count of calls, not of bytes).
+    /// Writes until the queue is empty, the writer would block, or at least
+    /// `budget` bytes are written (a write may take more than is left of it:
+    /// a chat client's queue goes out in as few calls as the kernel allows).
     /// Returns the bytes written alongside the outcome.
     pub fn flush_to(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
+        self.write_out(w, budget, false)
+    }
+
+    /// [`flush_to`](Self::flush_to), but no write is offered more than what
+    /// is left of `budget`, so it is a cap: for bulk output (files), whose
+    /// budget is the turn's share. On loopback the kernel takes a whole
+    /// 1 MiB image in one call, which would make the budget a count of
+    /// calls, not of bytes.
+    pub fn flush_capped(
+        &mut self,
+        w: &mut impl Write,
+        budget: usize,
+    ) -> io::Result<(Flushed, usize)> {
+        self.write_out(w, budget, true)
+    }
+
+    fn write_out(
+        &mut self,
+        w: &mut impl Write,
+        budget: usize,
+        capped: bool,
+    ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while !self.chunks.is_empty() {
             if total >= budget {
                 return Ok((Flushed::Budget, total));
             }
-            let mut room = budget - total;
+            let mut room = if capped { budget - total } else { usize::MAX };
             let mut slices: [IoSlice; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
             for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
@@ -235,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_writes_no_more_than_its_budget_even_to_a_writer_that_takes_all() {
+    fn a_capped_flush_writes_no_more_than_its_budget_even_to_a_writer_that_takes_all() {
         let image: Rc<[u8]> = (0..1_000_000u32).map(|i| i as u8).collect();
         let mut q = WriteQueue::default();
         q.push(Chunk::Static(b"HTTP/1.1 200 OK\r\n\r\n"));
@@ -243,15 +264,23 @@ mod tests {
         let mut w = Greedy::default();
         let budget = 64 * 1024;
         assert_eq!(
-            q.flush_to(&mut w, budget).unwrap(),
+            q.flush_capped(&mut w, budget).unwrap(),
             (Flushed::Budget, budget)
         );
         assert_eq!(w.calls, [budget], "one call, offered exactly the budget");
-        while q.flush_to(&mut w, budget).unwrap().0 == Flushed::Budget {}
+        while q.flush_capped(&mut w, budget).unwrap().0 == Flushed::Budget {}
         assert!(w.calls.iter().all(|&n| n <= budget), "{:?}", w.calls);
         assert_eq!(w.calls.len(), 1_000_019usize.div_ceil(budget));
         assert_eq!(&w.out[19..], &image[..]);
         assert!(q.is_empty());
+        // Uncapped (a chat client's queue), one call takes what the kernel does.
+        q.push(Chunk::Shared(image.clone()));
+        let mut w = Greedy::default();
+        assert_eq!(
+            q.flush_to(&mut w, budget).unwrap(),
+            (Flushed::All, 1_000_000)
+        );
+        assert_eq!(w.calls, [1_000_000]);
     }
 
     #[test]

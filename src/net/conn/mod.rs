@@ -511,28 +511,34 @@ impl<S: Socket> Conn<S> {
     /// Writes queued output until done, WouldBlock or `--write-budget`.
     /// Returns bytes written.
     pub fn flush(&mut self, config: &Config) -> usize {
-        self.flush_within(config, config.write_budget)
+        self.write(config, None)
     }
 
-    /// [`flush`](Self::flush), at most `budget` bytes (what is left of the
-    /// turn's budget for HTTP replies, when less than `--write-budget`).
+    /// [`flush`](Self::flush) for bulk output (HTTP replies, files): at most
+    /// `budget` bytes, the turn's share left, and never more than
+    /// `--write-budget`, however much the kernel would take.
     pub fn flush_within(&mut self, config: &Config, budget: usize) -> usize {
+        self.write(config, Some(budget.min(config.write_budget)))
+    }
+
+    fn write(&mut self, config: &Config, cap: Option<usize>) -> usize {
         self.write_more = false;
         if self.dead || !self.has_output() {
             return 0;
         }
-        let flushed = self
-            .out
-            .flush_to(&mut self.stream, budget.min(config.write_budget))
-            .and_then(|(how, n)| match how {
-                // The stream's own bytes (TLS records) go last.
-                Flushed::All if self.stream.pending_output() => match self.stream.flush() {
-                    Ok(()) => Ok((Flushed::All, n)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((Flushed::Blocked, n)),
-                    Err(e) => Err(e),
-                },
-                how => Ok((how, n)),
-            });
+        let flushed = match cap {
+            Some(cap) => self.out.flush_capped(&mut self.stream, cap),
+            None => self.out.flush_to(&mut self.stream, config.write_budget),
+        };
+        let flushed = flushed.and_then(|(how, n)| match how {
+            // The stream's own bytes (TLS records) go last.
+            Flushed::All if self.stream.pending_output() => match self.stream.flush() {
+                Ok(()) => Ok((Flushed::All, n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((Flushed::Blocked, n)),
+                Err(e) => Err(e),
+            },
+            how => Ok((how, n)),
+        });
         match flushed {
             Ok((Flushed::Budget, n)) => {
                 // Fairness: the rest goes next turn, after everyone else's.

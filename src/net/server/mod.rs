@@ -434,8 +434,10 @@ impl Server {
             return;
         }
         conn.in_flush_list = false;
-        let budget = bulk_left.as_deref().copied().unwrap_or(usize::MAX);
-        let n = conn.flush_within(&self.config, budget);
+        let n = match bulk_left.as_deref() {
+            Some(&left) => conn.flush_within(&self.config, left),
+            None => conn.flush(&self.config),
+        };
         self.stats.bytes_written += n as u64;
         if let Some(left) = bulk_left {
             *left = left.saturating_sub(n.max(1));
