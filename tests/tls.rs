@@ -527,6 +527,72 @@ fn http_redirect_sends_to_https_and_serves_acme_challenges_only() {
 }
 
 #[test]
+fn the_first_certificate_comes_after_the_start_when_this_process_serves_its_challenge() {
+    // A first install: --tls-cert names where certbot will put the pair,
+    // which does not exist yet. Serving the ACME challenge itself, the
+    // server starts, refuses TLS meanwhile, and SIGHUP (the deploy hook)
+    // brings HTTPS up. Without the challenge listener it stops the start.
+    let pki = Pki::new("first");
+    let live = pki.dir.join("live");
+    let (cert, key) = (
+        live.join("fullchain.pem").display().to_string(),
+        live.join("privkey.pem").display().to_string(),
+    );
+    let (code, err) = run_to_exit(&["--tls-cert", &cert, "--tls-key", &key]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-cert"), "{err}");
+    let webroot = pki.dir.join("webroot");
+    let challenges = webroot.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&challenges).unwrap();
+    std::fs::write(challenges.join("first-token"), "first-token.thumbprint").unwrap();
+    let webroot_arg = webroot.display().to_string();
+    let (server, admin) = tls_server(
+        &cert,
+        &key,
+        &[
+            "--http-redirect",
+            "127.0.0.1:0",
+            "--acme-webroot",
+            &webroot_arg,
+        ],
+    );
+    assert!(server.log_text().contains("does not exist yet"));
+    let redirect: SocketAddr = server
+        .log_text()
+        .split("redirecting http on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .expect("redirect address");
+    let challenge = String::from_utf8_lossy(&http_raw(
+        redirect,
+        "GET /.well-known/acme-challenge/first-token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ))
+    .to_string();
+    assert!(
+        challenge.ends_with("\r\n\r\nfirst-token.thumbprint"),
+        "{challenge}"
+    );
+    // No certificate yet: a TLS client is turned away, never answered in plain.
+    let base = format!("https://localhost:{}/", server.addr.port());
+    assert!(!curl(&["--cacert", &pki.path("ca.pem"), &base]).0);
+    let plain = http_raw(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(plain.is_empty(), "{}", String::from_utf8_lossy(&plain));
+    // certbot's deploy hook: the pair in place, then SIGHUP.
+    let (issued_cert, issued_key) = pki.issue("server", "6001");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::copy(&issued_cert, &cert).unwrap();
+    std::fs::copy(&issued_key, &key).unwrap();
+    server.signal("-HUP");
+    server.wait_log("TLS certificate reloaded (serial 6001", 10);
+    assert_eq!(served_serial(&pki, server.addr), "6001");
+    let (ok, page) = curl(&["--cacert", &pki.path("ca.pem"), &base]);
+    assert!(ok && page.contains("<title>"), "{page}");
+    assert!(metric_at(admin, "picochat_tls_handshakes_total{result=\"failed\"}") >= 2.0);
+    assert!(metric_at(admin, "picochat_tls_cert_not_after_seconds") > 0.0);
+}
+
+#[test]
 fn a_key_that_is_not_the_certificates_or_a_missing_half_stops_the_start() {
     let pki = Pki::new("start");
     let (cert, _) = pki.issue("server", "5001");

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Certificate renewal end to end, offline: Debian's pebble (a test ACME CA)
 # issues to Debian's certbot in webroot mode, whose challenge files picochat
-# serves on --http-redirect from --acme-webroot; certbot's deploy hook copies
-# the pair where --tls-cert/--tls-key point and sends SIGHUP (what
-# `systemctl reload picochat` does under contrib/picochat.service), and a new
-# TLS connection then sees the new certificate's serial. Then a forced
+# serves on --http-redirect from --acme-webroot. picochat starts before any
+# certificate exists (a first install: it serves the challenge and refuses
+# TLS); certbot's deploy hook (contrib/certbot-deploy-hook, as the package
+# installs it, pointed at this test's directory and at SIGHUP instead of
+# `systemctl reload picochat`) copies the pair where --tls-cert/--tls-key
+# point, and a new TLS connection then sees the certificate's serial. Then a forced
 # renewal (a second new serial), and a broken one (a key that does not match)
 # that leaves the previous certificate serving. pebble-challtestsrv answers
 # pebble's DNS so the test name resolves to 127.0.0.1 and nothing leaves the
@@ -44,8 +46,7 @@ name=chat.picochat.test
 mkdir -p "$work/tls" "$work/webroot" "$work/certbot"
 cd "$work"
 
-# pebble's own HTTPS certificate (its API), and picochat's first certificate:
-# both from a throwaway CA made here.
+# pebble's own HTTPS certificate (its API), from a throwaway CA made here.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
   -days 2 -subj "/CN=picochat ops test CA" 2>/dev/null
 issue() { # NAME CN SAN
@@ -56,23 +57,20 @@ issue() { # NAME CN SAN
     -extfile "$1.ext" 2>/dev/null
 }
 issue pebble-api localhost "DNS:localhost,IP:127.0.0.1"
-issue first "$name" "DNS:$name"
-cp first.pem tls/cert.pem
-cp first.key tls/key.pem
 
 http_port=$(free_port)
 acme_port=$(free_port)
 mgmt_port=$(free_port)
 dns_port=$(free_port)
 
-start_picochat "$work/picochat.log" --log-level info --tls-cert "$work/tls/cert.pem" \
-  --tls-key "$work/tls/key.pem" --http-redirect "127.0.0.1:$http_port" --acme-webroot "$work/webroot"
+start_picochat "$work/picochat.log" --log-level info --tls-cert "$work/tls/fullchain.pem" \
+  --tls-key "$work/tls/privkey.pem" --http-redirect "127.0.0.1:$http_port" --acme-webroot "$work/webroot"
 echo "$PICO_PID" > picochat.pid
 
 # The serial a new TLS connection to picochat is shown, as openssl prints it.
 served_serial() {
   openssl s_client -connect "$PICO_ADDR" -servername "$name" </dev/null 2>/dev/null \
-    | openssl x509 -noout -serial | cut -d= -f2
+    | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
 }
 file_serial() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 # Waits until picochat has logged N reload lines of this kind.
@@ -84,8 +82,8 @@ wait_log() { # PATTERN COUNT
   fail "picochat did not log '$1' $2 time(s)"
 }
 
-first_serial=$(served_serial)
-[ "$first_serial" = "$(file_serial first.pem)" ] || fail "first certificate not served: $first_serial"
+grep -q "does not exist yet" picochat.log || fail "picochat did not say it waits for its first certificate"
+[ -z "$(served_serial)" ] || fail "TLS answered before there was a certificate"
 
 # DNS: every name is 127.0.0.1 (no AAAA), so pebble's http-01 check comes to
 # picochat's redirect listener.
@@ -109,20 +107,19 @@ done
 curl -s -k -o /dev/null "https://127.0.0.1:$acme_port/dir" || fail "pebble did not start"
 kill -0 "${pids[0]}" 2>/dev/null || { cat challtestsrv.log >&2; fail "pebble-challtestsrv did not start"; }
 
-# The deploy hook a real install has is `systemctl reload picochat`; here the
-# files are copied where picochat reads them and picochat gets SIGHUP itself.
+# The packaged deploy hook, with this test's directory and SIGHUP for
+# `systemctl try-reload-or-restart picochat`.
 cat > deploy-hook <<HOOK
 #!/bin/sh
-cp "\$RENEWED_LINEAGE/fullchain.pem" "$work/tls/cert.pem"
-cp "\$RENEWED_LINEAGE/privkey.pem" "$work/tls/key.pem"
-kill -HUP "\$(cat "$work/picochat.pid")"
+PICOCHAT_TLS_DIR="$work/tls" PICOCHAT_RELOAD="kill -HUP \$(cat "$work/picochat.pid")" \\
+  exec "$here/../../contrib/certbot-deploy-hook"
 HOOK
 # A broken renewal: the new chain, but a key that is not its key.
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key 2>/dev/null
 cat > bad-hook <<HOOK
 #!/bin/sh
-cp "\$RENEWED_LINEAGE/fullchain.pem" "$work/tls/cert.pem"
-cp "$work/other.key" "$work/tls/key.pem"
+cp "\$RENEWED_LINEAGE/fullchain.pem" "$work/tls/fullchain.pem"
+cp "$work/other.key" "$work/tls/privkey.pem"
 kill -HUP "\$(cat "$work/picochat.pid")"
 HOOK
 chmod +x deploy-hook bad-hook
@@ -136,17 +133,19 @@ certbot_run() {
 lineage="certbot/config/live/$name"
 
 # 1. First issue: the challenge is served from the webroot over the redirect
-#    listener, the hook reloads, a new connection sees the issued serial.
+#    listener, the hook copies the pair (owned as its directory is, mode 600)
+#    and reloads, a new connection sees the issued serial.
 certbot_run certonly --webroot -w "$work/webroot" -d "$name" --deploy-hook "$work/deploy-hook"
 wait_log "SIGHUP: TLS certificate reloaded" 1
 issued=$(file_serial "$lineage/cert.pem")
-[ "$issued" != "$first_serial" ] || fail "certbot's certificate has the old serial"
+[ "$(stat -c %a tls/privkey.pem)" = 600 ] || fail "the hook left the key mode $(stat -c %a tls/privkey.pem)"
 got=$(served_serial)
 [ "$got" = "$issued" ] || fail "after the deploy hook a new connection sees serial $got, not $issued"
 echo "acme: certbot issued serial $issued from pebble over --http-redirect/--acme-webroot, reloaded by SIGHUP: ok"
 
-# 2. A forced renewal: a new serial again.
-certbot_run renew --force-renewal --webroot -w "$work/webroot" --deploy-hook "$work/deploy-hook"
+# 2. A forced renewal as certbot's timer runs it: no options, the webroot and
+#    the deploy hook come from what certbot saved at the first issue.
+certbot_run renew --force-renewal
 wait_log "SIGHUP: TLS certificate reloaded" 2
 renewed=$(file_serial "$lineage/cert.pem")
 [ "$renewed" != "$issued" ] || fail "renewal kept the serial"

@@ -108,8 +108,10 @@ impl Server {
         self.schedule(key);
     }
 
-    /// The chat listener speaks TLS when a certificate is loaded; the
-    /// others are plain.
+    /// The chat listener speaks TLS with `--tls-cert`; the others are
+    /// plain. Before the first certificate exists (see `start.rs`), a TLS
+    /// client on the chat listener is turned away: closed, counted as a
+    /// failed handshake, never answered in plain text.
     #[cfg(feature = "tls")]
     fn wrap(&mut self, tcp: TcpStream, which: Listener) -> Option<Stream> {
         match (&self.tls, which) {
@@ -120,6 +122,11 @@ impl Server {
                     None
                 }
             },
+            (None, Listener::Main) if self.config.tls_cert.is_some() => {
+                self.stats.tls_handshake_failures += 1;
+                diag_debug!("TLS connection refused: no certificate loaded yet");
+                None
+            }
             _ => Some(Stream::Plain(tcp)),
         }
     }
@@ -134,9 +141,7 @@ impl Server {
     /// does not match is logged and the old one stays.
     pub(super) fn reload_certificate(&mut self) {
         #[cfg(feature = "tls")]
-        if let (Some(cert), Some(key), Some(_)) =
-            (&self.config.tls_cert, &self.config.tls_key, &self.tls)
-        {
+        if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
             match crate::net::tls::Certificate::load(cert, key) {
                 Ok(new) => {
                     diag_info!(
@@ -147,9 +152,10 @@ impl Server {
                     self.stats.tls_not_after = Some(new.not_after);
                     self.tls = Some(new);
                 }
-                Err(e) => {
+                Err(e) if self.tls.is_some() => {
                     diag_error!("SIGHUP: TLS certificate not reloaded, keeping the old one: {e}")
                 }
+                Err(e) => diag_error!("SIGHUP: TLS certificate not loaded, still none: {e}"),
             }
             return;
         }

@@ -87,6 +87,22 @@ impl Server {
         }
         #[cfg(feature = "tls")]
         let tls = match (&config.tls_cert, &config.tls_key) {
+            // The first certificate does not exist yet, and this process
+            // serves the ACME challenge that gets it: start, answer the
+            // challenge and the redirect, and refuse TLS until SIGHUP
+            // (certbot's deploy hook) loads the pair. Anything else that
+            // keeps the pair from loading stops the start.
+            (Some(cert), Some(_))
+                if !cert.exists() && config.acme_webroot.is_some() && redirect.is_some() =>
+            {
+                crate::diag_warn!(
+                    "TLS: {} does not exist yet; serving ACME challenges and redirects on \
+                     --http-redirect, and refusing TLS on --listen until SIGHUP loads it \
+                     (certbot's deploy hook: systemctl reload picochat)",
+                    cert.display()
+                );
+                None
+            }
             (Some(cert), Some(key)) => {
                 let loaded =
                     crate::net::tls::Certificate::load(cert, key).map_err(|e| StartError {
