@@ -45,9 +45,12 @@ for deb in "${debs[@]}"; do
   file -b "$work/$arch/root/usr/bin/picochat" | grep -q "$want" \
     || fail "$name: /usr/bin/picochat is not $want: $(file -b "$work/$arch/root/usr/bin/picochat")"
   for path in usr/lib/systemd/system/picochat.service usr/share/man/man1/picochat.1.gz \
-      etc/picochat/picochat.toml usr/share/doc/picochat/copyright; do
+      etc/picochat/picochat.toml usr/share/doc/picochat/copyright usr/share/picochat/https.conf; do
     [ -f "$work/$arch/root/$path" ] || fail "$name: no /$path"
   done
+  [ -x "$work/$arch/root/usr/lib/picochat/certbot-deploy-hook" ] \
+    || fail "$name: no executable /usr/lib/picochat/certbot-deploy-hook"
+  sh -n "$work/$arch/root/usr/lib/picochat/certbot-deploy-hook" || fail "$name: the deploy hook does not parse"
   grep -qx /etc/picochat/picochat.toml "$work/$arch/control/conffiles" \
     || fail "$name: /etc/picochat/picochat.toml is not a conffile"
   cmp -s "$work/$arch/root/etc/picochat/picochat.toml" "$root/contrib/picochat.toml" \

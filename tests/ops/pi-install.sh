@@ -265,6 +265,74 @@ on_pi sudo journalctl -u picochat _PID="$upgraded" --no-pager | grep -q "max 500
   || fail "after the upgrade, the edited config is not in effect"
 [ "$(health last_message_id)" = "$sent" ] || fail "history after the upgrade: last id $(health last_message_id), want $sent"
 echo "pi: upgraded $version -> $next: restarted, edited $conf and $sent messages kept"
+# 9. HTTPS the packaged way (docs/operations.md, "Native TLS"): the drop-in
+# lets the hardened service bind 443 and 80; before any certificate exists it
+# serves the ACME challenge and refuses TLS; certbot's deploy hook (run here
+# as certbot runs it, with RENEWED_LINEAGE, a test CA standing in for Let's
+# Encrypt) copies the root-only pair where the dynamic user reads it and
+# reloads; a renewal swaps the serial without a restart.
+tls_name=chat.picochat.test
+(
+  cd "$work"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+    -days 2 -subj "/CN=picochat pi test CA" 2>/dev/null
+  printf 'subjectAltName=DNS:%s\n' "$tls_name" > le.ext
+  for n in 1 2; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "le$n.key" -out "le$n.csr" \
+      -subj "/CN=$tls_name" 2>/dev/null
+    openssl x509 -req -in "le$n.csr" -CA ca.pem -CAkey ca.key -set_serial "$((7000 + n))" \
+      -out "le$n.pem" -days 2 -extfile le.ext 2>/dev/null
+  done
+)
+timeout 120 scp "${ssh_opts[@]}" "$work/le1.pem" "$work/le1.key" "$work/le2.pem" "$work/le2.key" "pi@$pi_ip:/tmp/"
+on_pi "sudo install -D -m 644 /usr/share/picochat/https.conf /etc/systemd/system/picochat.service.d/https.conf \
+  && sudo systemctl daemon-reload"
+on_pi "sudo mkdir -p /var/lib/picochat/acme/.well-known/acme-challenge \
+  && echo tok.thumbprint | sudo tee /var/lib/picochat/acme/.well-known/acme-challenge/tok >/dev/null"
+on_pi "printf '%s\n' 'listen = \"0.0.0.0:443\"' 'http-redirect = \"0.0.0.0:80\"' \
+  'acme-webroot = \"/var/lib/picochat/acme\"' 'tls-cert = \"/var/lib/picochat/tls/fullchain.pem\"' \
+  'tls-key = \"/var/lib/picochat/tls/privkey.pem\"' | sudo tee -a $conf >/dev/null"
+on_pi sudo systemctl restart picochat
+https_get() { curl -sf --max-time 10 --cacert "$work/ca.pem" --resolve "$tls_name:443:$pi_ip" "https://$tls_name$1"; }
+served_serial() {
+  openssl s_client -connect "$pi_ip:443" -servername "$tls_name" </dev/null 2>/dev/null \
+    | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+for _ in $(seq 1 100); do
+  [ "$(curl -s --max-time 5 "http://$pi_ip/.well-known/acme-challenge/tok")" = tok.thumbprint ] && break
+  sleep 0.2
+done
+[ "$(curl -s --max-time 5 "http://$pi_ip/.well-known/acme-challenge/tok")" = tok.thumbprint ] \
+  || fail "no ACME challenge on port 80 before the first certificate (journal: $(on_pi sudo journalctl -u picochat -n 5 --no-pager))"
+on_pi sudo journalctl -u picochat --no-pager | grep -q "does not exist yet" \
+  || fail "the first start does not say it waits for the certificate"
+if https_get /healthz >/dev/null; then fail "TLS answered before there was a certificate"; fi
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$pi_ip/r/general")" = 308 ] || fail "port 80 does not redirect"
+lineage=/etc/letsencrypt/live/$tls_name
+deploy() { # N: certbot's files for certificate N, root's alone, then its deploy hook
+  on_pi "sudo install -d -m 700 $lineage && sudo install -m 600 /tmp/le$1.pem $lineage/fullchain.pem \
+    && sudo install -m 600 /tmp/le$1.key $lineage/privkey.pem \
+    && sudo RENEWED_LINEAGE=$lineage /usr/lib/picochat/certbot-deploy-hook"
+}
+deploy 1
+for _ in $(seq 1 50); do https_get /healthz >/dev/null && break; sleep 0.2; done
+https_get /healthz | grep -q '"status":"ok"' || fail "no HTTPS after the deploy hook"
+[ "$(served_serial)" = 1B59 ] || fail "served serial $(served_serial), want 1B59 (7001)"
+before=$(on_pi sudo systemctl show -p MainPID --value picochat)
+deploy 2
+for _ in $(seq 1 50); do [ "$(served_serial)" = 1B5A ] && break; sleep 0.2; done
+[ "$(served_serial)" = 1B5A ] || fail "after the renewal's hook, serial $(served_serial), want 1B5A (7002)"
+[ "$(on_pi sudo systemctl show -p MainPID --value picochat)" = "$before" ] || fail "the renewal restarted the service"
+key_owner=$(on_pi "sudo stat -L -c '%u %a' /var/lib/picochat/tls/privkey.pem")
+[ "${key_owner% *}" = "$(on_pi "sudo stat -L -c %u /var/lib/picochat")" ] && [ "${key_owner#* }" = 600 ] \
+  || fail "the copied key is $key_owner"
+# Back to plain :8000, so the remove step below checks a running service.
+on_pi "sudo rm -r /etc/systemd/system/picochat.service.d && sudo systemctl daemon-reload \
+  && sudo sed -i '/^listen = /d; /^http-redirect = /d; /^acme-webroot = /d; /^tls-cert = /d; /^tls-key = /d' $conf \
+  && sudo systemctl restart picochat"
+wait_healthy || fail "no /healthz on :8000 after HTTPS was taken out again"
+echo "pi: HTTPS on 443 with the drop-in: ACME challenge and redirect before the first certificate, the deploy hook brought serial 7001 up and a renewal 7002 without a restart"
+
 on_pi sudo DEBIAN_FRONTEND=noninteractive apt-get remove -y -q picochat > "$work/apt.log" 2>&1 \
   || { cat "$work/apt.log" >&2; fail "apt remove failed"; }
 if on_pi systemctl is-active -q picochat; then fail "apt remove left the service running"; fi
