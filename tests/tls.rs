@@ -141,6 +141,17 @@ fn tls_server(cert: &str, key: &str, extra: &[&str]) -> (TestServer, SocketAddr)
     (s, admin)
 }
 
+/// The `--http-redirect` listener's address, from the start line.
+fn redirect_addr(server: &TestServer) -> SocketAddr {
+    server
+        .log_text()
+        .split("redirecting http on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .expect("redirect address")
+}
+
 fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10"])
@@ -475,13 +486,7 @@ fn http_redirect_sends_to_https_and_serves_acme_challenges_only() {
             &webroot_arg,
         ],
     );
-    let redirect: SocketAddr = server
-        .log_text()
-        .split("redirecting http on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .expect("redirect address");
+    let redirect = redirect_addr(&server);
     let port = server.addr.port();
     let get = |path: &str| {
         String::from_utf8_lossy(&http_raw(
@@ -557,13 +562,7 @@ fn the_first_certificate_comes_after_the_start_when_this_process_serves_its_chal
         ],
     );
     assert!(server.log_text().contains("does not exist yet"));
-    let redirect: SocketAddr = server
-        .log_text()
-        .split("redirecting http on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .expect("redirect address");
+    let redirect = redirect_addr(&server);
     let challenge = String::from_utf8_lossy(&http_raw(
         redirect,
         "GET /.well-known/acme-challenge/first-token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -16,38 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A PNG of about `size` bytes: a valid structure around made-up image data
-/// (the server checks structure, it never decodes).
-fn png(size: usize) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&1024u32.to_be_bytes());
-    ihdr.extend_from_slice(&1024u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    let mut x: u32 = 12345;
-    let data: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    chunk(&mut out, b"IDAT", &data);
-    chunk(&mut out, b"IEND", b"");
-    out
-}
-
 /// Uploads `image` over a WebSocket; returns its URL.
 fn upload(addr: SocketAddr, image: &[u8]) -> Option<String> {
     let stream = TcpStream::connect(addr).ok()?;
@@ -196,7 +164,7 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
     let dur = if quick { "3s" } else { "10s" };
     let clients = 200;
     let r = start(picochat);
-    let image = png(1 << 20);
+    let image = super::dense_png::dense_png(1 << 20);
     let Some(url) = upload(r.addr, &image) else {
         push("11 image uploaded", None);
         return;
