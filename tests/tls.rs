@@ -141,6 +141,34 @@ fn tls_server(cert: &str, key: &str, extra: &[&str]) -> (TestServer, SocketAddr)
     (s, admin)
 }
 
+/// A TLS server with `--http-redirect` and a webroot holding one ACME
+/// challenge, `TOKEN` answered with `TOKEN.thumbprint`: the server, its
+/// admin and redirect addresses, and the webroot.
+fn acme_server(
+    pki: &Pki,
+    cert: &str,
+    key: &str,
+    token: &str,
+) -> (TestServer, SocketAddr, SocketAddr, std::path::PathBuf) {
+    let webroot = pki.dir.join("webroot");
+    let challenges = webroot.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&challenges).unwrap();
+    std::fs::write(challenges.join(token), format!("{token}.thumbprint")).unwrap();
+    let webroot_arg = webroot.display().to_string();
+    let (server, admin) = tls_server(
+        cert,
+        key,
+        &[
+            "--http-redirect",
+            "127.0.0.1:0",
+            "--acme-webroot",
+            &webroot_arg,
+        ],
+    );
+    let redirect = redirect_addr(&server);
+    (server, admin, redirect, webroot)
+}
+
 /// The `--http-redirect` listener's address, from the start line.
 fn redirect_addr(server: &TestServer) -> SocketAddr {
     server
@@ -470,23 +498,9 @@ fn plain_http_garbage_silence_and_a_hello_flood_on_the_tls_port_never_stop_it() 
 fn http_redirect_sends_to_https_and_serves_acme_challenges_only() {
     let pki = Pki::new("redirect");
     let (cert, key) = pki.issue("server", "4001");
-    let webroot = pki.dir.join("webroot");
-    let challenges = webroot.join(".well-known/acme-challenge");
-    std::fs::create_dir_all(challenges.join("a-dir")).unwrap();
-    std::fs::write(challenges.join("tok_EN-1"), "tok_EN-1.thumbprint").unwrap();
+    let (server, _, redirect, webroot) = acme_server(&pki, &cert, &key, "tok_EN-1");
+    std::fs::create_dir_all(webroot.join(".well-known/acme-challenge/a-dir")).unwrap();
     std::fs::write(webroot.join("secret"), "not for the web").unwrap();
-    let webroot_arg = webroot.display().to_string();
-    let (server, _) = tls_server(
-        &cert,
-        &key,
-        &[
-            "--http-redirect",
-            "127.0.0.1:0",
-            "--acme-webroot",
-            &webroot_arg,
-        ],
-    );
-    let redirect = redirect_addr(&server);
     let port = server.addr.port();
     let get = |path: &str| {
         String::from_utf8_lossy(&http_raw(
@@ -546,23 +560,8 @@ fn the_first_certificate_comes_after_the_start_when_this_process_serves_its_chal
     let (code, err) = run_to_exit(&["--tls-cert", &cert, "--tls-key", &key]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--tls-cert"), "{err}");
-    let webroot = pki.dir.join("webroot");
-    let challenges = webroot.join(".well-known/acme-challenge");
-    std::fs::create_dir_all(&challenges).unwrap();
-    std::fs::write(challenges.join("first-token"), "first-token.thumbprint").unwrap();
-    let webroot_arg = webroot.display().to_string();
-    let (server, admin) = tls_server(
-        &cert,
-        &key,
-        &[
-            "--http-redirect",
-            "127.0.0.1:0",
-            "--acme-webroot",
-            &webroot_arg,
-        ],
-    );
+    let (server, admin, redirect, _) = acme_server(&pki, &cert, &key, "first-token");
     assert!(server.log_text().contains("does not exist yet"));
-    let redirect = redirect_addr(&server);
     let challenge = String::from_utf8_lossy(&http_raw(
         redirect,
         "GET /.well-known/acme-challenge/first-token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
