@@ -53,10 +53,6 @@
 #[allow(dead_code)]
 mod procfs;
 
-/// A 1 MiB PNG that does not compress (shared with tests/uploads.rs).
-#[path = "../tests/common/dense_png.rs"]
-mod dense_png;
-
 #[path = "scenarios/scrollback.rs"]
 mod scrollback;
 

@@ -820,13 +820,11 @@ fn an_idle_report_has_no_empty_delivery_charts_and_a_long_room_table_is_cut() {
     assert!(page.contains("And 200 more rooms without losses"));
 }
 
-#[test]
-fn typing_and_reactions_are_mixed_in_and_counted() {
-    let s = TestServer::start(&["--msg-rate", "0"]);
-    let url = s.url("/ws");
-    let base = [
+/// One room of six clients, one of them sending 20 messages a second.
+fn room_of_six(url: &str) -> [&str; 10] {
+    [
         "--url",
-        &url,
+        url,
         "--rooms",
         "1",
         "--clients",
@@ -835,7 +833,14 @@ fn typing_and_reactions_are_mixed_in_and_counted() {
         "1",
         "--rate",
         "20",
-    ];
+    ]
+}
+
+#[test]
+fn typing_and_reactions_are_mixed_in_and_counted() {
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let url = s.url("/ws");
+    let base = room_of_six(&url);
     // A first run leaves messages in the room: the hot message of the next.
     run_load(&[&base[..], &["--duration", "1s"]].concat());
     let r = run_load(
@@ -879,4 +884,72 @@ fn typing_and_reactions_are_mixed_in_and_counted() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("need --rooms"));
+}
+
+#[test]
+fn images_are_uploaded_and_fetched_by_every_client_that_receives_them() {
+    let s = TestServer::start(&["--msg-rate", "0"]);
+    let url = s.url("/ws");
+    let images = [
+        "--duration",
+        "2s",
+        "--images-rate",
+        "5",
+        "--image-size",
+        "50KiB",
+    ];
+    let r = run_load(&[&room_of_six(&url)[..], &images].concat());
+    let i = &r["requests"]["images"];
+    let n = |path: &str| at(i, path).as_u64().unwrap();
+    assert_eq!(n("bytes"), 50 * 1024, "{i}");
+    // Five a second for two seconds, each stored (its uploader got it back).
+    assert!(n("uploads.sent") >= 8, "{i}");
+    assert_eq!(n("uploads.answered"), n("uploads.sent"), "{i}");
+    assert_eq!(n("refused"), 0, "{i}");
+    assert!(
+        at(i, "uploads.latency_ms.max").as_f64().unwrap() > 0.0,
+        "{i}"
+    );
+    // All six clients (the uploader too) fetched every image, to its last byte.
+    assert_eq!(n("fetches.sent"), 6 * n("uploads.answered"), "{i}");
+    assert_eq!(n("fetches.answered"), n("fetches.sent"), "{i}");
+    assert_eq!(n("fetch_failed"), 0, "{i}");
+    assert_eq!(n("fetched_bytes"), n("fetches.answered") * 50 * 1024, "{i}");
+    // The server agrees.
+    assert_eq!(
+        s.metric("picochat_uploads_total{outcome=\"accepted\"}"),
+        n("uploads.answered") as f64
+    );
+    assert_eq!(
+        s.metric("picochat_files_served_total"),
+        n("fetches.answered") as f64
+    );
+    // Chat deliveries are measured as without them.
+    assert_eq!(r["lost"].as_u64(), Some(0));
+    assert_eq!(r["received"], r["expected"]);
+
+    // Refused (too large): counted and named; the bytes that follow the
+    // announcement are dropped by the server and every client stays.
+    let small = TestServer::start(&["--msg-rate", "0", "--max-upload", "10KiB"]);
+    let url = small.url("/ws");
+    let r = run_load(&[&room_of_six(&url)[..], &images].concat());
+    let i = &r["requests"]["images"];
+    let n = |path: &str| at(i, path).as_u64().unwrap();
+    assert!(n("uploads.sent") >= 8, "{i}");
+    assert_eq!(n("refused"), n("uploads.sent"), "{i}");
+    assert_eq!((n("uploads.answered"), n("fetches.sent")), (0, 0), "{i}");
+    assert!(
+        r["first_error"]
+            .as_str()
+            .unwrap()
+            .contains("upload_too_large"),
+        "{r}"
+    );
+    assert_eq!(r["dropped"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["lost"].as_u64(), Some(0));
+    let bad = Command::new(env!("CARGO_BIN_EXE_picochat-load"))
+        .args(["--url", &url, "--images-rate", "1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("needs --rooms"));
 }

@@ -649,11 +649,24 @@ fn the_load_generator_chats_over_wss_and_trusts_only_its_ca() {
         "40",
         "--duration",
         "1s",
+        "--rooms",
+        "1",
+        "--images-rate",
+        "3",
+        "--image-size",
+        "20KiB",
     ]);
     assert_eq!(r["connected"], 40, "{r}");
     assert_eq!(r["lost"], 0, "{r}");
     assert!(r["received"].as_u64().unwrap_or(0) >= 40 * 30, "{r}");
     assert_eq!(r["params"]["urls"][0], url.as_str(), "{r}");
+    // Images uploaded over wss and fetched over https by all forty.
+    let i = &r["requests"]["images"];
+    let stored = i["uploads"]["answered"].as_u64().unwrap_or(0);
+    assert!(stored >= 2, "{i}");
+    assert_eq!(i["fetches"]["answered"], 40 * stored, "{i}");
+    assert_eq!(i["fetched_bytes"], 40 * stored * 20 * 1024, "{i}");
+    assert_eq!(i["fetch_failed"], 0, "{i}");
     // A CA that did not sign the server's certificate: every handshake fails.
     let (other, _) = pki.issue("other", "2002");
     let r = load_report(&[

@@ -7,9 +7,9 @@
 //! flight; with Redis any process serves any file.
 
 mod common;
-use common::dense_png::dense_png;
 use common::redis::{node, Redis};
 use common::*;
+use picochat::image::make::dense_png;
 use serde_json::{json, Value};
 use std::path::Path;
 use tungstenite::Message;

@@ -164,7 +164,7 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
     let dur = if quick { "3s" } else { "10s" };
     let clients = 200;
     let r = start(picochat);
-    let image = super::dense_png::dense_png(1 << 20);
+    let image = picochat::image::make::dense_png(1 << 20);
     let Some(url) = upload(r.addr, &image) else {
         push("11 image uploaded", None);
         return;

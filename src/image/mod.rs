@@ -10,6 +10,7 @@
 mod crc32;
 mod gif;
 mod jpeg;
+pub mod make;
 mod png;
 mod webp;
 

@@ -3,15 +3,7 @@
 
 /// A PNG of `w` × `h` with `extra` chunks between IHDR and IDAT.
 pub fn png(w: u32, h: u32, extra: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    }
+    use super::make::png_chunk as chunk;
     let mut out = super::png::SIGNATURE.to_vec();
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&w.to_be_bytes());

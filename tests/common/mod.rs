@@ -2,7 +2,6 @@
 //! it over real sockets (raw TCP, and tungstenite's WebSocket client).
 #![allow(dead_code)]
 
-pub mod dense_png;
 /// CPU and memory of a process from /proc (shared with picochat-load).
 #[path = "../../src/bin/picochat-load/procfs.rs"]
 pub mod procfs;

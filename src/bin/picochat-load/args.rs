@@ -2,7 +2,7 @@
 //! every check made before anything connects. No sockets here (`--url` is
 //! resolved, but nothing is opened).
 
-use picochat::config::{parse_duration, parse_num};
+use picochat::config::{parse_duration, parse_num, parse_size};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +53,13 @@ Usage: picochat-load [OPTIONS]
                        not send in turn, each toggling 👍 on one hot message of its
                        room (the room's newest when it joined); reactions received
                        are counted
+  --images-rate R      with --rooms: images per second, uploaded in turn by the clients
+                       that do not send (picochat's upload: the announcement, then the
+                       bytes); every client that receives an image's message fetches
+                       it over HTTP (GET /u/..., its own connection each, as a page
+                       shows it); upload and fetch times, bytes and failures reported
+  --image-size SIZE    the bytes of each image: a PNG whose data does not compress,
+                       as dense as a photo's, e.g. 300KiB (default 256KiB)
   --tls-ca FILE        wss://: trust the CA certificates in this PEM file (a test CA)
                        instead of none; each connection makes a full TLS handshake
                        (no resumption), so connect_s measures handshakes
@@ -171,6 +178,10 @@ pub struct Args {
     pub typing_interval: Option<Duration>,
     /// Reactions per second on each room's hot message (0: none).
     pub reactions_rate: f64,
+    /// Images uploaded per second (0: none).
+    pub images_rate: f64,
+    /// Each image's size in bytes.
+    pub image_size: usize,
 }
 
 /// What the command line asks for.
@@ -216,6 +227,8 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
         ping_interval: None,
         typing_interval: None,
         reactions_rate: 0.0,
+        images_rate: 0.0,
+        image_size: 256 * 1024,
     };
     let mut urls: Vec<String> = Vec::new();
     let mut rooms_given = false;
@@ -264,6 +277,12 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
                     .parse()
                     .map_err(|_| "--reactions-rate: expected a number")?
             }
+            "--images-rate" => {
+                a.images_rate = val()?
+                    .parse()
+                    .map_err(|_| "--images-rate: expected a number")?
+            }
+            "--image-size" => a.image_size = parse_size(&val()?)?,
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
@@ -322,6 +341,15 @@ pub fn parse(argv: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 .into(),
         );
     }
+    if a.images_rate < 0.0 || !a.images_rate.is_finite() {
+        return Err("--images-rate must be 0 or more".into());
+    }
+    if a.images_rate > 0.0 && a.rooms == 0 {
+        return Err("--images-rate needs --rooms (picochat's rooms protocol)".into());
+    }
+    if !(1024..=1 << 30).contains(&a.image_size) {
+        return Err("--image-size must be from 1KiB to 1GiB".into());
+    }
     if a.rooms_per_client == 0 || (a.rooms > 0 && a.rooms_per_client > a.rooms) {
         return Err("--rooms-per-client must be from 1 to --rooms".into());
     }
@@ -367,6 +395,26 @@ mod tests {
             .contains("must not exceed --clients"));
         assert_eq!(run(&["--clients", "4", "--rooms", "4"]).unwrap().rooms, 4);
         assert_eq!(run(&[]).unwrap().rooms, 0);
+    }
+
+    #[test]
+    fn images_need_rooms_and_a_size_in_bounds() {
+        let e = run(&["--images-rate", "1"]).unwrap_err();
+        assert!(e.contains("--images-rate needs --rooms"), "{e}");
+        let a = run(&[
+            "--rooms",
+            "1",
+            "--images-rate",
+            "0.5",
+            "--image-size",
+            "300KiB",
+        ])
+        .unwrap();
+        assert_eq!((a.images_rate, a.image_size), (0.5, 300 * 1024));
+        assert_eq!(run(&[]).unwrap().image_size, 256 * 1024);
+        let e = run(&["--image-size", "100"]).unwrap_err();
+        assert!(e.contains("--image-size must be"), "{e}");
+        assert!(run(&["--rooms", "1", "--images-rate", "-1"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! (`tally.rs`): a dropped client shows up as lost deliveries, never hidden.
 //! Once a second a row of the series is closed (`series.rs`). What the
 //! numbers mean to a reader is `report.rs`'s business, not this file's.
-//! Reading what arrives is `gen/receive.rs`.
+//! Reading what arrives is `gen/receive.rs`; what is mixed in besides chat
+//! messages, `gen/requests.rs` and `gen/images.rs`.
 
 use crate::args::Args;
 use crate::histogram::Histogram;
@@ -22,6 +23,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+pub mod images;
 mod receive;
 pub mod requests;
 
@@ -65,6 +67,8 @@ pub struct Client {
     pinged: Option<u64>,
     /// One of the `--searchers`.
     searcher: bool,
+    /// When its image was announced (µs on the run's clock), until its message came back.
+    uploading: Option<u64>,
 }
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -120,6 +124,8 @@ pub struct Gen {
     pub node_clients: Vec<u64>,
     /// `--history-rate`, `--searchers`, `--ping-interval`: what was asked and answer times.
     pub mix: requests::Mix,
+    /// `--images-rate`: uploads, and the fetches of every image received.
+    pub images: images::Images,
     /// `wss://` targets' client configuration (`--tls-ca`).
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -159,6 +165,7 @@ impl Gen {
             opened_total: 0,
             node_clients: vec![0; nodes],
             mix: requests::Mix::default(),
+            images: images::Images::default(),
             #[cfg(feature = "tls")]
             tls,
             args,
@@ -262,6 +269,7 @@ impl Gen {
                     asked_search: None,
                     pinged: None,
                     searcher: false,
+                    uploading: None,
                 });
             }
             Err(e) => self.fail(None, format!("connect {}: {e}", target.addr)),
@@ -403,6 +411,10 @@ impl Gen {
             let key = event.token().0;
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
             let writable = event.is_writable();
+            if key >= images::FETCH_TOKEN {
+                self.fetch_ready(key - images::FETCH_TOKEN, readable, writable);
+                continue;
+            }
             if writable {
                 if let Some(c) = self.clients.get_mut(key) {
                     if matches!(c.state, State::Connecting) {
@@ -594,9 +606,13 @@ impl Gen {
         }
         self.sending = false;
         let elapsed = start.elapsed();
-        // Drain: wait until everything expected arrived (or 3 s).
-        let drain_end = Instant::now() + Duration::from_secs(3);
-        while self.c.received < self.expected_live() && Instant::now() < drain_end {
+        // Drain: wait until everything expected arrived and the images
+        // were fetched (or 3 s; 10 s with images).
+        let wait = if self.images.size().is_some() { 10 } else { 3 };
+        let drain_end = Instant::now() + Duration::from_secs(wait);
+        while (self.c.received < self.expected_live() || self.images.busy())
+            && Instant::now() < drain_end
+        {
             self.turn(events, Duration::from_millis(20));
         }
         let gen_cpu = procfs::cpu_seconds(std::process::id()).unwrap_or(0.0) - gen_cpu0;

@@ -140,6 +140,26 @@ pub struct RequestsReport {
     /// `--reactions-rate`: reactions sent, and reaction records received by all clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reactions: Option<Counted>,
+    /// `--images-rate`: uploads and the fetches of what was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesReport>,
+}
+
+/// Images uploaded and fetched during a run.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct ImagesReport {
+    /// Each image's size (`--image-size`).
+    pub bytes: u64,
+    /// Announced and sent; answered: stored (the uploader's own copy of the
+    /// message came back), timed from the announcement.
+    pub uploads: Requests,
+    /// Announcements answered with an error.
+    pub refused: u64,
+    /// Started by every client that received an image's message; answered:
+    /// read to the end with 200, timed from the message's arrival.
+    pub fetches: Requests,
+    pub fetch_failed: u64,
+    pub fetched_bytes: u64,
 }
 
 /// Traffic that is fanned out, not answered: how much went and arrived.
@@ -158,6 +178,23 @@ fn requests_report(g: &Gen) -> Option<RequestsReport> {
         })
     };
     let m = &g.mix;
+    let i = &g.images;
+    let images = i.size().map(|size| ImagesReport {
+        bytes: size as u64,
+        uploads: Requests {
+            sent: i.uploads.sent,
+            answered: i.uploads.answered,
+            latency_ms: i.uploads.hist.latency(),
+        },
+        refused: i.refused,
+        fetches: Requests {
+            sent: i.fetches.sent,
+            answered: i.fetches.answered,
+            latency_ms: i.fetches.hist.latency(),
+        },
+        fetch_failed: i.fetch_failed,
+        fetched_bytes: i.fetched_bytes,
+    });
     let r = RequestsReport {
         history: one(&m.pages),
         search: one(&m.searches),
@@ -171,12 +208,14 @@ fn requests_report(g: &Gen) -> Option<RequestsReport> {
             sent: m.reactions_sent,
             received: m.reactions_received,
         }),
+        images,
     };
     (r.history.is_some()
         || r.search.is_some()
         || r.ping.is_some()
         || r.typing.is_some()
-        || r.reactions.is_some())
+        || r.reactions.is_some()
+        || r.images.is_some())
     .then_some(r)
 }
 
@@ -526,6 +565,31 @@ pub fn run_text(r: &Report) -> String {
             if let Some(x) = one {
                 let _ = writeln!(t, "  {name:<12} {} sent, {} received", x.sent, x.received);
             }
+        }
+        if let Some(i) = &q.images {
+            let (u, f) = (&i.uploads, &i.fetches);
+            let _ = writeln!(
+                t,
+                "  uploads      {} of {:.0} KiB sent, {} stored, {} refused: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                u.sent,
+                i.bytes as f64 / 1024.0,
+                u.answered,
+                i.refused,
+                u.latency_ms.p50,
+                u.latency_ms.p99,
+                u.latency_ms.max
+            );
+            let _ = writeln!(
+                t,
+                "  fetches      {} started, {} complete ({:.1} MiB), {} failed: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                f.sent,
+                f.answered,
+                i.fetched_bytes as f64 / 1048576.0,
+                i.fetch_failed,
+                f.latency_ms.p50,
+                f.latency_ms.p99,
+                f.latency_ms.max
+            );
         }
     }
     for n in r.nodes.iter().flatten() {

@@ -1,7 +1,8 @@
 //! What a load client receives: the frames in its input parsed (many per
 //! read), a broadcast's sender, sequence and send time read from its text
 //! (inflated once per distinct compressed frame), and each delivery counted
-//! in its room and node's cell with its latency.
+//! in its room and node's cell with its latency; an image's message starts
+//! its fetch (`images.rs`).
 
 use super::*;
 
@@ -69,6 +70,8 @@ impl Gen {
         }
         let mut pongs: Vec<Vec<u8>> = Vec::new();
         let mut answered: Vec<requests::Kind> = Vec::new();
+        let mut images: Vec<(String, Option<(usize, u64)>)> = Vec::new();
+        let mut upload_refused = None;
         while pos < buf.len() {
             match ws::parse_frame(&mut buf[pos..], Role::Client, 1 << 24, 0, c.deflate) {
                 Ok(Parse::Incomplete { .. }) => break,
@@ -119,6 +122,17 @@ impl Gen {
                             {
                                 answered.push(requests::Kind::Refused);
                             } else if payload.starts_with(br#"{"type":"error""#)
+                                && c.uploading.is_some()
+                            {
+                                upload_refused =
+                                    Some(String::from_utf8_lossy(payload).into_owned());
+                            } else if let Some(image) = payload
+                                .starts_with(br#"{"type":"message""#)
+                                .then(|| images::attachment(payload))
+                                .flatten()
+                            {
+                                images.push(image);
+                            } else if payload.starts_with(br#"{"type":"error""#)
                                 && self.args.rooms > 0
                                 && c.welcomes < self.args.rooms_per_client
                                 && !c.refused
@@ -158,6 +172,15 @@ impl Gen {
         c.inbuf = buf;
         for kind in answered {
             self.answered(key, kind, now_us);
+        }
+        if let Some(error) = upload_refused {
+            self.upload_refused(key, &error);
+        }
+        for (url, ours) in images {
+            if let Some((uploader, sent_us)) = ours.filter(|(k, _)| *k == key) {
+                self.uploaded(uploader, sent_us, now_us);
+            }
+            self.fetch(key, &url, now_us);
         }
         let Some(c) = self.clients.get_mut(key) else {
             return;

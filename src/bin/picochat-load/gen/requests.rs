@@ -7,7 +7,8 @@
 //! recorded like deliveries. Besides, traffic that is not answered but
 //! fanned out: every joined client typing every `--typing-interval`, and
 //! `--reactions-rate` reactions a second on each room's hot message; the
-//! notices and reactions that arrive are counted.
+//! notices and reactions that arrive are counted. `--images-rate` uploads
+//! are scheduled here too, among the same clients (`images.rs`).
 
 use super::*;
 
@@ -60,6 +61,9 @@ pub struct Mixer {
     next_reactor: usize,
     next_reaction: Option<Instant>,
     reaction_every: Duration,
+    next_uploader: usize,
+    next_image: Option<Instant>,
+    image_every: Duration,
 }
 
 impl Mixer {
@@ -71,6 +75,7 @@ impl Mixer {
             self.next_ping,
             self.next_typing,
             self.next_reaction,
+            self.next_image,
         ]
         .into_iter()
         .flatten()
@@ -142,11 +147,18 @@ impl Gen {
         } else {
             Duration::ZERO
         };
+        let image_every = if self.args.images_rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.args.images_rate)
+        } else {
+            Duration::ZERO
+        };
+        self.prepare_images();
         Mixer {
             next_page: (self.args.history_rate > 0.0).then_some(start),
             next_typing: (self.args.typing_interval.is_some() && !typists.is_empty())
                 .then_some(start),
             next_reaction: (self.args.reactions_rate > 0.0 && !askers.is_empty()).then_some(start),
+            next_image: (self.args.images_rate > 0.0 && !askers.is_empty()).then_some(start),
             askers,
             next_asker: 0,
             page_every,
@@ -157,6 +169,8 @@ impl Gen {
             typing_every,
             next_reactor: 0,
             reaction_every,
+            next_uploader: 0,
+            image_every,
         }
     }
 
@@ -171,7 +185,7 @@ impl Gen {
                 if self
                     .clients
                     .get(k)
-                    .is_some_and(|c| c.asked_page.is_none() && !c.searcher)
+                    .is_some_and(|c| c.asked_page.is_none() && !c.searcher && c.uploading.is_none())
                 {
                     self.ask_page(k);
                     break;
@@ -190,6 +204,19 @@ impl Gen {
             let k = m.askers[m.next_reactor % m.askers.len()];
             m.next_reactor += 1;
             self.react(k);
+        }
+        while let Some(due) = m.next_image.filter(|&d| d <= now) {
+            m.next_image = Some(due + m.image_every);
+            // The next asker with no upload, page or search of its own
+            // waiting; none free: this image is not sent.
+            for _ in 0..m.askers.len() {
+                let k = m.askers[m.next_uploader % m.askers.len()];
+                m.next_uploader += 1;
+                if self.can_upload(k) {
+                    self.upload(k);
+                    break;
+                }
+            }
         }
         if let (Some(k), Some(due)) = (m.pinger, m.next_ping) {
             if due <= now {
