@@ -355,6 +355,34 @@ fn upload_memory_bounds_what_is_in_flight() {
 }
 
 #[test]
+fn upload_memory_counts_an_upload_at_the_most_it_may_take_on_the_wire() {
+    let png = dense_png(10_000);
+    let n = png.len();
+    // With permessage-deflate on (the default) an image may come deflated,
+    // longer than announced, and is held as it arrives: it counts as that.
+    let wire = picochat::net::ws::deflate_bound(n);
+    assert!(wire > n);
+    let outcome_with = |args: &[&str]| {
+        let s = TestServer::start(&[&["--msg-rate", "0"][..], args].concat());
+        let mut ann = s.ws();
+        join_room(&mut ann, "dev", "ann");
+        upload(&mut ann, "dev", "", &png, n);
+        let o = outcome(&mut ann);
+        o["code"]
+            .as_str()
+            .unwrap_or(o["type"].as_str().unwrap())
+            .to_string()
+    };
+    let (short, enough) = ((wire - 1).to_string(), wire.to_string());
+    assert_eq!(outcome_with(&["--upload-memory", &short]), "unavailable");
+    assert_eq!(outcome_with(&["--upload-memory", &enough]), "message");
+    // Without compression nothing comes deflated: the announced size counts.
+    let exact = n.to_string();
+    let off = ["--compression", "off", "--upload-memory", &exact];
+    assert_eq!(outcome_with(&off), "message");
+}
+
+#[test]
 fn with_a_data_dir_images_are_stored_before_their_message_and_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!("picochat-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -452,8 +480,9 @@ fn with_a_password_images_are_served_only_with_the_key_of_a_welcome() {
 fn twenty_slow_uploaders_stay_within_upload_memory_and_chat_goes_on() {
     use std::io::Write as _;
     let png = sample("png-with-text-and-exif");
-    // Room for four uploads of this size in flight, not twenty.
-    let budget = (4 * png.len()).to_string();
+    // Room for four uploads of this size in flight, not twenty (each
+    // counted at the most it may take deflated on the wire).
+    let budget = (4 * picochat::net::ws::deflate_bound(png.len())).to_string();
     let s = TestServer::start(&["--msg-rate", "0", "--upload-memory", &budget]);
     let mut slow = Vec::new();
     for i in 0..20 {

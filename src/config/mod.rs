@@ -342,6 +342,11 @@ impl Config {
             token_key: secrets.token_key,
             max_upload: self.max_upload,
             upload_memory: self.upload_memory,
+            upload_wire: if self.compression {
+                crate::net::ws::deflate_bound
+            } else {
+                std::convert::identity
+            },
         }
     }
 

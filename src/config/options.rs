@@ -168,7 +168,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt!("--ops-endpoints", "PICOCHAT_OPS_ENDPOINTS", "on|off", "serve /healthz and /metrics", switch ops_endpoints),
     opt!("--max-message", "PICOCHAT_MAX_MESSAGE", "SIZE", "largest incoming WebSocket message (close 1009 past it; inflated size too)", size max_message),
     opt!("--max-upload", "PICOCHAT_MAX_UPLOAD", "SIZE", "largest image one upload may announce (upload_too_large past it)", size max_upload),
-    opt!("--upload-memory", "PICOCHAT_UPLOAD_MEMORY", "SIZE", "uploads in flight held in memory across all connections; past it new ones get unavailable", size upload_memory),
+    opt!("--upload-memory", "PICOCHAT_UPLOAD_MEMORY", "SIZE", "uploads in flight held in memory across all connections, each counted at the most it may take on the wire (deflated: about 1/7 more); past it new ones get unavailable", size upload_memory),
     opt!(
         "--upload-quota",
         "PICOCHAT_UPLOAD_QUOTA",

@@ -54,6 +54,11 @@ pub struct Limits {
     pub max_upload: usize,
     /// Uploads in flight across all connections (`--upload-memory`).
     pub upload_memory: usize,
+    /// The most bytes an upload of `n` may take while it arrives, what it
+    /// counts against `upload_memory`: with permessage-deflate on, a
+    /// deflated image is a little longer on the wire than announced (the
+    /// shell's framing says how much); else `n`.
+    pub upload_wire: fn(usize) -> usize,
 }
 
 impl Limits {
@@ -79,6 +84,7 @@ impl Limits {
             token_key: None,
             max_upload: 5 << 20,
             upload_memory: 16 << 20,
+            upload_wire: std::convert::identity,
         }
     }
 }

@@ -37,6 +37,9 @@ impl UploadStats {
 pub struct PendingUpload {
     room: RoomName,
     bytes: usize,
+    /// What it counts against `--upload-memory`: the most its bytes may
+    /// take while they arrive (deflated, a little more than `bytes`).
+    held: usize,
     caption: String,
 }
 
@@ -59,7 +62,7 @@ impl Core {
         };
         match self.upload_allowed(client, room, bytes, caption.unwrap_or(""), now) {
             Ok(pending) => {
-                self.upload_reserved += pending.bytes;
+                self.upload_reserved += pending.held;
                 out.push(Command::ExpectUpload {
                     client,
                     bytes: pending.bytes,
@@ -123,12 +126,14 @@ impl Core {
                 }
             }
         }
-        if self.upload_reserved + bytes > self.limits.upload_memory {
+        let held = (self.limits.upload_wire)(bytes);
+        if self.upload_reserved.saturating_add(held) > self.limits.upload_memory {
             return Err(ErrorCode::Unavailable);
         }
         Ok(PendingUpload {
             room: room.clone(),
             bytes,
+            held,
             caption: caption.to_string(),
         })
     }
@@ -212,7 +217,7 @@ impl Core {
     pub(super) fn release_upload(&mut self, client: ClientId) -> Option<PendingUpload> {
         let at = self.uploads.iter().position(|(c, _)| *c == client)?;
         let (_, pending) = self.uploads.swap_remove(at);
-        self.upload_reserved -= pending.bytes;
+        self.upload_reserved -= pending.held;
         Some(pending)
     }
 
