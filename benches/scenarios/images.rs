@@ -7,9 +7,12 @@
 //! the goal, within 10% of without), its readers flat out, at the idle
 //! scheduling class, or paced as on a gigabit LAN, each beside a control (the
 //! same seconds of the run without fetches); and, harsher, with a round
-//! every second for the whole run (a photo a second in a room of 200).
+//! every second for the whole run (a photo a second in a room of 200); and
+//! that again as `picochat-load --images-rate` does it from a second
+//! generator at the idle scheduling class (the upload, then every reader's
+//! fetch, as 200 other machines would), against the same without images.
 
-use super::{load, pid, procfs, start, Target};
+use super::{load, pid, procfs, start, Running, Target};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,6 +136,35 @@ fn round(addr: SocketAddr, path: &str, clients: usize, readers: Readers) -> (Dur
         .collect();
     let bytes = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
     (began.elapsed(), bytes)
+}
+
+/// A second picochat-load in the chat's room, at the idle scheduling class
+/// (CPU the server and the measuring generator leave over, as 200 other
+/// machines would be): 200 clients that do not send and, with `images`, a
+/// 1 MiB image a second uploaded among them and fetched by all 200. It
+/// outlasts a chat run of `seconds` started a moment after it.
+fn readers_beside(r: &Running, seconds: u64, images: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_picochat-load"));
+    let duration = format!("{}s", seconds + 4);
+    cmd.args(["--url", &format!("ws://{}/ws", r.addr), "--json", "--quiet"])
+        .args(["--rooms", "1", "--clients", "200", "--senders", "0"])
+        .args(["--duration", &duration]);
+    if images {
+        cmd.args(["--images-rate", "1", "--image-size", "1MiB"]);
+    }
+    // SAFETY: one system call on the child's own thread between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+            Ok(())
+        });
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the second picochat-load")
 }
 
 /// Splits a chat run's per-second p99s (whole seconds after the first, the
@@ -325,5 +357,68 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
     push(
         "11 rounds of 200 fetches during fan-out (one a second)",
         Some(rounds as f64),
+    );
+
+    // The whole run with a photo a second, as picochat-load posts and
+    // fetches it from a second process, against the same room without: in
+    // the order without, with, with, without, so a drift over the four runs
+    // weighs on both sides alike (one pair of runs differs by ±30% on this
+    // machine with nothing changed).
+    let seconds = if quick { 3 } else { 10 };
+    let (mut p99, mut lost, mut fetched, mut fetch_p99) = ([0.0; 2], [0.0; 2], 0.0, 0.0f64);
+    for images in [false, true, true, false] {
+        let beside = readers_beside(&r, seconds, images);
+        std::thread::sleep(Duration::from_secs(2));
+        let v = load(&r, &chat);
+        let other = beside
+            .wait_with_output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .unwrap_or_default();
+        let i = &other["requests"]["images"];
+        eprintln!(
+            "images, second generator at the idle class (images: {images}): fan-out p99 {} ms, \
+             lost {}; images stored {}, fetches {} of {} ({} failed), fetch p99 {} ms",
+            v["latency_ms"]["p99"],
+            v["lost"],
+            i["uploads"]["answered"],
+            i["fetches"]["answered"],
+            i["fetches"]["sent"],
+            i["fetch_failed"],
+            i["fetches"]["latency_ms"]["p99"]
+        );
+        let k = usize::from(images);
+        p99[k] += v["latency_ms"]["p99"].as_f64().unwrap_or(f64::NAN) / 2.0;
+        lost[k] += v["lost"].as_f64().unwrap_or(f64::NAN);
+        if images {
+            fetched += i["fetches"]["answered"].as_f64().unwrap_or(f64::NAN);
+            fetch_p99 = fetch_p99.max(i["fetches"]["latency_ms"]["p99"].as_f64().unwrap_or(0.0));
+        }
+    }
+    let beside = "beside a second generator of 200 clients";
+    let with = "a 1 MiB image a second fetched by all 200";
+    push(
+        &format!("11 {beside}: fan-out p99, mean of two runs (ms)"),
+        Some(p99[0]),
+    );
+    push(
+        &format!("11 {beside}, {with}: fan-out p99, mean of two runs (ms)"),
+        Some(p99[1]),
+    );
+    push(
+        &format!("11 {beside}, {with}: fan-out p99 with / without"),
+        Some(p99[1] / p99[0]),
+    );
+    push(
+        &format!("11 {beside}: deliveries lost, with and without images"),
+        Some(lost[0] + lost[1]),
+    );
+    push(
+        &format!("11 {beside}, {with}: fetches complete in two runs"),
+        Some(fetched),
+    );
+    push(
+        &format!("11 {beside}, {with}: fetch p99, the worse run (ms)"),
+        Some(fetch_p99),
     );
 }

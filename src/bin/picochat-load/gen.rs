@@ -407,12 +407,15 @@ impl Gen {
                 std::process::exit(1);
             }
         }
+        let mut fetches = Vec::new();
         for event in events.iter() {
             let key = event.token().0;
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
             let writable = event.is_writable();
             if key >= images::FETCH_TOKEN {
-                self.fetch_ready(key - images::FETCH_TOKEN, readable, writable);
+                // After the chat clients' events: an image's bytes never
+                // delay the reading of a delivery that came with them.
+                fetches.push((key - images::FETCH_TOKEN, readable, writable));
                 continue;
             }
             if writable {
@@ -432,6 +435,9 @@ impl Gen {
             if readable {
                 self.read(key);
             }
+        }
+        for (key, readable, writable) in fetches {
+            self.fetch_ready(key, readable, writable);
         }
         let now = Instant::now();
         if self.sampler.due(now) {

@@ -173,8 +173,13 @@ impl Gen {
         }
     }
 
-    /// Fetches `url` for client `key`, as its page would show the image.
+    /// Fetches `url` for client `key`, as its page would show the image
+    /// (in runs with `--images-rate` only: a run without measures chat alone,
+    /// whatever another generator posts in its rooms).
     pub(super) fn fetch(&mut self, key: usize, url: &str, now_us: u64) {
+        if self.images.size().is_none() {
+            return;
+        }
         let Some(node) = self.clients.get(key).map(|c| c.node) else {
             return;
         };
