@@ -167,6 +167,40 @@ fn readers_beside(r: &Running, seconds: u64, images: bool) -> std::process::Chil
         .expect("start the second picochat-load")
 }
 
+/// With `--data-dir` (files read from disk when asked for): two 1 MiB
+/// images (the same bytes uploaded twice), and 100 readers asking for them in turn all at once without
+/// reading (phones slower than the server). The server's RSS before and
+/// with them waiting: one buffer per image, or one per reader.
+fn journal_readers(picochat: &Target, image: &[u8]) -> Option<(u64, u64)> {
+    let dir = std::env::temp_dir().join(format!("picochat-bench-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut argv = picochat.argv.clone();
+    argv.extend(["--data-dir".into(), dir.to_string_lossy().into_owned()]);
+    let target = Target {
+        name: picochat.name.clone(),
+        argv,
+    };
+    let r = start(&target);
+    // The same bytes uploaded twice are two files under two names.
+    let urls = [upload(r.addr, image)?, upload(r.addr, image)?];
+    let rss = || procfs::rss_bytes(pid(&r)).map_or(0, |(b, _)| b);
+    let before = rss();
+    let readers: Vec<TcpStream> = (0..100)
+        .filter_map(|i| {
+            let mut s = TcpStream::connect(r.addr).ok()?;
+            let req = format!("GET {} HTTP/1.1\r\nHost: b\r\n\r\n", urls[i % 2]);
+            s.write_all(req.as_bytes()).ok()?;
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let waiting = rss();
+    drop(readers);
+    drop(r);
+    let _ = std::fs::remove_dir_all(&dir);
+    Some((before, waiting))
+}
+
 /// Splits a chat run's per-second p99s (whole seconds after the first, the
 /// connecting one) by whether they overlap `from..to` (seconds into the
 /// run): the worst of those that do, and the median of the others.
@@ -246,6 +280,19 @@ pub fn run(picochat: &Target, quick: bool, push: &mut dyn FnMut(&str, Option<f64
         "11 RSS peak while serving (MiB)",
         Some(peak as f64 / 1048576.0),
     );
+    if let Some((before, waiting)) = journal_readers(picochat, &image) {
+        eprintln!(
+            "images: --data-dir, 100 readers of two images not reading: RSS {before} -> {waiting}"
+        );
+        push(
+            "11 --data-dir, 100 readers of two 1 MiB images in turn, not reading: RSS before (MiB)",
+            Some(before as f64 / 1048576.0),
+        );
+        push(
+            "11 --data-dir, 100 readers of two 1 MiB images in turn, not reading: RSS with them waiting (MiB)",
+            Some(waiting as f64 / 1048576.0),
+        );
+    }
 
     let chat = [
         "--rooms",

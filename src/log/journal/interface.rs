@@ -52,6 +52,7 @@ impl MessageLog for Journal {
     }
 
     fn commit(&mut self, now_ms: u64, out: &mut Vec<LogEvent>) {
+        self.uploads.forget_sent();
         out.extend(
             self.refused
                 .drain(..)

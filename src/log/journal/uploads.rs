@@ -4,7 +4,11 @@
 //! so that retention removing a segment removes its messages' images with
 //! it. Past `--upload-quota` the oldest files go first; a deleted message's
 //! file goes at once. Names are checked (`image::stored_name`) both ways:
-//! nothing from a URL is a path.
+//! nothing from a URL is a path. A file is read whole when asked for, and
+//! its bytes are shared by every reply that sends them: the last one read is
+//! kept for the next reader, and any other is found again while a reply
+//! still holds it, so a room fetching several new images at once holds one
+//! buffer per image, never one per reader.
 
 use crate::config::FsyncPolicy;
 use crate::image::stored_name;
@@ -14,7 +18,7 @@ use std::cell::RefCell;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// The folder under the journal's directory.
 pub const DIR: &str = "uploads";
@@ -26,6 +30,10 @@ pub struct Uploads {
     shelf: Shelf,
     /// The file served last, kept for the next reader (one image to a whole room).
     last: RefCell<Option<(String, Rc<[u8]>)>>,
+    /// Files read before it that replies on their way still hold: a few at
+    /// a time, a list. A `Weak` keeps its buffer allocated, so the entries
+    /// of files sent go at every commit ([`forget_sent`](Self::forget_sent)).
+    sending: RefCell<Vec<(String, Weak<[u8]>)>>,
 }
 
 impl Uploads {
@@ -55,6 +63,7 @@ impl Uploads {
             dir,
             shelf: Shelf::new(u64::MAX),
             last: RefCell::new(None),
+            sending: RefCell::new(Vec::new()),
         };
         for (segment, _, name, size) in found {
             let file = Shelved {
@@ -86,6 +95,7 @@ impl Uploads {
             diag_warn!("uploads: cannot remove {name}: {e}");
         }
         self.last.borrow_mut().take_if(|(n, _)| n == name);
+        self.sending.borrow_mut().retain(|(n, _)| n != name);
     }
 
     fn path(&self, segment: u32, name: &str) -> PathBuf {
@@ -140,9 +150,26 @@ impl Uploads {
                 return Some(bytes.clone());
             }
         }
-        let bytes: Rc<[u8]> = fs::read(self.path(segment, name)).ok()?.into();
+        let mut sending = self.sending.borrow_mut();
+        sending.retain(|(_, held)| held.strong_count() > 0);
+        let in_flight = sending.iter().find(|(n, _)| n == name);
+        let bytes = match in_flight.and_then(|(_, held)| held.upgrade()) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes: Rc<[u8]> = fs::read(self.path(segment, name)).ok()?.into();
+                sending.push((name.to_string(), Rc::downgrade(&bytes)));
+                bytes
+            }
+        };
         *self.last.borrow_mut() = Some((name.to_string(), bytes.clone()));
         Some(bytes)
+    }
+
+    /// Lets go of the files no reply holds any more (their memory with them).
+    pub fn forget_sent(&self) {
+        self.sending
+            .borrow_mut()
+            .retain(|(_, held)| held.strong_count() > 0);
     }
 
     pub fn remove(&mut self, name: &str) {
@@ -205,6 +232,34 @@ mod tests {
         assert!(!dir.join("uploads").join(format!("2.{B}")).exists());
         u.remove(C);
         assert_eq!(u.bytes(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn readers_of_several_files_at_once_share_one_buffer_per_file() {
+        let dir = std::env::temp_dir().join(format!("picochat-sharing-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join(DIR)).unwrap();
+        let mut u = Uploads::open(&dir).unwrap();
+        u.store(1, A, &[1; 40], FsyncPolicy::Never).unwrap();
+        u.store(1, B, &[2; 40], FsyncPolicy::Never).unwrap();
+        // Replies to readers asking for A and B in turn, all still sending.
+        let replies: Vec<Rc<[u8]>> = (0..6)
+            .filter_map(|i| u.get(if i % 2 == 0 { A } else { B }))
+            .collect();
+        assert_eq!(replies.len(), 6);
+        for (i, r) in replies.iter().enumerate() {
+            assert!(Rc::ptr_eq(r, &replies[i % 2]), "reply {i}: a second copy");
+        }
+        // A deleted file is not served from a reply still holding it.
+        let b = replies[1].clone();
+        drop(replies);
+        u.remove(B);
+        assert!(u.get(B).is_none());
+        // Once sent, nothing is held for them but the last one read.
+        drop(b);
+        u.forget_sent();
+        assert!(u.sending.borrow().is_empty());
         let _ = fs::remove_dir_all(&dir);
     }
 }
