@@ -2,7 +2,9 @@
 // refused; the right one shows live charts drawn from the server's samples,
 // the rooms and the people in them; a moderator deletes a message and bans its
 // sender while another page watches the message disappear and the sender go;
-// the room's topic set there reaches the chat page. Saves screenshots of the
+// the room's topic set there reaches the chat page; a picture posted in the
+// chat is listed under the recent images, and its delete there takes it off
+// the chat page and the server. Saves screenshots of the
 // admin page (desktop, and a phone in dark mode).
 //
 // PICOCHAT_BIN: the server binary (default: target/release/picochat).
@@ -14,7 +16,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { joinChat, launchBrowser, say, startPicochat } from './browser.mjs';
+import { joinChat, launchBrowser, say, sendPhoto, startPicochat } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
@@ -116,4 +118,30 @@ test('a moderator deletes a message and bans its sender from /admin while anothe
   await phone.page.screenshot({ path: join(artifacts, 'admin-phone.png') });
 
   for (const { errors } of [watcher, mallory, admin, phone]) assert.deepEqual(errors, [], 'no page errors');
+});
+
+test('the admin page lists a posted picture among the recent images, and its delete removes it everywhere', async () => {
+  const ann = await chatAs('Annie');
+  const shown = await sendPhoto(ann.page, 'holiday snap');
+  await ann.page.waitForSelector(shown);
+  const src = await ann.page.$eval(shown, (e) => e.getAttribute('src'));
+
+  const admin = await adminPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(admin.page, TOKEN);
+  await admin.page.waitForSelector('#rooms button[data-room=lobby][aria-current=true]');
+  const listed = admin.page.locator('#images li', { has: admin.page.locator(`img[src="${src}"]`) });
+  await listed.waitFor();
+  assert.equal(await listed.locator('img').getAttribute('alt'), 'holiday snap');
+  assert.match(await listed.locator('.meta').textContent(), /^Annie · \d+ KB$/);
+  assert.equal(await admin.page.isVisible('#no-images'), false);
+  // It loads there too (the admin page is served from the same origin).
+  await admin.page.waitForFunction((u) => document.querySelector(`#images img[src="${u}"]`)?.naturalWidth === 320, src);
+
+  admin.page.once('dialog', (d) => d.accept());
+  await listed.locator('button.delete').click();
+  await listed.waitFor({ state: 'detached' });
+  await ann.page.waitForFunction((sel) => !document.querySelector(sel), shown);
+  const status = await ann.page.evaluate(async (u) => (await fetch(u, { cache: 'no-store' })).status, src);
+  assert.equal(status, 404, 'the file went with its message');
+  for (const { errors } of [ann, admin]) assert.deepEqual(errors, [], 'no page errors');
 });

@@ -47,3 +47,41 @@ export async function joinChat(browser, port, name, contextOptions = { viewport:
   await page.waitForSelector('#status[data-state=online]');
   return { page, errors };
 }
+
+// Pastes into the composer a JPEG drawn in the page, with an EXIF block
+// (Orientation, and a GPS position a phone would write) spliced in after SOI.
+export async function pastePhoto(page) {
+  await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = 200;
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#f4a340';
+    g.fillRect(0, 0, 320, 200);
+    g.fillStyle = '#2f6fde';
+    g.fillRect(0, 120, 320, 80);
+    const jpeg = new Uint8Array(await (await new Promise((ok) => canvas.toBlob(ok, 'image/jpeg', 0.9))).arrayBuffer());
+    const enc = new TextEncoder();
+    const tiff = [0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0,
+      ...enc.encode('GPS 48.8566 N 2.3522 E, Pixel 8')];
+    const body = [...enc.encode('Exif\0\0'), ...tiff];
+    const app1 = [0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...body];
+    const photo = new Uint8Array([...jpeg.slice(0, 2), ...app1, ...jpeg.slice(2)]);
+    const file = new File([photo], 'IMG_0042.jpg', { type: 'image/jpeg' });
+    const data = new DataTransfer();
+    data.items.add(file);
+    const text = document.querySelector('#text');
+    text.focus();
+    text.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+}
+
+// Pastes that photo, captions it and sends it; the selector of the picture
+// as the chat pages show it (its caption is its alt text).
+export async function sendPhoto(page, caption) {
+  await pastePhoto(page);
+  await page.waitForSelector('#attachment img');
+  await page.fill('#text', caption);
+  await page.press('#text', 'Enter');
+  return `#messages li.msg .picture img[alt="${caption}"]`;
+}

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, startPicochat, joinChat } from './browser.mjs';
+import { launchBrowser, startPicochat, joinChat, pastePhoto, sendPhoto } from './browser.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PICOCHAT_BIN || join(root, 'target/release/picochat');
@@ -29,42 +29,10 @@ after(async () => {
   server?.kill('SIGTERM');
 });
 
-// Pastes into the composer a JPEG drawn in the page, with an EXIF block
-// (Orientation, and a GPS position a phone would write) spliced in after SOI.
-async function pastePhoto(page) {
-  await page.evaluate(async () => {
-    const canvas = document.createElement('canvas');
-    canvas.width = 320;
-    canvas.height = 200;
-    const g = canvas.getContext('2d');
-    g.fillStyle = '#f4a340';
-    g.fillRect(0, 0, 320, 200);
-    g.fillStyle = '#2f6fde';
-    g.fillRect(0, 120, 320, 80);
-    const jpeg = new Uint8Array(await (await new Promise((ok) => canvas.toBlob(ok, 'image/jpeg', 0.9))).arrayBuffer());
-    const enc = new TextEncoder();
-    const tiff = [0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0,
-      ...enc.encode('GPS 48.8566 N 2.3522 E, Pixel 8')];
-    const body = [...enc.encode('Exif\0\0'), ...tiff];
-    const app1 = [0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...body];
-    const photo = new Uint8Array([...jpeg.slice(0, 2), ...app1, ...jpeg.slice(2)]);
-    const file = new File([photo], 'IMG_0042.jpg', { type: 'image/jpeg' });
-    const data = new DataTransfer();
-    data.items.add(file);
-    const text = document.querySelector('#text');
-    text.focus();
-    text.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
-  });
-}
-
 test('a pasted photo reaches the other page without its location, and delete removes it', async () => {
   const ann = await joinChat(browser, port, 'ann');
   const bob = await joinChat(browser, port, 'bob');
-  await pastePhoto(ann.page);
-  await ann.page.waitForSelector('#attachment img');
-  await ann.page.fill('#text', 'sunset');
-  await ann.page.press('#text', 'Enter');
-  const img = '#messages li.msg .picture img[alt="sunset"]';
+  const img = await sendPhoto(ann.page, 'sunset');
   await bob.page.waitForSelector(img);
   await bob.page.waitForFunction((sel) => document.querySelector(sel).naturalWidth === 320, img);
   assert.deepEqual(
