@@ -14,6 +14,7 @@ mod compare;
 mod gen;
 mod histogram;
 mod html;
+mod mixed;
 mod procfs;
 mod report;
 mod series;
