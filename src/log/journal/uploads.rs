@@ -95,7 +95,6 @@ impl Uploads {
             diag_warn!("uploads: cannot remove {name}: {e}");
         }
         self.last.borrow_mut().take_if(|(n, _)| n == name);
-        self.sending.borrow_mut().retain(|(n, _)| n != name);
     }
 
     fn path(&self, segment: u32, name: &str) -> PathBuf {
@@ -150,8 +149,8 @@ impl Uploads {
                 return Some(bytes.clone());
             }
         }
+        self.forget_sent();
         let mut sending = self.sending.borrow_mut();
-        sending.retain(|(_, held)| held.strong_count() > 0);
         let in_flight = sending.iter().find(|(n, _)| n == name);
         let bytes = match in_flight.and_then(|(_, held)| held.upgrade()) {
             Some(bytes) => bytes,

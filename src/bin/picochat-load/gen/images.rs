@@ -83,21 +83,20 @@ pub(super) fn attachment(payload: &[u8]) -> Option<(String, Option<(usize, u64)>
     Some((url, ours))
 }
 
-/// `HTTP/1.1 200 ...` and its Content-Length, from a response head.
-fn status_and_length(head: &[u8]) -> (u16, Option<u64>) {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let length = lines.find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse().ok())?
-    });
-    (status, length)
+/// A response head read with `httparse` (as the server reads requests):
+/// its length, status and Content-Length; `Ok(None)` until it is complete.
+fn response_head(buf: &[u8]) -> Result<Option<(usize, u16, Option<u64>)>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(len) = response.parse(buf)? else {
+        return Ok(None);
+    };
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok());
+    Ok(Some((len, response.code.unwrap_or(0), length)))
 }
 
 impl Gen {
@@ -214,8 +213,7 @@ impl Gen {
 
     fn fetch_failed(&mut self, key: Option<usize>, why: String) {
         self.images.fetch_failed += 1;
-        if let Some(f) = key.and_then(|k| self.images.open.try_remove(k)) {
-            let mut f = f;
+        if let Some(mut f) = key.and_then(|k| self.images.open.try_remove(k)) {
             let _ = self.poll.registry().deregister(f.stream.tcp());
         }
         self.c.first_error.get_or_insert(why);
@@ -276,13 +274,14 @@ impl Gen {
             let mut body = &self.scratch[..n];
             if f.body_left.is_none() {
                 f.head.extend_from_slice(body);
-                let Some(end) = f.head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    if f.head.len() > 16 * 1024 {
+                let (end, status, length) = match response_head(&f.head) {
+                    Ok(Some(head)) => head,
+                    Ok(None) if f.head.len() <= 16 * 1024 => continue,
+                    Ok(None) => {
                         return self.fetch_failed(Some(key), "fetch: no end of head".into());
                     }
-                    continue;
+                    Err(e) => return self.fetch_failed(Some(key), format!("fetch: {e}")),
                 };
-                let (status, length) = status_and_length(&f.head[..end]);
                 if status != 200 {
                     let why = format!("fetch: HTTP status {status}");
                     return self.fetch_failed(Some(key), why);
@@ -290,7 +289,7 @@ impl Gen {
                 let Some(length) = length else {
                     return self.fetch_failed(Some(key), "fetch: no Content-Length".into());
                 };
-                let extra = f.head.len() - end - 4;
+                let extra = f.head.len() - end;
                 body = &self.scratch[n - extra..n];
                 f.body_left = Some(length);
                 f.head = Vec::new();
@@ -332,9 +331,16 @@ mod tests {
     }
 
     #[test]
-    fn a_response_head_gives_its_status_and_length() {
-        let head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\nContent-Length: 1234";
-        assert_eq!(status_and_length(head), (200, Some(1234)));
-        assert_eq!(status_and_length(b"HTTP/1.1 404 Not Found"), (404, None));
+    fn a_response_head_gives_its_length_status_and_content_length() {
+        let head =
+            b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\nContent-Length: 1234\r\n\r\nbody";
+        assert_eq!(
+            response_head(head),
+            Ok(Some((head.len() - 4, 200, Some(1234))))
+        );
+        let missing = b"HTTP/1.1 404 Not Found\r\n\r\n";
+        assert_eq!(response_head(missing), Ok(Some((missing.len(), 404, None))));
+        assert_eq!(response_head(b"HTTP/1.1 200 OK\r\nConte"), Ok(None));
+        assert!(response_head(b"garbage\r\n\r\n").is_err());
     }
 }
